@@ -1,0 +1,46 @@
+// Command trailwatch runs Elastic detection rules on AWS CloudTrail records:
+// it lists rule sets, scans CloudTrail files, seeds new_terms history and
+// manages the history database.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `trailwatch: Elastic detection rules on AWS CloudTrail, at the edge.
+
+Usage:
+  trailwatch rules PATH...              list the rules under PATH (files or folders)
+  trailwatch scan --rules PATH FILE...  evaluate the rules on CloudTrail files, alerts to stdout
+  trailwatch help COMMAND               show a command's flags
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit status: 0 success,
+// 1 the command ran but found problems in its input, 2 a usage error.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "rules":
+		return cmdRules(rest, stdout, stderr)
+	case "scan":
+		return cmdScan(rest, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		if len(rest) > 0 {
+			return run([]string{rest[0], "-h"}, stdin, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "trailwatch: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

@@ -1,0 +1,583 @@
+// Package conf loads trailwatch's configuration: Elastic detection rules from
+// detection-rules TOML files and Kibana NDJSON exports, and the typed settings
+// shared by the Fluent Bit plugin and the command-line tool.
+package conf
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	jsoniter "github.com/json-iterator/go"
+
+	"github.com/trailwatch/trailwatch/matcher"
+)
+
+// Rule is one detection rule, in the fields trailwatch uses of Elastic's
+// rule schema. Runnable rules carry their compiled query.
+type Rule struct {
+	File string // where it was loaded from
+	Line int    // its line in an NDJSON export (1 for a TOML file)
+
+	RuleID            string
+	Name              string
+	Description       string
+	Type              string // query, new_terms, eql, esql, threshold, ...
+	Language          string // kuery, lucene, eql, esql
+	Query             string
+	Version           int
+	Severity          string
+	RiskScore         int
+	Tags              []string
+	From              string
+	Interval          string
+	MaxSignals        int
+	TimestampOverride string
+	Index             []string
+	Threat            []Threat
+	AlertSuppression  *AlertSuppression
+	NewTerms          *NewTerms
+	Threshold         map[string]any
+	Enabled           bool
+
+	Compiled *matcher.Query // nil unless the query is KQL and compiled
+	Skip     string         // why the rule does not run; "" when it runs
+}
+
+// NewTerms holds a new_terms rule's parameters.
+type NewTerms struct {
+	Fields             []string
+	HistoryWindowStart string
+	Window             time.Duration
+}
+
+// Threat is one MITRE ATT&CK mapping, as Kibana stores it.
+type Threat struct {
+	Framework string      `toml:"framework" json:"framework"`
+	Tactic    ThreatRef   `toml:"tactic" json:"tactic"`
+	Technique []Technique `toml:"technique" json:"technique,omitempty"`
+}
+
+// ThreatRef names a tactic or technique.
+type ThreatRef struct {
+	ID        string `toml:"id" json:"id"`
+	Name      string `toml:"name" json:"name"`
+	Reference string `toml:"reference" json:"reference"`
+}
+
+// Technique is a technique with its subtechniques.
+type Technique struct {
+	ID           string      `toml:"id" json:"id"`
+	Name         string      `toml:"name" json:"name"`
+	Reference    string      `toml:"reference" json:"reference"`
+	Subtechnique []ThreatRef `toml:"subtechnique" json:"subtechnique,omitempty"`
+}
+
+// AlertSuppression is Elastic's alert_suppression block.
+type AlertSuppression struct {
+	GroupBy               []string  `toml:"group_by" json:"group_by"`
+	Duration              *Duration `toml:"duration" json:"duration,omitempty"`
+	MissingFieldsStrategy string    `toml:"missing_fields_strategy" json:"missing_fields_strategy,omitempty"`
+}
+
+// Duration is a value and a unit (s, m, h).
+type Duration struct {
+	Value int    `toml:"value" json:"value"`
+	Unit  string `toml:"unit" json:"unit"`
+}
+
+// Runs reports whether trailwatch evaluates the rule.
+func (r *Rule) Runs() bool { return r.Skip == "" && r.Compiled != nil }
+
+// ReadsFields lists the fields the rule reads: its query's, then its
+// new_terms fields.
+func (r *Rule) ReadsFields() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if r.Compiled != nil {
+		for _, f := range r.Compiled.Fields() {
+			add(f.Name)
+		}
+	}
+	if r.NewTerms != nil {
+		for _, f := range r.NewTerms.Fields {
+			add(f)
+		}
+	}
+	return out
+}
+
+// Error is one problem in a rule set, with its place.
+type Error struct {
+	File      string
+	Line, Col int // 0 when unknown
+	Rule      string
+	Msg       string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	if e.Rule != "" {
+		fmt.Fprintf(&b, "rule %q: ", e.Rule)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a rule set.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	if len(es) == 1 {
+		return msgs[0]
+	}
+	return fmt.Sprintf("%d errors in the rule set:\n  %s", len(es), strings.Join(msgs, "\n  "))
+}
+
+// RuleSet is the rules loaded from a set of paths.
+type RuleSet struct {
+	Rules  []*Rule
+	Schema *matcher.Schema
+}
+
+// Runnable returns the rules trailwatch evaluates.
+func (rs *RuleSet) Runnable() []*Rule {
+	var out []*Rule
+	for _, r := range rs.Rules {
+		if r.Runs() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// maxRuleFile bounds a rule file's size: a rule set is configuration, and a
+// file far larger than any rule export is a mistake, not input to read.
+const maxRuleFile = 64 << 20
+
+// LoadRules loads every rule under the given files and folders (folders are
+// walked recursively for .toml, .ndjson and .json files). It returns all the
+// rules it could load and, as Errors, every problem it found: a caller that
+// wants an all-or-nothing rule set refuses to start on a non-nil error.
+func LoadRules(schema *matcher.Schema, paths ...string) (*RuleSet, error) {
+	rs := &RuleSet{Schema: schema}
+	var errs Errors
+	if len(paths) == 0 {
+		errs = append(errs, &Error{File: "(rules)", Msg: "no rule path given"})
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		files, err := ruleFiles(p)
+		if err != nil {
+			errs = append(errs, &Error{File: p, Msg: err.Error()})
+			continue
+		}
+		for _, f := range files {
+			if abs, err := filepath.Abs(f); err == nil {
+				if seen[abs] {
+					continue
+				}
+				seen[abs] = true
+			}
+			rules, ferrs := loadFile(schema, f)
+			rs.Rules = append(rs.Rules, rules...)
+			errs = append(errs, ferrs...)
+		}
+	}
+	errs = append(errs, checkDuplicates(rs.Rules)...)
+	if len(errs) > 0 {
+		return rs, errs
+	}
+	return rs, nil
+}
+
+func ruleFiles(p string) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read rules: %w", errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != p && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".toml", ".ndjson", ".json":
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no rule files (.toml, .ndjson, .json) in this folder")
+	}
+	return files, nil
+}
+
+func loadFile(schema *matcher.Schema, path string) ([]*Rule, Errors) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	if st.Size() > maxRuleFile {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("file is %d bytes; a rule file may be at most %d", st.Size(), maxRuleFile)}}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	if strings.EqualFold(filepath.Ext(path), ".toml") {
+		r, errs := parseTOML(schema, path, data)
+		if r == nil {
+			return nil, errs
+		}
+		return []*Rule{r}, errs
+	}
+	return parseNDJSON(schema, path, data)
+}
+
+// tomlRule mirrors detection-rules' TOML layout.
+type tomlRule struct {
+	Metadata map[string]any `toml:"metadata"`
+	Rule     struct {
+		RuleID            string            `toml:"rule_id"`
+		Name              string            `toml:"name"`
+		Description       string            `toml:"description"`
+		Type              string            `toml:"type"`
+		Language          string            `toml:"language"`
+		Query             string            `toml:"query"`
+		Version           int               `toml:"version"`
+		Severity          string            `toml:"severity"`
+		RiskScore         int               `toml:"risk_score"`
+		Tags              []string          `toml:"tags"`
+		From              string            `toml:"from"`
+		Interval          string            `toml:"interval"`
+		MaxSignals        int               `toml:"max_signals"`
+		TimestampOverride string            `toml:"timestamp_override"`
+		Index             []string          `toml:"index"`
+		Threat            []Threat          `toml:"threat"`
+		AlertSuppression  *AlertSuppression `toml:"alert_suppression"`
+		Threshold         map[string]any    `toml:"threshold"`
+		Enabled           *bool             `toml:"enabled"`
+		NewTerms          *struct {
+			Field              string `toml:"field"`
+			Value              []string
+			HistoryWindowStart []struct {
+				Field string `toml:"field"`
+				Value string `toml:"value"`
+			} `toml:"history_window_start"`
+		} `toml:"new_terms"`
+	} `toml:"rule"`
+}
+
+func parseTOML(schema *matcher.Schema, path string, data []byte) (*Rule, Errors) {
+	var tr tomlRule
+	md, err := toml.Decode(string(data), &tr)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: "TOML: " + pe.Message}}
+		}
+		return nil, Errors{{File: path, Line: 1, Msg: "TOML: " + err.Error()}}
+	}
+	if !md.IsDefined("rule") {
+		return nil, Errors{{File: path, Line: 1, Msg: "no [rule] table: not a detection-rules rule file"}}
+	}
+	src := tr.Rule
+	r := &Rule{
+		File: path, Line: 1,
+		RuleID: src.RuleID, Name: src.Name, Description: src.Description, Type: src.Type,
+		Language: src.Language, Query: src.Query, Version: src.Version, Severity: src.Severity,
+		RiskScore: src.RiskScore, Tags: src.Tags, From: src.From, Interval: src.Interval,
+		MaxSignals: src.MaxSignals, TimestampOverride: src.TimestampOverride, Index: src.Index,
+		Threat: src.Threat, AlertSuppression: src.AlertSuppression, Threshold: src.Threshold,
+		Enabled: src.Enabled == nil || *src.Enabled,
+	}
+	if nt := src.NewTerms; nt != nil {
+		r.NewTerms = &NewTerms{Fields: nt.Value}
+		if nt.Field != "" && nt.Field != "new_terms_fields" {
+			return nil, Errors{{File: path, Line: keyLine(data, "field"), Rule: r.Name, Msg: fmt.Sprintf("[rule.new_terms] field = %q; expected \"new_terms_fields\"", nt.Field)}}
+		}
+		for _, h := range nt.HistoryWindowStart {
+			r.NewTerms.HistoryWindowStart = h.Value
+		}
+	}
+	errs := finish(schema, r, func(qe *matcher.SyntaxError) (int, int) { return queryPlace(data, r.Query, qe) })
+	return r, errs
+}
+
+// queryPlace maps a position inside a rule's query to the file's line and
+// column: the query text is found verbatim in the file (as it is in a ”'
+// literal string); otherwise the line of the query key is given.
+func queryPlace(data []byte, query string, qe *matcher.SyntaxError) (int, int) {
+	if i := bytes.Index(data, []byte(query)); i >= 0 && query != "" {
+		off := i + qe.Pos.Offset
+		line := 1 + bytes.Count(data[:off], []byte("\n"))
+		col := off - bytes.LastIndexByte(data[:off], '\n')
+		return line, col
+	}
+	return keyLine(data, "query"), 0
+}
+
+// keyLine finds the line of the first `key =` in a TOML file.
+func keyLine(data []byte, key string) int {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), maxRuleFile)
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(l, key) && strings.HasPrefix(strings.TrimSpace(l[len(key):]), "=") {
+			return n
+		}
+	}
+	return 0
+}
+
+// apiRule is a rule as Kibana's export API writes it.
+type apiRule struct {
+	RuleID             string            `json:"rule_id"`
+	Name               string            `json:"name"`
+	Description        string            `json:"description"`
+	Type               string            `json:"type"`
+	Language           string            `json:"language"`
+	Query              string            `json:"query"`
+	Version            int               `json:"version"`
+	Severity           string            `json:"severity"`
+	RiskScore          int               `json:"risk_score"`
+	Tags               []string          `json:"tags"`
+	From               string            `json:"from"`
+	Interval           string            `json:"interval"`
+	MaxSignals         int               `json:"max_signals"`
+	TimestampOverride  string            `json:"timestamp_override"`
+	Index              []string          `json:"index"`
+	Threat             []Threat          `json:"threat"`
+	AlertSuppression   *AlertSuppression `json:"alert_suppression"`
+	Threshold          map[string]any    `json:"threshold"`
+	Enabled            *bool             `json:"enabled"`
+	NewTermsFields     []string          `json:"new_terms_fields"`
+	HistoryWindowStart string            `json:"history_window_start"`
+	// Lines of an export that are not rules.
+	ExportedCount *int   `json:"exported_count"`
+	ListID        string `json:"list_id"`
+}
+
+var jsonAPI = jsoniter.Config{EscapeHTML: false, SortMapKeys: true, DisallowUnknownFields: false}.Froze()
+
+func parseNDJSON(schema *matcher.Schema, path string, data []byte) ([]*Rule, Errors) {
+	var rules []*Rule
+	var errs Errors
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		// A JSON array of rules (what the rules API returns for a list).
+		var arr []jsoniter.RawMessage
+		if err := jsonAPI.Unmarshal(trimmed, &arr); err != nil {
+			return nil, Errors{{File: path, Line: 1, Msg: "JSON: " + err.Error()}}
+		}
+		for i, raw := range arr {
+			r, es := parseAPIRule(schema, path, 1, raw)
+			if r != nil {
+				rules = append(rules, r)
+			}
+			for _, e := range es {
+				e.Msg = fmt.Sprintf("element %d: %s", i, e.Msg)
+			}
+			errs = append(errs, es...)
+		}
+		return rules, errs
+	}
+	line := 0
+	for len(data) > 0 {
+		line++
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		r, es := parseAPIRule(schema, path, line, l)
+		if r != nil {
+			rules = append(rules, r)
+		}
+		errs = append(errs, es...)
+	}
+	return rules, errs
+}
+
+func parseAPIRule(schema *matcher.Schema, path string, line int, l []byte) (*Rule, Errors) {
+	var ar apiRule
+	if err := jsonAPI.Unmarshal(l, &ar); err != nil {
+		return nil, Errors{{File: path, Line: line, Msg: "not a rule object: " + firstLine(err.Error())}}
+	}
+	if ar.ExportedCount != nil || (ar.ListID != "" && ar.RuleID == "") {
+		return nil, nil // the export summary or an exception list: not rules
+	}
+	r := &Rule{
+		File: path, Line: line,
+		RuleID: ar.RuleID, Name: ar.Name, Description: ar.Description, Type: ar.Type,
+		Language: ar.Language, Query: ar.Query, Version: ar.Version, Severity: ar.Severity,
+		RiskScore: ar.RiskScore, Tags: ar.Tags, From: ar.From, Interval: ar.Interval,
+		MaxSignals: ar.MaxSignals, TimestampOverride: ar.TimestampOverride, Index: ar.Index,
+		Threat: ar.Threat, AlertSuppression: ar.AlertSuppression, Threshold: ar.Threshold,
+		Enabled: ar.Enabled == nil || *ar.Enabled,
+	}
+	if r.Type == "new_terms" || len(ar.NewTermsFields) > 0 {
+		r.NewTerms = &NewTerms{Fields: ar.NewTermsFields, HistoryWindowStart: ar.HistoryWindowStart}
+	}
+	errs := finish(schema, r, func(qe *matcher.SyntaxError) (int, int) { return line, 0 })
+	return r, errs
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// runnable types; the others load as metadata and are reported as skipped.
+var skippedTypes = map[string]string{
+	"eql":              "EQL rules are not evaluated at the edge (sequences need a correlation window)",
+	"esql":             "ES|QL rules are not evaluated at the edge (they aggregate over indices)",
+	"threshold":        "threshold rules count over a window; not evaluated at the edge yet",
+	"machine_learning": "machine learning rules need Elastic's anomaly detection jobs",
+	"threat_match":     "indicator match rules need a threat intelligence index",
+	"saved_query":      "saved_query rules reference a query saved in Kibana",
+}
+
+// finish checks a loaded rule, compiles its query and decides whether it runs.
+func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (int, int)) Errors {
+	var errs Errors
+	bad := func(msg string, args ...any) {
+		errs = append(errs, &Error{File: r.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(msg, args...)})
+	}
+	if r.RuleID == "" {
+		bad("rule_id is missing")
+	}
+	if r.Name == "" {
+		bad("name is missing")
+	}
+	if r.Type == "" {
+		bad("type is missing")
+	}
+	if r.Version == 0 {
+		r.Version = 1
+	}
+	if r.MaxSignals == 0 {
+		r.MaxSignals = 100
+	}
+	if r.Interval == "" {
+		r.Interval = "5m"
+	}
+	if r.Language == "" && (r.Type == "query" || r.Type == "new_terms" || r.Type == "threshold") {
+		r.Language = "kuery"
+	}
+	if r.Severity == "" {
+		r.Severity = "low"
+	}
+	switch r.Severity {
+	case "low", "medium", "high", "critical":
+	default:
+		bad("severity %q: expected low, medium, high or critical", r.Severity)
+	}
+	if reason, ok := skippedTypes[r.Type]; ok {
+		r.Skip = reason
+	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "" {
+		r.Skip = fmt.Sprintf("unknown rule type %q", r.Type)
+	}
+	if r.Language == "kuery" {
+		q, err := matcher.Compile(schema, r.Query)
+		if err != nil {
+			var qe *matcher.SyntaxError
+			if errors.As(err, &qe) {
+				line, col := place(qe)
+				errs = append(errs, &Error{File: r.File, Line: line, Col: col, Rule: r.Name, Msg: "query: " + qe.Msg})
+			} else {
+				bad("query: %v", err)
+			}
+		} else {
+			r.Compiled = q
+		}
+	} else if r.Skip == "" {
+		r.Skip = fmt.Sprintf("query language %q is not KQL", r.Language)
+	}
+	if nt := r.NewTerms; nt != nil && r.Type == "new_terms" {
+		if len(nt.Fields) < 1 || len(nt.Fields) > 3 {
+			bad("new_terms_fields has %d fields; Kibana allows 1 to 3", len(nt.Fields))
+		}
+		if nt.HistoryWindowStart == "" {
+			bad("history_window_start is missing (date math such as now-7d)")
+		} else if d, err := matcher.ParseDuration(nt.HistoryWindowStart); err != nil || d <= 0 {
+			bad("history_window_start %q: expected date math such as now-7d", nt.HistoryWindowStart)
+		} else {
+			nt.Window = d
+		}
+	}
+	if !r.Enabled && r.Skip == "" {
+		r.Skip = "disabled in its rule file"
+	}
+	if len(errs) > 0 {
+		r.Compiled = nil
+		if r.Skip == "" {
+			r.Skip = "has errors"
+		}
+	}
+	return errs
+}
+
+func checkDuplicates(rules []*Rule) Errors {
+	var errs Errors
+	first := map[string]*Rule{}
+	for _, r := range rules {
+		if r.RuleID == "" {
+			continue
+		}
+		if f, ok := first[r.RuleID]; ok {
+			errs = append(errs, &Error{File: r.File, Line: r.Line, Rule: r.Name,
+				Msg: fmt.Sprintf("rule_id %s is also used by %q in %s", r.RuleID, f.Name, f.File)})
+			continue
+		}
+		first[r.RuleID] = r
+	}
+	return errs
+}
