@@ -1,0 +1,48 @@
+# trailwatch: Elastic detection rules on AWS CloudTrail, inside the log agent.
+GO        ?= go
+BIN       := bin
+RULES     ?= conf/rules
+SAMPLE    ?= testdata/cloudtrail/sample.ndjson
+FUZZTIME  ?= 30s
+PKGS      := ./...
+
+.PHONY: all build run test vet fmt-check fuzz bench clean
+
+all: build
+
+build: $(BIN)/trailwatch
+
+$(BIN)/trailwatch: $(shell find cmd conf matcher store engine -name '*.go' 2>/dev/null) go.mod go.sum
+	@mkdir -p $(BIN)
+	$(GO) build -o $@ ./cmd/trailwatch
+
+# The main job: the bundled rules over the bundled sample CloudTrail, alerts
+# printed (one JSON document a line), a summary on stderr.
+run: build
+	$(BIN)/trailwatch scan --rules $(RULES) $(SAMPLE)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Every test, with the race detector, and the fuzz targets' seed corpora.
+test: fmt-check vet
+	$(GO) test -race -count=1 $(PKGS)
+
+# Each fuzz target for FUZZTIME (go test runs one fuzz target at a time).
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  pkg=$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run=NONE -bench=. -benchmem -count=1 ./matcher/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jsoniter "github.com/json-iterator/go"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
+
+// Alert is one alert document, shaped like the alerts Elastic Security
+// writes: the event's ECS fields as nested objects, and kibana.alert.* with
+// event.kind and @timestamp as dotted keys at the top.
+type Alert struct {
+	UUID   string
+	RuleID string
+	Rule   string // the rule's name
+	Doc    map[string]any
+}
+
+var alertJSON = jsoniter.Config{EscapeHTML: false, SortMapKeys: true}.Froze()
+
+// JSON renders the alert as one line of JSON (keys sorted, so equal alerts
+// give equal bytes).
+func (a *Alert) JSON() ([]byte, error) { return alertJSON.Marshal(a.Doc) }
+
+// AlertUUID is the deterministic id of an alert: the same rule, rule version,
+// CloudTrail event and new terms always give the same id, so a record that
+// is delivered twice never makes a second, different alert.
+func AlertUUID(ruleID string, version int, eventID string, newTerms []string) string {
+	h := sha256.New()
+	for _, s := range append([]string{ruleID, strconv.Itoa(version), eventID}, newTerms...) {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	sum := h.Sum(nil)
+	// Shaped as a version-4-style UUID for tools that expect one.
+	sum[6] = sum[6]&0x0f | 0x40
+	sum[8] = sum[8]&0x3f | 0x80
+	x := hex.EncodeToString(sum[:16])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) *Alert {
+	d := ECSDocument(e.schema, ev)
+	eventID := ev.Value(e.schema, "event.id")
+	if eventID == "" {
+		// No eventID (a hand-made record): fall back to the document itself.
+		b, _ := alertJSON.Marshal(d)
+		sum := sha256.Sum256(b)
+		eventID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	id := AlertUUID(r.RuleID, r.Version, eventID, newTerms)
+	orig := ev.Value(e.schema, "@timestamp")
+	now := e.now().UTC().Format("2006-01-02T15:04:05.000Z")
+	threat := r.Threat
+	if threat == nil {
+		threat = []conf.Threat{}
+	}
+	tags := r.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	d["@timestamp"] = now
+	d["event.kind"] = "signal"
+	d["kibana.alert.uuid"] = id
+	d["kibana.alert.status"] = "active"
+	d["kibana.alert.workflow_status"] = "open"
+	d["kibana.alert.severity"] = r.Severity
+	d["kibana.alert.risk_score"] = r.RiskScore
+	d["kibana.alert.reason"] = reason(r, ev, e.schema)
+	d["kibana.alert.original_time"] = orig
+	d["kibana.alert.depth"] = 1
+	d["kibana.alert.rule.name"] = r.Name
+	d["kibana.alert.rule.rule_id"] = r.RuleID
+	d["kibana.alert.rule.uuid"] = r.RuleID
+	d["kibana.alert.rule.type"] = r.Type
+	d["kibana.alert.rule.severity"] = r.Severity
+	d["kibana.alert.rule.risk_score"] = r.RiskScore
+	d["kibana.alert.rule.tags"] = tags
+	d["kibana.alert.rule.threat"] = threat
+	d["kibana.alert.rule.version"] = r.Version
+	d["kibana.alert.rule.description"] = r.Description
+	d["kibana.alert.rule.from"] = r.From
+	d["kibana.alert.rule.interval"] = r.Interval
+	d["kibana.alert.rule.max_signals"] = r.MaxSignals
+	d["kibana.alert.rule.producer"] = "siem"
+	d["kibana.alert.original_event.action"] = ev.Value(e.schema, matcher.ActionField)
+	d["kibana.alert.original_event.provider"] = ev.Value(e.schema, matcher.ProviderField)
+	if newTerms != nil {
+		d["kibana.alert.new_terms"] = newTerms
+	}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Doc: d}
+}
+
+// ECSDocument builds the full ECS view of an event: what Elastic's pipeline
+// would have indexed. An already-ECS document is returned as it came.
+func ECSDocument(s *matcher.Schema, ev *matcher.Event) map[string]any {
+	out := map[string]any{}
+	if ev.IsECS() {
+		return nodeToAny(ev.ECSNode()).(map[string]any)
+	}
+	for _, name := range matcher.ResolvedFields() {
+		f := s.Field(name)
+		if f.Type == matcher.Flattened {
+			if n := ev.Payload(f); n != nil {
+				setPath(out, name, nodeToAny(n))
+			}
+			continue
+		}
+		vals := ev.Values(f)
+		switch len(vals) {
+		case 0:
+			continue
+		case 1:
+			setPath(out, name, valueAny(f, vals[0]))
+		default:
+			arr := make([]any, len(vals))
+			for i, v := range vals {
+				arr[i] = valueAny(f, v)
+			}
+			setPath(out, name, arr)
+		}
+	}
+	for k, v := range ev.GeoFields() {
+		setPath(out, k, valueAny(s.Field(k), v))
+	}
+	return out
+}
+
+func valueAny(f *matcher.Field, v matcher.Value) any {
+	switch {
+	case v.Kind == matcher.KindBool || f.Type == matcher.Boolean:
+		return v.Text == "true"
+	case v.Kind == matcher.KindNumber || f.Type == matcher.Long:
+		if n, err := strconv.ParseInt(v.Text, 10, 64); err == nil {
+			return n
+		}
+		if x, err := strconv.ParseFloat(v.Text, 64); err == nil {
+			return x
+		}
+	}
+	return v.Text
+}
+
+func setPath(m map[string]any, name string, v any) {
+	parts := strings.Split(name, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+// nodeToAny converts a document tree for JSON output (removed keys dropped).
+func nodeToAny(n *doc.Node) any {
+	switch n.Kind {
+	case doc.Object:
+		m := make(map[string]any, len(n.Obj))
+		for _, mem := range n.Obj {
+			if mem.Val != nil {
+				m[mem.Key] = nodeToAny(mem.Val)
+			}
+		}
+		return m
+	case doc.Array:
+		a := make([]any, 0, len(n.Arr))
+		for _, el := range n.Arr {
+			a = append(a, nodeToAny(el))
+		}
+		return a
+	case doc.String:
+		return n.Str
+	case doc.Bool:
+		return n.Str == "true"
+	case doc.Number:
+		return jsoniter.Number(n.Str)
+	}
+	return nil
+}
+
+// MemHistory is a new_terms history kept in memory, for scans without a
+// database file. It is safe for concurrent use.
+type MemHistory struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// NewMemHistory returns an empty history.
+func NewMemHistory() *MemHistory {
+	return &MemHistory{last: map[string]time.Time{}}
+}
+
+// TermKey encodes a rule id and term values unambiguously (each part
+// length-prefixed).
+func TermKey(ruleID string, values []string) string {
+	var b strings.Builder
+	for _, s := range append([]string{ruleID}, values...) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// IsNew applies Kibana's rule to one term: new when never seen, or last seen
+// longer than window before seen. A sighting older than the last one (an
+// out-of-order delivery) is never new.
+func IsNew(last time.Time, known bool, seen time.Time, window time.Duration) bool {
+	if !known {
+		return true
+	}
+	if seen.Before(last) {
+		return false
+	}
+	return seen.Sub(last) > window
+}
+
+// Observe implements History.
+func (h *MemHistory) Observe(terms []Term, window func(string) time.Duration) ([]bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]bool, len(terms))
+	for i, t := range terms {
+		k := TermKey(t.RuleID, t.Values)
+		last, known := h.last[k]
+		out[i] = IsNew(last, known, t.Seen, window(t.RuleID))
+		if !known || t.Seen.After(last) {
+			h.last[k] = t.Seen
+		}
+	}
+	return out, nil
+}

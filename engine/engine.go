@@ -1,0 +1,328 @@
+// Package engine ties rules, CloudTrail field resolution, new_terms history
+// and alert building together. The Fluent Bit plugin and the command-line
+// tool both drive it.
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
+
+// TimeSource decides which clock judges new_terms history windows.
+type TimeSource string
+
+// Time sources.
+const (
+	// Ingested is the time trailwatch sees the record (Elastic's
+	// timestamp_override = event.ingested).
+	Ingested TimeSource = "ingested"
+	// EventTime is CloudTrail's eventTime, for replays and backfills.
+	EventTime TimeSource = "event"
+)
+
+// ParseTimeSource reads a time_source setting.
+func ParseTimeSource(s string) (TimeSource, error) {
+	switch TimeSource(s) {
+	case Ingested, EventTime:
+		return TimeSource(s), nil
+	case "":
+		return Ingested, nil
+	}
+	return "", fmt.Errorf("time_source %q: expected ingested or event", s)
+}
+
+// Term is one new_terms combination of a rule, with the time it was seen.
+type Term struct {
+	RuleID string
+	Values []string
+	Seen   time.Time
+}
+
+// History remembers when each new_terms combination was last seen.
+type History interface {
+	// Observe records terms seen in one batch and reports, for each, whether
+	// it is new: not seen within its rule's window before its Seen time.
+	// Learning suppresses nothing here; the engine decides about alerts.
+	Observe(terms []Term, window func(ruleID string) time.Duration) ([]bool, error)
+}
+
+// Engine evaluates a rule set on CloudTrail records. It is safe for
+// concurrent use.
+type Engine struct {
+	schema   *matcher.Schema
+	rules    []*conf.Rule
+	index    *matcher.Index
+	byID     map[string]*conf.Rule
+	enricher matcher.Enricher
+	history  History
+	source   TimeSource
+	// learnUntil: terms first seen before it are recorded, not alerted.
+	learnUntil time.Time
+	now        func() time.Time
+
+	pool sync.Pool
+}
+
+// Options configure an engine.
+type Options struct {
+	Enricher   matcher.Enricher
+	History    History    // required when the rule set has new_terms rules
+	TimeSource TimeSource // default Ingested
+	// LearnUntil: new terms seen before this time are recorded, not alerted.
+	LearnUntil time.Time
+	Now        func() time.Time
+}
+
+// New builds an engine over the runnable rules of a rule set.
+func New(rs *conf.RuleSet, o Options) (*Engine, error) {
+	e := &Engine{schema: rs.Schema, enricher: o.Enricher, history: o.History, source: o.TimeSource,
+		learnUntil: o.LearnUntil, now: o.Now, byID: map[string]*conf.Rule{}}
+	if e.source == "" {
+		e.source = Ingested
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	var qs []*matcher.Query
+	for _, r := range rs.Runnable() {
+		if r.Type == "new_terms" && e.history == nil {
+			return nil, fmt.Errorf("rule %q is a new_terms rule and no history store is configured", r.Name)
+		}
+		e.rules = append(e.rules, r)
+		e.byID[r.RuleID] = r
+		qs = append(qs, r.Compiled)
+	}
+	e.index = matcher.NewIndex(qs)
+	e.pool.New = func() any { return &worker{} }
+	return e, nil
+}
+
+// Rules returns the rules the engine runs.
+func (e *Engine) Rules() []*conf.Rule { return e.rules }
+
+// Stats counts what a batch held.
+type Stats struct {
+	Records     int            // records given
+	Events      int            // CloudTrail events found in them
+	Skipped     map[string]int // records passed over, by reason
+	Matches     map[string]int // matches by rule name
+	Alerts      int
+	NewTermsHit int // new_terms matches whose terms were new
+}
+
+func (s *Stats) skip(reason string) {
+	if s.Skipped == nil {
+		s.Skipped = map[string]int{}
+	}
+	s.Skipped[reason]++
+}
+
+// Add folds another batch's counts into s.
+func (s *Stats) Add(o Stats) {
+	s.Records += o.Records
+	s.Events += o.Events
+	s.Alerts += o.Alerts
+	s.NewTermsHit += o.NewTermsHit
+	for k, v := range o.Skipped {
+		if s.Skipped == nil {
+			s.Skipped = map[string]int{}
+		}
+		s.Skipped[k] += v
+	}
+	for k, v := range o.Matches {
+		if s.Matches == nil {
+			s.Matches = map[string]int{}
+		}
+		s.Matches[k] += v
+	}
+}
+
+// Record is one input record: its parsed tree, or a parse error, with where
+// it came from (for messages).
+type Record struct {
+	Node  *doc.Node
+	Err   error
+	Where string // file:line, or the Fluent Bit tag and index
+}
+
+type worker struct {
+	ev    matcher.Event
+	cands []int
+	provs []string
+	acts  []string
+}
+
+// pendingTerm is a new_terms match waiting for the batch's history lookup.
+type pendingTerm struct {
+	term Term
+	at   int // its prepared alert's place in the batch's alert list
+}
+
+// ProcessBatch evaluates every runnable rule on a batch of records and
+// returns the alerts, in record order. The batch's new_terms history is
+// looked up and updated in one History.Observe call.
+func (e *Engine) ProcessBatch(recs []Record) ([]*Alert, Stats, error) {
+	w := e.pool.Get().(*worker)
+	defer e.pool.Put(w)
+	var st Stats
+	var alerts []*Alert
+	var pending []pendingTerm
+	ingested := e.now()
+	for _, rec := range recs {
+		st.Records++
+		if rec.Err != nil {
+			st.skip("malformed")
+			continue
+		}
+		shape := matcher.Split(rec.Node, func(n *doc.Node, ecs bool) {
+			st.Events++
+			if ecs {
+				w.ev.Reset(nil, n, ingested, nil)
+			} else {
+				w.ev.Reset(n, nil, ingested, e.enricher)
+			}
+			alerts, pending = e.evaluate(w, &st, alerts, pending)
+		})
+		if shape == matcher.ShapeUnknown {
+			st.skip("not CloudTrail")
+		}
+	}
+	if len(pending) == 0 {
+		st.Alerts = len(alerts)
+		return alerts, st, nil
+	}
+	terms := make([]Term, len(pending))
+	for i, p := range pending {
+		terms[i] = p.term
+	}
+	isNew, err := e.history.Observe(terms, e.window)
+	if err != nil {
+		return nil, st, fmt.Errorf("new_terms history: %w", err)
+	}
+	drop := make([]bool, len(alerts))
+	for i, p := range pending {
+		if !isNew[i] || p.term.Seen.Before(e.learnUntil) {
+			drop[p.at] = true
+			continue
+		}
+		st.NewTermsHit++
+	}
+	kept := alerts[:0]
+	for i, a := range alerts {
+		if !drop[i] {
+			kept = append(kept, a)
+		}
+	}
+	st.Alerts = len(kept)
+	return kept, st, nil
+}
+
+func (e *Engine) window(ruleID string) time.Duration {
+	if r := e.byID[ruleID]; r != nil && r.NewTerms != nil {
+		return r.NewTerms.Window
+	}
+	return 0
+}
+
+func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+	ev := &w.ev
+	w.provs = textsOf(w.provs[:0], ev.Values(e.schema.Field(matcher.ProviderField)))
+	w.acts = textsOf(w.acts[:0], ev.Values(e.schema.Field(matcher.ActionField)))
+	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
+	for _, id := range w.cands {
+		r := e.rules[id]
+		if !r.Compiled.Match(ev) {
+			continue
+		}
+		if st.Matches == nil {
+			st.Matches = map[string]int{}
+		}
+		st.Matches[r.Name]++
+		if r.Type != "new_terms" {
+			alerts = append(alerts, e.buildAlert(r, ev, nil))
+			continue
+		}
+		seen := ev.Ingested
+		if e.source == EventTime {
+			if t := ev.EventTime(); !t.IsZero() {
+				seen = t
+			}
+		}
+		for _, values := range e.termsOf(r, ev) {
+			pending = append(pending, pendingTerm{term: Term{RuleID: r.RuleID, Values: values, Seen: seen}, at: len(alerts)})
+			alerts = append(alerts, e.buildAlert(r, ev, values))
+		}
+	}
+	return alerts, pending
+}
+
+func textsOf(dst []string, vs []matcher.Value) []string {
+	for _, v := range vs {
+		dst = append(dst, v.Text)
+	}
+	return dst
+}
+
+// termsOf returns the cartesian product of the rule's new_terms field values
+// on the event; nothing when a field is missing.
+func (e *Engine) termsOf(r *conf.Rule, ev *matcher.Event) [][]string {
+	combos := [][]string{nil}
+	for _, name := range r.NewTerms.Fields {
+		vals := ev.Values(e.schema.Field(name))
+		if len(vals) == 0 {
+			return nil
+		}
+		uniq := uniqueTexts(vals)
+		next := make([][]string, 0, len(combos)*len(uniq))
+		for _, c := range combos {
+			for _, v := range uniq {
+				next = append(next, append(append([]string(nil), c...), v))
+			}
+		}
+		combos = next
+	}
+	return combos
+}
+
+func uniqueTexts(vs []matcher.Value) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vs {
+		if !seen[v.Text] {
+			seen[v.Text] = true
+			out = append(out, v.Text)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// reason is Kibana's alert reason, in its own words' shape.
+func reason(r *conf.Rule, ev *matcher.Event, s *matcher.Schema) string {
+	var b strings.Builder
+	b.WriteString("event")
+	if a := ev.Value(s, matcher.ActionField); a != "" {
+		fmt.Fprintf(&b, " with action %s", a)
+	}
+	if p := ev.Value(s, matcher.ProviderField); p != "" {
+		fmt.Fprintf(&b, " on %s", p)
+	}
+	if u := ev.Value(s, "user.name"); u != "" {
+		fmt.Fprintf(&b, " by %s", u)
+	}
+	if ip := ev.Value(s, "source.address"); ip != "" {
+		fmt.Fprintf(&b, " from %s", ip)
+	}
+	if acct := ev.Value(s, "cloud.account.id"); acct != "" {
+		fmt.Fprintf(&b, " in account %s", acct)
+	}
+	fmt.Fprintf(&b, " created %s alert %s.", r.Severity, r.Name)
+	return b.String()
+}

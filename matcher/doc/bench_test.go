@@ -1,0 +1,118 @@
+package doc
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+var time0 = time.Date(2024, 5, 1, 10, 15, 42, 0, time.UTC)
+
+func loadRecord(b *testing.B) []byte {
+	data, err := os.ReadFile("testdata/cloudtrail.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkParseJSON parses a CloudTrail record of about 1.6 KB.
+func BenchmarkParseJSON(b *testing.B) {
+	data := loadRecord(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseJSONPrefix(b *testing.B) {
+	data := loadRecord(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseJSONPrefix(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadMsgpack reads the same record encoded as MessagePack.
+func BenchmarkReadMsgpack(b *testing.B) {
+	n, err := ParseJSON(loadRecord(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := appendMsgpack(nil, n)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ReadMsgpack(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkJavaString(b *testing.B) {
+	n, err := ParseJSON(loadRecord(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := n.Get("requestParameters")
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = req.AppendJava(buf[:0])
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	data := loadRecord(b)
+	n, err := ParseJSON(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = n.AppendJSON(buf[:0])
+	}
+}
+
+// appendMsgpack encodes a tree as MessagePack (test helper).
+func appendMsgpack(b []byte, n *Node) []byte {
+	switch n.Kind {
+	case Null:
+		return msgp.AppendNil(b)
+	case Bool:
+		return msgp.AppendBool(b, n.Str == "true")
+	case Number:
+		if n.Float {
+			f, _ := parseFloat(n.Str)
+			return msgp.AppendFloat64(b, f)
+		}
+		i, _ := parseInt(n.Str)
+		return msgp.AppendInt64(b, i)
+	case String:
+		return msgp.AppendString(b, n.Str)
+	case Array:
+		b = msgp.AppendArrayHeader(b, uint32(len(n.Arr)))
+		for _, e := range n.Arr {
+			b = appendMsgpack(b, e)
+		}
+		return b
+	case Object:
+		b = msgp.AppendMapHeader(b, uint32(len(n.Obj)))
+		for _, m := range n.Obj {
+			b = msgp.AppendString(b, m.Key)
+			b = appendMsgpack(b, m.Val)
+		}
+		return b
+	}
+	return b
+}

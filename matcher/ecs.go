@@ -1,0 +1,866 @@
+package matcher
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
+
+// This file derives, from a raw CloudTrail event, the ECS fields that
+// Elastic's AWS integration (aws package 7.1, cloudtrail data stream ingest
+// pipeline) would have indexed, so that Elastic's rules see the same values
+// at the edge. Each field has one resolver; resolvers run lazily, when a
+// query first reads the field, and their results are cached per event. The
+// alert document is built from the same resolvers (ECSDocument).
+
+// Dataset is the data stream every CloudTrail event belongs to.
+const Dataset = "aws.cloudtrail"
+
+// Enricher fills the GeoIP and ASN fields from source.ip. A nil Enricher, or
+// one without a database, leaves them absent.
+type Enricher interface {
+	// Lookup returns the ECS fields (source.geo.*, source.as.*) for an
+	// address; absent ones are not in the map.
+	Lookup(ip netip.Addr) map[string]Value
+}
+
+// Event is one CloudTrail record seen through ECS field names. It is not
+// safe for concurrent use; reuse one per goroutine with Reset.
+type Event struct {
+	raw      *doc.Node // the CloudTrail event (eventSource, eventName, ...)
+	ecs      *doc.Node // an already-ECS document, used as it is
+	Ingested time.Time
+	enricher Enricher
+	// EntityMapping derives related.entity and entity.target.id, as the
+	// integration does when the actor_target_mapping tag is set.
+	EntityMapping bool
+
+	cache  map[int][]Value
+	clean  map[string]*doc.Node // cleaned payloads (requestParameters, ...)
+	geo    map[string]Value
+	geoSet bool
+}
+
+// NewEvent returns an Event over a raw CloudTrail event object.
+func NewEvent(raw *doc.Node, ingested time.Time, e Enricher) *Event {
+	ev := &Event{}
+	ev.Reset(raw, nil, ingested, e)
+	return ev
+}
+
+// NewECSEvent returns an Event over an already-ECS document.
+func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
+	ev := &Event{}
+	ev.Reset(nil, ecs, ingested, nil)
+	return ev
+}
+
+// Reset points the event at a new record, dropping cached values.
+func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
+	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
+	e.EntityMapping = true
+	clear(e.cache)
+	clear(e.clean)
+	e.geo, e.geoSet = nil, false
+	if e.cache == nil {
+		e.cache = map[int][]Value{}
+		e.clean = map[string]*doc.Node{}
+	}
+}
+
+// IsECS reports whether the event is an already-ECS document.
+func (e *Event) IsECS() bool { return e.ecs != nil }
+
+// Raw returns the raw CloudTrail event (nil for an ECS document).
+func (e *Event) Raw() *doc.Node { return e.raw }
+
+// Values implements Fields.
+func (e *Event) Values(f *Field) []Value {
+	if v, ok := e.cache[f.ID]; ok {
+		return v
+	}
+	var out []Value
+	if e.ecs != nil {
+		out = ecsValues(e.ecs, f.Name, nil)
+	} else {
+		out = e.resolve(f)
+	}
+	e.cache[f.ID] = out
+	return out
+}
+
+// Elements implements Fields: CloudTrail's ECS view has no nested fields.
+func (e *Event) Elements(*Field) []Fields { return nil }
+
+// Value returns the first value of a field by name (for alert reasons and
+// keys), or "".
+func (e *Event) Value(s *Schema, name string) string {
+	if v := e.Values(s.Field(name)); len(v) > 0 {
+		return v[0].Text
+	}
+	return ""
+}
+
+func (e *Event) resolve(f *Field) []Value {
+	if r, ok := resolvers[f.Name]; ok {
+		return r(e)
+	}
+	if f.FlattenedRoot != "" || (f.Type == Flattened) {
+		root, key := f.FlattenedRoot, f.FlattenedKey
+		if root == "" {
+			root = f.Name
+		}
+		src := e.flattened(root)
+		if key != "" {
+			src = walkPath(src, key)
+		}
+		return leaves(src, nil)
+	}
+	if strings.HasPrefix(f.Name, "source.geo.") || strings.HasPrefix(f.Name, "source.as.") {
+		if v, ok := e.geoFields()[f.Name]; ok {
+			return []Value{v}
+		}
+	}
+	return nil
+}
+
+// removed reports whether the integration's first cleanup drops a value.
+func removed(n *doc.Node) bool {
+	if n == nil || n.Kind == doc.Null {
+		return true
+	}
+	if n.Kind == doc.String {
+		switch n.Str {
+		case "", "-", "none":
+			return true
+		}
+	}
+	return false
+}
+
+// get reads a raw path, nil when absent or removed by the cleanup.
+func (e *Event) get(path ...string) *doc.Node {
+	n := e.raw.Path(path...)
+	if removed(n) {
+		return nil
+	}
+	if (n.Kind == doc.Object || n.Kind == doc.Array) && cleaned(n) == nil {
+		return nil
+	}
+	return n
+}
+
+// scalar reads a raw path as one keyword value.
+func (e *Event) scalar(path ...string) []Value {
+	return scalarValue(e.get(path...))
+}
+
+func scalarValue(n *doc.Node) []Value {
+	if n == nil {
+		return nil
+	}
+	if t, ok := n.KeywordText(); ok {
+		return []Value{{Text: t, Kind: kindOf(n)}}
+	}
+	if n.Kind == doc.Array {
+		return leaves(n, nil)
+	}
+	return nil
+}
+
+func kindOf(n *doc.Node) ValueKind {
+	switch n.Kind {
+	case doc.Number:
+		return KindNumber
+	case doc.Bool:
+		return KindBool
+	}
+	return KindString
+}
+
+func str(s string) []Value { return []Value{{Text: s}} }
+
+// payload returns a cleaned copy of a raw payload object (requestParameters,
+// responseElements, ...), memoized per event.
+func (e *Event) payload(key string) *doc.Node {
+	if key == "" {
+		return nil
+	}
+	if n, ok := e.clean[key]; ok {
+		return n
+	}
+	n := e.raw.Get(key)
+	if n != nil {
+		n = cleaned(n)
+	}
+	e.clean[key] = n
+	return n
+}
+
+// cleaned returns n with the values the integration's cleanup removes taken
+// out (null, "", "-", "none", then maps and lists left empty), or nil when
+// nothing is left. Removed object keys stay as members with a nil value: a
+// Java HashMap never shrinks, so they still decide its table size and with
+// it the order Map.toString() prints the others in.
+func cleaned(n *doc.Node) *doc.Node {
+	if removed(n) {
+		return nil
+	}
+	switch n.Kind {
+	case doc.Object:
+		out := &doc.Node{Kind: doc.Object, Obj: make([]doc.Member, len(n.Obj))}
+		live := 0
+		for i, m := range n.Obj {
+			out.Obj[i] = doc.Member{Key: m.Key, Val: cleaned(m.Val)}
+			if out.Obj[i].Val != nil {
+				live++
+			}
+		}
+		if live == 0 {
+			return nil
+		}
+		return out
+	case doc.Array:
+		out := &doc.Node{Kind: doc.Array}
+		for _, el := range n.Arr {
+			if c := cleaned(el); c != nil {
+				out.Arr = append(out.Arr, c)
+			}
+		}
+		if len(out.Arr) == 0 {
+			return nil
+		}
+		return out
+	}
+	return n
+}
+
+// walkPath follows a dotted key path through objects and arrays of objects
+// (as a flattened field's keyed paths do), collecting what it reaches into an
+// array node when arrays are crossed.
+func walkPath(n *doc.Node, path string) *doc.Node {
+	if n == nil {
+		return nil
+	}
+	// Keys may themselves contain dots; try the longest key first.
+	if n.Kind == doc.Array {
+		out := &doc.Node{Kind: doc.Array}
+		for _, el := range n.Arr {
+			if r := walkPath(el, path); r != nil {
+				out.Arr = append(out.Arr, r)
+			}
+		}
+		if len(out.Arr) == 0 {
+			return nil
+		}
+		return out
+	}
+	if n.Kind != doc.Object {
+		return nil
+	}
+	if v := n.Get(path); v != nil {
+		return v
+	}
+	for i := len(path) - 1; i > 0; i-- {
+		if path[i] != '.' {
+			continue
+		}
+		if v := n.Get(path[:i]); v != nil {
+			if r := walkPath(v, path[i+1:]); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// leaves appends every scalar below n as keyword text, arrays and objects
+// flattened through, as a flattened field indexes its leaves.
+func leaves(n *doc.Node, dst []Value) []Value {
+	if n == nil {
+		return dst
+	}
+	switch n.Kind {
+	case doc.Object:
+		for _, m := range n.Obj {
+			if m.Val != nil {
+				dst = leaves(m.Val, dst)
+			}
+		}
+	case doc.Array:
+		for _, el := range n.Arr {
+			dst = leaves(el, dst)
+		}
+	case doc.Null:
+	default:
+		t, _ := n.KeywordText()
+		if n.Kind == doc.Number && n.Float {
+			// Flattened leaves are the Java value re-serialized: Double.
+			t = string(javaText(n))
+		}
+		dst = append(dst, Value{Text: t, Kind: kindOf(n)})
+	}
+	return dst
+}
+
+func javaText(n *doc.Node) []byte { return n.AppendJava(nil) }
+
+// flattenedSource maps a flattened ECS field to its raw payload key.
+var flattenedSource = map[string]string{
+	"aws.cloudtrail.flattened.request_parameters":    "requestParameters",
+	"aws.cloudtrail.flattened.response_elements":     "responseElements",
+	"aws.cloudtrail.flattened.additional_eventdata":  "additionalEventData",
+	"aws.cloudtrail.flattened.service_event_details": "serviceEventDetails",
+}
+
+// maxFlattenedText is the length from which the integration keeps only the
+// text of a payload and no flattened copy.
+const maxFlattenedText = 32766
+
+func (e *Event) identityType() string {
+	if v := e.scalar("userIdentity", "type"); len(v) > 0 {
+		return v[0].Text
+	}
+	return ""
+}
+
+func (e *Event) assumed() bool {
+	t := e.identityType()
+	return t == "AssumedRole" || t == "FederatedUser"
+}
+
+// isIP reports whether s is an address Elasticsearch's ip field accepts
+// (Go's parser refuses IPv4 octets with leading zeros, as Elasticsearch does).
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func (e *Event) geoFields() map[string]Value {
+	if e.geoSet {
+		return e.geo
+	}
+	e.geoSet = true
+	if e.enricher == nil {
+		return nil
+	}
+	src := e.scalar("sourceIPAddress")
+	if len(src) == 0 {
+		return nil
+	}
+	a, err := netip.ParseAddr(src[0].Text)
+	if err != nil {
+		return nil
+	}
+	e.geo = e.enricher.Lookup(a)
+	return e.geo
+}
+
+func (e *Event) userName() []Value {
+	if e.assumed() {
+		if v := e.scalar("userIdentity", "sessionContext", "sessionIssuer", "userName"); v != nil {
+			return v
+		}
+	}
+	if v := e.scalar("userIdentity", "userName"); v != nil {
+		return v
+	}
+	if e.scalarText("eventName") == "UserAuthentication" {
+		return e.scalar("additionalEventData", "UserName")
+	}
+	return nil
+}
+
+func (e *Event) scalarText(path ...string) string {
+	if v := e.scalar(path...); len(v) > 0 {
+		return v[0].Text
+	}
+	return ""
+}
+
+func (e *Event) outcome() []Value {
+	out := "success"
+	if e.get("errorCode") != nil || e.get("errorMessage") != nil {
+		out = "failure"
+	}
+	if e.scalarText("eventName") == "ConsoleLogin" {
+		if v := e.scalarText("responseElements", "ConsoleLogin"); v != "" {
+			out = strings.ToLower(v)
+		}
+	}
+	return str(out)
+}
+
+// javaPayload renders a payload as the integration's keyword text field.
+func (e *Event) javaPayload(key string) []Value {
+	n := e.payload(key)
+	if n == nil {
+		return nil
+	}
+	if n.Kind == doc.String {
+		return str(n.Str)
+	}
+	return str(string(n.AppendJava(nil)))
+}
+
+func (e *Event) sessionName() string {
+	if !e.assumed() {
+		return ""
+	}
+	arn := e.scalarText("userIdentity", "arn")
+	if !(strings.HasPrefix(arn, "arn:aws:sts:") || strings.HasPrefix(arn, "arn:aws-us-gov:sts:") ||
+		strings.Contains(arn, ":arn:aws:sts:") || strings.Contains(arn, ":arn:aws-us-gov:sts:")) {
+		return ""
+	}
+	i := strings.LastIndexByte(arn, '/')
+	if i < 0 || i == len(arn)-1 {
+		return ""
+	}
+	return arn[i+1:]
+}
+
+func (e *Event) relatedUser() []Value {
+	var out []Value
+	seen := map[string]bool{}
+	add := func(vs []Value) {
+		for _, v := range vs {
+			if v.Text != "" && !seen[v.Text] {
+				seen[v.Text] = true
+				out = append(out, Value{Text: v.Text})
+			}
+		}
+	}
+	if s := e.sessionName(); s != "" {
+		add(str(s))
+		if i := strings.IndexByte(s, '@'); i > 0 {
+			add(str(s[:i]))
+		}
+	}
+	add(e.scalar("requestParameters", "userName"))
+	add(e.scalar("requestParameters", "newUserName"))
+	add(e.scalar("responseElements", "user", "userId"))
+	add(resolvers["user.id"](e))
+	add(e.userName())
+	add(e.scalar("requestParameters", "newUserName"))
+	return out
+}
+
+// resources returns the deduplicated resources elements (ARN renamed arn,
+// accountId renamed account_id).
+func (e *Event) resources(key string) []Value {
+	rs := e.get("resources")
+	if rs == nil || rs.Kind != doc.Array {
+		return nil
+	}
+	var out []Value
+	seen := map[string]bool{}
+	for _, el := range rs.Arr {
+		if el.Kind != doc.Object {
+			continue
+		}
+		part := func(k string) string {
+			if v := el.Get(k); !removed(v) {
+				t, _ := v.KeywordText()
+				return t
+			}
+			return ""
+		}
+		id := part("ARN") + "_" + part("accountId") + "_" + part("type")
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if v := el.Get(key); !removed(v) {
+			out = append(out, scalarValue(v)...)
+		}
+	}
+	return out
+}
+
+func (e *Event) consoleLogin(key string, boolean bool) []Value {
+	if e.scalarText("eventName") != "ConsoleLogin" {
+		return nil
+	}
+	v := e.get("additionalEventData", key)
+	if v == nil {
+		return nil
+	}
+	if !boolean {
+		return scalarValue(v)
+	}
+	t, _ := v.KeywordText()
+	if t == "No" {
+		return []Value{{Text: "false", Kind: KindBool}}
+	}
+	return []Value{{Text: "true", Kind: KindBool}}
+}
+
+// entities derives related.entity and entity.target.id for the services the
+// corpus's rules read them on (IAM and STS) and for every event's actor and
+// resources.
+func (e *Event) entities(target bool) []Value {
+	if !e.EntityMapping || e.get("eventName") == nil {
+		return nil
+	}
+	related := map[string]bool{}
+	targets := map[string]bool{}
+	add := func(set map[string]bool, path ...string) {
+		for _, v := range e.scalar(path...) {
+			if v.Text != "" {
+				set[v.Text] = true
+			}
+		}
+	}
+	for _, p := range [][]string{
+		{"userIdentity", "accessKeyId"}, {"userIdentity", "arn"}, {"userIdentity", "userName"},
+		{"userIdentity", "sessionContext", "sessionIssuer", "arn"}, {"userIdentity", "sessionContext", "sessionIssuer", "userName"},
+	} {
+		add(related, p...)
+	}
+	for _, v := range e.resources("ARN") {
+		related[v.Text] = true
+	}
+	action := e.scalarText("eventName")
+	switch e.scalarText("eventSource") {
+	case "iam.amazonaws.com":
+		for _, k := range []string{"userName", "serialNumber", "accessKeyId", "policyArn", "roleName", "policyName"} {
+			add(related, "requestParameters", k)
+		}
+		for _, p := range [][]string{{"accessKey", "userName"}, {"accessKey", "accessKeyId"}, {"user", "arn"}, {"user", "userId"}, {"user", "userName"}, {"userId"}, {"role", "arn"}, {"serialNumber"}} {
+			add(related, append([]string{"responseElements"}, p...)...)
+		}
+		switch action {
+		case "AttachGroupPolicy":
+			add(targets, "requestParameters", "groupName")
+		case "AttachRolePolicy", "ListAttachedRolePolicies", "UpdateAssumeRolePolicy":
+			add(targets, "requestParameters", "roleName")
+		case "AttachUserPolicy":
+			add(targets, "requestParameters", "policyArn")
+			add(targets, "requestParameters", "userName")
+		case "CreateAccessKey":
+			add(targets, "responseElements", "accessKey", "accessKeyId")
+			add(targets, "requestParameters", "userName")
+		case "CreateUser", "DeactivateMFADevice":
+			add(targets, "requestParameters", "userName")
+		case "DeleteVirtualMFADevice":
+			add(targets, "requestParameters", "serialNumber")
+		case "GetPolicy":
+			add(targets, "requestParameters", "policyArn")
+		case "CreatePolicy":
+			add(targets, "responseElements", "policy", "arn")
+		case "ListRoles", "ListUsers":
+			add(targets, "recipientAccountId")
+		}
+	case "sts.amazonaws.com":
+		add(related, "requestParameters", "roleArn")
+		add(related, "requestParameters", "roleSessionName")
+		add(related, "sourceIdentity")
+		add(related, "additionalEventData", "MFAIdentifier")
+		add(related, "responseElements", "assumedRoleUser", "arn")
+		add(related, "responseElements", "accessKeyId")
+		switch action {
+		case "AssumeRole":
+			add(targets, "requestParameters", "roleArn")
+		case "GetCallerIdentity":
+			add(targets, "recipientAccountId")
+		}
+	}
+	var out []string
+	if target {
+		for t := range targets {
+			if entityClass(t) == "" {
+				out = append(out, t)
+			}
+		}
+	} else {
+		for t := range targets {
+			related[t] = true
+		}
+		for r := range related {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	sort.Strings(out) // the integration collects them in a Java TreeSet
+	vals := make([]Value, len(out))
+	for i, s := range out {
+		vals[i] = Value{Text: s}
+	}
+	return vals
+}
+
+// entityClass sorts a target into user, host or service the way the
+// integration does; "" means a generic entity (entity.target.id).
+func entityClass(v string) string {
+	if strings.HasPrefix(v, "arn:") {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 6 {
+			if strings.Contains(v, "/AWSServiceRoleFor") || strings.Contains(v, "/aws-service-role/") || parts[2] == "s3" {
+				return "service"
+			}
+			typ := parts[5]
+			if i := strings.IndexByte(typ, '/'); i >= 0 {
+				typ = typ[:i]
+			}
+			switch typ {
+			case "user", "role", "assumed-role", "federated-user", "instance-profile", "mfa", "serialNumber":
+				return "user"
+			case "instance":
+				return "host"
+			case "policy", "group", "key", "function", "trail", "secret", "layer", "bucket", "topic", "queue",
+				"table", "db", "cluster", "snapshot", "parameter", "document", "stack", "rule", "log-group",
+				"detector", "alarm", "trust-anchor", "webacl", "loadbalancer", "targetgroup", "volume", "image":
+				return "service"
+			}
+		}
+		return ""
+	}
+	switch {
+	case len(v) == 20 && strings.HasPrefix(v, "AKIA"):
+		return "user"
+	case strings.HasPrefix(v, "i-"):
+		return "host"
+	}
+	for _, p := range []string{"sg-", "sgr-", "eni-", "vpc-", "subnet-", "acl-", "rtb-", "igw-", "nat-", "vpce-", "tgw-", "pcx-"} {
+		if strings.HasPrefix(v, p) {
+			return "service"
+		}
+	}
+	return ""
+}
+
+func (e *Event) tls(part string) []Value {
+	v := e.scalarText("tlsDetails", "tlsVersion")
+	if v == "tlsVersion" {
+		return nil
+	}
+	switch part {
+	case "version_protocol", "version":
+		proto, ver, ok := strings.Cut(v, "v")
+		if !ok || v == "" {
+			if part == "version" && v != "" {
+				return str(v)
+			}
+			return nil
+		}
+		if part == "version" {
+			return str(ver)
+		}
+		return str(strings.ToLower(proto))
+	case "cipher":
+		return e.scalar("tlsDetails", "cipherSuite")
+	}
+	return e.scalar("tlsDetails", "clientProvidedHostHeader")
+}
+
+type resolver func(e *Event) []Value
+
+func path(p ...string) resolver { return func(e *Event) []Value { return e.scalar(p...) } }
+
+func constant(s string) resolver { return func(*Event) []Value { return str(s) } }
+
+// resolvers is the CloudTrail-to-ECS derivation, one entry per ECS field.
+var resolvers map[string]resolver
+
+func init() {
+	resolvers = map[string]resolver{
+		"@timestamp":          func(e *Event) []Value { return e.timestamp() },
+		"event.ingested":      func(e *Event) []Value { return str(e.Ingested.UTC().Format(time.RFC3339)) },
+		"event.kind":          constant("event"),
+		"event.dataset":       constant(Dataset),
+		"data_stream.dataset": constant(Dataset),
+		"data_stream.type":    constant("logs"),
+		"event.provider":      path("eventSource"),
+		"event.action":        path("eventName"),
+		"event.id":            path("eventID"),
+		"event.outcome":       func(e *Event) []Value { return e.outcome() },
+		"event.category":      func(e *Event) []Value { return categorize(e.scalarText("eventName"), true) },
+		"event.type":          func(e *Event) []Value { return categorize(e.scalarText("eventName"), false) },
+		"cloud.region":        path("awsRegion"),
+		"cloud.account.id": func(e *Event) []Value {
+			if v := e.scalar("userIdentity", "accountId"); v != nil {
+				return v
+			}
+			return e.scalar("recipientAccountId")
+		},
+		"source.address": path("sourceIPAddress"),
+		"source.ip": func(e *Event) []Value {
+			if v := e.scalar("sourceIPAddress"); len(v) > 0 && isIP(v[0].Text) {
+				return v
+			}
+			return nil
+		},
+		"user_agent.original": path("userAgent"),
+		"user.name":           func(e *Event) []Value { return e.userName() },
+		"user.id": func(e *Event) []Value {
+			if v := e.scalar("userIdentity", "principalId"); v != nil {
+				return v
+			}
+			if e.identityType() == "IdentityCenterUser" {
+				return e.scalar("userIdentity", "onBehalfOf", "userId")
+			}
+			return nil
+		},
+		"user.email": func(e *Event) []Value {
+			if v := e.userName(); len(v) > 0 && strings.IndexByte(v[0].Text, '@') > 0 {
+				return v
+			}
+			return nil
+		},
+		"user.target.name":  path("requestParameters", "userName"),
+		"user.target.id":    path("responseElements", "user", "userId"),
+		"user.changes.name": path("requestParameters", "newUserName"),
+		"group.id":          path("responseElements", "group", "groupId"),
+		"group.name":        path("requestParameters", "groupName"),
+		"related.user":      func(e *Event) []Value { return e.relatedUser() },
+		"related.entity":    func(e *Event) []Value { return e.entities(false) },
+		"entity.target.id":  func(e *Event) []Value { return e.entities(true) },
+		"tls.client.server_name": func(e *Event) []Value { return e.tls("server_name") },
+		"tls.version":            func(e *Event) []Value { return e.tls("version") },
+		"tls.version_protocol":   func(e *Event) []Value { return e.tls("version_protocol") },
+		"tls.cipher":             func(e *Event) []Value { return e.tls("cipher") },
+
+		"aws.cloudtrail.event_version":                                     path("eventVersion"),
+		"aws.cloudtrail.event_category":                                    path("eventCategory"),
+		"aws.cloudtrail.event_type":                                        path("eventType"),
+		"aws.cloudtrail.request_id":                                        path("requestID"),
+		"aws.cloudtrail.api_version":                                       path("apiVersion"),
+		"aws.cloudtrail.recipient_account_id":                              path("recipientAccountId"),
+		"aws.cloudtrail.shared_event_id":                                   path("sharedEventID"),
+		"aws.cloudtrail.vpc_endpoint_id":                                   path("vpcEndpointId"),
+		"aws.cloudtrail.read_only":                                         path("readOnly"),
+		"aws.cloudtrail.error_code":                                        path("errorCode"),
+		"aws.cloudtrail.error_message":                                     path("errorMessage"),
+		"aws.cloudtrail.session_credential_from_console":                   path("sessionCredentialFromConsole"),
+		"aws.cloudtrail.user_identity.type":                                path("userIdentity", "type"),
+		"aws.cloudtrail.user_identity.arn":                                 path("userIdentity", "arn"),
+		"aws.cloudtrail.user_identity.access_key_id":                       path("userIdentity", "accessKeyId"),
+		"aws.cloudtrail.user_identity.invoked_by":                          path("userIdentity", "invokedBy"),
+		"aws.cloudtrail.user_identity.session_context.mfa_authenticated":   path("userIdentity", "sessionContext", "attributes", "mfaAuthenticated"),
+		"aws.cloudtrail.user_identity.session_context.creation_date":       path("userIdentity", "sessionContext", "attributes", "creationDate"),
+		"aws.cloudtrail.user_identity.session_context.session_issuer.type": path("userIdentity", "sessionContext", "sessionIssuer", "type"),
+		"aws.cloudtrail.user_identity.session_context.session_issuer.arn":  path("userIdentity", "sessionContext", "sessionIssuer", "arn"),
+		"aws.cloudtrail.user_identity.session_context.session_issuer.principal_id": path("userIdentity", "sessionContext", "sessionIssuer", "principalId"),
+		"aws.cloudtrail.user_identity.session_context.session_issuer.account_id":   path("userIdentity", "sessionContext", "sessionIssuer", "accountId"),
+		"aws.cloudtrail.request_parameters":    func(e *Event) []Value { return e.javaPayload("requestParameters") },
+		"aws.cloudtrail.response_elements":     func(e *Event) []Value { return e.javaPayload("responseElements") },
+		"aws.cloudtrail.additional_eventdata":  func(e *Event) []Value { return e.javaPayload("additionalEventData") },
+		"aws.cloudtrail.service_event_details": func(e *Event) []Value { return e.javaPayload("serviceEventDetails") },
+		"aws.cloudtrail.management_event": func(e *Event) []Value {
+			if v := e.get("managementEvent"); v != nil {
+				t, _ := v.KeywordText()
+				return str(t)
+			}
+			return nil
+		},
+		"aws.cloudtrail.resources.arn":        func(e *Event) []Value { return e.resources("ARN") },
+		"aws.cloudtrail.resources.account_id": func(e *Event) []Value { return e.resources("accountId") },
+		"aws.cloudtrail.resources.type":       func(e *Event) []Value { return e.resources("type") },
+		"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       func(e *Event) []Value { return e.consoleLogin("MFAUsed", true) },
+		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []Value { return e.consoleLogin("MobileVersion", true) },
+		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []Value { return e.consoleLogin("LoginTo", false) },
+	}
+}
+
+// timestamp renders eventTime as Elasticsearch stores the parsed date.
+func (e *Event) timestamp() []Value {
+	t := e.EventTime()
+	if t.IsZero() {
+		return nil
+	}
+	return str(t.UTC().Format("2006-01-02T15:04:05.000Z"))
+}
+
+// EventTime is CloudTrail's eventTime (zero when absent or not a time).
+func (e *Event) EventTime() time.Time {
+	var s string
+	if e.ecs != nil {
+		if v := ecsValues(e.ecs, "@timestamp", nil); len(v) > 0 {
+			s = v[0].Text
+		}
+	} else {
+		s = e.scalarText("eventTime")
+	}
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := parseDate(s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// ResolvedFields lists the ECS fields a raw CloudTrail event can have, for
+// building the full document of an alert.
+func ResolvedFields() []string {
+	out := make([]string, 0, len(resolvers)+len(flattenedSource))
+	for k := range resolvers {
+		out = append(out, k)
+	}
+	for k := range flattenedSource {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ecsValues reads a dotted field name from an ECS document, where each dot
+// may be an object level or part of a key ("event.action" or
+// {"event":{"action":...}}), collecting through arrays.
+func ecsValues(n *doc.Node, name string, dst []Value) []Value {
+	if n == nil {
+		return dst
+	}
+	if n.Kind == doc.Array {
+		for _, el := range n.Arr {
+			dst = ecsValues(el, name, dst)
+		}
+		return dst
+	}
+	if name == "" {
+		return leaves(n, dst)
+	}
+	if n.Kind != doc.Object {
+		return dst
+	}
+	for _, m := range n.Obj {
+		if m.Val == nil {
+			continue
+		}
+		switch {
+		case m.Key == name:
+			dst = leaves(m.Val, dst)
+		case strings.HasPrefix(name, m.Key) && name[len(m.Key)] == '.':
+			dst = ecsValues(m.Val, name[len(m.Key)+1:], dst)
+		}
+	}
+	return dst
+}
+
+// ECSNode returns the already-ECS document (nil for a raw event).
+func (e *Event) ECSNode() *doc.Node { return e.ecs }
+
+// Payload returns the cleaned raw payload behind a flattened field (nil when
+// absent, or when its text is too long for the integration to keep a copy).
+func (e *Event) Payload(f *Field) *doc.Node { return e.flattened(f.Name) }
+
+func (e *Event) flattened(root string) *doc.Node {
+	key := flattenedSource[root]
+	n := e.payload(key)
+	if n == nil {
+		return nil
+	}
+	if v := e.javaPayload(key); len(v) > 0 && len(v[0].Text) >= maxFlattenedText {
+		return nil
+	}
+	return n
+}
+
+// GeoFields returns the GeoIP/ASN fields of the event's source address.
+func (e *Event) GeoFields() map[string]Value { return e.geoFields() }

@@ -1,0 +1,96 @@
+package matcher
+
+import "github.com/trailwatch/trailwatch/matcher/doc"
+
+// Shape is the form a record came in.
+type Shape uint8
+
+// Record shapes.
+const (
+	ShapeUnknown     Shape = iota // not CloudTrail
+	ShapeEvent                    // one raw CloudTrail event
+	ShapeRecords                  // a CloudTrail log file object {"Records": [...]}
+	ShapeEventBridge              // an EventBridge event, the CloudTrail event under detail
+	ShapeECS                      // an already-ECS document (Elastic Agent, Filebeat)
+)
+
+var shapeNames = [...]string{"not CloudTrail", "CloudTrail event", "CloudTrail log file", "EventBridge event", "ECS document"}
+
+func (s Shape) String() string { return shapeNames[s] }
+
+// maxStringDepth bounds how many JSON-in-a-string layers are unwrapped.
+const maxStringDepth = 2
+
+// stringKeys are the keys under which an agent without a parser carries the
+// raw line: Fluent Bit's tail (log), syslog and others (message).
+var stringKeys = []string{"log", "message", "event.original"}
+
+// Split finds the CloudTrail events in one record and calls fn for each,
+// with ecs set for an already-ECS document. It returns the record's shape;
+// ShapeUnknown means fn was not called.
+func Split(root *doc.Node, fn func(ev *doc.Node, ecs bool)) Shape {
+	return split(root, fn, 0)
+}
+
+func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
+	if n == nil || n.Kind != doc.Object {
+		return ShapeUnknown
+	}
+	if isRawEvent(n) {
+		fn(n, false)
+		return ShapeEvent
+	}
+	if recs := n.Get("Records"); recs != nil && recs.Kind == doc.Array {
+		found := false
+		for _, el := range recs.Arr {
+			if isRawEvent(el) {
+				fn(el, false)
+				found = true
+			}
+		}
+		if found {
+			return ShapeRecords
+		}
+		return ShapeUnknown
+	}
+	if dt := n.Get("detail-type"); dt != nil && dt.Kind == doc.String {
+		if d := n.Get("detail"); isRawEvent(d) {
+			fn(d, false)
+			return ShapeEventBridge
+		}
+	}
+	if isECS(n) {
+		fn(n, true)
+		return ShapeECS
+	}
+	if depth < maxStringDepth {
+		for _, k := range stringKeys {
+			s := n.Get(k)
+			if s == nil || s.Kind != doc.String || len(s.Str) < 2 || s.Str[0] != '{' {
+				continue
+			}
+			inner, err := doc.ParseJSON([]byte(s.Str))
+			if err != nil {
+				continue
+			}
+			if shape := split(inner, fn, depth+1); shape != ShapeUnknown {
+				return shape
+			}
+		}
+	}
+	return ShapeUnknown
+}
+
+func isRawEvent(n *doc.Node) bool {
+	if n == nil || n.Kind != doc.Object {
+		return false
+	}
+	src, name := n.Get("eventSource"), n.Get("eventName")
+	return src != nil && src.Kind == doc.String && name != nil && name.Kind == doc.String
+}
+
+// isECS recognizes an ECS document by its event.provider or event.action,
+// written nested or with dotted keys.
+func isECS(n *doc.Node) bool {
+	return len(ecsValues(n, ProviderField, nil)) > 0 || len(ecsValues(n, ActionField, nil)) > 0
+}
