@@ -148,10 +148,16 @@ func appendJavaMap(dst []byte, members []Member) []byte {
 	}
 
 	dst = append(dst, '{')
-	for i, e := range ents {
-		if i > 0 {
+	first := true
+	for _, e := range ents {
+		if e.val == nil {
+			// A removed key: it sized the table, but is not printed.
+			continue
+		}
+		if !first {
 			dst = append(dst, ',', ' ')
 		}
+		first = false
 		dst = append(dst, e.key...)
 		dst = append(dst, '=')
 		dst = e.val.AppendJava(dst)

@@ -29,11 +29,13 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // ParseJSON parses data, which must hold exactly one JSON value with
 // optional whitespace around it.
 //
-// Strings must be valid UTF-8 and free of raw control characters; number
-// literals keep their text exactly; nesting deeper than MaxDepth is refused.
-// Every error is a *SyntaxError that names the byte offset.
+// Strings must be valid UTF-8 and free of raw control characters (a \u
+// escape of a lone UTF-16 surrogate decodes to U+FFFD); number literals keep
+// their text exactly; nesting deeper than MaxDepth is refused (the error
+// wraps ErrDepth). Every error is a *SyntaxError that names the byte offset.
+// ParseJSON is safe for concurrent use.
 func ParseJSON(data []byte) (*Node, error) {
-	p := getParser(data, len(data)/16)
+	p := getParser(data, len(data)/24)
 	defer putParser(p)
 	n := p.value()
 	if n != nil {
@@ -66,7 +68,7 @@ func ParseJSONPrefix(data []byte) (*Node, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	p := getParser(data[:end], end/16)
+	p := getParser(data[:end], end/24)
 	defer putParser(p)
 	n := p.value()
 	if n == nil {
@@ -258,11 +260,21 @@ func (p *parser) member(it *jsoniter.Iterator, key string) bool {
 // character may be a legal escape or a raw byte that jsoniter's slow path
 // let through, so it marks the text for the strict pass.
 func (p *parser) checkString(s string) bool {
+	i := 0
+	// Eight bytes at a time while all are printable ASCII: a byte >= 0x80
+	// has its top bit set, and one < 0x20 sets it when 0x20 is subtracted.
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if (w|(w-0x2020202020202020))&0x8080808080808080 != 0 {
+			break
+		}
+	}
 	var ctl, high bool
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
 		ctl = ctl || c < 0x20
-		high = high || c >= 0x80
+		high = high || c >= utf8.RuneSelf
 	}
 	if high && !utf8.ValidString(s) {
 		p.failed = true
@@ -376,6 +388,10 @@ func (s *scanner) fail(off int, msg string) *SyntaxError {
 	return s.err
 }
 
+func (s *scanner) failDepth(off int) {
+	s.fail(off, ErrDepth.Error()).Err = ErrDepth
+}
+
 func (s *scanner) skip(i int) int {
 	for i < len(s.data) && isSpace(s.data[i]) {
 		i++
@@ -403,7 +419,7 @@ func (s *scanner) value(i, depth int) int {
 	switch c := d[i]; {
 	case c == '{':
 		if depth >= MaxDepth {
-			s.fail(i, "nesting deeper than "+strconv.Itoa(MaxDepth))
+			s.failDepth(i)
 			return i
 		}
 		i = s.skip(i + 1)
@@ -434,7 +450,7 @@ func (s *scanner) value(i, depth int) int {
 		}
 	case c == '[':
 		if depth >= MaxDepth {
-			s.fail(i, "nesting deeper than "+strconv.Itoa(MaxDepth))
+			s.failDepth(i)
 			return i
 		}
 		i = s.skip(i + 1)
@@ -574,10 +590,15 @@ func (n *Node) AppendJSON(dst []byte) []byte {
 		return append(dst, ']')
 	case Object:
 		dst = append(dst, '{')
-		for i, m := range n.Obj {
-			if i > 0 {
+		first := true
+		for _, m := range n.Obj {
+			if m.Val == nil {
+				continue // a removed member (see Member)
+			}
+			if !first {
 				dst = append(dst, ',')
 			}
+			first = false
 			dst = appendJSONString(dst, m.Key)
 			dst = append(dst, ':')
 			dst = m.Val.AppendJSON(dst)

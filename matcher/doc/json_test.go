@@ -109,6 +109,9 @@ func TestParseJSONErrors(t *testing.T) {
 			if se.Offset != tt.off || se.Msg != tt.msg {
 				t.Errorf("ParseJSON(%q) error = offset %d %q, want offset %d %q", tt.in, se.Offset, se.Msg, tt.off, tt.msg)
 			}
+			if strings.HasPrefix(tt.msg, "nesting") != errors.Is(err, ErrDepth) {
+				t.Errorf("errors.Is(%v, ErrDepth) wrong", err)
+			}
 			if !strings.HasPrefix(err.Error(), "json: offset ") {
 				t.Errorf("error text %q lacks the offset prefix", err)
 			}

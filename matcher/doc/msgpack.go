@@ -19,6 +19,10 @@ const EventTimeExt = 0
 // it with the bytes that follow it. On error it returns b unchanged and a
 // *SyntaxError with the offset of the object that could not be read.
 //
+// The strings of the tree share one copy of the object's bytes (one
+// allocation instead of one per string); a caller that keeps a small string
+// long after the tree is gone may want to strings.Clone it.
+//
 // Map keys must be str or bin. bin becomes a String. Integers become a
 // Number with decimal text; float32/float64 become a Number with Float set
 // and the shortest text that reads back to the same value (strconv 'g'
@@ -31,7 +35,12 @@ const EventTimeExt = 0
 // fails fast with msgp.ErrShortBytes.
 func ReadMsgpack(b []byte) (*Node, []byte, error) {
 	r := readerPool.Get().(*mpReader)
-	r.slab.reset(len(b) / 12)
+	r.slab.reset(len(b) / 24)
+	r.total = len(b)
+	if rest, err := msgp.Skip(b); err == nil {
+		// One copy of the object's bytes backs all its strings.
+		r.whole = string(b[:len(b)-len(rest)])
+	}
 	n, rest, err := r.read(b, 0)
 	r.release()
 	if err != nil {
@@ -67,6 +76,8 @@ func (e *mpError) Error() string {
 var ErrDepth = errors.New("nesting deeper than " + strconv.Itoa(MaxDepth))
 
 type mpReader struct {
+	total  int    // length of the input
+	whole  string // copy of the object's bytes, "" if it could not be sized
 	slab   slab
 	nstack []*Node
 	mstack []Member
@@ -75,8 +86,18 @@ type mpReader struct {
 
 var readerPool = sync.Pool{New: func() any { return new(mpReader) }}
 
+// str returns v, the bytes just before o in the input, as a string.
+func (r *mpReader) str(v, o []byte) string {
+	end := r.total - len(o)
+	if end <= len(r.whole) {
+		return r.whole[end-len(v) : end]
+	}
+	return string(v)
+}
+
 func (r *mpReader) release() {
 	r.slab = slab{}
+	r.whole = ""
 	r.ext = rawExt{}
 	if cap(r.nstack) > 4096 || cap(r.mstack) > 4096 {
 		r.nstack, r.mstack = nil, nil
@@ -99,13 +120,13 @@ func (r *mpReader) read(b []byte, depth int) (*Node, []byte, error) {
 		if err != nil {
 			return fail(b, err)
 		}
-		return r.slab.scalar(String, string(v), false), o, nil
+		return r.slab.scalar(String, r.str(v, o), false), o, nil
 	case msgp.BinType:
 		v, o, err := msgp.ReadBytesZC(b)
 		if err != nil {
 			return fail(b, err)
 		}
-		return r.slab.scalar(String, string(v), false), o, nil
+		return r.slab.scalar(String, r.str(v, o), false), o, nil
 	case msgp.IntType:
 		i, o, err := msgp.ReadInt64Bytes(b)
 		if err != nil {
@@ -190,7 +211,7 @@ func (r *mpReader) read(b []byte, depth int) (*Node, []byte, error) {
 				r.mstack = r.mstack[:base]
 				return nil, b, err
 			}
-			r.mstack = append(r.mstack, Member{Key: string(k), Val: v})
+			r.mstack = append(r.mstack, Member{Key: r.str(k, o2), Val: v})
 		}
 		n := r.slab.node(Object)
 		n.Obj = r.slab.members(r.mstack[base:])

@@ -38,7 +38,10 @@ func (k Kind) String() string {
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Member is one key/value pair of an object.
+// Member is one key/value pair of an object. A member whose Val is nil is a
+// removed key: it still counts when Java's HashMap table size is replayed
+// (a HashMap never shrinks), but it is not printed, serialized or returned
+// by Get.
 type Member struct {
 	Key string
 	Val *Node

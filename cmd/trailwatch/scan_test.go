@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	policyRuleID = "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b"
+	accessRuleID = "aed4b9d5-f853-40cf-8489-4fdcff03e272"
+)
+
+func event(i int, source, action, arn string, failed bool) map[string]any {
+	e := map[string]any{
+		"eventVersion": "1.09",
+		"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAX", "arn": arn, "accountId": "111122223333", "userName": "u"},
+		"eventTime":    "2026-11-20T10:00:00Z", "eventSource": source, "eventName": action,
+		"awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.1", "userAgent": "aws-cli/2",
+		"requestParameters": map[string]any{"resourceArn": "arn:aws:bedrock:us-east-1:111122223333:agent/A1"},
+		"eventID":           fmt.Sprintf("00000000-0000-4000-8000-%012d", i), "recipientAccountId": "111122223333",
+	}
+	if failed {
+		e["errorCode"] = "AccessDeniedException"
+		e["errorMessage"] = "not authorized"
+	}
+	return e
+}
+
+func writeNDJSON(t *testing.T, events []map[string]any) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, e := range events {
+		line, _ := json.Marshal(e)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	p := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type alertOut struct {
+	RuleID   string   `json:"kibana.alert.rule.rule_id"`
+	UUID     string   `json:"kibana.alert.uuid"`
+	NewTerms []string `json:"kibana.alert.new_terms"`
+	Kind     string   `json:"event.kind"`
+	Event    struct {
+		Action string `json:"action"`
+	} `json:"event"`
+}
+
+func scan(t *testing.T, args ...string) ([]alertOut, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"scan", "--rules", "../../conf/rules"}, args...), strings.NewReader(""), &out, &errb)
+	var alerts []alertOut
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var a alertOut
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("alert is not JSON: %v: %s", err, l)
+		}
+		alerts = append(alerts, a)
+	}
+	return alerts, errb.String(), code
+}
+
+// TestSeedRulesFireThroughScan: the Bedrock resource-policy rule (new_terms)
+// and the model-access rule (query) fire on their actions and only on
+// successful calls to bedrock.amazonaws.com.
+func TestSeedRulesFireThroughScan(t *testing.T) {
+	const b = "bedrock.amazonaws.com"
+	alice, bob := "arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/bob"
+	events := []map[string]any{
+		event(1, b, "PutResourcePolicy", alice, false),                                        // new term: alert
+		event(2, b, "DeleteResourcePolicy", bob, false),                                       // new term: alert
+		event(3, b, "DeleteResourcePolicy", alice, false),                                     // alice already seen: no alert
+		event(4, b, "PutFoundationModelEntitlement", alice, false),                            // alert
+		event(5, b, "PutUseCaseForModelAccess", alice, false),                                 // alert
+		event(6, b, "CreateFoundationModelAgreement", alice, false),                           // alert
+		event(7, b, "PutResourcePolicy", "arn:aws:iam::111122223333:user/carol", true),        // failed: none
+		event(8, b, "PutFoundationModelEntitlement", alice, true),                             // failed: none
+		event(9, "iam.amazonaws.com", "PutResourcePolicy", "arn:aws:iam::1:user/dave", false), // other provider
+		event(10, "iam.amazonaws.com", "CreateFoundationModelAgreement", alice, false),        // other provider
+		event(11, b, "InvokeModel", alice, false),                                             // other action
+		event(12, b, "GetResourcePolicy", "arn:aws:iam::1:user/erin", false),                  // other action
+	}
+	alerts, stderr, code := scan(t, writeNDJSON(t, events))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got []string
+	for _, a := range alerts {
+		got = append(got, a.RuleID[:8]+":"+a.Event.Action)
+		if a.Kind != "signal" || a.UUID == "" {
+			t.Errorf("alert shape: %+v", a)
+		}
+		if a.RuleID == policyRuleID && len(a.NewTerms) != 1 {
+			t.Errorf("new_terms alert without its term: %+v", a)
+		}
+	}
+	want := []string{
+		"de0e9ed8:PutResourcePolicy", "de0e9ed8:DeleteResourcePolicy",
+		"aed4b9d5:PutFoundationModelEntitlement", "aed4b9d5:PutUseCaseForModelAccess", "aed4b9d5:CreateFoundationModelAgreement",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("alerts\n got %v\nwant %v", got, want)
+	}
+	if !strings.Contains(stderr, "12 records read") {
+		t.Errorf("summary: %s", stderr)
+	}
+}
+
+func TestScanReportsMalformedAndGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	good, _ := json.Marshal(event(1, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false))
+	p := filepath.Join(dir, "mixed.ndjson")
+	os.WriteFile(p, []byte("{\"truncated\": \n"+string(good)+"\n{\"message\":\"not cloudtrail\"}\n"), 0o600)
+	alerts, stderr, code := scan(t, p)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (something was malformed)", code)
+	}
+	if len(alerts) != 1 {
+		t.Errorf("%d alerts, want 1 from the good line", len(alerts))
+	}
+	if !strings.Contains(stderr, "mixed.ndjson:1: malformed record") || !strings.Contains(stderr, "skipped 1: not CloudTrail") {
+		t.Errorf("stderr: %s", stderr)
+	}
+}
+
+func TestScanInputForms(t *testing.T) {
+	dir := t.TempDir()
+	ev := event(1, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false)
+	recordsFile, _ := json.MarshalIndent(map[string]any{"Records": []any{ev, event(2, "s3.amazonaws.com", "GetObject", "x", false)}}, "", "  ")
+	pretty := filepath.Join(dir, "cloudtrail.json")
+	os.WriteFile(pretty, recordsFile, 0o600)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(recordsFile)
+	zw.Close()
+	gzPath := filepath.Join(dir, "cloudtrail.json.gz")
+	os.WriteFile(gzPath, gz.Bytes(), 0o600)
+	array, _ := json.Marshal([]any{ev})
+	arrPath := filepath.Join(dir, "array.json")
+	os.WriteFile(arrPath, array, 0o600)
+	for _, p := range []string{pretty, gzPath, arrPath} {
+		alerts, stderr, code := scan(t, p)
+		if code != 0 || len(alerts) != 1 {
+			t.Errorf("%s: exit %d, %d alerts: %s", filepath.Base(p), code, len(alerts), stderr)
+		}
+	}
+	// Alert ids are deterministic: the same record scanned twice gives the same id.
+	a1, _, _ := scan(t, pretty)
+	a2, _, _ := scan(t, gzPath)
+	if a1[0].UUID != a2[0].UUID {
+		t.Errorf("alert uuid differs between runs: %s %s", a1[0].UUID, a2[0].UUID)
+	}
+	// stdin
+	var out, errb bytes.Buffer
+	line, _ := json.Marshal(ev)
+	code := run([]string{"scan", "--rules", "../../conf/rules", "-"}, bytes.NewReader(line), &out, &errb)
+	if code != 0 || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("stdin: exit %d, out %q, err %s", code, out.String(), errb.String())
+	}
+}
+
+func TestScanUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"scan"},
+		{"scan", "--rules", "../../conf/rules"},
+		{"scan", "--rules", "../../conf/rules", "--time-source", "wall", "x"},
+		{"scan", "--rules", "../../testdata/rules/bad", "x"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, strings.NewReader(""), &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"scan", "--rules", "../../conf/rules", "/nonexistent/file.json"}, strings.NewReader(""), &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "/nonexistent/file.json") {
+		t.Errorf("missing file: exit %d, %s", code, errb.String())
+	}
+}
+
+func TestRulesCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", "../../conf/rules"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "2 rules: 2 runnable, 0 skipped") || !strings.Contains(out.String(), policyRuleID) {
+		t.Errorf("output:\n%s", out.String())
+	}
+	const corpus = "../../../shared/detection-rules/aws"
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("skipping the corpus listing: Elastic's rules are not at %s (../shared beside the project)", corpus)
+	}
+	out.Reset()
+	run([]string{"rules", corpus}, nil, &out, &errb)
+	for _, want := range []string{"197 rules: 139 runnable, 58 skipped", "eql skipped 28", "esql skipped 25", "threshold skipped 5", "new_terms runs 49", "query runs 90", "cannot fire without --asn-db"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("corpus listing lacks %q", want)
+		}
+	}
+}
