@@ -38,10 +38,27 @@ type Event struct {
 	// integration does when the actor_target_mapping tag is set.
 	EntityMapping bool
 
-	cache  map[int][]Value
-	clean  map[string]*doc.Node // cleaned payloads (requestParameters, ...)
+	// cache holds resolved values by Field.ID; gen marks which entries
+	// belong to the current record, so Reset costs nothing per field.
+	cache  []cached
+	gen    uint32
+	arena  []Value             // backing store for resolved values
+	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
 	geo    map[string]Value
 	geoSet bool
+}
+
+type cached struct {
+	gen  uint32
+	vals []Value
+}
+
+// payload is a raw payload object after the integration's cleanup, with its
+// Map.toString() text once rendered.
+type payload struct {
+	node     *doc.Node
+	text     string
+	rendered bool
 }
 
 // NewEvent returns an Event over a raw CloudTrail event object.
@@ -62,13 +79,16 @@ func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
 func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
 	e.EntityMapping = true
-	clear(e.cache)
-	clear(e.clean)
-	e.geo, e.geoSet = nil, false
-	if e.cache == nil {
-		e.cache = map[int][]Value{}
-		e.clean = map[string]*doc.Node{}
+	e.gen++
+	if e.gen == 0 { // wrapped: forget every entry
+		clear(e.cache)
+		e.gen = 1
 	}
+	e.arena = e.arena[:0]
+	if len(e.clean) > 0 {
+		clear(e.clean)
+	}
+	e.geo, e.geoSet = nil, false
 }
 
 // IsECS reports whether the event is an already-ECS document.
@@ -79,8 +99,12 @@ func (e *Event) Raw() *doc.Node { return e.raw }
 
 // Values implements Fields.
 func (e *Event) Values(f *Field) []Value {
-	if v, ok := e.cache[f.ID]; ok {
-		return v
+	if f.ID < len(e.cache) {
+		if c := &e.cache[f.ID]; c.gen == e.gen {
+			return c.vals
+		}
+	} else {
+		e.cache = append(e.cache, make([]cached, f.ID+1-len(e.cache))...)
 	}
 	var out []Value
 	if e.ecs != nil {
@@ -88,7 +112,7 @@ func (e *Event) Values(f *Field) []Value {
 	} else {
 		out = e.resolve(f)
 	}
-	e.cache[f.ID] = out
+	e.cache[f.ID] = cached{gen: e.gen, vals: out}
 	return out
 }
 
@@ -147,23 +171,23 @@ func (e *Event) get(path ...string) *doc.Node {
 	if removed(n) {
 		return nil
 	}
-	if (n.Kind == doc.Object || n.Kind == doc.Array) && cleaned(n) == nil {
-		return nil
+	if (n.Kind == doc.Object || n.Kind == doc.Array) && !isClean(n) {
+		return cleaned(n)
 	}
 	return n
 }
 
 // scalar reads a raw path as one keyword value.
 func (e *Event) scalar(path ...string) []Value {
-	return scalarValue(e.get(path...))
+	return e.scalarValue(e.get(path...))
 }
 
-func scalarValue(n *doc.Node) []Value {
+func (e *Event) scalarValue(n *doc.Node) []Value {
 	if n == nil {
 		return nil
 	}
 	if t, ok := n.KeywordText(); ok {
-		return []Value{{Text: t, Kind: kindOf(n)}}
+		return e.one(Value{Text: t, Kind: kindOf(n)})
 	}
 	if n.Kind == doc.Array {
 		return leaves(n, nil)
@@ -185,19 +209,40 @@ func str(s string) []Value { return []Value{{Text: s}} }
 
 // payload returns a cleaned copy of a raw payload object (requestParameters,
 // responseElements, ...), memoized per event.
-func (e *Event) payload(key string) *doc.Node {
-	if key == "" {
-		return nil
+func (e *Event) payload(key string) *doc.Node { return e.payloadOf(key).node }
+
+func (e *Event) payloadOf(key string) *payload {
+	if p, ok := e.clean[key]; ok {
+		return p
 	}
-	if n, ok := e.clean[key]; ok {
-		return n
+	p := &payload{}
+	if key != "" {
+		if n := e.raw.Get(key); n != nil {
+			p.node = cleaned(n)
+		}
 	}
-	n := e.raw.Get(key)
-	if n != nil {
-		n = cleaned(n)
+	if e.clean == nil {
+		e.clean = map[string]*payload{}
 	}
-	e.clean[key] = n
-	return n
+	e.clean[key] = p
+	return p
+}
+
+// payloadText is a payload's Map.toString() text, rendered once per event.
+func (e *Event) payloadText(key string) (string, bool) {
+	p := e.payloadOf(key)
+	if p.node == nil {
+		return "", false
+	}
+	if !p.rendered {
+		if p.node.Kind == doc.String {
+			p.text = p.node.Str
+		} else {
+			p.text = string(p.node.AppendJava(nil))
+		}
+		p.rendered = true
+	}
+	return p.text, true
 }
 
 // cleaned returns n with the values the integration's cleanup removes taken
@@ -208,6 +253,9 @@ func (e *Event) payload(key string) *doc.Node {
 func cleaned(n *doc.Node) *doc.Node {
 	if removed(n) {
 		return nil
+	}
+	if isClean(n) {
+		return n
 	}
 	switch n.Kind {
 	case doc.Object:
@@ -236,6 +284,31 @@ func cleaned(n *doc.Node) *doc.Node {
 		return out
 	}
 	return n
+}
+
+// isClean reports whether the cleanup would leave n as it is.
+func isClean(n *doc.Node) bool {
+	switch n.Kind {
+	case doc.Object:
+		if len(n.Obj) == 0 {
+			return false
+		}
+		for _, m := range n.Obj {
+			if m.Val == nil || removed(m.Val) || !isClean(m.Val) {
+				return false
+			}
+		}
+	case doc.Array:
+		if len(n.Arr) == 0 {
+			return false
+		}
+		for _, el := range n.Arr {
+			if removed(el) || !isClean(el) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // walkPath follows a dotted key path through objects and arrays of objects
@@ -396,14 +469,17 @@ func (e *Event) outcome() []Value {
 
 // javaPayload renders a payload as the integration's keyword text field.
 func (e *Event) javaPayload(key string) []Value {
-	n := e.payload(key)
-	if n == nil {
-		return nil
+	if t, ok := e.payloadText(key); ok {
+		return e.one(Value{Text: t})
 	}
-	if n.Kind == doc.String {
-		return str(n.Str)
-	}
-	return str(string(n.AppendJava(nil)))
+	return nil
+}
+
+// one returns a one-value slice carved from the event's arena.
+func (e *Event) one(v Value) []Value {
+	e.arena = append(e.arena, v)
+	n := len(e.arena)
+	return e.arena[n-1 : n : n]
 }
 
 func (e *Event) sessionName() string {
@@ -474,7 +550,7 @@ func (e *Event) resources(key string) []Value {
 		}
 		seen[id] = true
 		if v := el.Get(key); !removed(v) {
-			out = append(out, scalarValue(v)...)
+			out = append(out, e.scalarValue(v)...)
 		}
 	}
 	return out
@@ -489,7 +565,7 @@ func (e *Event) consoleLogin(key string, boolean bool) []Value {
 		return nil
 	}
 	if !boolean {
-		return scalarValue(v)
+		return e.scalarValue(v)
 	}
 	t, _ := v.KeywordText()
 	if t == "No" {
@@ -662,7 +738,10 @@ type resolver func(e *Event) []Value
 
 func path(p ...string) resolver { return func(e *Event) []Value { return e.scalar(p...) } }
 
-func constant(s string) resolver { return func(*Event) []Value { return str(s) } }
+func constant(s string) resolver {
+	v := []Value{{Text: s}}
+	return func(*Event) []Value { return v[:1:1] }
+}
 
 // resolvers is the CloudTrail-to-ECS derivation, one entry per ECS field.
 var resolvers map[string]resolver
@@ -856,7 +935,7 @@ func (e *Event) flattened(root string) *doc.Node {
 	if n == nil {
 		return nil
 	}
-	if v := e.javaPayload(key); len(v) > 0 && len(v[0].Text) >= maxFlattenedText {
+	if t, _ := e.payloadText(key); len(t) >= maxFlattenedText {
 		return nil
 	}
 	return n
