@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	jsoniter "github.com/json-iterator/go"
 
@@ -22,6 +20,7 @@ type Alert struct {
 	UUID   string
 	RuleID string
 	Rule   string // the rule's name
+	Type   string // the rule's type
 	Doc    map[string]any
 }
 
@@ -98,7 +97,7 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	if newTerms != nil {
 		d["kibana.alert.new_terms"] = newTerms
 	}
-	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Doc: d}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Type: r.Type, Doc: d}
 }
 
 // ECSDocument builds the full ECS view of an event: what Elastic's pipeline
@@ -189,57 +188,4 @@ func nodeToAny(n *doc.Node) any {
 		return jsoniter.Number(n.Str)
 	}
 	return nil
-}
-
-// MemHistory is a new_terms history kept in memory, for scans without a
-// database file. It is safe for concurrent use.
-type MemHistory struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-// NewMemHistory returns an empty history.
-func NewMemHistory() *MemHistory {
-	return &MemHistory{last: map[string]time.Time{}}
-}
-
-// TermKey encodes a rule id and term values unambiguously (each part
-// length-prefixed).
-func TermKey(ruleID string, values []string) string {
-	var b strings.Builder
-	for _, s := range append([]string{ruleID}, values...) {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
-	}
-	return b.String()
-}
-
-// IsNew applies Kibana's rule to one term: new when never seen, or last seen
-// longer than window before seen. A sighting older than the last one (an
-// out-of-order delivery) is never new.
-func IsNew(last time.Time, known bool, seen time.Time, window time.Duration) bool {
-	if !known {
-		return true
-	}
-	if seen.Before(last) {
-		return false
-	}
-	return seen.Sub(last) > window
-}
-
-// Observe implements History.
-func (h *MemHistory) Observe(terms []Term, window func(string) time.Duration) ([]bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]bool, len(terms))
-	for i, t := range terms {
-		k := TermKey(t.RuleID, t.Values)
-		last, known := h.last[k]
-		out[i] = IsNew(last, known, t.Seen, window(t.RuleID))
-		if !known || t.Seen.After(last) {
-			h.last[k] = t.Seen
-		}
-	}
-	return out, nil
 }

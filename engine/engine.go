@@ -13,6 +13,7 @@ import (
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // TimeSource decides which clock judges new_terms history windows.
@@ -38,19 +39,10 @@ func ParseTimeSource(s string) (TimeSource, error) {
 	return "", fmt.Errorf("time_source %q: expected ingested or event", s)
 }
 
-// Term is one new_terms combination of a rule, with the time it was seen.
-type Term struct {
-	RuleID string
-	Values []string
-	Seen   time.Time
-}
-
-// History remembers when each new_terms combination was last seen.
-type History interface {
-	// Observe records terms seen in one batch and reports, for each, whether
-	// it is new: not seen within its rule's window before its Seen time.
-	// Learning suppresses nothing here; the engine decides about alerts.
-	Observe(terms []Term, window func(ruleID string) time.Duration) ([]bool, error)
+// State keeps the new_terms history and the alert outbox; *store.Store is
+// the implementation.
+type State interface {
+	Commit(b store.Batch) (store.CommitResult, error)
 }
 
 // Engine evaluates a rule set on CloudTrail records. It is safe for
@@ -61,29 +53,35 @@ type Engine struct {
 	index    *matcher.Index
 	byID     map[string]*conf.Rule
 	enricher matcher.Enricher
-	history  History
+	state    State
 	source   TimeSource
-	// learnUntil: terms first seen before it are recorded, not alerted.
-	learnUntil time.Time
-	now        func() time.Time
+	learning time.Duration
+	now      func() time.Time
 
-	pool sync.Pool
+	backfill bool
+	pool     sync.Pool
 }
 
 // Options configure an engine.
 type Options struct {
 	Enricher   matcher.Enricher
-	History    History    // required when the rule set has new_terms rules
+	State      State      // required: history and outbox
 	TimeSource TimeSource // default Ingested
-	// LearnUntil: new terms seen before this time are recorded, not alerted.
-	LearnUntil time.Time
-	Now        func() time.Time
+	// Learning: for this long after the first term the state records,
+	// new terms are recorded but not alerted.
+	Learning time.Duration
+	// Backfill records new_terms history and emits no alert at all.
+	Backfill bool
+	Now      func() time.Time
 }
 
 // New builds an engine over the runnable rules of a rule set.
 func New(rs *conf.RuleSet, o Options) (*Engine, error) {
-	e := &Engine{schema: rs.Schema, enricher: o.Enricher, history: o.History, source: o.TimeSource,
-		learnUntil: o.LearnUntil, now: o.Now, byID: map[string]*conf.Rule{}}
+	if o.State == nil {
+		return nil, fmt.Errorf("engine: no state store")
+	}
+	e := &Engine{schema: rs.Schema, enricher: o.Enricher, state: o.State, source: o.TimeSource,
+		learning: o.Learning, backfill: o.Backfill, now: o.Now, byID: map[string]*conf.Rule{}}
 	if e.source == "" {
 		e.source = Ingested
 	}
@@ -92,9 +90,6 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	}
 	var qs []*matcher.Query
 	for _, r := range rs.Runnable() {
-		if r.Type == "new_terms" && e.history == nil {
-			return nil, fmt.Errorf("rule %q is a new_terms rule and no history store is configured", r.Name)
-		}
 		e.rules = append(e.rules, r)
 		e.byID[r.RuleID] = r
 		qs = append(qs, r.Compiled)
@@ -115,6 +110,7 @@ type Stats struct {
 	Matches     map[string]int // matches by rule name
 	Alerts      int
 	NewTermsHit int // new_terms matches whose terms were new
+	Overflow    int // alerts dropped because the outbox was full
 }
 
 func (s *Stats) skip(reason string) {
@@ -130,6 +126,7 @@ func (s *Stats) Add(o Stats) {
 	s.Events += o.Events
 	s.Alerts += o.Alerts
 	s.NewTermsHit += o.NewTermsHit
+	s.Overflow += o.Overflow
 	for k, v := range o.Skipped {
 		if s.Skipped == nil {
 			s.Skipped = map[string]int{}
@@ -161,17 +158,29 @@ type worker struct {
 
 // pendingTerm is a new_terms match waiting for the batch's history lookup.
 type pendingTerm struct {
-	term Term
+	term store.Term
 	at   int // its prepared alert's place in the batch's alert list
 }
 
-// ProcessBatch evaluates every runnable rule on a batch of records and
-// returns the alerts, in record order. The batch's new_terms history is
-// looked up and updated in one History.Observe call.
-func (e *Engine) ProcessBatch(recs []Record) ([]*Alert, Stats, error) {
+// Result is what one batch produced: its alerts, their JSON as committed
+// to the outbox, their outbox sequence numbers (all three in the same
+// order), and the batch's counts.
+type Result struct {
+	Alerts []*Alert
+	Docs   [][]byte
+	Seqs   []uint64
+	Stats  Stats
+}
+
+// ProcessBatch evaluates every runnable rule on a batch of records. Its
+// new_terms history updates and all its alerts are committed in one State
+// transaction; on error nothing of the batch is recorded, and the same batch
+// can be given again.
+func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	w := e.pool.Get().(*worker)
 	defer e.pool.Put(w)
-	var st Stats
+	var res Result
+	st := &res.Stats
 	var alerts []*Alert
 	var pending []pendingTerm
 	ingested := e.now()
@@ -188,47 +197,70 @@ func (e *Engine) ProcessBatch(recs []Record) ([]*Alert, Stats, error) {
 			} else {
 				w.ev.Reset(n, nil, ingested, e.enricher)
 			}
-			alerts, pending = e.evaluate(w, &st, alerts, pending)
+			alerts, pending = e.evaluate(w, st, alerts, pending)
 		})
 		if shape == matcher.ShapeUnknown {
 			st.skip("not CloudTrail")
 		}
 	}
-	if len(pending) == 0 {
-		st.Alerts = len(alerts)
-		return alerts, st, nil
+	if len(alerts) == 0 {
+		return res, nil
 	}
-	terms := make([]Term, len(pending))
+	terms := make([]store.Term, len(pending))
 	for i, p := range pending {
 		terms[i] = p.term
 	}
-	isNew, err := e.history.Observe(terms, e.window)
-	if err != nil {
-		return nil, st, fmt.Errorf("new_terms history: %w", err)
-	}
-	drop := make([]bool, len(alerts))
-	for i, p := range pending {
-		if !isNew[i] || p.term.Seen.Before(e.learnUntil) {
-			drop[p.at] = true
-			continue
+	var kept []*Alert
+	var docs [][]byte
+	emit := func(isNew []bool) ([][]byte, error) {
+		if e.backfill {
+			return nil, nil
 		}
-		st.NewTermsHit++
-	}
-	kept := alerts[:0]
-	for i, a := range alerts {
-		if !drop[i] {
+		drop := make([]bool, len(alerts))
+		for i, p := range pending {
+			if !isNew[i] {
+				drop[p.at] = true
+				continue
+			}
+			st.NewTermsHit++
+		}
+		kept, docs = kept[:0], docs[:0]
+		for i, a := range alerts {
+			if drop[i] {
+				continue
+			}
+			b, err := a.JSON()
+			if err != nil {
+				return nil, fmt.Errorf("alert %s of rule %q: %w", a.UUID, a.Rule, err)
+			}
 			kept = append(kept, a)
+			docs = append(docs, b)
 		}
+		return docs, nil
 	}
+	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning})
+	if err != nil {
+		return Result{Stats: res.Stats}, err
+	}
+	if cr.Overflow > 0 {
+		st.Overflow += cr.Overflow
+		kept = kept[:len(kept)-cr.Overflow]
+		docs = docs[:len(docs)-cr.Overflow]
+	}
+	res.Alerts, res.Docs, res.Seqs = kept, docs, cr.Seqs
 	st.Alerts = len(kept)
-	return kept, st, nil
+	return res, nil
 }
 
-func (e *Engine) window(ruleID string) time.Duration {
-	if r := e.byID[ruleID]; r != nil && r.NewTerms != nil {
-		return r.NewTerms.Window
+// Windows maps each new_terms rule to its history window, for pruning.
+func (e *Engine) Windows() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, r := range e.rules {
+		if r.NewTerms != nil && r.Type == "new_terms" {
+			out[r.RuleID] = r.NewTerms.Window
+		}
 	}
-	return 0
+	return out
 }
 
 func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
@@ -256,7 +288,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 			}
 		}
 		for _, values := range e.termsOf(r, ev) {
-			pending = append(pending, pendingTerm{term: Term{RuleID: r.RuleID, Values: values, Seen: seen}, at: len(alerts)})
+			pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window}, at: len(alerts)})
 			alerts = append(alerts, e.buildAlert(r, ev, values))
 		}
 	}

@@ -14,6 +14,10 @@ const usage = `trailwatch: Elastic detection rules on AWS CloudTrail, at the edg
 Usage:
   trailwatch rules PATH...              list the rules under PATH (files or folders)
   trailwatch scan --rules PATH FILE...  evaluate the rules on CloudTrail files, alerts to stdout
+  trailwatch backfill --rules PATH --db FILE FILE...
+                                        record new_terms history from old CloudTrail, no alerts
+  trailwatch db stats|prune|export|import --db FILE
+                                        inspect and maintain the state file
   trailwatch help COMMAND               show a command's flags
 `
 
@@ -34,6 +38,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdRules(rest, stdout, stderr)
 	case "scan":
 		return cmdScan(rest, stdin, stdout, stderr)
+	case "backfill":
+		return cmdBackfill(rest, stdin, stdout, stderr)
+	case "db":
+		return cmdDB(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "-h"}, stdin, stdout, stderr)

@@ -9,9 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // listFlag collects a repeatable flag; each value may hold comma-separated
@@ -29,56 +27,97 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// batchSize is how many records the scan hands the engine at once: one
-// new_terms history transaction per batch.
+// batchSize is how many records the CLI hands the engine at once: one state
+// transaction per batch.
 const batchSize = 4096
 
 func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var rules listFlag
-	fs.Var(&rules, "rules", "rule file or folder (repeatable, or comma-separated)")
-	timeSource := fs.String("time-source", "ingested", "clock for new_terms windows: ingested (when trailwatch reads the record) or event (CloudTrail's eventTime, for replays)")
+	var ef engineFlags
+	ef.register(fs, true)
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: trailwatch scan --rules PATH [--rules PATH] FILE... ('-' reads stdin)")
+		fmt.Fprintln(stderr, "Usage: trailwatch scan --rules PATH [--rules PATH] [--db FILE] FILE... ('-' reads stdin)")
 		fmt.Fprintln(stderr, "Reads CloudTrail files (.json, .json.gz, NDJSON, {\"Records\":[...]} files), writes one alert a line to stdout.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if len(rules) == 0 || fs.NArg() == 0 {
+	if len(ef.rules) == 0 || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
-	ts, err := engine.ParseTimeSource(*timeSource)
-	if err != nil {
-		fmt.Fprintln(stderr, "trailwatch scan: --"+strings.ReplaceAll(err.Error(), "time_source", "time-source"))
-		return 2
+	eng, st, cleanup, code := ef.open(stderr, "scan", false)
+	if code != 0 {
+		return code
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), rules...)
-	if err != nil {
-		fmt.Fprintf(stderr, "trailwatch scan: the rule set has errors; fix them or remove the rules:\n%v\n", err)
-		return 2
+	defer cleanup()
+	out := bufio.NewWriterSize(stdout, 1<<16)
+	byRule := map[string]int{}
+	deliver := func(docs [][]byte, seqs []uint64) error {
+		for _, d := range docs {
+			out.Write(d)
+			out.WriteByte('\n')
+		}
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("writing alerts: %w", err)
+		}
+		// Only alerts written out leave the outbox.
+		return st.Ack(seqs)
 	}
-	eng, err := engine.New(rs, engine.Options{History: engine.NewMemHistory(), TimeSource: ts})
+	// Alerts an earlier run committed but did not deliver go out first.
+	pend, err := st.Pending(1 << 30)
 	if err != nil {
 		fmt.Fprintln(stderr, "trailwatch scan:", err)
-		return 2
+		return 1
 	}
-	out := bufio.NewWriterSize(stdout, 1<<16)
-	defer out.Flush()
-	var total engine.Stats
-	byRule := map[string]int{}
-	malformed := 0
+	if len(pend) > 0 {
+		docs, seqs := make([][]byte, len(pend)), make([]uint64, len(pend))
+		for i, p := range pend {
+			docs[i], seqs[i] = p.Alert, p.Seq
+		}
+		fmt.Fprintf(stderr, "trailwatch scan: delivering %s left in the outbox by an earlier run\n", plural(len(pend), "alert"))
+		if err := deliver(docs, seqs); err != nil {
+			fmt.Fprintln(stderr, "trailwatch scan:", err)
+			return 1
+		}
+	}
 	start := time.Now()
-	progress := !*quiet && isTerminal(stderr)
-	lastDraw := time.Time{}
-	for _, name := range fs.Args() {
+	var progress io.Writer
+	if !*quiet && isTerminal(stderr) {
+		progress = stderr
+	}
+	total, malformed, err := feed(eng, fs.Args(), stdin, progress, stderr, func(res engine.Result) error {
+		for _, a := range res.Alerts {
+			byRule[a.Rule]++
+		}
+		return deliver(res.Docs, res.Seqs)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "trailwatch scan:", err)
+		return 1
+	}
+	if !*quiet {
+		summary(stderr, total, byRule, time.Since(start))
+	}
+	if malformed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// feed reads every file in batches through the engine, reporting malformed
+// input on stderr and going on. onResult sees each batch's result.
+func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr io.Writer, onResult func(engine.Result) error) (engine.Stats, int, error) {
+	var total engine.Stats
+	malformed := 0
+	start, lastDraw := time.Now(), time.Time{}
+	for _, name := range files {
 		src, err := openSource(name, stdin)
 		if err != nil {
-			fmt.Fprintf(stderr, "trailwatch scan: %v\n", err)
+			fmt.Fprintf(stderr, "%v\n", err)
 			malformed++
 			continue
 		}
@@ -91,29 +130,25 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 						fmt.Fprintf(stderr, "%s: malformed record: %v\n", r.Where, r.Err)
 					}
 				}
-				alerts, st, perr := eng.ProcessBatch(recs)
-				if perr != nil {
-					fmt.Fprintln(stderr, "trailwatch scan:", perr)
-					return 1
+				res, err := eng.ProcessBatch(recs)
+				if err != nil {
+					src.close()
+					return total, malformed, err
 				}
-				total.Add(st)
-				for _, a := range alerts {
-					byRule[a.Rule]++
-					b, err := a.JSON()
-					if err != nil {
-						fmt.Fprintf(stderr, "trailwatch scan: alert %s: %v\n", a.UUID, err)
-						continue
+				total.Add(res.Stats)
+				if onResult != nil {
+					if err := onResult(res); err != nil {
+						src.close()
+						return total, malformed, err
 					}
-					out.Write(b)
-					out.WriteByte('\n')
 				}
 			}
-			if progress && time.Since(lastDraw) > 200*time.Millisecond {
+			if progress != nil && time.Since(lastDraw) > 200*time.Millisecond {
 				lastDraw = time.Now()
-				drawProgress(stderr, src, total, start)
+				drawProgress(progress, src, total, start)
 			}
 			if rerr != nil {
-				fmt.Fprintf(stderr, "trailwatch scan: %v\n", rerr)
+				fmt.Fprintf(stderr, "%v\n", rerr)
 				malformed++
 				break
 			}
@@ -123,17 +158,10 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		src.close()
 	}
-	if progress {
-		fmt.Fprint(stderr, "\r\033[K")
+	if progress != nil {
+		fmt.Fprint(progress, "\r\033[K")
 	}
-	out.Flush()
-	if !*quiet {
-		summary(stderr, total, byRule, time.Since(start))
-	}
-	if malformed > 0 {
-		return 1
-	}
-	return 0
+	return total, malformed, nil
 }
 
 func drawProgress(w io.Writer, src *source, st engine.Stats, start time.Time) {
@@ -156,6 +184,9 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	sort.Strings(reasons)
 	for _, r := range reasons {
 		fmt.Fprintf(w, "  skipped %d: %s\n", st.Skipped[r], r)
+	}
+	if st.Overflow > 0 {
+		fmt.Fprintf(w, "  dropped %d alerts: the outbox was full\n", st.Overflow)
 	}
 	names := make([]string, 0, len(st.Matches))
 	for n := range st.Matches {

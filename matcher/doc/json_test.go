@@ -247,3 +247,44 @@ func TestParseJSONShared(t *testing.T) {
 		t.Errorf("after appends: %s, want %s", got, want)
 	}
 }
+
+// TestConcurrentParse runs the pooled parsers from several goroutines; run
+// with -race to check that pooled state is not shared.
+func TestConcurrentParse(t *testing.T) {
+	inputs := []string{
+		`{"a":[1,2,{"b":"c"}],"":null}`,
+		`{"bucketName":"x","acl":["a","b"],"nested":{"k":"v"}}`,
+		"[\"\\n\", 1.5, true]",
+		`{"a":1,null:2}`,
+	}
+	want := make([]string, len(inputs))
+	for i, in := range inputs {
+		n, err := ParseJSON([]byte(in))
+		want[i] = dump(n) + "|" + errString(err)
+	}
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for r := 0; r < 200; r++ {
+				for i, in := range inputs {
+					n, err := ParseJSON([]byte(in))
+					if got := dump(n) + "|" + errString(err); got != want[i] {
+						t.Errorf("concurrent parse of %s = %s, want %s", in, got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

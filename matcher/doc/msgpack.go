@@ -24,23 +24,27 @@ const EventTimeExt = 0
 // long after the tree is gone may want to strings.Clone it.
 //
 // Map keys must be str or bin. bin becomes a String. Integers become a
-// Number with decimal text; float32/float64 become a Number with Float set
-// and the shortest text that reads back to the same value (strconv 'g'
-// format, which is a valid JSON number); NaN and infinities, which JSON
-// cannot hold, become Null. An EventTime (extension type 0, 8 bytes) and the
-// MessagePack timestamp (extension type -1) become a String in RFC 3339 with
-// nanoseconds, UTC; any other extension is skipped as Null. Nesting deeper
-// than MaxDepth is an error. Declared lengths are never trusted for
-// allocation, so a header that claims more elements than the bytes can hold
-// fails fast with msgp.ErrShortBytes.
+// Number with decimal text. float32 and float64 become a Number with Float
+// set and the shortest text that reads back to the same value (strconv's
+// 'g' format, a valid JSON number; a float32 gets the shortest text for a
+// float32: "0.1", not "0.10000000149011612"). NaN and infinities, which
+// JSON cannot hold, become Null. An EventTime (extension type 0, 8 bytes)
+// and the MessagePack timestamp (extension type -1) become a String in
+// RFC 3339 with nanoseconds, UTC; any other extension is skipped as Null.
+// Nesting deeper than MaxDepth is an error (wrapping ErrDepth). Declared
+// lengths are never trusted for allocation, so a header that claims more
+// elements than the bytes can hold fails fast with msgp.ErrShortBytes.
+// ReadMsgpack is safe for concurrent use.
 func ReadMsgpack(b []byte) (*Node, []byte, error) {
 	r := readerPool.Get().(*mpReader)
-	r.slab.reset(len(b) / 24)
 	r.total = len(b)
+	size := len(b)
 	if rest, err := msgp.Skip(b); err == nil {
 		// One copy of the object's bytes backs all its strings.
-		r.whole = string(b[:len(b)-len(rest)])
+		size = len(b) - len(rest)
+		r.whole = string(b[:size])
 	}
+	r.slab.reset(size / 24)
 	n, rest, err := r.read(b, 0)
 	r.release()
 	if err != nil {

@@ -3,6 +3,7 @@ package doc
 import (
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,29 @@ func TestReadMsgpackLyingLengthAllocs(t *testing.T) {
 		if allocs > 8 {
 			t.Errorf("%d allocations for a lying header", int(allocs))
 		}
+	}
+}
+
+// TestReadMsgpackChunkTail checks that reading one small record at the head
+// of a large chunk costs memory for the record, not for the chunk.
+func TestReadMsgpackChunkTail(t *testing.T) {
+	rec := msgp.AppendMapHeader(nil, 2)
+	rec = msgp.AppendString(rec, "eventName")
+	rec = msgp.AppendString(rec, "PutBucketPolicy")
+	rec = msgp.AppendString(rec, "n")
+	rec = msgp.AppendInt(rec, 1)
+	chunk := append(rec, make([]byte, 1<<20)...)
+	const runs = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < runs; i++ {
+		n, rest, err := ReadMsgpack(chunk)
+		if err != nil || len(rest) != 1<<20 || n.Get("eventName").Str != "PutBucketPolicy" {
+			t.Fatalf("ReadMsgpack: %v", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 4096 {
+		t.Errorf("%d bytes allocated per small record", per)
 	}
 }

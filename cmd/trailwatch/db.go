@@ -1,0 +1,186 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// cmdBackfill records the new_terms history of historical CloudTrail files
+// without alerting, so that a fresh node does not alert on every term.
+func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var ef engineFlags
+	ef.register(fs, false)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: trailwatch backfill --rules PATH --db FILE FILE...")
+		fmt.Fprintln(stderr, "Records the new_terms history of CloudTrail files (S3 exports, .json.gz included) at their eventTime, without alerting.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(ef.rules) == 0 || ef.db == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	eng, _, cleanup, code := ef.open(stderr, "backfill", true)
+	if code != 0 {
+		return code
+	}
+	defer cleanup()
+	start := time.Now()
+	total, malformed, err := feed(eng, fs.Args(), stdin, nil, stderr, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "trailwatch backfill:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "%s read, %s found, %s recorded in %s\n", plural(total.Records, "record"),
+		plural(total.Events, "CloudTrail event"), plural(matches(total), "rule match"), time.Since(start).Round(time.Millisecond))
+	if malformed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func matches(st engine.Stats) int {
+	n := 0
+	for _, c := range st.Matches {
+		n += c
+	}
+	return n
+}
+
+func cmdDB(args []string, stdout, stderr io.Writer) int {
+	usage := func() int {
+		fmt.Fprintln(stderr, `Usage: trailwatch db stats|prune|export|import --db FILE [options]
+  stats                      terms per rule (oldest and newest), outbox, file size
+  prune [--rules PATH]       drop terms older than their rule's window (rules given: their current windows)
+  export [--out FILE]        every term as NDJSON (default stdout)
+  import [--in FILE]         merge an export (default stdin); a term keeps its later sighting`)
+		return 2
+	}
+	if len(args) == 0 {
+		return usage()
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("db "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "", "the state file")
+	var rules listFlag
+	fs.Var(&rules, "rules", "rule file or folder (prune: current windows)")
+	outPath := fs.String("out", "", "export to this file (created 0600) instead of stdout")
+	inPath := fs.String("in", "", "import from this file instead of stdin")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *db == "" {
+		return usage()
+	}
+	if sub != "import" {
+		if _, err := os.Stat(*db); err != nil {
+			fmt.Fprintf(stderr, "trailwatch db %s: %v\n", sub, err)
+			return 1
+		}
+	}
+	st, err := store.Open(*db, store.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "trailwatch db %s: %v\n", sub, err)
+		return 1
+	}
+	defer st.Close()
+	switch sub {
+	case "stats":
+		s, err := st.Stats()
+		if err != nil {
+			fmt.Fprintln(stderr, "trailwatch db stats:", err)
+			return 1
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE_ID\tTERMS\tWINDOW\tOLDEST\tNEWEST")
+		for _, r := range s.Rules {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.RuleID, r.Terms, r.Window, stamp(r.Oldest), stamp(r.Newest))
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "\n%s: %d bytes, %s in %s, %s in the outbox, %d dropped on a full outbox\n",
+			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "rule"), plural(s.Outbox, "alert"), s.Overflowed)
+	case "prune":
+		windows := map[string]time.Duration{}
+		if len(rules) > 0 {
+			rs, err := conf.LoadRules(matcher.NewSchema(), rules...)
+			if err != nil {
+				fmt.Fprintf(stderr, "trailwatch db prune: the rule set has errors:\n%v\n", err)
+				return 2
+			}
+			for _, r := range rs.Runnable() {
+				if r.NewTerms != nil {
+					windows[r.RuleID] = r.NewTerms.Window
+				}
+			}
+		}
+		now := time.Now()
+		if evNow := st.Now(); evNow.After(now) {
+			now = evNow
+		}
+		res, err := st.Prune(now, windows)
+		if err != nil {
+			fmt.Fprintln(stderr, "trailwatch db prune:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "pruned %s and %s no longer in the rule set\n", plural(res.Terms, "term"), plural(res.Rules, "rule"))
+	case "export":
+		w := stdout
+		if *outPath != "" {
+			f, err := os.OpenFile(*outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				fmt.Fprintln(stderr, "trailwatch db export:", err)
+				return 1
+			}
+			defer f.Close()
+			w = f
+		}
+		n, err := st.Export(w)
+		if err != nil {
+			fmt.Fprintln(stderr, "trailwatch db export:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "exported %s\n", plural(n, "term"))
+	case "import":
+		var r io.Reader = os.Stdin
+		name := "(stdin)"
+		if *inPath != "" {
+			f, err := os.Open(*inPath)
+			if err != nil {
+				fmt.Fprintln(stderr, "trailwatch db import:", err)
+				return 1
+			}
+			defer f.Close()
+			r, name = f, *inPath
+		}
+		n, err := st.Import(r, name)
+		if err != nil {
+			fmt.Fprintf(stderr, "trailwatch db import: %v (%s imported before it)\n", err, plural(n, "term"))
+			return 1
+		}
+		fmt.Fprintf(stderr, "imported %s\n", plural(n, "term"))
+	default:
+		return usage()
+	}
+	return 0
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

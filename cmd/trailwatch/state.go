@@ -1,0 +1,87 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// engineFlags are the settings scan and backfill share with the plugin's
+// properties (same names, dashes for underscores).
+type engineFlags struct {
+	rules          listFlag
+	db             string
+	timeSource     string
+	learningPeriod string
+	noSync         bool
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
+	fs.Var(&f.rules, "rules", "rule file or folder (repeatable, or comma-separated)")
+	fs.StringVar(&f.db, "db", "", "new_terms history and alert outbox (bbolt file, created 0600); default: a fresh temporary one")
+	fs.StringVar(&f.timeSource, "time-source", "ingested", "clock for new_terms windows: ingested (when trailwatch reads the record) or event (CloudTrail's eventTime, for replays)")
+	if withLearning {
+		fs.StringVar(&f.learningPeriod, "learning-period", "", "record new terms without alerting for this long after the history's first term (e.g. 24h, 7d)")
+	}
+	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync at each batch commit (faster; a power loss can lose the last batches)")
+}
+
+// open loads the rules, opens the state and builds the engine. The returned
+// cleanup closes (and, for a temporary state, removes) the file.
+func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine.Engine, *store.Store, func(), int) {
+	fail := func(format string, args ...any) (*engine.Engine, *store.Store, func(), int) {
+		fmt.Fprintf(stderr, "trailwatch %s: "+format+"\n", append([]any{cmd}, args...)...)
+		return nil, nil, nil, 2
+	}
+	ts, err := engine.ParseTimeSource(f.timeSource)
+	if err != nil {
+		return fail("--%s", strings.ReplaceAll(err.Error(), "time_source", "time-source"))
+	}
+	if backfill {
+		ts = engine.EventTime
+	}
+	var learning time.Duration
+	if f.learningPeriod != "" {
+		if learning, err = matcher.ParseDuration(f.learningPeriod); err != nil || learning <= 0 {
+			return fail("--learning-period %q: expected a duration such as 24h or 7d", f.learningPeriod)
+		}
+	}
+	rs, err := conf.LoadRules(matcher.NewSchema(), f.rules...)
+	if err != nil {
+		return fail("the rule set has errors; fix them or remove the rules:\n%v", err)
+	}
+	path, temp := f.db, false
+	if path == "" {
+		tmp, err := os.CreateTemp("", "trailwatch-*.db")
+		if err != nil {
+			return fail("temporary state: %v", err)
+		}
+		tmp.Close()
+		os.Remove(tmp.Name()) // bbolt creates it with its own header
+		path, temp = tmp.Name(), true
+	}
+	st, err := store.Open(path, store.Options{NoSync: f.noSync || temp})
+	if err != nil {
+		return fail("%v", err)
+	}
+	cleanup := func() {
+		st.Close()
+		if temp {
+			os.Remove(path)
+		}
+	}
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill})
+	if err != nil {
+		cleanup()
+		return fail("%v", err)
+	}
+	return eng, st, cleanup, 0
+}

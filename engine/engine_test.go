@@ -1,0 +1,285 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// ntRule writes a new_terms rule on fields with a window and loads it.
+func ntRule(t *testing.T, fields []string, window string) *conf.RuleSet {
+	t.Helper()
+	quoted := make([]string, len(fields))
+	for i, f := range fields {
+		quoted[i] = fmt.Sprintf("%q", f)
+	}
+	src := fmt.Sprintf(`[rule]
+name = "nt"
+rule_id = "nt-1"
+type = "new_terms"
+language = "kuery"
+severity = "medium"
+risk_score = 47
+query = 'event.provider: "bedrock.amazonaws.com" and event.outcome: success'
+[rule.new_terms]
+field = "new_terms_fields"
+value = [%s]
+[[rule.new_terms.history_window_start]]
+field = "history_window_start"
+value = %q
+`, strings.Join(quoted, ", "), window)
+	p := filepath.Join(t.TempDir(), "nt.toml")
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := conf.LoadRules(matcher.NewSchema(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// rec is a CloudTrail event by the user arn(s) at eventTime; extra fields
+// are merged in (JSON snippets).
+func rec(t *testing.T, eventTime string, arns []string, extra string) Record {
+	t.Helper()
+	arn := `"` + arns[0] + `"`
+	if len(arns) > 1 {
+		arn = `["` + strings.Join(arns, `","`) + `"]`
+	}
+	js := fmt.Sprintf(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventTime":%q,
+		"eventID":"%s-%s","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser","arn":%s,"accountId":"1"}%s}`,
+		eventTime, eventTime, strings.Join(arns, "+"), arn, extra)
+	n, err := doc.ParseJSON([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Record{Node: n}
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newEngine(t *testing.T, rs *conf.RuleSet, o Options) (*Engine, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	o.State = st
+	e, err := New(rs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st
+}
+
+func newTerms(res Result) [][]string {
+	var out [][]string
+	for _, a := range res.Alerts {
+		nt, _ := a.Doc["kibana.alert.new_terms"].([]string)
+		out = append(out, nt)
+	}
+	return out
+}
+
+func TestNewTermsSemantics(t *testing.T) {
+	day := 24 * time.Hour
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	ts := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	type step struct {
+		at   time.Duration // ingested clock offset
+		evAt time.Duration // eventTime offset
+		arns []string
+		want [][]string // new_terms of the alerts
+	}
+	cases := []struct {
+		name   string
+		fields []string
+		window string
+		source TimeSource
+		learn  time.Duration
+		extra  string
+		steps  []step
+	}{
+		{"first sighting alerts, repeat does not", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 0, "", []step{
+			{0, 0, []string{"a"}, [][]string{{"a"}}},
+			{day, 0, []string{"a"}, nil},
+			{day, 0, []string{"b"}, [][]string{{"b"}}},
+		}},
+		{"window expiry: seen 8 days ago is new again for now-7d", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 0, "", []step{
+			{0, 0, []string{"a"}, [][]string{{"a"}}},
+			{6 * day, 0, []string{"a"}, nil},
+			{14*day + time.Hour, 0, []string{"a"}, [][]string{{"a"}}},
+		}},
+		{"arrays give the cartesian product, each new combination alerts", []string{"aws.cloudtrail.user_identity.arn", "cloud.region"}, "now-7d", Ingested, 0, "", []step{
+			{0, 0, []string{"a", "b"}, [][]string{{"a", "us-east-1"}, {"b", "us-east-1"}}},
+			{time.Hour, 0, []string{"b", "c"}, [][]string{{"c", "us-east-1"}}},
+		}},
+		{"three fields", []string{"cloud.account.id", "aws.cloudtrail.user_identity.arn", "cloud.region"}, "now-7d", Ingested, 0, "", []step{
+			{0, 0, []string{"a"}, [][]string{{"1", "a", "us-east-1"}}},
+			{time.Hour, 0, []string{"a"}, nil},
+		}},
+		{"a record missing a field is skipped", []string{"aws.cloudtrail.user_identity.arn", "user_agent.original"}, "now-7d", Ingested, 0, "", []step{
+			{0, 0, []string{"a"}, nil},
+		}},
+		{"event clock: windows on eventTime", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
+			{0, 0, []string{"a"}, [][]string{{"a"}}},
+			{time.Minute, 8 * day, []string{"a"}, [][]string{{"a"}}}, // 8 event days later, ingested a minute later
+		}},
+		{"out of order: an older sighting never makes a term new", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
+			{0, 20 * day, []string{"a"}, [][]string{{"a"}}},
+			{time.Minute, 0, []string{"a"}, nil}, // 20 days older: delivered late
+			{2 * time.Minute, 21 * day, []string{"a"}, nil},
+		}},
+		{"learning period records without alerting", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 24 * time.Hour, "", []step{
+			{0, 0, []string{"a"}, nil},
+			{23 * time.Hour, 0, []string{"b"}, nil},
+			{25 * time.Hour, 0, []string{"b"}, nil},               // known from learning
+			{26 * time.Hour, 0, []string{"c"}, [][]string{{"c"}}}, // after learning
+		}},
+		{"only records that match the query count", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 0, `,"errorCode":"AccessDenied"`, []step{
+			{0, 0, []string{"a"}, nil},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clock{t0}
+			e, _ := newEngine(t, ntRule(t, tc.fields, tc.window), Options{TimeSource: tc.source, Learning: tc.learn, Now: c.now})
+			for i, s := range tc.steps {
+				c.t = t0.Add(s.at)
+				res, err := e.ProcessBatch([]Record{rec(t, ts(s.evAt), s.arns, tc.extra)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := newTerms(res); !reflect.DeepEqual(got, s.want) {
+					t.Errorf("step %d: new terms %v, want %v", i, got, s.want)
+				}
+			}
+		})
+	}
+	t.Run("missing-field case also after the term exists with the field", func(t *testing.T) {
+		// the query matches but user_agent.original is absent: no alert and no history
+		e, st := newEngine(t, ntRule(t, []string{"aws.cloudtrail.user_identity.arn", "user_agent.original"}, "now-7d"), Options{})
+		e.ProcessBatch([]Record{rec(t, ts(0), []string{"a"}, "")})
+		s, _ := st.Stats()
+		if s.Terms != 0 {
+			t.Errorf("%d terms recorded for a record missing a field", s.Terms)
+		}
+	})
+}
+
+func TestSameTermTwiceInOneBatch(t *testing.T) {
+	e, _ := newEngine(t, ntRule(t, []string{"aws.cloudtrail.user_identity.arn"}, "now-7d"), Options{})
+	res, err := e.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{"a"}, ""), rec(t, "2026-11-01T00:01:00Z", []string{"a"}, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Alerts) != 1 {
+		t.Errorf("%d alerts, want 1: the second sighting in the batch is not new", len(res.Alerts))
+	}
+}
+
+func TestBackfillRecordsWithoutAlerts(t *testing.T) {
+	rs := ntRule(t, []string{"aws.cloudtrail.user_identity.arn"}, "now-7d")
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	bf, _ := New(rs, Options{State: st, TimeSource: EventTime, Backfill: true, Now: func() time.Time { return now }})
+	res, _ := bf.ProcessBatch([]Record{rec(t, "2026-11-08T00:00:00Z", []string{"a"}, "")})
+	if len(res.Alerts) != 0 || st.OutboxLen() != 0 {
+		t.Fatalf("backfill emitted %d alerts", len(res.Alerts))
+	}
+	live, _ := New(rs, Options{State: st, Now: func() time.Time { return now }})
+	res, _ = live.ProcessBatch([]Record{rec(t, "2026-11-10T00:00:00Z", []string{"a"}, ""), rec(t, "2026-11-10T00:00:00Z", []string{"b"}, "")})
+	if got := newTerms(res); !reflect.DeepEqual(got, [][]string{{"b"}}) {
+		t.Errorf("after backfill: new terms %v, want only b", got)
+	}
+}
+
+func TestAlertDocument(t *testing.T) {
+	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	e, _ := newEngine(t, rs, Options{Now: func() time.Time { return now }})
+	r := rec(t, "2026-11-20T10:00:00Z", []string{"arn:aws:iam::1:user/alice"}, `,"eventVersion":"1.09","sourceIPAddress":"198.51.100.1"`)
+	res, err := e.ProcessBatch([]Record{r})
+	if err != nil || len(res.Alerts) != 1 {
+		t.Fatalf("%v, %d alerts", err, len(res.Alerts))
+	}
+	d := res.Alerts[0].Doc
+	for k, want := range map[string]any{
+		"@timestamp":                         "2026-11-23T10:00:00.000Z",
+		"event.kind":                         "signal",
+		"kibana.alert.rule.rule_id":          "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b",
+		"kibana.alert.rule.type":             "new_terms",
+		"kibana.alert.severity":              "medium",
+		"kibana.alert.risk_score":            47,
+		"kibana.alert.original_time":         "2026-11-20T10:00:00.000Z",
+		"kibana.alert.rule.version":          1,
+		"kibana.alert.new_terms":             []string{"arn:aws:iam::1:user/alice"},
+		"kibana.alert.rule.severity":         "medium",
+		"kibana.alert.original_event.action": "PutResourcePolicy",
+	} {
+		if !reflect.DeepEqual(d[k], want) {
+			t.Errorf("%s = %#v, want %#v", k, d[k], want)
+		}
+	}
+	if !strings.Contains(d["kibana.alert.reason"].(string), "created medium alert AWS Bedrock Resource-Based Policy Modified or Deleted.") {
+		t.Errorf("reason %q", d["kibana.alert.reason"])
+	}
+	src := d["source"].(map[string]any)
+	if src["ip"] != "198.51.100.1" {
+		t.Errorf("ECS source: %v", src)
+	}
+	if d["kibana.alert.uuid"] != AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 1, "2026-11-20T10:00:00Z-arn:aws:iam::1:user/alice", []string{"arn:aws:iam::1:user/alice"}) {
+		t.Errorf("uuid %v is not the deterministic id", d["kibana.alert.uuid"])
+	}
+	if AlertUUID("r", 1, "e", nil) == AlertUUID("r", 2, "e", nil) || AlertUUID("r", 1, "e", []string{"a"}) == AlertUUID("r", 1, "e", []string{"b"}) {
+		t.Error("uuid must change with the rule version and the new terms")
+	}
+}
+
+func TestConcurrentBatches(t *testing.T) {
+	e, st := newEngine(t, ntRule(t, []string{"aws.cloudtrail.user_identity.arn"}, "now-7d"), Options{})
+	done := make(chan int)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			n := 0
+			for i := 0; i < 50; i++ {
+				res, err := e.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{fmt.Sprintf("u%d", i)}, "")})
+				if err != nil {
+					t.Error(err)
+				}
+				n += len(res.Alerts)
+			}
+			done <- n
+		}(w)
+	}
+	total := 0
+	for w := 0; w < 4; w++ {
+		total += <-done
+	}
+	if total != 50 {
+		t.Errorf("%d alerts from 4 workers racing on 50 terms, want exactly 50", total)
+	}
+	if st.OutboxLen() != 50 {
+		t.Errorf("outbox %d, want 50", st.OutboxLen())
+	}
+}

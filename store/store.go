@@ -1,0 +1,458 @@
+// Package store keeps trailwatch's state in an embedded bbolt file: the
+// new_terms history (when each combination of values was last seen, per
+// rule) and the alert outbox (alerts committed together with the history
+// they imply, removed only once a sink has taken them).
+//
+// Every batch of records is one write transaction: its term updates and the
+// alerts they cause commit together or not at all, so a crash at any point
+// loses no alert and never leaves a term recorded without its alert.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this code reads and writes. A file of another
+// version is refused, never misread.
+const SchemaVersion = 1
+
+// The buckets, named in one place.
+var (
+	// bucketMeta holds keySchema and the learning and clock marks.
+	bucketMeta = []byte("meta")
+	// bucketTerms holds one sub-bucket per rule_id; in it, key = the encoded
+	// term values, value = last seen (8-byte big-endian Unix nanoseconds).
+	bucketTerms = []byte("terms")
+	// bucketRules holds, per rule_id, its history window (8 bytes) so that a
+	// rule removed from the rule set can still be pruned after its window.
+	bucketRules = []byte("rules")
+	// bucketOutbox holds alerts not yet taken by a sink: key = 8-byte
+	// big-endian sequence, value = the alert's JSON.
+	bucketOutbox = []byte("outbox")
+)
+
+var (
+	keySchema     = []byte("schema_version")
+	keyFirstSeen  = []byte("first_seen")  // earliest term time ever recorded (learning period start)
+	keyLatestSeen = []byte("latest_seen") // latest term time ever recorded (the event clock's "now")
+	keyOverflow   = []byte("outbox_overflow")
+)
+
+// Options tune a store.
+type Options struct {
+	// NoSync skips fsync at commit: faster, but a power loss (not a process
+	// crash) can lose the last batches. Off by default.
+	NoSync bool
+	// LockTimeout is how long Open waits for another process's lock.
+	LockTimeout time.Duration
+	// MaxOutbox bounds the alerts waiting for a sink; 0 means 100,000.
+	MaxOutbox int
+}
+
+// Store is an open state file. It is safe for concurrent use.
+type Store struct {
+	db        *bolt.DB
+	path      string
+	maxOutbox int
+
+	mu      sync.Mutex // serializes batches (bbolt has one writer anyway)
+	closed  bool
+	outboxN int // alerts in the outbox, kept in step with Commit and Ack
+}
+
+// open paths of this process, so that a second instance pointed at the same
+// file gets an immediate, clear error instead of waiting on its own lock.
+var (
+	openMu    sync.Mutex
+	openPaths = map[string]bool{}
+)
+
+// Error is a store failure that names the file.
+type Error struct {
+	Path string
+	Op   string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("state file %s: %s: %v", e.Path, e.Op, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrDiskFull is wrapped by errors from a commit that failed for lack of
+// space; nothing of the batch was written.
+var ErrDiskFull = errors.New("no space left on the device")
+
+// Open opens or creates the state file (mode 0600).
+func Open(path string, o Options) (s *Store, err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &Error{path, "open", err}
+	}
+	openMu.Lock()
+	if openPaths[abs] {
+		openMu.Unlock()
+		return nil, &Error{path, "open", errors.New("already open in this process (two instances cannot share one state file; give each its own db)")}
+	}
+	openPaths[abs] = true
+	openMu.Unlock()
+	defer func() {
+		if err != nil {
+			openMu.Lock()
+			delete(openPaths, abs)
+			openMu.Unlock()
+		}
+	}()
+	defer func() {
+		// bbolt can panic on a damaged file; turn it into an error.
+		if r := recover(); r != nil {
+			s, err = nil, &Error{path, "open", fmt.Errorf("the file is damaged (%v); %s", r, recoverHint)}
+		}
+	}()
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if st, serr := os.Stat(path); serr == nil && st.Size() > 0 && st.Size() < 4096 {
+		return nil, &Error{path, "open", fmt.Errorf("the file is too short to be a state file (%d bytes); %s", st.Size(), recoverHint)}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, &Error{path, "open", errors.New("locked by another process (is another trailwatch or Fluent Bit using it?)")}
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+			return nil, &Error{path, "open", fmt.Errorf("not a readable state file (%v); %s", err, recoverHint)}
+		}
+		return nil, &Error{path, "open", err}
+	}
+	s = &Store{db: db, path: path, maxOutbox: o.MaxOutbox}
+	if s.maxOutbox <= 0 {
+		s.maxOutbox = 100_000
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+const recoverHint = "move it aside and start with a new one; `trailwatch db export` on a copy may still save the history"
+
+func (s *Store) init() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
+				return errors.New("has data but no schema version: it was not written by trailwatch")
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		}
+		v, err := strconv.Atoi(string(meta.Get(keySchema)))
+		if err != nil {
+			return fmt.Errorf("unreadable schema version %q", meta.Get(keySchema))
+		}
+		if v != SchemaVersion {
+			if v > SchemaVersion {
+				return fmt.Errorf("written by a newer trailwatch (schema %d; this one reads %d): upgrade trailwatch, or start a new file", v, SchemaVersion)
+			}
+			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
+		}
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		s.outboxN = tx.Bucket(bucketOutbox).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return &Error{s.path, "open", err}
+	}
+	return nil
+}
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file. It is safe to call twice.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	abs, _ := filepath.Abs(s.path)
+	openMu.Lock()
+	delete(openPaths, abs)
+	openMu.Unlock()
+	return s.db.Close()
+}
+
+// Term is one new_terms combination of a rule and when it was seen.
+type Term struct {
+	RuleID string
+	Values []string
+	Seen   time.Time
+	Window time.Duration
+}
+
+// EncodeValues encodes term values unambiguously: each value as its
+// length (uvarint) and bytes.
+func EncodeValues(values []string) []byte {
+	var out []byte
+	for _, v := range values {
+		out = binary.AppendUvarint(out, uint64(len(v)))
+		out = append(out, v...)
+	}
+	return out
+}
+
+// DecodeValues reverses EncodeValues.
+func DecodeValues(b []byte) ([]string, error) {
+	var out []string
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errors.New("damaged term key")
+		}
+		out = append(out, string(b[k:k+int(n)]))
+		b = b[k+int(n):]
+	}
+	return out, nil
+}
+
+func putTime(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
+
+func getTime(b []byte) (time.Time, bool) {
+	if len(b) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC(), true
+}
+
+// IsNew is Kibana's rule for one term: new when never seen, or when last
+// seen longer than window before seen. A sighting older than the last one
+// (CloudTrail delivers files out of order) is never new.
+func IsNew(last time.Time, known bool, seen time.Time, window time.Duration) bool {
+	if !known {
+		return true
+	}
+	if seen.Before(last) {
+		return false
+	}
+	return seen.Sub(last) > window
+}
+
+// Batch is what one Commit decides and writes.
+type Batch struct {
+	Terms []Term
+	// Emit is called inside the transaction with, for each term, whether it
+	// is new and whether the store is still learning at the term's time; it
+	// returns the alerts to put in the outbox (JSON documents).
+	Emit func(isNew []bool) ([][]byte, error)
+	// Learning: terms seen before FirstSeen+Learning are recorded, not new.
+	Learning time.Duration
+}
+
+// CommitResult tells what a commit did.
+type CommitResult struct {
+	Seqs     []uint64 // outbox sequence numbers of the alerts written
+	Overflow int      // alerts dropped because the outbox was full
+}
+
+// Commit runs one batch in one write transaction: it looks up and updates
+// every term, and writes the alerts Emit returns to the outbox. On error
+// nothing of the batch is written.
+func (s *Store) Commit(b Batch) (res CommitResult, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return res, &Error{s.path, "commit", errors.New("closed")}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{s.path, "commit", fmt.Errorf("the file is damaged (%v); %s", r, recoverHint)}
+		}
+	}()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta, terms, rules, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketOutbox)
+		// Look terms up in key order: neighbouring pages, fewer page reads.
+		order := make([]int, len(b.Terms))
+		keys := make([][]byte, len(b.Terms))
+		for i, t := range b.Terms {
+			order[i] = i
+			keys[i] = EncodeValues(t.Values)
+		}
+		sort.SliceStable(order, func(x, y int) bool {
+			tx, ty := b.Terms[order[x]], b.Terms[order[y]]
+			if tx.RuleID != ty.RuleID {
+				return tx.RuleID < ty.RuleID
+			}
+			if c := bytes.Compare(keys[order[x]], keys[order[y]]); c != 0 {
+				return c < 0
+			}
+			return order[x] < order[y] // same term twice: in batch order
+		})
+		first, hasFirst := getTime(meta.Get(keyFirstSeen))
+		latest, _ := getTime(meta.Get(keyLatestSeen))
+		isNew := make([]bool, len(b.Terms))
+		var rb *bolt.Bucket
+		var rbID string
+		for _, i := range order {
+			t := b.Terms[i]
+			if rb == nil || rbID != t.RuleID {
+				var err error
+				if rb, err = terms.CreateBucketIfNotExists([]byte(t.RuleID)); err != nil {
+					return err
+				}
+				rbID = t.RuleID
+				if err := rules.Put([]byte(t.RuleID), binary.BigEndian.AppendUint64(nil, uint64(t.Window))); err != nil {
+					return err
+				}
+			}
+			last, known := getTime(rb.Get(keys[i]))
+			isNew[i] = IsNew(last, known, t.Seen, t.Window)
+			if !hasFirst || t.Seen.Before(first) {
+				first, hasFirst = t.Seen, true
+			}
+			if isNew[i] && b.Learning > 0 && t.Seen.Before(first.Add(b.Learning)) {
+				isNew[i] = false
+			}
+			if !known || t.Seen.After(last) {
+				if err := rb.Put(keys[i], putTime(t.Seen)); err != nil {
+					return err
+				}
+			}
+			if t.Seen.After(latest) {
+				latest = t.Seen
+			}
+		}
+		if len(b.Terms) > 0 {
+			if err := meta.Put(keyFirstSeen, putTime(first)); err != nil {
+				return err
+			}
+			if err := meta.Put(keyLatestSeen, putTime(latest)); err != nil {
+				return err
+			}
+		}
+		var alerts [][]byte
+		if b.Emit != nil {
+			var err error
+			if alerts, err = b.Emit(isNew); err != nil {
+				return err
+			}
+		}
+		room := s.maxOutbox - s.outboxN
+		for _, a := range alerts {
+			if room <= 0 {
+				res.Overflow++
+				continue
+			}
+			seq, err := outbox.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), a); err != nil {
+				return err
+			}
+			res.Seqs = append(res.Seqs, seq)
+			room--
+		}
+		if res.Overflow > 0 {
+			n, _ := strconv.Atoi(string(meta.Get(keyOverflow)))
+			return meta.Put(keyOverflow, []byte(strconv.Itoa(n+res.Overflow)))
+		}
+		return nil
+	})
+	if err == nil {
+		s.outboxN += len(res.Seqs)
+	}
+	if err != nil {
+		res = CommitResult{}
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w: %v", ErrDiskFull, err)
+		}
+		var se *Error
+		if !errors.As(err, &se) {
+			err = &Error{s.path, "commit", err}
+		}
+	}
+	return res, err
+}
+
+// Pending is one alert waiting in the outbox.
+type Pending struct {
+	Seq   uint64
+	Alert []byte
+}
+
+// Pending returns up to limit alerts from the outbox, oldest first.
+func (s *Store) Pending(limit int) ([]Pending, error) {
+	var out []Pending
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &Error{s.path, "read outbox", err}
+	}
+	return out, nil
+}
+
+// Ack removes alerts a sink has taken from the outbox.
+func (s *Store) Ack(seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	removed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		removed = 0
+		for _, q := range seqs {
+			k := binary.BigEndian.AppendUint64(nil, q)
+			if ob.Get(k) == nil {
+				continue
+			}
+			if err := ob.Delete(k); err != nil {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return &Error{s.path, "ack", err}
+	}
+	s.outboxN -= removed
+	return nil
+}
+
+// OutboxLen is the number of alerts waiting for a sink.
+func (s *Store) OutboxLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outboxN
+}
