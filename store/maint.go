@@ -82,8 +82,10 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 				}
 				k, v = c.Seek(k)
 			}
-			if _, isCurrent := windows[string(rule)]; !isCurrent && b.Stats().KeyN == 0 {
-				emptied = append(emptied, append([]byte(nil), rule...))
+			if first, _ := b.Cursor().First(); first == nil {
+				if _, isCurrent := windows[string(rule)]; !isCurrent {
+					emptied = append(emptied, append([]byte(nil), rule...))
+				}
 			}
 			return nil
 		})

@@ -1,0 +1,226 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openT(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func term(rule string, at time.Duration, vals ...string) Term {
+	return Term{RuleID: rule, Values: vals, Seen: t0.Add(at), Window: 7 * 24 * time.Hour}
+}
+
+func TestFileModeAndReopen(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, p)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, err := s.Commit(Batch{Terms: []Term{term("r", 0, "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openT(t, p)
+	st, _ := s2.Stats()
+	if st.Terms != 1 {
+		t.Errorf("%d terms after reopen", st.Terms)
+	}
+}
+
+func TestOpenErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.db")
+	s := openT(t, p)
+	// A second instance in this process.
+	if _, err := Open(p, Options{}); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "already open") {
+		t.Errorf("second open: %v", err)
+	}
+	s.Close()
+
+	// A newer schema version is refused, not misread.
+	db, _ := bolt.Open(p, 0o600, nil)
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("7")) })
+	db.Close()
+	if _, err := Open(p, Options{}); err == nil || !strings.Contains(err.Error(), "newer trailwatch (schema 7") {
+		t.Errorf("newer schema: %v", err)
+	}
+
+	// A bbolt file with foreign data and no schema.
+	foreign := filepath.Join(dir, "foreign.db")
+	db, _ = bolt.Open(foreign, 0o600, nil)
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err })
+	db.Close()
+	if _, err := Open(foreign, Options{}); err == nil || !strings.Contains(err.Error(), "not written by trailwatch") {
+		t.Errorf("foreign file: %v", err)
+	}
+
+	// Not a bbolt file at all.
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 1000), 0o600)
+	if _, err := Open(junk, Options{}); err == nil || !strings.Contains(err.Error(), junk) || !strings.Contains(err.Error(), "move it aside") {
+		t.Errorf("junk file: %v", err)
+	}
+	short := filepath.Join(dir, "short.db")
+	os.WriteFile(short, []byte("x"), 0o600)
+	if _, err := Open(short, Options{}); err == nil || !strings.Contains(err.Error(), "too short") {
+		t.Errorf("short file: %v", err)
+	}
+	// A folder that does not exist.
+	if _, err := Open(filepath.Join(dir, "no", "such", "s.db"), Options{}); err == nil || !strings.Contains(err.Error(), "no/such") {
+		t.Errorf("missing folder: %v", err)
+	}
+}
+
+func TestOutboxCommitAndAck(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
+	res, err := s.Commit(Batch{
+		Terms: []Term{term("r", 0, "a"), term("r", 0, "b")},
+		Emit: func(isNew []bool) ([][]byte, error) {
+			var out [][]byte
+			for i, n := range isNew {
+				if n {
+					out = append(out, []byte(fmt.Sprintf(`{"i":%d}`, i)))
+				}
+			}
+			return out, nil
+		},
+	})
+	if err != nil || len(res.Seqs) != 2 {
+		t.Fatalf("%v %v", res, err)
+	}
+	p, _ := s.Pending(10)
+	if len(p) != 2 || string(p[0].Alert) != `{"i":0}` {
+		t.Fatalf("pending %v", p)
+	}
+	s.Ack([]uint64{p[0].Seq})
+	if s.OutboxLen() != 1 {
+		t.Errorf("outbox %d after ack", s.OutboxLen())
+	}
+	// An Emit error writes nothing of the batch: terms stay unknown.
+	_, err = s.Commit(Batch{Terms: []Term{term("r", time.Hour, "c")}, Emit: func([]bool) ([][]byte, error) { return nil, errors.New("boom") }})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	res, _ = s.Commit(Batch{Terms: []Term{term("r", 2*time.Hour, "c")}, Emit: func(n []bool) ([][]byte, error) {
+		if !n[0] {
+			t.Error("c must still be new after the failed batch")
+		}
+		return nil, nil
+	}})
+}
+
+func TestOutboxBound(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true, MaxOutbox: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Commit(Batch{Emit: func([]bool) ([][]byte, error) {
+		return [][]byte{[]byte("1"), []byte("2"), []byte("3"), []byte("4"), []byte("5")}, nil
+	}})
+	if err != nil || len(res.Seqs) != 3 || res.Overflow != 2 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	st, _ := s.Stats()
+	if st.Overflowed != 2 || st.Outbox != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestPruneBoundsTheFile(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
+	w := map[string]time.Duration{"keep": 7 * 24 * time.Hour}
+	var terms []Term
+	for i := 0; i < 100; i++ {
+		terms = append(terms, term("keep", time.Duration(i)*time.Hour, fmt.Sprint(i)))
+		terms = append(terms, term("gone", time.Duration(i)*time.Hour, fmt.Sprint(i)))
+	}
+	s.Commit(Batch{Terms: terms})
+	// At t0+8d, terms of "keep" seen before t0+1d are past the window; the
+	// rule "gone" left the rule set and keeps its stored 7-day window.
+	res, err := s.Prune(t0.Add(8*24*time.Hour), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Terms != 48 || res.Rules != 0 {
+		t.Errorf("pruned %+v, want 48 terms (24 per rule)", res)
+	}
+	res, _ = s.Prune(t0.Add(30*24*time.Hour), w)
+	if res.Rules != 1 {
+		t.Errorf("the removed rule's bucket must go once its window passed: %+v", res)
+	}
+	st, _ := s.Stats()
+	if st.Terms != 0 || len(st.Rules) != 1 || st.Rules[0].RuleID != "keep" {
+		t.Errorf("after pruning: %+v", st)
+	}
+}
+
+func TestExportImport(t *testing.T) {
+	a := openT(t, filepath.Join(t.TempDir(), "a.db"))
+	a.Commit(Batch{Terms: []Term{term("r1", 0, "x", "y"), term("r1", time.Hour, "x:y"), term("r2", 0, "")}})
+	var buf bytes.Buffer
+	n, err := a.Export(&buf)
+	if err != nil || n != 3 {
+		t.Fatalf("export %d %v", n, err)
+	}
+	b := openT(t, filepath.Join(t.TempDir(), "b.db"))
+	b.Commit(Batch{Terms: []Term{term("r1", 5*time.Hour, "x", "y")}}) // later than the export's
+	if n, err := b.Import(bytes.NewReader(buf.Bytes()), "export.ndjson"); err != nil || n != 3 {
+		t.Fatalf("import %d %v", n, err)
+	}
+	var again bytes.Buffer
+	b.Export(&again)
+	if !strings.Contains(again.String(), `"values":["x","y"],"last_seen":"2026-11-01T05:00:00Z"`) {
+		t.Errorf("the later sighting must win:\n%s", again.String())
+	}
+	if !strings.Contains(again.String(), `"values":["x:y"]`) || !strings.Contains(again.String(), `"rule_id":"r2","values":[""]`) {
+		t.Errorf("values must survive exactly:\n%s", again.String())
+	}
+	_, err = b.Import(strings.NewReader("{\"rule_id\":\"r\",\"values\":[\"a\"],\"last_seen\":\"2026-11-01T00:00:00Z\"}\nnot json\n"), "bad.ndjson")
+	if err == nil || !strings.Contains(err.Error(), "bad.ndjson:2") {
+		t.Errorf("bad line: %v", err)
+	}
+}
+
+func TestEncodeValuesUnambiguous(t *testing.T) {
+	pairs := [][2][]string{
+		{{"a", "bc"}, {"ab", "c"}},
+		{{"a:b"}, {"a", "b"}},
+		{{""}, {}},
+		{{"", ""}, {""}},
+	}
+	for _, p := range pairs {
+		if bytes.Equal(EncodeValues(p[0]), EncodeValues(p[1])) {
+			t.Errorf("%q and %q encode the same", p[0], p[1])
+		}
+	}
+	for _, v := range [][]string{{"a", "", "ü\x00z"}, {strings.Repeat("x", 300)}} {
+		got, err := DecodeValues(EncodeValues(v))
+		if err != nil || strings.Join(got, "|") != strings.Join(v, "|") {
+			t.Errorf("round trip %q: %q %v", v, got, err)
+		}
+	}
+}
