@@ -159,7 +159,10 @@ type worker struct {
 // pendingTerm is a new_terms match waiting for the batch's history lookup.
 type pendingTerm struct {
 	term store.Term
-	at   int // its prepared alert's place in the batch's alert list
+	rule *conf.Rule
+	raw  *doc.Node // the event: its alert is built only if the term is new
+	ecs  bool
+	at   int // the alert's place in the batch's alert list (nil until built)
 }
 
 // Result is what one batch produced: its alerts, their JSON as committed
@@ -217,12 +220,19 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			return nil, nil
 		}
 		drop := make([]bool, len(alerts))
+		var ev matcher.Event
 		for i, p := range pending {
 			if !isNew[i] {
 				drop[p.at] = true
 				continue
 			}
 			st.NewTermsHit++
+			if p.ecs {
+				ev.Reset(nil, p.raw, ingested, nil)
+			} else {
+				ev.Reset(p.raw, nil, ingested, e.enricher)
+			}
+			alerts[p.at] = e.buildAlert(p.rule, &ev, p.term.Values)
 		}
 		kept, docs = kept[:0], docs[:0]
 		for i, a := range alerts {
@@ -287,9 +297,14 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 				seen = t
 			}
 		}
+		raw, ecs := ev.Raw(), ev.IsECS()
+		if ecs {
+			raw = ev.ECSNode()
+		}
 		for _, values := range e.termsOf(r, ev) {
-			pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window}, at: len(alerts)})
-			alerts = append(alerts, e.buildAlert(r, ev, values))
+			pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window},
+				rule: r, raw: raw, ecs: ecs, at: len(alerts)})
+			alerts = append(alerts, nil)
 		}
 	}
 	return alerts, pending

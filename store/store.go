@@ -248,6 +248,17 @@ func getTime(b []byte) (time.Time, bool) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC(), true
 }
 
+// refreshEvery is how much newer a sighting must be than the stored one to
+// be written: 1/10080 of the window (one minute for 7 days). Busy terms then
+// cost a page write a minute instead of one per batch; the price is that a
+// term can turn new again up to that much before its window is over.
+func refreshEvery(window time.Duration) time.Duration {
+	if d := window / 10080; d > 0 {
+		return d
+	}
+	return time.Nanosecond
+}
+
 // IsNew is Kibana's rule for one term: new when never seen, or when last
 // seen longer than window before seen. A sighting older than the last one
 // (CloudTrail delivers files out of order) is never new.
@@ -336,7 +347,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			if isNew[i] && b.Learning > 0 && t.Seen.Before(first.Add(b.Learning)) {
 				isNew[i] = false
 			}
-			if !known || t.Seen.After(last) {
+			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
 				if err := rb.Put(keys[i], putTime(t.Seen)); err != nil {
 					return err
 				}
