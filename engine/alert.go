@@ -14,8 +14,8 @@ import (
 )
 
 // Alert is one alert document, shaped like the alerts Elastic Security
-// writes: the event's ECS fields as nested objects, and kibana.alert.* with
-// event.kind and @timestamp as dotted keys at the top.
+// writes: the event's ECS fields as nested objects (event.kind: signal,
+// @timestamp the alert's time) and kibana.alert.* as dotted keys at the top.
 type Alert struct {
 	UUID   string
 	RuleID string
@@ -68,8 +68,15 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	if tags == nil {
 		tags = []string{}
 	}
+	// Kibana keeps the source event's event.* under
+	// kibana.alert.original_event.* and marks the alert event.kind: signal.
+	if evm, ok := d["event"].(map[string]any); ok {
+		for k, v := range evm {
+			d["kibana.alert.original_event."+k] = v
+		}
+	}
+	setPath(d, "event.kind", "signal")
 	d["@timestamp"] = now
-	d["event.kind"] = "signal"
 	d["kibana.alert.uuid"] = id
 	d["kibana.alert.status"] = "active"
 	d["kibana.alert.workflow_status"] = "open"
@@ -92,8 +99,6 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	d["kibana.alert.rule.interval"] = r.Interval
 	d["kibana.alert.rule.max_signals"] = r.MaxSignals
 	d["kibana.alert.rule.producer"] = "siem"
-	d["kibana.alert.original_event.action"] = ev.Value(e.schema, matcher.ActionField)
-	d["kibana.alert.original_event.provider"] = ev.Value(e.schema, matcher.ProviderField)
 	if newTerms != nil {
 		d["kibana.alert.new_terms"] = newTerms
 	}

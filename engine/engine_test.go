@@ -226,7 +226,7 @@ func TestAlertDocument(t *testing.T) {
 	d := res.Alerts[0].Doc
 	for k, want := range map[string]any{
 		"@timestamp":                         "2026-11-23T10:00:00.000Z",
-		"event.kind":                         "signal",
+		"kibana.alert.original_event.kind":   "event",
 		"kibana.alert.rule.rule_id":          "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b",
 		"kibana.alert.rule.type":             "new_terms",
 		"kibana.alert.severity":              "medium",
@@ -243,6 +243,12 @@ func TestAlertDocument(t *testing.T) {
 	}
 	if !strings.Contains(d["kibana.alert.reason"].(string), "created medium alert AWS Bedrock Resource-Based Policy Modified or Deleted.") {
 		t.Errorf("reason %q", d["kibana.alert.reason"])
+	}
+	if k := d["event"].(map[string]any)["kind"]; k != "signal" {
+		t.Errorf("event.kind = %v, want signal", k)
+	}
+	if _, dotted := d["event.kind"]; dotted {
+		t.Error("event.kind must not also appear as a dotted key")
 	}
 	src := d["source"].(map[string]any)
 	if src["ip"] != "198.51.100.1" {

@@ -51,9 +51,9 @@ type alertOut struct {
 	RuleID   string   `json:"kibana.alert.rule.rule_id"`
 	UUID     string   `json:"kibana.alert.uuid"`
 	NewTerms []string `json:"kibana.alert.new_terms"`
-	Kind     string   `json:"event.kind"`
 	Event    struct {
 		Action string `json:"action"`
+		Kind   string `json:"kind"`
 	} `json:"event"`
 }
 
@@ -102,7 +102,7 @@ func TestSeedRulesFireThroughScan(t *testing.T) {
 	var got []string
 	for _, a := range alerts {
 		got = append(got, a.RuleID[:8]+":"+a.Event.Action)
-		if a.Kind != "signal" || a.UUID == "" {
+		if a.Event.Kind != "signal" || a.UUID == "" {
 			t.Errorf("alert shape: %+v", a)
 		}
 		if a.RuleID == policyRuleID && len(a.NewTerms) != 1 {
