@@ -10,8 +10,14 @@ require (
 )
 
 require (
+	github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c // indirect
+	github.com/fluent/fluent-logger-golang v1.10.2 // indirect
+	github.com/maxmind/mmdbwriter v1.2.0 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180228061459-e0a39a4cb421 // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/oschwald/maxminddb-golang/v2 v2.9.0 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
-	golang.org/x/sys v0.45.0 // indirect
+	github.com/ugorji/go/codec v1.1.7 // indirect
+	go4.org/netipx v0.0.0-20231129151722-fdeea329fbba // indirect
+	golang.org/x/sys v0.49.0 // indirect
 )

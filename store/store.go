@@ -42,6 +42,10 @@ var (
 	// bucketOutbox holds alerts not yet taken by a sink: key = 8-byte
 	// big-endian sequence, value = the alert's JSON.
 	bucketOutbox = []byte("outbox")
+	// bucketSinks holds, per sink name, the last outbox sequence that sink
+	// has taken (8 bytes). An alert leaves the outbox once every configured
+	// sink has taken it.
+	bucketSinks = []byte("sinks")
 )
 
 var (
@@ -174,7 +178,7 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -466,4 +470,82 @@ func (s *Store) OutboxLen() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.outboxN
+}
+
+// PendingAfter returns up to limit alerts with a sequence above after,
+// oldest first.
+func (s *Store) PendingAfter(after uint64, limit int) ([]Pending, error) {
+	var out []Pending
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
+			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &Error{s.path, "read outbox", err}
+	}
+	return out, nil
+}
+
+// Cursor returns the last sequence the named sink has taken (0: none).
+func (s *Store) Cursor(sink string) uint64 {
+	var seq uint64
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSinks).Get([]byte(sink)); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return seq
+}
+
+// Advance records that sink has taken every alert up to seq, and removes
+// from the outbox the alerts that all of sinks have taken. Cursors of sinks
+// not in sinks (no longer configured) are forgotten.
+func (s *Store) Advance(sink string, seq uint64, sinks []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	removed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb, ob := tx.Bucket(bucketSinks), tx.Bucket(bucketOutbox)
+		if err := sb.Put([]byte(sink), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+			return err
+		}
+		low := seq
+		keep := map[string]bool{}
+		for _, n := range sinks {
+			keep[n] = true
+			v := sb.Get([]byte(n))
+			if len(v) != 8 {
+				return nil // a sink that has taken nothing yet
+			}
+			low = min(low, binary.BigEndian.Uint64(v))
+		}
+		var gone [][]byte
+		sb.ForEach(func(k, _ []byte) error {
+			if !keep[string(k)] {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range gone {
+			sb.Delete(k)
+		}
+		removed = 0
+		c := ob.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= low; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return &Error{s.path, "advance " + sink, err}
+	}
+	s.outboxN -= removed
+	return nil
 }

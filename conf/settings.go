@@ -1,0 +1,147 @@
+package conf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/matcher"
+)
+
+// Settings are the options of one trailwatch instance: the Fluent Bit
+// plugin's properties, `trailwatch serve`'s config keys, and (dashes for
+// underscores) the command line's flags.
+type Settings struct {
+	Rules          []string      // rules: comma-separated files or folders
+	DB             string        // db: the bbolt state file
+	TimeSource     string        // time_source: ingested | event
+	LearningPeriod time.Duration // learning_period
+	GeoIPDB        string        // geoip_db: MaxMind City database
+	ASNDB          string        // asn_db: MaxMind ASN database
+	AlertForward   string        // alert_forward: host:port or a Unix socket path
+	AlertFile      string        // alert_file
+	AlertStdout    bool          // alert_stdout
+	AlertHTTP      string        // alert_http: URL
+	AlertTag       string        // alert_tag: tag template
+	OutboxMax      int           // outbox_max
+	NoSync         bool          // no_sync
+	PruneInterval  time.Duration // prune_interval
+	ExitTimeout    time.Duration // exit_timeout: how long exit waits for the outbox to drain
+	LogLevel       string        // log_level
+}
+
+// Property describes one setting for documentation and validation.
+type Property struct {
+	Name, Default, Help string
+}
+
+// Properties lists every setting with its default, in the order the README
+// documents them.
+var Properties = []Property{
+	{"rules", "", "comma-separated rule files or folders (required)"},
+	{"db", "trailwatch.db", "the bbolt state file: new_terms history and alert outbox (created 0600)"},
+	{"time_source", "ingested", "clock for new_terms windows: ingested or event"},
+	{"learning_period", "", "record new terms without alerting for this long after the first (e.g. 24h, 7d)"},
+	{"geoip_db", "", "MaxMind GeoIP2/GeoLite2 City database: fills source.geo.*"},
+	{"asn_db", "", "MaxMind GeoLite2 ASN database: fills source.as.*"},
+	{"alert_forward", "", "send alerts with the forward protocol (acknowledged) to host:port or a Unix socket path"},
+	{"alert_file", "", "append alerts as NDJSON to this file (created 0600)"},
+	{"alert_stdout", "off", "print alerts as NDJSON on stdout (on/off)"},
+	{"alert_http", "", "POST alerts as NDJSON to this URL"},
+	{"alert_tag", "alert.trailwatch", "tag of forwarded alerts; {rule_id} and {rule_name} are replaced"},
+	{"outbox_max", "100000", "most alerts kept waiting for a sink; past it new alerts are dropped and counted"},
+	{"no_sync", "off", "skip fsync at each chunk commit (faster; a power loss can lose the last chunks)"},
+	{"prune_interval", "10m", "how often terms past their window are pruned"},
+	{"exit_timeout", "5s", "how long exit waits for sinks to take the outbox"},
+	{"log_level", "info", "error, warn, info or debug"},
+}
+
+// ParseSettings reads settings through get (a property lookup returning ""
+// for unset). Every invalid value is reported, each naming its property and
+// what it accepts.
+func ParseSettings(get func(key string) string) (*Settings, error) {
+	val := func(k string) string {
+		if v := strings.TrimSpace(get(k)); v != "" {
+			return v
+		}
+		for _, p := range Properties {
+			if p.Name == k {
+				return p.Default
+			}
+		}
+		return ""
+	}
+	var errs []string
+	bad := func(k, accepts string) {
+		errs = append(errs, fmt.Sprintf("property %s = %q: expected %s", k, get(k), accepts))
+	}
+	onOff := func(k string) bool {
+		switch strings.ToLower(val(k)) {
+		case "on", "true", "yes", "1":
+			return true
+		case "off", "false", "no", "0", "":
+			return false
+		}
+		bad(k, "on or off")
+		return false
+	}
+	duration := func(k string, allowZero bool) time.Duration {
+		v := val(k)
+		if v == "" {
+			return 0
+		}
+		d, err := matcher.ParseDuration(v)
+		if err != nil || d < 0 || (d == 0 && !allowZero) {
+			bad(k, "a duration such as 30s, 10m, 24h or 7d")
+		}
+		return d
+	}
+	s := &Settings{
+		DB:           val("db"),
+		TimeSource:   val("time_source"),
+		GeoIPDB:      val("geoip_db"),
+		ASNDB:        val("asn_db"),
+		AlertForward: val("alert_forward"),
+		AlertFile:    val("alert_file"),
+		AlertHTTP:    val("alert_http"),
+		AlertTag:     val("alert_tag"),
+		LogLevel:     strings.ToLower(val("log_level")),
+	}
+	for _, p := range strings.Split(val("rules"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			s.Rules = append(s.Rules, p)
+		}
+	}
+	if len(s.Rules) == 0 {
+		errs = append(errs, "property rules is missing: expected comma-separated rule files or folders")
+	}
+	if s.TimeSource != "ingested" && s.TimeSource != "event" {
+		bad("time_source", "ingested or event")
+	}
+	s.LearningPeriod = duration("learning_period", true)
+	s.PruneInterval = duration("prune_interval", false)
+	s.ExitTimeout = duration("exit_timeout", true)
+	s.AlertStdout = onOff("alert_stdout")
+	s.NoSync = onOff("no_sync")
+	if n, err := strconv.Atoi(val("outbox_max")); err != nil || n <= 0 {
+		bad("outbox_max", "a positive number of alerts")
+	} else {
+		s.OutboxMax = n
+	}
+	switch s.LogLevel {
+	case "error", "warn", "warning", "info", "debug", "trace", "off":
+	default:
+		bad("log_level", "error, warn, info or debug")
+	}
+	if s.AlertForward == "" && s.AlertFile == "" && !s.AlertStdout && s.AlertHTTP == "" {
+		errs = append(errs, "no alert sink: set alert_forward, alert_file, alert_http or alert_stdout on")
+	}
+	if strings.TrimSpace(s.AlertTag) == "" || strings.ContainsAny(strings.NewReplacer("{rule_id}", "", "{rule_name}", "").Replace(s.AlertTag), "{} ") {
+		bad("alert_tag", "a tag, optionally with {rule_id} or {rule_name}")
+	}
+	if len(errs) > 0 {
+		return s, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return s, nil
+}

@@ -1,0 +1,124 @@
+// Package flb is trailwatch's side of Fluent Bit's Go output plugin
+// interface, in pure Go so that tests drive it without Fluent Bit: it reads
+// the chunks Fluent Bit flushes, runs an instance (rules, state, sinks) per
+// [OUTPUT] section, and logs in Fluent Bit's style. The cgo shim in plugin/
+// only hands bytes and properties to it.
+package flb
+
+import (
+	"fmt"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
+
+// ChunkStats counts what a chunk held besides records.
+type ChunkStats struct {
+	Events    int // records read
+	Groups    int // group start/end markers skipped
+	Malformed int // records that could not be read
+}
+
+// DecodeChunk reads a Fluent Bit chunk: a sequence of events, each either
+// [timestamp, body] or [[timestamp, metadata], body], the timestamp an
+// EventTime extension or an integer. Group markers (timestamp -1 and -2) are
+// skipped. A malformed event is returned as a record with Err set; when the
+// stream itself is broken, the rest of the chunk is one malformed record.
+func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
+	var st ChunkStats
+	recs := make([]engine.Record, 0, 64)
+	for i := 0; len(data) > 0; i++ {
+		next, err := msgp.Skip(data)
+		if err != nil {
+			st.Malformed++
+			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from byte %d on: %v", i, err), Where: where(tag, i)})
+			break
+		}
+		event := data[:len(data)-len(next)]
+		data = next
+		body, group, err := eventBody(event)
+		switch {
+		case err != nil:
+			st.Malformed++
+			recs = append(recs, engine.Record{Err: err, Where: where(tag, i)})
+			continue
+		case group:
+			st.Groups++
+			continue
+		}
+		n, rest, err := doc.ReadMsgpack(body)
+		if err == nil && len(rest) != 0 {
+			err = fmt.Errorf("%d bytes after the record body", len(rest))
+		}
+		if err == nil && n.Kind != doc.Object {
+			err = fmt.Errorf("record body is a %s, not a map", n.Kind)
+		}
+		if err != nil {
+			st.Malformed++
+			recs = append(recs, engine.Record{Err: err, Where: where(tag, i)})
+			continue
+		}
+		st.Events++
+		recs = append(recs, engine.Record{Node: n})
+	}
+	return recs, st
+}
+
+func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", tag, i) }
+
+// eventBody returns the body of one event, or reports a group marker.
+func eventBody(ev []byte) (body []byte, group bool, err error) {
+	n, rest, err := msgp.ReadArrayHeaderBytes(ev)
+	if err != nil {
+		return nil, false, fmt.Errorf("event is not an array: %v", err)
+	}
+	if n != 2 {
+		return nil, false, fmt.Errorf("event is an array of %d, expected [timestamp, body]", n)
+	}
+	header := rest
+	if msgp.NextType(header) == msgp.ArrayType {
+		// [[timestamp, metadata], body]
+		hn, h, err := msgp.ReadArrayHeaderBytes(header)
+		if err != nil || hn < 1 {
+			return nil, false, fmt.Errorf("event header is not [timestamp, metadata]")
+		}
+		if isGroupMarker(h) {
+			return nil, true, nil
+		}
+		if err := checkTimestamp(h); err != nil {
+			return nil, false, err
+		}
+		if body, err = msgp.Skip(header); err != nil {
+			return nil, false, err
+		}
+		return body, false, nil
+	}
+	if isGroupMarker(header) {
+		return nil, true, nil
+	}
+	if err := checkTimestamp(header); err != nil {
+		return nil, false, err
+	}
+	if body, err = msgp.Skip(header); err != nil {
+		return nil, false, err
+	}
+	return body, false, nil
+}
+
+func isGroupMarker(ts []byte) bool {
+	if msgp.NextType(ts) != msgp.IntType {
+		return false
+	}
+	v, _, err := msgp.ReadInt64Bytes(ts)
+	return err == nil && (v == -1 || v == -2)
+}
+
+func checkTimestamp(ts []byte) error {
+	switch msgp.NextType(ts) {
+	case msgp.IntType, msgp.UintType, msgp.Float64Type, msgp.Float32Type, msgp.ExtensionType:
+		return nil
+	}
+	return fmt.Errorf("event timestamp is a %s, expected EventTime or an integer", msgp.NextType(ts))
+}

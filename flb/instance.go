@@ -1,0 +1,209 @@
+package flb
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/sink"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// Status is what a flush returns to Fluent Bit.
+type Status int
+
+// Fluent Bit's return codes (flb_output.h).
+const (
+	Error Status = 0
+	OK    Status = 1
+	Retry Status = 2
+)
+
+// Instance is one [OUTPUT] section: its rules, state file and sinks.
+type Instance struct {
+	Name string
+	Log  *Logger
+	set  *conf.Settings
+	eng  *engine.Engine
+	st   *store.Store
+	disp *sink.Dispatcher
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+
+	Records   atomic.Int64
+	Alerts    atomic.Int64
+	Malformed atomic.Int64
+	Retries   atomic.Int64
+}
+
+// Open builds an instance from its properties. Every invalid property and
+// every rule-set error is reported in the returned error.
+func Open(name string, get func(string) string, logw io.Writer) (in *Instance, err error) {
+	set, err := conf.ParseSettings(get)
+	if err != nil {
+		return nil, err
+	}
+	log := NewLogger(logw, name, ParseLevel(set.LogLevel))
+	rs, err := conf.LoadRules(matcher.NewSchema(), set.Rules...)
+	if err != nil {
+		var es conf.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				log.Errorf("rules: %v", e)
+			}
+		}
+		return nil, fmt.Errorf("property rules: the rule set has errors: %w", err)
+	}
+	enr, err := openEnricher(set)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(set.DB, store.Options{NoSync: set.NoSync, MaxOutbox: set.OutboxMax})
+	if err != nil {
+		return nil, fmt.Errorf("property db: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	ts, _ := engine.ParseTimeSource(set.TimeSource)
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr})
+	if err != nil {
+		return nil, err
+	}
+	sinks, err := openSinks(set)
+	if err != nil {
+		return nil, err
+	}
+	in = &Instance{Name: name, Log: log, set: set, eng: eng, st: st, done: make(chan struct{})}
+	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
+	in.wg.Add(1)
+	go in.pruneLoop()
+	runs := len(eng.Rules())
+	log.Infof("%d rules running (%d loaded), state %s, %d alerts waiting in the outbox", runs, len(rs.Rules), set.DB, st.OutboxLen())
+	for _, r := range rs.Rules {
+		if !r.Runs() {
+			log.Debugf("rule %q (%s) skipped: %s", r.Name, r.Type, r.Skip)
+		}
+	}
+	return in, nil
+}
+
+func openSinks(set *conf.Settings) ([]sink.Sink, error) {
+	var out []sink.Sink
+	fail := func(err error) ([]sink.Sink, error) {
+		for _, s := range out {
+			s.Close()
+		}
+		return nil, err
+	}
+	if set.AlertForward != "" {
+		s, err := sink.NewForward(set.AlertForward)
+		if err != nil {
+			return fail(fmt.Errorf("property %w", err))
+		}
+		out = append(out, s)
+	}
+	if set.AlertFile != "" {
+		s, err := sink.NewFile(set.AlertFile)
+		if err != nil {
+			return fail(fmt.Errorf("property %w", err))
+		}
+		out = append(out, s)
+	}
+	if set.AlertHTTP != "" {
+		s, err := sink.NewHTTP(set.AlertHTTP, "")
+		if err != nil {
+			return fail(fmt.Errorf("property %w", err))
+		}
+		out = append(out, s)
+	}
+	if set.AlertStdout {
+		out = append(out, sink.NewStdout())
+	}
+	return out, nil
+}
+
+// Flush evaluates one chunk. It returns OK once the chunk's history and
+// alerts are committed, Retry when they could not be (Fluent Bit then sends
+// the same chunk again), and never Error for malformed records: they are
+// counted and skipped.
+func (in *Instance) Flush(tag string, data []byte) Status {
+	recs, cs := DecodeChunk(tag, data)
+	if cs.Malformed > 0 {
+		in.Malformed.Add(int64(cs.Malformed))
+		for _, r := range recs {
+			if r.Err != nil {
+				in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
+			}
+		}
+	}
+	res, err := in.eng.ProcessBatch(recs)
+	if err != nil {
+		in.Retries.Add(1)
+		in.Log.Errorf("chunk of %d records not committed, Fluent Bit will retry it: %v", len(recs), err)
+		return Retry
+	}
+	in.Records.Add(int64(res.Stats.Records))
+	if len(res.Alerts) > 0 {
+		in.Alerts.Add(int64(len(res.Alerts)))
+		in.disp.Wake()
+		for _, a := range res.Alerts {
+			in.Log.Debugf("alert %s: %s", a.UUID, a.Rule)
+		}
+	}
+	if res.Stats.Overflow > 0 {
+		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)
+	}
+	return OK
+}
+
+func (in *Instance) pruneLoop() {
+	defer in.wg.Done()
+	t := time.NewTicker(in.set.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if in.set.TimeSource == string(engine.EventTime) {
+			now = in.st.Now()
+		}
+		res, err := in.st.Prune(now, in.eng.Windows())
+		if err != nil {
+			in.Log.Warnf("pruning: %v", err)
+		} else if res.Terms > 0 || res.Rules > 0 {
+			in.Log.Debugf("pruned %d terms and %d rules no longer configured", res.Terms, res.Rules)
+		}
+	}
+}
+
+// Close drains the outbox within exit_timeout, stops the sinks and closes
+// the state file, so that a hot reload can open it again. It is safe to call
+// more than once.
+func (in *Instance) Close() error {
+	var err error
+	in.closeOnce.Do(func() {
+		if !in.disp.Drain(in.set.ExitTimeout) {
+			in.Log.Warnf("exit: %d alerts not yet taken by the sinks stay in %s for the next start", in.st.OutboxLen(), in.set.DB)
+		}
+		close(in.done)
+		in.wg.Wait()
+		in.disp.Close()
+		err = in.st.Close()
+		in.Log.Infof("stopped: %d records, %d alerts, %d malformed records", in.Records.Load(), in.Alerts.Load(), in.Malformed.Load())
+	})
+	return err
+}

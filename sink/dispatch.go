@@ -1,0 +1,150 @@
+package sink
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// Logger receives the dispatcher's messages.
+type Logger interface {
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+}
+
+// Dispatcher drains the outbox into the sinks, one goroutine per sink.
+type Dispatcher struct {
+	st    *store.Store
+	sinks []Sink
+	names []string
+	tag   TagTemplate
+	log   Logger
+	batch int
+
+	wake   []chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	Delivered []atomic.Int64 // alerts taken, per sink
+	Failures  []atomic.Int64 // failed sends, per sink
+}
+
+// Backoff bounds for a failing sink.
+var (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 60 * time.Second
+)
+
+// NewDispatcher starts delivering the outbox of st to sinks.
+func NewDispatcher(st *store.Store, sinks []Sink, tag TagTemplate, log Logger) *Dispatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{st: st, sinks: sinks, tag: tag, log: log, batch: 500, cancel: cancel,
+		Delivered: make([]atomic.Int64, len(sinks)), Failures: make([]atomic.Int64, len(sinks))}
+	for _, s := range sinks {
+		d.names = append(d.names, s.Name())
+		d.wake = append(d.wake, make(chan struct{}, 1))
+	}
+	for i := range sinks {
+		d.wg.Add(1)
+		go d.run(ctx, i)
+	}
+	return d
+}
+
+// Wake tells the sinks that new alerts are in the outbox.
+func (d *Dispatcher) Wake() {
+	for _, w := range d.wake {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *Dispatcher) run(ctx context.Context, i int) {
+	defer d.wg.Done()
+	s := d.sinks[i]
+	cursor := d.st.Cursor(s.Name())
+	backoff := minBackoff
+	failing := false
+	for {
+		items, err := d.next(cursor)
+		if err != nil {
+			d.log.Warnf("sink %s: reading the outbox: %v", s.Name(), err)
+		}
+		if len(items) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.wake[i]:
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if err := s.Send(ctx, items); err != nil {
+			d.Failures[i].Add(1)
+			if !failing {
+				d.log.Warnf("sink %s: %v; retrying with backoff, alerts wait in the outbox", s.Name(), err)
+			}
+			failing = true
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		if failing {
+			d.log.Infof("sink %s: delivering again", s.Name())
+		}
+		failing, backoff = false, minBackoff
+		cursor = items[len(items)-1].Seq
+		if err := d.st.Advance(s.Name(), cursor, d.names); err != nil {
+			d.log.Warnf("sink %s: %v", s.Name(), err)
+		}
+		d.Delivered[i].Add(int64(len(items)))
+	}
+}
+
+func (d *Dispatcher) next(after uint64) ([]Item, error) {
+	ps, err := d.st.PendingAfter(after, d.batch)
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	items := make([]Item, len(ps))
+	now := time.Now()
+	for i, p := range ps {
+		items[i] = Item{Seq: p.Seq, Doc: p.Alert, Tag: d.tag.Render(p.Alert), Time: now}
+	}
+	return items, nil
+}
+
+// Drain waits until every sink has taken every alert in the outbox, or the
+// deadline passes; it reports whether the outbox was drained.
+func (d *Dispatcher) Drain(deadline time.Duration) bool {
+	stop := time.Now().Add(deadline)
+	for {
+		if d.st.OutboxLen() == 0 {
+			return true
+		}
+		if time.Now().After(stop) {
+			return false
+		}
+		d.Wake()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close stops the sinks' goroutines and closes the sinks. Alerts not yet
+// delivered stay in the outbox for the next start.
+func (d *Dispatcher) Close() {
+	d.cancel()
+	d.wg.Wait()
+	for _, s := range d.sinks {
+		s.Close()
+	}
+}

@@ -1,0 +1,259 @@
+// Package sink delivers alerts from the state file's outbox: to a Fluent Bit
+// (or Fluentd) in_forward input with the forward protocol's acknowledgement,
+// to an NDJSON file, to stdout, or by HTTP POST. Each sink reads the outbox
+// at its own pace; an alert leaves the outbox once every sink has taken it.
+// A sink that is down is retried with backoff while records keep flowing.
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluent/fluent-logger-golang/fluent"
+	jsoniter "github.com/json-iterator/go"
+)
+
+// Item is one alert to deliver.
+type Item struct {
+	Seq  uint64
+	Tag  string
+	Time time.Time
+	Doc  []byte // the alert's JSON
+}
+
+// Sink takes batches of alerts. Send returns nil only when the whole batch
+// was taken (written, acknowledged, answered 2xx).
+type Sink interface {
+	Name() string
+	Send(ctx context.Context, items []Item) error
+	Close() error
+}
+
+// ---- stdout and file ----
+
+// writerSink writes NDJSON lines.
+type writerSink struct {
+	name string
+	mu   *sync.Mutex
+	w    io.Writer
+	sync func() error
+	c    io.Closer
+}
+
+var stdoutMu sync.Mutex
+
+// NewStdout writes alerts to standard output, one JSON document a line.
+func NewStdout() Sink { return &writerSink{name: "stdout", mu: &stdoutMu, w: os.Stdout} }
+
+// NewWriter writes alerts to w (for tests and embedding).
+func NewWriter(name string, w io.Writer) Sink {
+	return &writerSink{name: name, mu: &sync.Mutex{}, w: w}
+}
+
+// NewFile appends alerts to an NDJSON file, created 0600, synced after each
+// batch so that an acknowledged alert is on disk.
+func NewFile(path string) (Sink, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("alert_file %s: %w", path, err)
+	}
+	return &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, c: f}, nil
+}
+
+func (s *writerSink) Name() string { return s.name }
+
+func (s *writerSink) Send(_ context.Context, items []Item) error {
+	var buf bytes.Buffer
+	for _, it := range items {
+		buf.Write(it.Doc)
+		buf.WriteByte('\n')
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if s.sync != nil {
+		return s.sync()
+	}
+	return nil
+}
+
+func (s *writerSink) Close() error {
+	if s.c != nil {
+		return s.c.Close()
+	}
+	return nil
+}
+
+// ---- http ----
+
+type httpSink struct {
+	url    string
+	token  string
+	client *http.Client
+}
+
+// NewHTTP POSTs each batch as NDJSON (application/x-ndjson) to url; any 2xx
+// answer takes the batch. token, when set, is sent as a bearer token.
+func NewHTTP(url, token string) (Sink, error) {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return nil, fmt.Errorf("alert_http %q: expected an http:// or https:// URL", url)
+	}
+	return &httpSink{url: url, token: token, client: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+func (s *httpSink) Name() string { return "http:" + s.url }
+
+func (s *httpSink) Send(ctx context.Context, items []Item) error {
+	var buf bytes.Buffer
+	for _, it := range items {
+		buf.Write(it.Doc)
+		buf.WriteByte('\n')
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, &buf)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", s.url, resp.Status)
+	}
+	return nil
+}
+
+func (s *httpSink) Close() error { s.client.CloseIdleConnections(); return nil }
+
+// ---- forward ----
+
+type forwardSink struct {
+	addr string
+	cfg  fluent.Config
+	mu   sync.Mutex
+	f    *fluent.Fluent
+}
+
+// NewForward sends alerts with Fluent's forward protocol to addr (host:port,
+// or the path of a Unix socket), each under its tag, and waits for the
+// receiver's acknowledgement of every message.
+func NewForward(addr string) (Sink, error) {
+	cfg := fluent.Config{RequestAck: true, Timeout: 5 * time.Second, WriteTimeout: 10 * time.Second,
+		ReadTimeout: 10 * time.Second, MaxRetry: 1, RetryWait: 100, MaxRetryWait: 200, SubSecondPrecision: true}
+	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "unix://") {
+		cfg.FluentNetwork = "unix"
+		cfg.FluentSocketPath = strings.TrimPrefix(addr, "unix://")
+	} else {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("alert_forward %q: expected host:port or a Unix socket path: %v", addr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("alert_forward %q: bad port %q", addr, port)
+		}
+		cfg.FluentNetwork, cfg.FluentHost, cfg.FluentPort = "tcp", host, p
+	}
+	return &forwardSink{addr: addr, cfg: cfg}, nil
+}
+
+func (s *forwardSink) Name() string { return "forward:" + s.addr }
+
+func (s *forwardSink) Send(_ context.Context, items []Item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		f, err := fluent.New(s.cfg)
+		if err != nil {
+			return err
+		}
+		s.f = f
+	}
+	for _, it := range items {
+		var m map[string]any
+		if err := jsoniter.Unmarshal(it.Doc, &m); err != nil {
+			return fmt.Errorf("alert %d is not JSON: %w", it.Seq, err)
+		}
+		if err := s.f.PostWithTime(it.Tag, it.Time, m); err != nil {
+			// Drop the connection: the next attempt dials again.
+			s.f.Close()
+			s.f = nil
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *forwardSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		err := s.f.Close()
+		s.f = nil
+		return err
+	}
+	return nil
+}
+
+// ---- tags ----
+
+// TagTemplate renders an alert's tag: {rule_id} and {rule_name} are replaced
+// by the alert's rule (the name lower-cased, runs of other characters as
+// one underscore), so routes can match alert.<rule>.
+type TagTemplate string
+
+// Render returns the tag for an alert document.
+func (t TagTemplate) Render(doc []byte) string {
+	s := string(t)
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	if strings.Contains(s, "{rule_id}") {
+		s = strings.ReplaceAll(s, "{rule_id}", jsoniter.Get(doc, "kibana.alert.rule.rule_id").ToString())
+	}
+	if strings.Contains(s, "{rule_name}") {
+		s = strings.ReplaceAll(s, "{rule_name}", slug(jsoniter.Get(doc, "kibana.alert.rule.name").ToString()))
+	}
+	return s
+}
+
+// Check reports a template with an unknown placeholder.
+func (t TagTemplate) Check() error {
+	rest := strings.NewReplacer("{rule_id}", "", "{rule_name}", "").Replace(string(t))
+	if strings.ContainsAny(rest, "{}") || strings.TrimSpace(string(t)) == "" {
+		return fmt.Errorf("alert_tag %q: expected a tag, optionally with {rule_id} or {rule_name}", string(t))
+	}
+	return nil
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	under := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			under = false
+		} else if !under && b.Len() > 0 {
+			b.WriteByte('_')
+			under = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "_")
+}
