@@ -10,15 +10,22 @@ PKGS      := ./...
 
 all: build
 
-build: $(BIN)/trailwatch
+GOSRC     := $(shell find cmd conf matcher store engine flb sink enrich plugin -name '*.go' 2>/dev/null) go.mod go.sum
 
-$(BIN)/trailwatch: $(shell find cmd conf matcher store engine -name '*.go' 2>/dev/null) go.mod go.sum
+build: $(BIN)/trailwatch $(BIN)/out_trailwatch.so
+
+$(BIN)/trailwatch: $(GOSRC)
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./cmd/trailwatch
 
+# The Fluent Bit output plugin (load with fluent-bit -e bin/out_trailwatch.so).
+$(BIN)/out_trailwatch.so: $(GOSRC)
+	@mkdir -p $(BIN)
+	$(GO) build -buildmode=c-shared -o $@ ./plugin
+
 # The main job: the bundled rules over the bundled sample CloudTrail, alerts
 # printed (one JSON document a line), a summary on stderr.
-run: build
+run: $(BIN)/trailwatch
 	$(BIN)/trailwatch scan --rules $(RULES) $(SAMPLE)
 
 fmt-check:

@@ -34,6 +34,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -210,6 +211,9 @@ type cityRecord struct {
 	Subdivisions []subdivision `maxminddb:"subdivisions"`
 }
 
+// cityPool recycles decoded City records, and their subdivision slices.
+var cityPool = sync.Pool{New: func() any { return new(cityRecord) }}
+
 // asnRecord is the part of an ASN (or ISP) record the pipeline reads.
 type asnRecord struct {
 	Number       uint64 `maxminddb:"autonomous_system_number"`
@@ -244,6 +248,9 @@ func (db *DB) Lookup(ip netip.Addr) (out map[string]matcher.Value) {
 	if r.asn != nil {
 		out = lookupASN(r.asn, ip, out)
 	}
+	if len(out) == 0 {
+		return nil
+	}
 	return out
 }
 
@@ -252,35 +259,33 @@ func lookupCity(rd *maxminddb.Reader, ip netip.Addr, out map[string]matcher.Valu
 	if !res.Found() {
 		return out
 	}
-	var rec cityRecord
+	rec := cityPool.Get().(*cityRecord)
+	defer cityPool.Put(rec)
+	subs := rec.Subdivisions[:cap(rec.Subdivisions)]
+	clear(subs)
+	*rec = cityRecord{Subdivisions: subs[:0]}
 	rec.Location.Latitude, rec.Location.Longitude = math.NaN(), math.NaN()
-	if err := res.Decode(&rec); err != nil {
+	if err := res.Decode(rec); err != nil {
 		return out
 	}
-	put := func(name, text string, k matcher.ValueKind) {
-		if text == "" {
-			return
-		}
-		if out == nil {
-			out = make(map[string]matcher.Value, 10)
-		}
-		out[name] = matcher.Value{Text: text, Kind: k}
+	if out == nil {
+		out = make(map[string]matcher.Value, maxFields)
 	}
-	put(FieldContinentName, rec.Continent.Names.EN, matcher.KindString)
-	put(FieldCountryISOCode, rec.Country.ISOCode, matcher.KindString)
-	put(FieldCountryName, rec.Country.Names.EN, matcher.KindString)
+	putString(out, FieldContinentName, rec.Continent.Names.EN)
+	putString(out, FieldCountryISOCode, rec.Country.ISOCode)
+	putString(out, FieldCountryName, rec.Country.Names.EN)
 	if n := len(rec.Subdivisions); n > 0 {
-		sub := rec.Subdivisions[n-1]
+		sub := &rec.Subdivisions[n-1]
 		if rec.Country.ISOCode != "" && sub.ISOCode != "" {
-			put(FieldRegionISOCode, rec.Country.ISOCode+"-"+sub.ISOCode, matcher.KindString)
+			putString(out, FieldRegionISOCode, rec.Country.ISOCode+"-"+sub.ISOCode)
 		}
-		put(FieldRegionName, sub.Names.EN, matcher.KindString)
+		putString(out, FieldRegionName, sub.Names.EN)
 	}
-	put(FieldCityName, rec.City.Names.EN, matcher.KindString)
+	putString(out, FieldCityName, rec.City.Names.EN)
 	lat, lon := rec.Location.Latitude, rec.Location.Longitude
 	if !math.IsNaN(lat) && !math.IsNaN(lon) {
-		put(FieldLocationLat, strconv.FormatFloat(lat, 'f', -1, 64), matcher.KindNumber)
-		put(FieldLocationLon, strconv.FormatFloat(lon, 'f', -1, 64), matcher.KindNumber)
+		out[FieldLocationLat] = matcher.Value{Text: strconv.FormatFloat(lat, 'f', -1, 64), Kind: matcher.KindNumber}
+		out[FieldLocationLon] = matcher.Value{Text: strconv.FormatFloat(lon, 'f', -1, 64), Kind: matcher.KindNumber}
 	}
 	return out
 }
@@ -303,8 +308,16 @@ func lookupASN(rd *maxminddb.Reader, ip netip.Addr, out map[string]matcher.Value
 	if rec.Number != noASN {
 		out[FieldASNumber] = matcher.Value{Text: strconv.FormatUint(rec.Number, 10), Kind: matcher.KindNumber}
 	}
-	if rec.Organization != "" {
-		out[FieldASOrganization] = matcher.Value{Text: rec.Organization, Kind: matcher.KindString}
-	}
+	putString(out, FieldASOrganization, rec.Organization)
 	return out
+}
+
+// maxFields is the most fields one lookup sets.
+const maxFields = 10
+
+// putString sets a string field, leaving it out when the value is empty.
+func putString(out map[string]matcher.Value, name, text string) {
+	if text != "" {
+		out[name] = matcher.Value{Text: text, Kind: matcher.KindString}
+	}
 }

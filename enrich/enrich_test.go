@@ -114,9 +114,17 @@ var (
 // writeDB builds a MaxMind DB of the given type into dir.
 func writeDB(t testing.TB, dir, name, dbType string, ipVersion int, recs map[string]mmdbtype.Map) string {
 	t.Helper()
+	return writeDBOpts(t, dir, name, mmdbwriter.Options{DatabaseType: dbType, IPVersion: ipVersion}, recs)
+}
+
+// writeDBOpts is writeDB with the aliasing option too.
+func writeDBOpts(t testing.TB, dir, name string, opts mmdbwriter.Options, recs map[string]mmdbtype.Map) string {
+	t.Helper()
+	ipVersion := opts.IPVersion
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
-		DatabaseType:            dbType,
-		Description:             map[string]string{"en": "trailwatch test " + dbType},
+		DatabaseType:            opts.DatabaseType,
+		DisableIPv4Aliasing:     opts.DisableIPv4Aliasing,
+		Description:             map[string]string{"en": "trailwatch test " + opts.DatabaseType},
 		Languages:               []string{"en", "de", "fr", "ja", "ru"},
 		IPVersion:               ipVersion,
 		RecordSize:              28,
@@ -254,10 +262,18 @@ func TestLookup(t *testing.T) {
 		{"2600:1f18::1", nil},
 		{"203.0.114.1", nil},
 	}
-	for _, tt := range tests {
-		got := db.Lookup(netip.MustParseAddr(tt.ip))
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("Lookup(%s)\n got  %v\n want %v", tt.ip, got, tt.want)
+	// Forwards and backwards, so that each record is decoded after
+	// different ones and nothing carries over from one lookup to the next.
+	for pass := range 2 {
+		for i := range tests {
+			tt := tests[i]
+			if pass == 1 {
+				tt = tests[len(tests)-1-i]
+			}
+			got := db.Lookup(netip.MustParseAddr(tt.ip))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Lookup(%s)\n got  %v\n want %v", tt.ip, got, tt.want)
+			}
 		}
 	}
 }
@@ -354,6 +370,102 @@ func TestOpenOtherDatabaseTypes(t *testing.T) {
 	}
 	if got := db.Lookup(netip.MustParseAddr("2a05:d014::1")); got != nil {
 		t.Errorf("IPv6 address in an IPv4 database: %v", got)
+	}
+}
+
+func TestLookupWithoutIPv4Aliases(t *testing.T) {
+	// Without aliases, ::ffff:0:0/96 leads nowhere in the tree: mapped
+	// addresses are found only because Lookup unmaps them first.
+	dir := t.TempDir()
+	city := writeDBOpts(t, dir, "city.mmdb", mmdbwriter.Options{
+		DatabaseType: "GeoLite2-City", IPVersion: 6, DisableIPv4Aliasing: true,
+	}, cityRecords)
+	asn := writeDBOpts(t, dir, "asn.mmdb", mmdbwriter.Options{
+		DatabaseType: "GeoLite2-ASN", IPVersion: 6, DisableIPv4Aliasing: true,
+	}, asnRecords)
+	db, err := Open(city, asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, ip := range []string{"203.0.113.7", "::ffff:203.0.113.7"} {
+		if got := db.Lookup(netip.MustParseAddr(ip)); !reflect.DeepEqual(got, ashburn) {
+			t.Errorf("Lookup(%s) = %v, want %v", ip, got, ashburn)
+		}
+	}
+}
+
+func TestLookupBadRecords(t *testing.T) {
+	dir := t.TempDir()
+	// Records of the wrong shape: the database they come from gives nothing,
+	// the other one still answers.
+	city := writeDB(t, dir, "city.mmdb", "GeoLite2-City", 6, map[string]mmdbtype.Map{
+		"198.51.100.0/24": {
+			"country":  mmdbtype.String("US"),
+			"location": location(1.5, 2.5),
+		},
+		"203.0.113.0/24": {
+			"subdivisions": mmdbtype.Map{"iso_code": mmdbtype.String("VA")},
+		},
+	})
+	asn := writeDB(t, dir, "asn.mmdb", "GeoLite2-ASN", 6, map[string]mmdbtype.Map{
+		"198.51.100.0/24": {
+			"autonomous_system_number":       mmdbtype.String("16509"),
+			"autonomous_system_organization": mmdbtype.String("AMAZON-02"),
+		},
+		"203.0.113.0/24": {
+			"autonomous_system_number": mmdbtype.Uint32(64500),
+		},
+	})
+	db, err := Open(city, asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Lookup(netip.MustParseAddr("198.51.100.1")); got != nil {
+		t.Errorf("bad records: got %v, want nil", got)
+	}
+	want := map[string]matcher.Value{FieldASNumber: num("64500")}
+	if got := db.Lookup(netip.MustParseAddr("203.0.113.1")); !reflect.DeepEqual(got, want) {
+		t.Errorf("bad city record, good ASN record: got %v, want %v", got, want)
+	}
+}
+
+func TestLookupCorruptData(t *testing.T) {
+	// Damage the data section of a valid database in many ways: Lookup may
+	// find less, but must not panic or fail.
+	f := newFixture(t)
+	orig, err := os.ReadFile(f.city)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte("\xab\xcd\xefMaxMind.com")
+	meta := strings.LastIndex(string(orig), string(marker))
+	if meta < 0 {
+		t.Fatal("no metadata marker")
+	}
+	ips := []netip.Addr{
+		netip.MustParseAddr("203.0.113.7"),
+		netip.MustParseAddr("192.0.2.1"),
+		netip.MustParseAddr("2a05:d014::1"),
+		netip.MustParseAddr("198.51.100.1"),
+	}
+	dir := t.TempDir()
+	for i := 0; i < meta; i += 7 {
+		data := append([]byte(nil), orig...)
+		data[i] ^= 0xff
+		path := filepath.Join(dir, "corrupt.mmdb")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Open(path, "")
+		if err != nil {
+			continue
+		}
+		for _, ip := range ips {
+			db.Lookup(ip)
+		}
+		db.Close()
 	}
 }
 

@@ -2,10 +2,19 @@ package flb
 
 import (
 	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
-// openEnricher opens the GeoIP/ASN databases the settings name.
-func openEnricher(set *conf.Settings) (matcher.Enricher, error) {
-	return nil, nil
+// openEnricher opens the GeoIP/ASN databases the settings name (none: no
+// source.geo.* and source.as.* fields).
+func openEnricher(set *conf.Settings) (matcher.Enricher, *enrich.DB, error) {
+	db, err := enrich.Open(set.GeoIPDB, set.ASNDB)
+	if err != nil {
+		return nil, nil, err
+	}
+	if db == nil {
+		return nil, nil, nil
+	}
+	return db, db, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/sink"
 	"github.com/trailwatch/trailwatch/store"
@@ -32,6 +33,7 @@ type Instance struct {
 	set  *conf.Settings
 	eng  *engine.Engine
 	st   *store.Store
+	geo  *enrich.DB
 	disp *sink.Dispatcher
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -62,10 +64,15 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 		return nil, fmt.Errorf("property rules: the rule set has errors: %w", err)
 	}
-	enr, err := openEnricher(set)
+	enr, geo, err := openEnricher(set)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("property geoip_db/asn_db: %w", err)
 	}
+	defer func() {
+		if err != nil && geo != nil {
+			geo.Close()
+		}
+	}()
 	st, err := store.Open(set.DB, store.Options{NoSync: set.NoSync, MaxOutbox: set.OutboxMax})
 	if err != nil {
 		return nil, fmt.Errorf("property db: %w", err)
@@ -84,7 +91,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, eng: eng, st: st, done: make(chan struct{})}
+	in = &Instance{Name: name, Log: log, set: set, eng: eng, st: st, geo: geo, done: make(chan struct{})}
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
 	in.wg.Add(1)
 	go in.pruneLoop()
@@ -203,6 +210,9 @@ func (in *Instance) Close() error {
 		in.wg.Wait()
 		in.disp.Close()
 		err = in.st.Close()
+		if in.geo != nil {
+			in.geo.Close()
+		}
 		in.Log.Infof("stopped: %d records, %d alerts, %d malformed records", in.Records.Load(), in.Alerts.Load(), in.Malformed.Load())
 	})
 	return err

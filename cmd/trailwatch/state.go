@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/enrich"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -22,6 +23,8 @@ type engineFlags struct {
 	timeSource     string
 	learningPeriod string
 	noSync         bool
+	geoipDB        string
+	asnDB          string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
@@ -31,6 +34,8 @@ func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
 	if withLearning {
 		fs.StringVar(&f.learningPeriod, "learning-period", "", "record new terms without alerting for this long after the history's first term (e.g. 24h, 7d)")
 	}
+	fs.StringVar(&f.geoipDB, "geoip-db", "", "MaxMind GeoIP2/GeoLite2 City database (fills source.geo.*)")
+	fs.StringVar(&f.asnDB, "asn-db", "", "MaxMind GeoLite2 ASN database (fills source.as.*)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync at each batch commit (faster; a power loss can lose the last batches)")
 }
 
@@ -58,6 +63,14 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	if err != nil {
 		return fail("the rule set has errors; fix them or remove the rules:\n%v", err)
 	}
+	geo, err := enrich.Open(f.geoipDB, f.asnDB)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var enr matcher.Enricher
+	if geo != nil {
+		enr = geo
+	}
 	path, temp := f.db, false
 	if path == "" {
 		tmp, err := os.CreateTemp("", "trailwatch-*.db")
@@ -74,11 +87,14 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	}
 	cleanup := func() {
 		st.Close()
+		if geo != nil {
+			geo.Close()
+		}
 		if temp {
 			os.Remove(path)
 		}
 	}
-	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill})
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr})
 	if err != nil {
 		cleanup()
 		return fail("%v", err)
