@@ -1,18 +1,47 @@
 // Package flb is trailwatch's side of Fluent Bit's Go output plugin
 // interface, in pure Go so that tests drive it without Fluent Bit: it reads
-// the chunks Fluent Bit flushes, runs an instance (rules, state, sinks) per
-// [OUTPUT] section, and logs in Fluent Bit's style. The cgo shim in plugin/
-// only hands bytes and properties to it.
+// the chunks Fluent Bit flushes and hands them to an instance, one per
+// [OUTPUT] section, mapping the outcome to Fluent Bit's return codes. The
+// cgo shim in plugin/ only hands bytes and properties to it.
 package flb
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/instance"
 	"github.com/trailwatch/trailwatch/matcher/doc"
 )
+
+// Status is what a flush returns to Fluent Bit.
+type Status int
+
+// Fluent Bit's return codes (flb_output.h).
+const (
+	Error Status = 0
+	OK    Status = 1
+	Retry Status = 2
+)
+
+// Open starts the instance of one [OUTPUT] section from its properties.
+func Open(name string, get func(string) string, logw io.Writer) (*instance.Instance, error) {
+	return instance.Open(name, get, logw)
+}
+
+// Flush evaluates one chunk. It returns OK once the chunk's history and
+// alerts are committed, Retry when they could not be (Fluent Bit then sends
+// the same chunk again), and never Error for malformed records: they are
+// counted and skipped.
+func Flush(in *instance.Instance, tag string, data []byte) Status {
+	recs, _ := DecodeChunk(tag, data)
+	if _, err := in.Process(recs); err != nil {
+		return Retry
+	}
+	return OK
+}
 
 // ChunkStats counts what a chunk held besides records.
 type ChunkStats struct {

@@ -115,7 +115,7 @@ func TestInstanceFlushAndReopen(t *testing.T) {
 	chunk := append(v2(eventTime(time.Now()), body("PutFoundationModelEntitlement", "arn:aws:iam::1:user/a", false)),
 		v1(eventTime(time.Now()), body("PutResourcePolicy", "arn:aws:iam::1:user/b", false))...)
 	chunk = append(chunk, v1(eventTime(time.Now()), body("PutResourcePolicy", "arn:aws:iam::1:user/c", true))...)
-	if s := in.Flush("cloudtrail", chunk); s != OK {
+	if s := Flush(in, "cloudtrail", chunk); s != OK {
 		t.Fatalf("flush: %v", s)
 	}
 	// Same db from a second instance: refused with the file named.
@@ -138,7 +138,7 @@ func TestInstanceFlushAndReopen(t *testing.T) {
 		t.Fatalf("reopen after exit: %v", err)
 	}
 	defer in2.Close()
-	if s := in2.Flush("cloudtrail", v1(eventTime(time.Now()), body("PutResourcePolicy", "arn:aws:iam::1:user/b", false))); s != OK {
+	if s := Flush(in2, "cloudtrail", v1(eventTime(time.Now()), body("PutResourcePolicy", "arn:aws:iam::1:user/b", false))); s != OK {
 		t.Fatal(s)
 	}
 	in2.Close()
@@ -189,7 +189,7 @@ func TestConcurrentFlushes(t *testing.T) {
 		go func(w int) {
 			for i := 0; i < 25; i++ {
 				arn := "arn:aws:iam::1:user/u" + string(rune('a'+i))
-				done <- in.Flush("t", v1(eventTime(time.Now()), body("PutResourcePolicy", arn, false)))
+				done <- Flush(in, "t", v1(eventTime(time.Now()), body("PutResourcePolicy", arn, false)))
 			}
 		}(w)
 	}

@@ -54,10 +54,11 @@ import (
 	"github.com/fluent/fluent-bit-go/output"
 
 	"github.com/trailwatch/trailwatch/flb"
+	"github.com/trailwatch/trailwatch/instance"
 )
 
 var (
-	instances sync.Map // instance id (int) -> *flb.Instance
+	instances sync.Map // instance id (int) -> *instance.Instance
 	nextID    atomic.Int64
 )
 
@@ -107,7 +108,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret int) {
 	}
 	in, err := flb.Open(name, get, os.Stderr)
 	if err != nil {
-		flb.NewLogger(os.Stderr, name, flb.LevelError).Errorf("cannot start: %v", err)
+		instance.NewLogger(os.Stderr, name, instance.LevelError).Errorf("cannot start: %v", err)
 		return output.FLB_ERROR
 	}
 	instances.Store(id, in)
@@ -115,13 +116,13 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret int) {
 	return output.FLB_OK
 }
 
-func instance(ctx unsafe.Pointer) *flb.Instance {
+func lookup(ctx unsafe.Pointer) *instance.Instance {
 	id, ok := output.FLBPluginGetContext(ctx).(int)
 	if !ok {
 		return nil
 	}
 	in, _ := instances.Load(id)
-	inst, _ := in.(*flb.Instance)
+	inst, _ := in.(*instance.Instance)
 	return inst
 }
 
@@ -129,13 +130,13 @@ func instance(ctx unsafe.Pointer) *flb.Instance {
 func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginFlushCtx")
 	induce("flush")
-	in := instance(ctx)
+	in := lookup(ctx)
 	if in == nil {
 		return output.FLB_ERROR
 	}
 	// The chunk stays valid for the call; records keep their own copies.
 	chunk := unsafe.Slice((*byte)(data), int(length))
-	return int(in.Flush(C.GoString(tag), chunk))
+	return int(flb.Flush(in, C.GoString(tag), chunk))
 }
 
 //export FLBPluginFlush
@@ -143,12 +144,12 @@ func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginFlush")
 	// Only used by Fluent Bit builds without FLBPluginFlushCtx: the first
 	// instance takes the chunk.
-	var first *flb.Instance
-	instances.Range(func(_, v any) bool { first = v.(*flb.Instance); return false })
+	var first *instance.Instance
+	instances.Range(func(_, v any) bool { first = v.(*instance.Instance); return false })
 	if first == nil {
 		return output.FLB_ERROR
 	}
-	return int(first.Flush(C.GoString(tag), unsafe.Slice((*byte)(data), int(length))))
+	return int(flb.Flush(first, C.GoString(tag), unsafe.Slice((*byte)(data), int(length))))
 }
 
 //export FLBPluginExitCtx
@@ -160,8 +161,8 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
 		return output.FLB_ERROR
 	}
 	if v, loaded := instances.LoadAndDelete(id); loaded {
-		if err := v.(*flb.Instance).Close(); err != nil {
-			v.(*flb.Instance).Log.Errorf("exit: %v", err)
+		if err := v.(*instance.Instance).Close(); err != nil {
+			v.(*instance.Instance).Log.Errorf("exit: %v", err)
 			return output.FLB_ERROR
 		}
 	}
@@ -173,7 +174,7 @@ func FLBPluginExit() (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginExit")
 	instances.Range(func(k, v any) bool {
 		instances.Delete(k)
-		v.(*flb.Instance).Close()
+		v.(*instance.Instance).Close()
 		return true
 	})
 	return output.FLB_OK

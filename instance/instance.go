@@ -1,4 +1,7 @@
-package flb
+// Package instance runs one configured trailwatch: its rules, state file,
+// GeoIP databases, alert sinks and pruning schedule. The Fluent Bit plugin
+// runs one per [OUTPUT] section; `trailwatch serve` runs one.
+package instance
 
 import (
 	"errors"
@@ -16,17 +19,7 @@ import (
 	"github.com/trailwatch/trailwatch/store"
 )
 
-// Status is what a flush returns to Fluent Bit.
-type Status int
-
-// Fluent Bit's return codes (flb_output.h).
-const (
-	Error Status = 0
-	OK    Status = 1
-	Retry Status = 2
-)
-
-// Instance is one [OUTPUT] section: its rules, state file and sinks.
+// Instance is one configured trailwatch: its rules, state file and sinks.
 type Instance struct {
 	Name string
 	Log  *Logger
@@ -44,6 +37,7 @@ type Instance struct {
 	Alerts    atomic.Int64
 	Malformed atomic.Int64
 	Retries   atomic.Int64
+	Overflow  atomic.Int64
 }
 
 // Open builds an instance from its properties. Every invalid property and
@@ -140,25 +134,22 @@ func openSinks(set *conf.Settings) ([]sink.Sink, error) {
 	return out, nil
 }
 
-// Flush evaluates one chunk. It returns OK once the chunk's history and
-// alerts are committed, Retry when they could not be (Fluent Bit then sends
-// the same chunk again), and never Error for malformed records: they are
-// counted and skipped.
-func (in *Instance) Flush(tag string, data []byte) Status {
-	recs, cs := DecodeChunk(tag, data)
-	if cs.Malformed > 0 {
-		in.Malformed.Add(int64(cs.Malformed))
-		for _, r := range recs {
-			if r.Err != nil {
-				in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
-			}
+// Process evaluates a batch of records. It returns once the batch's
+// history and alerts are committed; on error nothing of the batch is
+// recorded and the same batch can be given again. Malformed records (Err
+// set) are counted, logged with their place, and skipped.
+func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
+	for _, r := range recs {
+		if r.Err != nil {
+			in.Malformed.Add(1)
+			in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
 		}
 	}
 	res, err := in.eng.ProcessBatch(recs)
 	if err != nil {
 		in.Retries.Add(1)
-		in.Log.Errorf("chunk of %d records not committed, Fluent Bit will retry it: %v", len(recs), err)
-		return Retry
+		in.Log.Errorf("batch of %d records not committed: %v", len(recs), err)
+		return res, err
 	}
 	in.Records.Add(int64(res.Stats.Records))
 	if len(res.Alerts) > 0 {
@@ -169,10 +160,18 @@ func (in *Instance) Flush(tag string, data []byte) Status {
 		}
 	}
 	if res.Stats.Overflow > 0 {
+		in.Overflow.Add(int64(res.Stats.Overflow))
 		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)
 	}
-	return OK
+	return res, nil
 }
+
+// OutboxFull reports whether the outbox is at its bound (new alerts would
+// be dropped).
+func (in *Instance) OutboxFull() bool { return in.st.OutboxLen() >= in.set.OutboxMax }
+
+// Settings returns the instance's settings.
+func (in *Instance) Settings() *conf.Settings { return in.set }
 
 func (in *Instance) pruneLoop() {
 	defer in.wg.Done()

@@ -1,4 +1,4 @@
-package flb
+package instance
 
 import (
 	"github.com/trailwatch/trailwatch/conf"
