@@ -111,6 +111,7 @@ type Stats struct {
 	Alerts      int
 	NewTermsHit int // new_terms matches whose terms were new
 	Overflow    int // alerts dropped because the outbox was full
+	Duplicates  int // alerts already made for the same records (a retried batch)
 }
 
 func (s *Stats) skip(reason string) {
@@ -127,6 +128,7 @@ func (s *Stats) Add(o Stats) {
 	s.Alerts += o.Alerts
 	s.NewTermsHit += o.NewTermsHit
 	s.Overflow += o.Overflow
+	s.Duplicates += o.Duplicates
 	for k, v := range o.Skipped {
 		if s.Skipped == nil {
 			s.Skipped = map[string]int{}
@@ -215,7 +217,7 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	}
 	var kept []*Alert
 	var docs [][]byte
-	emit := func(isNew []bool) ([][]byte, error) {
+	emit := func(isNew []bool) ([]store.Alert, error) {
 		if e.backfill {
 			return nil, nil
 		}
@@ -235,6 +237,7 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			alerts[p.at] = e.buildAlert(p.rule, &ev, p.term.Values)
 		}
 		kept, docs = kept[:0], docs[:0]
+		var out []store.Alert
 		for i, a := range alerts {
 			if drop[i] {
 				continue
@@ -245,19 +248,24 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			}
 			kept = append(kept, a)
 			docs = append(docs, b)
+			out = append(out, store.Alert{ID: a.UUID, Doc: b})
 		}
-		return docs, nil
+		return out, nil
 	}
 	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning})
 	if err != nil {
 		return Result{Stats: res.Stats}, err
 	}
-	if cr.Overflow > 0 {
-		st.Overflow += cr.Overflow
-		kept = kept[:len(kept)-cr.Overflow]
-		docs = docs[:len(docs)-cr.Overflow]
+	st.Overflow += cr.Overflow
+	st.Duplicates += cr.Duplicates
+	// Keep what the outbox took: not the duplicates, not the overflow.
+	for i, seq := range cr.Seqs {
+		if seq != 0 {
+			res.Alerts = append(res.Alerts, kept[i])
+			res.Docs = append(res.Docs, docs[i])
+			res.Seqs = append(res.Seqs, seq)
+		}
 	}
-	res.Alerts, res.Docs, res.Seqs = kept, docs, cr.Seqs
 	st.Alerts = len(kept)
 	return res, nil
 }

@@ -48,17 +48,20 @@ value = %q
 	return rs
 }
 
-// rec is a CloudTrail event by the user arn(s) at eventTime; extra fields
-// are merged in (JSON snippets).
+var recSeq int
+
+// rec is a CloudTrail event (each with its own eventID) by the user arn(s)
+// at eventTime; extra fields are merged in (JSON snippets).
 func rec(t *testing.T, eventTime string, arns []string, extra string) Record {
 	t.Helper()
+	recSeq++
 	arn := `"` + arns[0] + `"`
 	if len(arns) > 1 {
 		arn = `["` + strings.Join(arns, `","`) + `"]`
 	}
 	js := fmt.Sprintf(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventTime":%q,
-		"eventID":"%s-%s","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser","arn":%s,"accountId":"1"}%s}`,
-		eventTime, eventTime, strings.Join(arns, "+"), arn, extra)
+		"eventID":"%d-%s-%s","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser","arn":%s,"accountId":"1"}%s}`,
+		eventTime, recSeq, eventTime, strings.Join(arns, "+"), arn, extra)
 	n, err := doc.ParseJSON([]byte(js))
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +257,7 @@ func TestAlertDocument(t *testing.T) {
 	if src["ip"] != "198.51.100.1" {
 		t.Errorf("ECS source: %v", src)
 	}
-	if d["kibana.alert.uuid"] != AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 1, "2026-11-20T10:00:00Z-arn:aws:iam::1:user/alice", []string{"arn:aws:iam::1:user/alice"}) {
+	if d["kibana.alert.uuid"] != AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 1, fmt.Sprintf("%d-2026-11-20T10:00:00Z-arn:aws:iam::1:user/alice", recSeq), []string{"arn:aws:iam::1:user/alice"}) {
 		t.Errorf("uuid %v is not the deterministic id", d["kibana.alert.uuid"])
 	}
 	if AlertUUID("r", 1, "e", nil) == AlertUUID("r", 2, "e", nil) || AlertUUID("r", 1, "e", []string{"a"}) == AlertUUID("r", 1, "e", []string{"b"}) {
@@ -287,5 +290,27 @@ func TestConcurrentBatches(t *testing.T) {
 	}
 	if st.OutboxLen() != 50 {
 		t.Errorf("outbox %d, want 50", st.OutboxLen())
+	}
+}
+
+// TestRetriedBatchMakesNoDuplicate: the same batch given twice (Fluent Bit's
+// FLB_RETRY after a lost answer, an HTTP sender's retry) writes its query
+// alerts once.
+func TestRetriedBatchMakesNoDuplicate(t *testing.T) {
+	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, st := newEngine(t, rs, Options{})
+	n, _ := doc.ParseJSON([]byte(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutUseCaseForModelAccess","eventID":"retry-1","eventTime":"2026-11-20T10:00:00Z"}`))
+	batch := []Record{{Node: n}}
+	first, _ := e.ProcessBatch(batch)
+	again, err := e.ProcessBatch(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Alerts) != 1 || len(again.Alerts) != 0 || again.Stats.Duplicates != 1 || st.OutboxLen() != 1 {
+		t.Errorf("first %d alerts, retry %d alerts (%d duplicates), outbox %d; want 1, 0, 1, 1",
+			len(first.Alerts), len(again.Alerts), again.Stats.Duplicates, st.OutboxLen())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,8 @@ type Instance struct {
 	Name string
 	Log  *Logger
 	set  *conf.Settings
-	eng  *engine.Engine
+	eng  atomic.Pointer[engine.Engine]
+	opts engine.Options
 	st   *store.Store
 	geo  *enrich.DB
 	disp *sink.Dispatcher
@@ -38,6 +40,10 @@ type Instance struct {
 	Malformed atomic.Int64
 	Retries   atomic.Int64
 	Overflow  atomic.Int64
+
+	mu       sync.Mutex
+	matches  map[string]int64 // records matched, by rule name
+	alertsBy map[string]int64 // alerts made, by rule name
 }
 
 // Open builds an instance from its properties. Every invalid property and
@@ -77,7 +83,8 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 	}()
 	ts, _ := engine.ParseTimeSource(set.TimeSource)
-	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr})
+	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr}
+	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +92,8 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, eng: eng, st: st, geo: geo, done: make(chan struct{})}
+	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}}
+	in.eng.Store(eng)
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
 	in.wg.Add(1)
 	go in.pruneLoop()
@@ -145,13 +153,23 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 			in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
 		}
 	}
-	res, err := in.eng.ProcessBatch(recs)
+	res, err := in.eng.Load().ProcessBatch(recs)
 	if err != nil {
 		in.Retries.Add(1)
 		in.Log.Errorf("batch of %d records not committed: %v", len(recs), err)
 		return res, err
 	}
 	in.Records.Add(int64(res.Stats.Records))
+	if len(res.Stats.Matches) > 0 || len(res.Alerts) > 0 {
+		in.mu.Lock()
+		for rule, n := range res.Stats.Matches {
+			in.matches[rule] += int64(n)
+		}
+		for _, a := range res.Alerts {
+			in.alertsBy[a.Rule]++
+		}
+		in.mu.Unlock()
+	}
 	if len(res.Alerts) > 0 {
 		in.Alerts.Add(int64(len(res.Alerts)))
 		in.disp.Wake()
@@ -164,6 +182,61 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)
 	}
 	return res, nil
+}
+
+// Reload loads the rule set again from the configured paths and swaps it in
+// between batches. An invalid rule set is refused, every error logged, and
+// the running one kept. History of unchanged rules is kept (it lives in the
+// state file, keyed by rule_id).
+func (in *Instance) Reload() error {
+	rs, err := conf.LoadRules(matcher.NewSchema(), in.set.Rules...)
+	if err != nil {
+		var es conf.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				in.Log.Errorf("reload refused, keeping the running rules: %v", e)
+			}
+		}
+		return fmt.Errorf("the new rule set has errors; the running one is kept: %w", err)
+	}
+	eng, err := engine.New(rs, in.opts)
+	if err != nil {
+		return err
+	}
+	in.eng.Store(eng)
+	in.Log.Infof("rules reloaded: %d running (%d loaded)", len(eng.Rules()), len(rs.Rules))
+	return nil
+}
+
+// RuleCounts returns, by rule name, the records matched and alerts made.
+func (in *Instance) RuleCounts() (matches, alerts map[string]int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	matches, alerts = make(map[string]int64, len(in.matches)), make(map[string]int64, len(in.alertsBy))
+	for k, v := range in.matches {
+		matches[k] = v
+	}
+	for k, v := range in.alertsBy {
+		alerts[k] = v
+	}
+	return matches, alerts
+}
+
+// OutboxLen is the number of alerts waiting for the sinks.
+func (in *Instance) OutboxLen() int { return in.st.OutboxLen() }
+
+// StoreSize is the state file's size in bytes.
+func (in *Instance) StoreSize() int64 {
+	st, err := os.Stat(in.set.DB)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// SinkCounts returns, by sink name, the alerts delivered and failed sends.
+func (in *Instance) SinkCounts() (delivered, failures map[string]int64) {
+	return in.disp.Counts()
 }
 
 // OutboxFull reports whether the outbox is at its bound (new alerts would
@@ -187,7 +260,7 @@ func (in *Instance) pruneLoop() {
 		if in.set.TimeSource == string(engine.EventTime) {
 			now = in.st.Now()
 		}
-		res, err := in.st.Prune(now, in.eng.Windows())
+		res, err := in.st.Prune(now, in.eng.Load().Windows())
 		if err != nil {
 			in.Log.Warnf("pruning: %v", err)
 		} else if res.Terms > 0 || res.Rules > 0 {

@@ -148,3 +148,13 @@ func (d *Dispatcher) Close() {
 		s.Close()
 	}
 }
+
+// Counts returns, by sink name, the alerts delivered and the failed sends.
+func (d *Dispatcher) Counts() (delivered, failures map[string]int64) {
+	delivered, failures = map[string]int64{}, map[string]int64{}
+	for i, n := range d.names {
+		delivered[n] = d.Delivered[i].Load()
+		failures[n] = d.Failures[i].Load()
+	}
+	return delivered, failures
+}

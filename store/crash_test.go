@@ -49,12 +49,12 @@ func crashChild(dir string) {
 		for i := 0; i < 1+r.IntN(40); i++ {
 			terms = append(terms, Term{RuleID: "rule", Values: []string{fmt.Sprintf("v%d", r.IntN(200000))}, Seen: seen, Window: 1000 * time.Hour})
 		}
-		res, err := s.Commit(Batch{Terms: terms, Emit: func(isNew []bool) ([][]byte, error) {
-			var out [][]byte
+		res, err := s.Commit(Batch{Terms: terms, Emit: func(isNew []bool) ([]Alert, error) {
+			var out []Alert
 			for i, n := range isNew {
 				if n {
 					b, _ := json.Marshal(map[string]string{"term": terms[i].Values[0]})
-					out = append(out, b)
+					out = append(out, Alert{ID: terms[i].Values[0], Doc: b})
 				}
 			}
 			return out, nil

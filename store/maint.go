@@ -32,6 +32,9 @@ type PruneResult struct {
 // recorded (use Now to read it).
 func (s *Store) Prune(now time.Time, windows map[string]time.Duration) (PruneResult, error) {
 	var res PruneResult
+	if err := s.pruneAlertIDs(); err != nil {
+		return res, &Error{s.path, "prune", err}
+	}
 	for {
 		n, done, err := s.pruneStep(now, windows, &res)
 		if err != nil {
@@ -104,6 +107,38 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 		return nil
 	})
 	return deleted, done, err
+}
+
+// pruneAlertIDs forgets alert ids older than DedupWindow (on the wall
+// clock: they guard against retries, which happen in real time).
+func (s *Store) pruneAlertIDs() error {
+	for {
+		s.mu.Lock()
+		more := false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketAlertIDs).Cursor()
+			n := 0
+			for k, v := c.First(); k != nil; {
+				if t, ok := getTime(v); ok && time.Since(t) < DedupWindow {
+					k, v = c.Next()
+					continue
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				if n++; n >= pruneBatch {
+					more = true
+					return nil
+				}
+				k, v = c.Seek(k)
+			}
+			return nil
+		})
+		s.mu.Unlock()
+		if err != nil || !more {
+			return err
+		}
+	}
 }
 
 // Now returns the latest term time recorded: "now" on the event clock.

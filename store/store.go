@@ -46,6 +46,9 @@ var (
 	// has taken (8 bytes). An alert leaves the outbox once every configured
 	// sink has taken it.
 	bucketSinks = []byte("sinks")
+	// bucketAlertIDs holds the ids of alerts written in the last
+	// DedupWindow (value: when), so a retried batch makes no duplicate.
+	bucketAlertIDs = []byte("alert_ids")
 )
 
 var (
@@ -178,7 +181,7 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks, bucketAlertIDs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -280,17 +283,34 @@ func IsNew(last time.Time, known bool, seen time.Time, window time.Duration) boo
 type Batch struct {
 	Terms []Term
 	// Emit is called inside the transaction with, for each term, whether it
-	// is new and whether the store is still learning at the term's time; it
-	// returns the alerts to put in the outbox (JSON documents).
-	Emit func(isNew []bool) ([][]byte, error)
+	// is new (learning taken into account); it returns the alerts to put in
+	// the outbox.
+	Emit func(isNew []bool) ([]Alert, error)
 	// Learning: terms seen before FirstSeen+Learning are recorded, not new.
 	Learning time.Duration
 }
 
+// Alert is one alert for the outbox.
+type Alert struct {
+	// ID is the alert's deterministic id: an alert whose id was already
+	// written within DedupWindow is not written again, so a retried batch
+	// (Fluent Bit's FLB_RETRY, an HTTP sender's retry) makes no duplicate.
+	// "" turns that off.
+	ID  string
+	Doc []byte // the alert's JSON
+}
+
+// DedupWindow is how long alert ids are remembered.
+const DedupWindow = 24 * time.Hour
+
 // CommitResult tells what a commit did.
 type CommitResult struct {
-	Seqs     []uint64 // outbox sequence numbers of the alerts written
-	Overflow int      // alerts dropped because the outbox was full
+	// Seqs holds, for each alert Emit returned, its outbox sequence number,
+	// or 0 when it was not written (a duplicate, or no room).
+	Seqs       []uint64
+	Written    int
+	Overflow   int // alerts dropped because the outbox was full
+	Duplicates int // alerts already written within DedupWindow
 }
 
 // Commit runs one batch in one write transaction: it looks up and updates
@@ -368,15 +388,24 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				return err
 			}
 		}
-		var alerts [][]byte
+		var alerts []Alert
 		if b.Emit != nil {
 			var err error
 			if alerts, err = b.Emit(isNew); err != nil {
 				return err
 			}
 		}
+		ids := tx.Bucket(bucketAlertIDs)
+		now := putTime(time.Now())
 		room := s.maxOutbox - s.outboxN
-		for _, a := range alerts {
+		res.Seqs = make([]uint64, len(alerts))
+		for i, a := range alerts {
+			if a.ID != "" {
+				if t, ok := getTime(ids.Get([]byte(a.ID))); ok && time.Since(t) < DedupWindow {
+					res.Duplicates++
+					continue
+				}
+			}
 			if room <= 0 {
 				res.Overflow++
 				continue
@@ -385,10 +414,16 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			if err != nil {
 				return err
 			}
-			if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), a); err != nil {
+			if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), a.Doc); err != nil {
 				return err
 			}
-			res.Seqs = append(res.Seqs, seq)
+			if a.ID != "" {
+				if err := ids.Put([]byte(a.ID), now); err != nil {
+					return err
+				}
+			}
+			res.Seqs[i] = seq
+			res.Written++
 			room--
 		}
 		if res.Overflow > 0 {
@@ -398,7 +433,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		return nil
 	})
 	if err == nil {
-		s.outboxN += len(res.Seqs)
+		s.outboxN += res.Written
 	}
 	if err != nil {
 		res = CommitResult{}

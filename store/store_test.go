@@ -98,17 +98,17 @@ func TestOutboxCommitAndAck(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
 	res, err := s.Commit(Batch{
 		Terms: []Term{term("r", 0, "a"), term("r", 0, "b")},
-		Emit: func(isNew []bool) ([][]byte, error) {
-			var out [][]byte
+		Emit: func(isNew []bool) ([]Alert, error) {
+			var out []Alert
 			for i, n := range isNew {
 				if n {
-					out = append(out, []byte(fmt.Sprintf(`{"i":%d}`, i)))
+					out = append(out, Alert{Doc: []byte(fmt.Sprintf(`{"i":%d}`, i))})
 				}
 			}
 			return out, nil
 		},
 	})
-	if err != nil || len(res.Seqs) != 2 {
+	if err != nil || res.Written != 2 {
 		t.Fatalf("%v %v", res, err)
 	}
 	p, _ := s.Pending(10)
@@ -120,11 +120,11 @@ func TestOutboxCommitAndAck(t *testing.T) {
 		t.Errorf("outbox %d after ack", s.OutboxLen())
 	}
 	// An Emit error writes nothing of the batch: terms stay unknown.
-	_, err = s.Commit(Batch{Terms: []Term{term("r", time.Hour, "c")}, Emit: func([]bool) ([][]byte, error) { return nil, errors.New("boom") }})
+	_, err = s.Commit(Batch{Terms: []Term{term("r", time.Hour, "c")}, Emit: func([]bool) ([]Alert, error) { return nil, errors.New("boom") }})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	res, _ = s.Commit(Batch{Terms: []Term{term("r", 2*time.Hour, "c")}, Emit: func(n []bool) ([][]byte, error) {
+	res, _ = s.Commit(Batch{Terms: []Term{term("r", 2*time.Hour, "c")}, Emit: func(n []bool) ([]Alert, error) {
 		if !n[0] {
 			t.Error("c must still be new after the failed batch")
 		}
@@ -138,10 +138,10 @@ func TestOutboxBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	res, err := s.Commit(Batch{Emit: func([]bool) ([][]byte, error) {
-		return [][]byte{[]byte("1"), []byte("2"), []byte("3"), []byte("4"), []byte("5")}, nil
+	res, err := s.Commit(Batch{Emit: func([]bool) ([]Alert, error) {
+		return []Alert{{Doc: []byte("1")}, {Doc: []byte("2")}, {Doc: []byte("3")}, {Doc: []byte("4")}, {Doc: []byte("5")}}, nil
 	}})
-	if err != nil || len(res.Seqs) != 3 || res.Overflow != 2 {
+	if err != nil || res.Written != 3 || res.Overflow != 2 || res.Seqs[3] != 0 {
 		t.Fatalf("res %+v err %v", res, err)
 	}
 	st, _ := s.Stats()

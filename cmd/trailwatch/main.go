@@ -18,6 +18,8 @@ Usage:
                                         record new_terms history from old CloudTrail, no alerts
   trailwatch db stats|prune|export|import --db FILE
                                         inspect and maintain the state file
+  trailwatch serve [--config FILE] [--listen-http ADDR] [--listen-forward ADDR] ...
+                                        the engine as a sidecar (Vector, forward senders)
   trailwatch help COMMAND               show a command's flags
 `
 
@@ -42,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdBackfill(rest, stdin, stdout, stderr)
 	case "db":
 		return cmdDB(rest, stdout, stderr)
+	case "serve":
+		return cmdServe(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "-h"}, stdin, stdout, stderr)

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/server"
+)
+
+// serveKeys are serve's own settings, beside the plugin's properties.
+var serveKeys = []conf.Property{
+	{Name: "listen_http", Default: "", Help: "HTTP listener (POST / ingest, /healthz, /metrics), e.g. 127.0.0.1:8080; a bare port binds to 127.0.0.1"},
+	{Name: "listen_forward", Default: "", Help: "forward protocol listener, e.g. 127.0.0.1:24224; a bare port binds to 127.0.0.1"},
+	{Name: "http_token", Default: "", Help: "bearer token required on POST /"},
+	{Name: "forward_shared_key", Default: "", Help: "shared key the forward handshake requires"},
+	{Name: "tls_cert", Default: "", Help: "TLS certificate (PEM) for both listeners"},
+	{Name: "tls_key", Default: "", Help: "TLS private key (PEM)"},
+	{Name: "max_body", Default: strconv.Itoa(server.DefaultMaxBody), Help: "largest request or forward message, in bytes, after decompression"},
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "TOML file with the same keys as the plugin's properties (and serve's own)")
+	vals := map[string]*string{}
+	for _, p := range append(append([]conf.Property(nil), conf.Properties...), serveKeys...) {
+		vals[p.Name] = fs.String(strings.ReplaceAll(p.Name, "_", "-"), "", p.Help+defaultNote(p.Default))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: trailwatch serve [--config FILE] [--rules PATH] [--listen-http ADDR] [--listen-forward ADDR] ...")
+		fmt.Fprintln(stderr, "Runs the engine as a sidecar: CloudTrail in over HTTP or the forward protocol, alerts out to the sinks.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "trailwatch serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	fileVals := map[string]string{}
+	if *config != "" {
+		var err error
+		if fileVals, err = readServeConfig(*config, vals); err != nil {
+			fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
+			return 2
+		}
+	}
+	get := func(k string) string {
+		if v := vals[k]; v != nil && *v != "" {
+			return *v
+		}
+		return fileVals[k]
+	}
+	listenHTTP, listenFwd := loopback(get("listen_http")), loopback(get("listen_forward"))
+	if listenHTTP == "" && listenFwd == "" {
+		listenHTTP = "127.0.0.1:8080"
+	}
+	maxBody := int64(server.DefaultMaxBody)
+	if v := get("max_body"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "trailwatch serve: max_body = %q: expected a positive number of bytes\n", v)
+			return 2
+		}
+		maxBody = n
+	}
+	var tlsConf *tls.Config
+	if cert, key := get("tls_cert"), get("tls_key"); cert != "" || key != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			fmt.Fprintf(stderr, "trailwatch serve: tls_cert/tls_key: %v\n", err)
+			return 2
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	in, err := instance.Open("serve", get, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
+		return 2
+	}
+	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf,
+		server.HTTPOptions{Token: get("http_token"), MaxBody: maxBody},
+		server.ForwardOptions{SharedKey: get("forward_shared_key"), MaxMessage: maxBody})
+	if err != nil {
+		in.Close()
+		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if err := in.Reload(); err != nil {
+				in.Log.Errorf("SIGHUP: %v", err)
+			}
+			continue
+		}
+		in.Log.Infof("%v: no new records; finishing what is in flight", sig)
+		srv.shutdown(10 * time.Second)
+		if err := in.Close(); err != nil {
+			in.Log.Errorf("closing: %v", err)
+			return 1
+		}
+		return 0
+	}
+	return 0
+}
+
+func defaultNote(d string) string {
+	if d == "" {
+		return ""
+	}
+	return " (default " + d + ")"
+}
+
+// loopback makes a bare port bind to 127.0.0.1.
+func loopback(addr string) string {
+	if addr == "" || strings.Contains(addr, ":") || strings.HasPrefix(addr, "/") {
+		return addr
+	}
+	return "127.0.0.1:" + addr
+}
+
+// readServeConfig reads a flat TOML file of settings; unknown keys are an
+// error naming the key and the file.
+func readServeConfig(path string, known map[string]*string) (map[string]string, error) {
+	var raw map[string]any
+	md, err := toml.DecodeFile(path, &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	out := map[string]string{}
+	for _, k := range md.Keys() {
+		name := k.String()
+		if _, ok := known[name]; !ok {
+			return nil, fmt.Errorf("%s: unknown key %q (keys are the plugin's properties: rules, db, alert_file, listen_http, ...)", path, name)
+		}
+		switch v := raw[name].(type) {
+		case string:
+			out[name] = v
+		case []any:
+			parts := make([]string, len(v))
+			for i, x := range v {
+				parts[i] = fmt.Sprint(x)
+			}
+			out[name] = strings.Join(parts, ",")
+		case bool:
+			out[name] = map[bool]string{true: "on", false: "off"}[v]
+		default:
+			out[name] = fmt.Sprint(v)
+		}
+	}
+	return out, nil
+}
+
+type listeners struct {
+	http *http.Server
+	fwd  *server.Forward
+	lns  []net.Listener
+}
+
+func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tls.Config, ho server.HTTPOptions, fo server.ForwardOptions) (*listeners, error) {
+	s := &listeners{}
+	listen := func(addr string) (net.Listener, error) {
+		network := "tcp"
+		if strings.HasPrefix(addr, "/") {
+			network = "unix"
+		}
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tlsConf != nil {
+			l = tls.NewListener(l, tlsConf)
+		}
+		s.lns = append(s.lns, l)
+		return l, nil
+	}
+	if httpAddr != "" {
+		l, err := listen(httpAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen_http %s: %w", httpAddr, err)
+		}
+		s.http = &http.Server{Handler: server.NewHandler(in, ho), ReadHeaderTimeout: 10 * time.Second}
+		go s.http.Serve(l)
+		in.Log.Infof("HTTP on %s (POST / for records, /healthz, /metrics)%s", l.Addr(), tlsNote(tlsConf))
+	}
+	if fwdAddr != "" {
+		l, err := listen(fwdAddr)
+		if err != nil {
+			s.shutdown(time.Second)
+			return nil, fmt.Errorf("listen_forward %s: %w", fwdAddr, err)
+		}
+		s.fwd = server.NewForward(in, fo)
+		go s.fwd.Serve(l)
+		in.Log.Infof("forward protocol on %s%s", l.Addr(), tlsNote(tlsConf))
+	}
+	return s, nil
+}
+
+func tlsNote(c *tls.Config) string {
+	if c != nil {
+		return " with TLS"
+	}
+	return ""
+}
+
+func (s *listeners) shutdown(timeout time.Duration) {
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.fwd != nil {
+		for _, l := range s.lns {
+			l.Close()
+		}
+		s.fwd.Shutdown(timeout)
+	}
+}
