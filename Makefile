@@ -6,7 +6,7 @@ SAMPLE    ?= testdata/cloudtrail/sample.ndjson
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test vet fmt-check fuzz bench clean
+.PHONY: all build run test vet fmt-check fuzz bench clean harness
 
 all: build
 
@@ -35,9 +35,20 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-# Every test, with the race detector, and the fuzz targets' seed corpora.
+# Every test, with the race detector, and the fuzz targets' seed corpora;
+# then the C harness drives the built plugin as Fluent Bit's Go proxy does.
 test: fmt-check vet
 	$(GO) test -race -count=1 $(PKGS)
+	$(MAKE) harness
+
+# The C harness (needs gcc and libmsgpack-dev): dlopen()s out_trailwatch.so
+# and runs Fluent Bit's call sequence on it.
+harness: $(BIN)/out_trailwatch.so $(BIN)/harness
+	$(BIN)/harness $(BIN)/out_trailwatch.so $(CURDIR)/conf/rules
+
+$(BIN)/harness: plugin/harness/harness.c
+	@mkdir -p $(BIN)
+	$(CC) -O2 -Wall -Wextra -o $@ $< -ldl -lmsgpackc -lpthread
 
 # Each fuzz target for FUZZTIME (go test runs one fuzz target at a time).
 fuzz:

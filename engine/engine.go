@@ -5,6 +5,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,6 +60,8 @@ type Engine struct {
 	now      func() time.Time
 
 	backfill bool
+	groups   [][]*conf.Rule   // per distinct query, the rules using it
+	queries  []*matcher.Query // the distinct queries, indexed
 	pool     sync.Pool
 }
 
@@ -88,12 +91,23 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	// Rules with the same query share one evaluation: the index is over
+	// distinct queries, each with the rules that use it.
 	var qs []*matcher.Query
+	bySource := map[string]int{}
 	for _, r := range rs.Runnable() {
 		e.rules = append(e.rules, r)
 		e.byID[r.RuleID] = r
-		qs = append(qs, r.Compiled)
+		g, ok := bySource[r.Compiled.Source]
+		if !ok {
+			g = len(e.groups)
+			bySource[r.Compiled.Source] = g
+			e.groups = append(e.groups, nil)
+			qs = append(qs, r.Compiled)
+		}
+		e.groups[g] = append(e.groups[g], r)
 	}
+	e.queries = qs
 	e.index = matcher.NewIndex(qs)
 	e.pool.New = func() any { return &worker{} }
 	return e, nil
@@ -146,9 +160,12 @@ func (s *Stats) Add(o Stats) {
 // Record is one input record: its parsed tree, or a parse error, with where
 // it came from (for messages).
 type Record struct {
-	Node  *doc.Node
-	Err   error
-	Where string // file:line, or the Fluent Bit tag and index
+	Node *doc.Node
+	// Msgpack, instead of Node, is a record body as Fluent Bit holds it: a
+	// MessagePack map, read in place (it must outlive ProcessBatch's call).
+	Msgpack []byte
+	Err     error
+	Where   string // file:line, or the Fluent Bit tag and index
 }
 
 type worker struct {
@@ -163,6 +180,7 @@ type pendingTerm struct {
 	term store.Term
 	rule *conf.Rule
 	raw  *doc.Node // the event: its alert is built only if the term is new
+	mp   []byte    // or its MessagePack bytes
 	ecs  bool
 	at   int // the alert's place in the batch's alert list (nil until built)
 }
@@ -195,7 +213,24 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			st.skip("malformed")
 			continue
 		}
-		shape := matcher.Split(rec.Node, func(n *doc.Node, ecs bool) {
+		node := rec.Node
+		if rec.Msgpack != nil {
+			// The common case, a raw CloudTrail event, is read in place:
+			// a record that no rule can match builds nothing.
+			if _, _, ok := matcher.ProbeMsgpack(rec.Msgpack); ok {
+				st.Events++
+				w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
+				alerts, pending = e.evaluate(w, st, alerts, pending)
+				continue
+			}
+			n, _, err := doc.ReadMsgpack(rec.Msgpack)
+			if err != nil {
+				st.skip("malformed")
+				continue
+			}
+			node = n
+		}
+		shape := matcher.Split(node, func(n *doc.Node, ecs bool) {
 			st.Events++
 			if ecs {
 				w.ev.Reset(nil, n, ingested, nil)
@@ -229,9 +264,16 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 				continue
 			}
 			st.NewTermsHit++
-			if p.ecs {
+			switch {
+			case p.ecs:
 				ev.Reset(nil, p.raw, ingested, nil)
-			} else {
+			case p.mp != nil:
+				n, _, err := doc.ReadMsgpack(p.mp)
+				if err != nil {
+					return nil, fmt.Errorf("rule %q: re-reading a record: %w", p.rule.Name, err)
+				}
+				ev.Reset(n, nil, ingested, e.enricher)
+			default:
 				ev.Reset(p.raw, nil, ingested, e.enricher)
 			}
 			alerts[p.at] = e.buildAlert(p.rule, &ev, p.term.Values)
@@ -286,36 +328,65 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 	w.provs = textsOf(w.provs[:0], ev.Values(e.schema.Field(matcher.ProviderField)))
 	w.acts = textsOf(w.acts[:0], ev.Values(e.schema.Field(matcher.ActionField)))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
+	var alertEv *matcher.Event // the event as alerts see it, made on first need
 	for _, id := range w.cands {
-		r := e.rules[id]
-		if !r.Compiled.Match(ev) {
+		if !e.queries[id].Match(ev) {
 			continue
 		}
-		if st.Matches == nil {
-			st.Matches = map[string]int{}
-		}
-		st.Matches[r.Name]++
-		if r.Type != "new_terms" {
-			alerts = append(alerts, e.buildAlert(r, ev, nil))
-			continue
-		}
-		seen := ev.Ingested
-		if e.source == EventTime {
-			if t := ev.EventTime(); !t.IsZero() {
-				seen = t
-			}
-		}
-		raw, ecs := ev.Raw(), ev.IsECS()
-		if ecs {
-			raw = ev.ECSNode()
-		}
-		for _, values := range e.termsOf(r, ev) {
-			pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window},
-				rule: r, raw: raw, ecs: ecs, at: len(alerts)})
-			alerts = append(alerts, nil)
+		for _, r := range e.groups[id] {
+			alerts, pending = e.matched(r, ev, &alertEv, st, alerts, pending)
 		}
 	}
 	return alerts, pending
+}
+
+// matched records one rule's match: an alert for a query rule, terms for a
+// new_terms rule.
+func (e *Engine) matched(r *conf.Rule, ev *matcher.Event, alertEv **matcher.Event, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+	if st.Matches == nil {
+		st.Matches = map[string]int{}
+	}
+	st.Matches[r.Name]++
+	if r.Type != "new_terms" {
+		if *alertEv == nil {
+			*alertEv = e.owned(ev)
+		}
+		alerts = append(alerts, e.buildAlert(r, *alertEv, nil))
+		return alerts, pending
+	}
+	seen := ev.Ingested
+	if e.source == EventTime {
+		if t := ev.EventTime(); !t.IsZero() {
+			seen = t
+		}
+	}
+	ecs, mp := ev.IsECS(), ev.Msgpack()
+	var node *doc.Node
+	switch {
+	case ecs:
+		node = ev.ECSNode()
+	case mp == nil:
+		node = ev.Raw()
+	}
+	for _, values := range e.termsOf(r, ev) {
+		pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window},
+			rule: r, raw: node, mp: mp, ecs: ecs, at: len(alerts)})
+		alerts = append(alerts, nil)
+	}
+	return alerts, pending
+}
+
+// owned returns an event whose values do not point into borrowed bytes: for
+// an event read in place from MessagePack, a fresh one over its own tree.
+func (e *Engine) owned(ev *matcher.Event) *matcher.Event {
+	if ev.Msgpack() == nil {
+		return ev
+	}
+	n, _, err := doc.ReadMsgpack(ev.Msgpack())
+	if err != nil {
+		return ev
+	}
+	return matcher.NewEvent(n, ev.Ingested, e.enricher)
 }
 
 func textsOf(dst []string, vs []matcher.Value) []string {
@@ -346,16 +417,18 @@ func (e *Engine) termsOf(r *conf.Rule, ev *matcher.Event) [][]string {
 	return combos
 }
 
+// uniqueTexts returns the distinct values, sorted and copied (values read in
+// place point into a chunk that is gone after the batch).
 func uniqueTexts(vs []matcher.Value) []string {
-	seen := map[string]bool{}
-	var out []string
+	out := make([]string, 0, len(vs))
 	for _, v := range vs {
-		if !seen[v.Text] {
-			seen[v.Text] = true
-			out = append(out, v.Text)
-		}
+		out = append(out, v.Text)
 	}
 	sort.Strings(out)
+	out = slices.Compact(out)
+	for i, s := range out {
+		out[i] = strings.Clone(s)
+	}
 	return out
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // Status is what a flush returns to Fluent Bit.
@@ -77,20 +76,15 @@ func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
 			st.Groups++
 			continue
 		}
-		n, rest, err := doc.ReadMsgpack(body)
-		if err == nil && len(rest) != 0 {
-			err = fmt.Errorf("%d bytes after the record body", len(rest))
-		}
-		if err == nil && n.Kind != doc.Object {
-			err = fmt.Errorf("record body is a %s, not a map", n.Kind)
-		}
-		if err != nil {
+		// The body is read in place by the engine; here only its shape is
+		// checked (the event as a whole was already skipped over intact).
+		if t := msgp.NextType(body); t != msgp.MapType {
 			st.Malformed++
-			recs = append(recs, engine.Record{Err: err, Where: where(tag, i)})
+			recs = append(recs, engine.Record{Err: fmt.Errorf("record body is a %s, not a map", t), Where: where(tag, i)})
 			continue
 		}
 		st.Events++
-		recs = append(recs, engine.Record{Node: n})
+		recs = append(recs, engine.Record{Msgpack: body})
 	}
 	return recs, st
 }
@@ -136,12 +130,24 @@ func eventBody(ev []byte) (body []byte, group bool, err error) {
 	return body, false, nil
 }
 
+// isGroupMarker recognizes the start and end of a record group: Fluent Bit
+// writes them as an EventTime with seconds 0xFFFFFFFF (-1) or 0xFFFFFFFE
+// (-2) and no nanoseconds; the integer -1 and -2 are accepted too.
 func isGroupMarker(ts []byte) bool {
-	if msgp.NextType(ts) != msgp.IntType {
-		return false
+	switch msgp.NextType(ts) {
+	case msgp.IntType:
+		v, _, err := msgp.ReadInt64Bytes(ts)
+		return err == nil && (v == -1 || v == -2)
+	case msgp.ExtensionType:
+		// fixext8 (0xd7), type 0, then 4 bytes seconds and 4 nanoseconds.
+		if len(ts) < 10 || ts[0] != 0xd7 || ts[1] != 0 {
+			return false
+		}
+		sec := uint32(ts[2])<<24 | uint32(ts[3])<<16 | uint32(ts[4])<<8 | uint32(ts[5])
+		nsec := uint32(ts[6])<<24 | uint32(ts[7])<<16 | uint32(ts[8])<<8 | uint32(ts[9])
+		return nsec == 0 && (sec == 0xFFFFFFFF || sec == 0xFFFFFFFE)
 	}
-	v, _, err := msgp.ReadInt64Bytes(ts)
-	return err == nil && (v == -1 || v == -2)
+	return false
 }
 
 func checkTimestamp(ts []byte) error {

@@ -77,8 +77,12 @@ func TestDecodeChunk(t *testing.T) {
 	chunk = append(chunk, v1(msgp.AppendInt64(nil, 1), msgp.AppendString(nil, "text"))...) // body not a map
 	chunk = append(chunk, v1(msgp.AppendString(nil, "when"), good)...)                     // bad timestamp
 	chunk = append(chunk, v2(msgp.AppendInt64(nil, -2), msgp.AppendMapHeader(nil, 0))...)  // group end
+	// Markers as Fluent Bit writes them: EventTime seconds 0xFFFFFFFF and
+	// 0xFFFFFFFE, with a body that must not be taken for a record.
+	chunk = append(chunk, v2(eventTime(time.Unix(0xFFFFFFFF, 0)), good)...)
+	chunk = append(chunk, v2(eventTime(time.Unix(0xFFFFFFFE, 0)), good)...)
 	recs, st := DecodeChunk("cloudtrail", chunk)
-	if st.Events != 4 || st.Groups != 2 || st.Malformed != 3 {
+	if st.Events != 4 || st.Groups != 4 || st.Malformed != 3 {
 		t.Fatalf("stats %+v", st)
 	}
 	if len(recs) != 7 {

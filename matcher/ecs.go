@@ -31,6 +31,8 @@ type Enricher interface {
 // safe for concurrent use; reuse one per goroutine with Reset.
 type Event struct {
 	raw      *doc.Node // the CloudTrail event (eventSource, eventName, ...)
+	mp       []byte    // or the event as MessagePack, read lazily
+	mpTree   bool      // raw was built from mp
 	ecs      *doc.Node // an already-ECS document, used as it is
 	Ingested time.Time
 	enricher Enricher
@@ -78,6 +80,7 @@ func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
 // Reset points the event at a new record, dropping cached values.
 func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
+	e.mp, e.mpTree = nil, false
 	e.EntityMapping = true
 	e.gen++
 	if e.gen == 0 { // wrapped: forget every entry
@@ -91,11 +94,36 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.geo, e.geoSet = nil, false
 }
 
+// ResetMsgpack points the event at a raw CloudTrail event held as a
+// MessagePack map (a Fluent Bit record body). Scalar fields are read from
+// the bytes directly; the tree is built only when a field needs it. The
+// bytes must stay unchanged while the event is in use, and values the event
+// returns may point into them: copy what must outlive the bytes.
+func (e *Event) ResetMsgpack(mp []byte, ingested time.Time, en Enricher) {
+	e.Reset(nil, nil, ingested, en)
+	e.mp = mp
+}
+
+// tree returns the raw event tree, building it from MessagePack on first
+// use.
+func (e *Event) tree() *doc.Node {
+	if e.raw == nil && e.mp != nil && !e.mpTree {
+		e.mpTree = true
+		if n, _, err := doc.ReadMsgpack(e.mp); err == nil {
+			e.raw = n
+		}
+	}
+	return e.raw
+}
+
 // IsECS reports whether the event is an already-ECS document.
 func (e *Event) IsECS() bool { return e.ecs != nil }
 
 // Raw returns the raw CloudTrail event (nil for an ECS document).
-func (e *Event) Raw() *doc.Node { return e.raw }
+func (e *Event) Raw() *doc.Node { return e.tree() }
+
+// Msgpack returns the MessagePack bytes the event reads (nil for a tree).
+func (e *Event) Msgpack() []byte { return e.mp }
 
 // Values implements Fields.
 func (e *Event) Values(f *Field) []Value {
@@ -167,7 +195,7 @@ func removed(n *doc.Node) bool {
 
 // get reads a raw path, nil when absent or removed by the cleanup.
 func (e *Event) get(path ...string) *doc.Node {
-	n := e.raw.Path(path...)
+	n := e.tree().Path(path...)
 	if removed(n) {
 		return nil
 	}
@@ -179,6 +207,16 @@ func (e *Event) get(path ...string) *doc.Node {
 
 // scalar reads a raw path as one keyword value.
 func (e *Event) scalar(path ...string) []Value {
+	if e.mp != nil && !e.mpTree {
+		v, st := mpScalar(e.mp, path)
+		switch st {
+		case mpAbsent, mpRemoved:
+			return nil
+		case mpFound:
+			return e.one(v)
+		}
+		// A container: the tree answers (arrays, cleanup of objects).
+	}
 	return e.scalarValue(e.get(path...))
 }
 
@@ -217,7 +255,7 @@ func (e *Event) payloadOf(key string) *payload {
 	}
 	p := &payload{}
 	if key != "" {
-		if n := e.raw.Get(key); n != nil {
+		if n := e.tree().Get(key); n != nil {
 			p.node = cleaned(n)
 		}
 	}

@@ -25,6 +25,8 @@ struct tw_output_plugin {
 	void *o_ins;
 	void *context;
 };
+#include <stdlib.h>
+
 static int tw_log_level(void *p) {
 	struct tw_output_plugin *pl = p;
 	int l, level = 0;
@@ -47,7 +49,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -59,14 +60,39 @@ import (
 
 var (
 	instances sync.Map // instance id (int) -> *instance.Instance
-	nextID    atomic.Int64
+	idsMu     sync.Mutex
+	ids       = map[int]bool{} // instance ids in use
 )
+
+// takeID returns the lowest free instance id, so that after a hot reload
+// the instances are named trailwatch.0, trailwatch.1, ... again, as Fluent
+// Bit names its own.
+func takeID() int {
+	idsMu.Lock()
+	defer idsMu.Unlock()
+	id := 0
+	for ids[id] {
+		id++
+	}
+	ids[id] = true
+	return id
+}
+
+func releaseID(id int) {
+	idsMu.Lock()
+	delete(ids, id)
+	idsMu.Unlock()
+}
 
 // induce is a test hook: TRAILWATCH_INDUCE_PANIC=init|flush|exit makes that
 // callback panic, so that tests can check the panic comes back as an error
 // code and a log line instead of killing Fluent Bit.
 func induce(where string) {
-	if os.Getenv("TRAILWATCH_INDUCE_PANIC") == where {
+	// C's getenv: Go's os.Getenv in a shared object sees only the
+	// environment as it was when the Go runtime started.
+	name := C.CString("TRAILWATCH_INDUCE_PANIC")
+	defer C.free(unsafe.Pointer(name))
+	if v := C.getenv(name); v != nil && C.GoString(v) == where {
 		panic("induced panic in " + where + " (TRAILWATCH_INDUCE_PANIC)")
 	}
 }
@@ -90,11 +116,8 @@ func FLBPluginRegister(def unsafe.Pointer) (ret int) {
 func FLBPluginInit(plugin unsafe.Pointer) (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginInit")
 	induce("init")
-	id := int(nextID.Add(1) - 1)
-	name := output.FLBPluginConfigKey(plugin, "alias")
-	if name == "" {
-		name = "trailwatch." + strconv.Itoa(id)
-	}
+	id := takeID()
+	name := "trailwatch." + strconv.Itoa(id)
 	// Fluent Bit keeps log_level for itself: read the instance's level
 	// through its API when the property itself is not visible.
 	levels := []string{"off", "error", "warn", "info", "debug", "debug"}
@@ -161,6 +184,7 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
 		return output.FLB_ERROR
 	}
 	if v, loaded := instances.LoadAndDelete(id); loaded {
+		defer releaseID(id)
 		if err := v.(*instance.Instance).Close(); err != nil {
 			v.(*instance.Instance).Log.Errorf("exit: %v", err)
 			return output.FLB_ERROR
@@ -175,6 +199,7 @@ func FLBPluginExit() (ret int) {
 	instances.Range(func(k, v any) bool {
 		instances.Delete(k)
 		v.(*instance.Instance).Close()
+		releaseID(k.(int))
 		return true
 	})
 	return output.FLB_OK

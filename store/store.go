@@ -103,7 +103,7 @@ var ErrDiskFull = errors.New("no space left on the device")
 
 // Open opens or creates the state file (mode 0600).
 func Open(path string, o Options) (s *Store, err error) {
-	abs, err := filepath.Abs(path)
+	abs, err := canonical(path)
 	if err != nil {
 		return nil, &Error{path, "open", err}
 	}
@@ -152,6 +152,23 @@ func Open(path string, o Options) (s *Store, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// canonical names a file by its absolute path with symbolic links
+// resolved (the folder's, and the file's when it exists), so that two
+// spellings of one file are known as one.
+func canonical(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r, nil
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs)), nil
+	}
+	return abs, nil
 }
 
 const recoverHint = "move it aside and start with a new one; `trailwatch db export` on a copy may still save the history"
@@ -206,7 +223,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	abs, _ := filepath.Abs(s.path)
+	abs, _ := canonical(s.path)
 	openMu.Lock()
 	delete(openPaths, abs)
 	openMu.Unlock()

@@ -1,0 +1,176 @@
+package flb
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/fluent/fluent-bit-go/output"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/internal/gen"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// benchRecords is how many generated records the chunk benchmarks use
+// (BENCH_RECORDS overrides), in Fluent Bit's chunk format, 1024 a chunk.
+func benchRecords() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_RECORDS")); err == nil && n > 0 {
+		return n
+	}
+	return 200_000
+}
+
+var (
+	chunksOnce sync.Once
+	chunks     [][]byte
+)
+
+func benchChunks(b *testing.B) [][]byte {
+	chunksOnce.Do(func() {
+		var cur []byte
+		n := 0
+		ts := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		err := gen.Generate(benchRecords(), 1, func(rec map[string]any) error {
+			body, err := msgp.AppendIntf(nil, rec)
+			if err != nil {
+				return err
+			}
+			cur = append(cur, v2(eventTime(ts), body)...)
+			if n++; n%1024 == 0 {
+				chunks = append(chunks, cur)
+				cur = nil
+			}
+			return nil
+		})
+		if err != nil {
+			panic(err)
+		}
+		if len(cur) > 0 {
+			chunks = append(chunks, cur)
+		}
+	})
+	return chunks
+}
+
+// BenchmarkDecoderFloor is what almost every Go output plugin pays: fluent-
+// bit-go's NewDecoder/GetRecord over each chunk, building Go maps.
+func BenchmarkDecoderFloor(b *testing.B) {
+	cs := benchChunks(b)
+	records := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for _, c := range cs {
+			dec := output.NewDecoder(unsafe.Pointer(&c[0]), len(c))
+			for {
+				ret, _, rec := output.GetRecord(dec)
+				if ret != 0 {
+					break
+				}
+				_ = rec
+				records++
+			}
+		}
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchEngine builds the engine over the corpus's runnable rules (or the
+// bundled rules when ../shared is absent), repeated `copies` times under
+// new rule ids, with state in a temporary bbolt file.
+func benchEngine(b *testing.B, copies int) (*engine.Engine, *store.Store, int) {
+	path := "../../shared/detection-rules/aws"
+	if _, err := os.Stat(path); err != nil {
+		b.Logf("Elastic's corpus is not at %s; benchmarking the bundled rules", path)
+		path = "../conf/rules"
+	}
+	rs, err := conf.LoadRules(matcher.NewSchema(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := rs.Runnable()
+	var rules []*conf.Rule
+	for c := 0; c < copies; c++ {
+		for _, r := range base {
+			cp := *r
+			if c > 0 {
+				cp.RuleID = fmt.Sprintf("%s-copy%d", r.RuleID, c)
+			}
+			rules = append(rules, &cp)
+		}
+	}
+	rs.Rules = rules
+	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{NoSync: os.Getenv("BENCH_SYNC") == ""})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	e, err := engine.New(rs, engine.Options{State: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, st, len(rules)
+}
+
+// BenchmarkChunkPath is trailwatch's whole path for each chunk: reading it,
+// finding candidates, evaluating rules, new_terms history and the outbox
+// in bbolt, alerts taken by a discarding sink.
+func BenchmarkChunkPath(b *testing.B) {
+	for _, copies := range []int{0, 1, 10} {
+		name := "rules=1"
+		if copies > 0 {
+			name = fmt.Sprintf("rules=x%d", copies)
+		}
+		b.Run(name, func(b *testing.B) {
+			cs := benchChunks(b)
+			var e *engine.Engine
+			var st *store.Store
+			var n int
+			if copies == 0 {
+				e, st, n = benchOneRule(b)
+			} else {
+				e, st, n = benchEngine(b, copies)
+			}
+			b.ReportMetric(float64(n), "rules")
+			records := 0
+			b.ResetTimer()
+			for b.Loop() {
+				for _, c := range cs {
+					recs, _ := DecodeChunk("cloudtrail", c)
+					res, err := e.ProcessBatch(recs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					st.Ack(res.Seqs)
+					records += len(recs)
+				}
+			}
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+func benchOneRule(b *testing.B) (*engine.Engine, *store.Store, int) {
+	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules/bedrock_resource_policy_modified_or_deleted.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	e, err := engine.New(rs, engine.Options{State: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, st, 1
+}

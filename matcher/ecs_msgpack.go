@@ -1,0 +1,151 @@
+package matcher
+
+import (
+	"strconv"
+	"unsafe"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// Reading scalar fields straight from a record's MessagePack bytes lets a
+// record that no rule can match cost a key scan and a map lookup: no tree,
+// no allocation. Strings returned point into the bytes.
+
+type mpStatus uint8
+
+const (
+	mpAbsent    mpStatus = iota // no such path
+	mpRemoved                   // present, but the integration's cleanup drops it
+	mpFound                     // a scalar
+	mpContainer                 // a map or an array: ask the tree
+)
+
+// bytesString views b as a string without copying; b must not change while
+// the string is in use.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// mpGet returns the bytes of the value under key in a MessagePack map (the
+// last one when a key repeats, as the tree's Get does).
+func mpGet(b []byte, key string) ([]byte, bool) {
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return nil, false
+	}
+	var found []byte
+	ok := false
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return nil, false
+		}
+		val := rest
+		if rest, err = msgp.Skip(rest); err != nil {
+			return nil, false
+		}
+		if bytesString(k) == key {
+			found, ok = val[:len(val)-len(rest)], true
+		}
+	}
+	return found, ok
+}
+
+// mpScalar reads a path of keys from a MessagePack map as one keyword value.
+func mpScalar(b []byte, path []string) (Value, mpStatus) {
+	for _, k := range path {
+		if msgp.NextType(b) != msgp.MapType {
+			return Value{}, mpAbsent
+		}
+		v, ok := mpGet(b, k)
+		if !ok {
+			return Value{}, mpAbsent
+		}
+		b = v
+	}
+	switch msgp.NextType(b) {
+	case msgp.StrType:
+		s, _, err := msgp.ReadStringZC(b)
+		if err != nil {
+			return Value{}, mpAbsent
+		}
+		switch t := bytesString(s); t {
+		case "", "-", "none":
+			return Value{}, mpRemoved
+		default:
+			return Value{Text: t}, mpFound
+		}
+	case msgp.BinType:
+		s, _, err := msgp.ReadBytesZC(b)
+		if err != nil {
+			return Value{}, mpAbsent
+		}
+		switch t := bytesString(s); t {
+		case "", "-", "none":
+			return Value{}, mpRemoved
+		default:
+			return Value{Text: t}, mpFound
+		}
+	case msgp.BoolType:
+		v, _, err := msgp.ReadBoolBytes(b)
+		if err != nil {
+			return Value{}, mpAbsent
+		}
+		return Value{Text: strconv.FormatBool(v), Kind: KindBool}, mpFound
+	case msgp.NilType:
+		return Value{}, mpRemoved
+	case msgp.IntType:
+		v, _, err := msgp.ReadInt64Bytes(b)
+		if err != nil {
+			return Value{}, mpAbsent
+		}
+		return Value{Text: strconv.FormatInt(v, 10), Kind: KindNumber}, mpFound
+	case msgp.UintType:
+		v, _, err := msgp.ReadUint64Bytes(b)
+		if err != nil {
+			return Value{}, mpAbsent
+		}
+		return Value{Text: strconv.FormatUint(v, 10), Kind: KindNumber}, mpFound
+	}
+	return Value{}, mpContainer
+}
+
+// ProbeMsgpack reads eventSource and eventName from a record's MessagePack
+// map without building it: ok when both are strings, that is when the record
+// is a raw CloudTrail event. The strings point into b.
+func ProbeMsgpack(b []byte) (source, name string, ok bool) {
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return "", "", false
+	}
+	var haveS, haveN bool
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return "", "", false
+		}
+		switch bytesString(k) {
+		case "eventSource", "eventName":
+			if msgp.NextType(rest) != msgp.StrType {
+				return "", "", false
+			}
+			var v []byte
+			if v, rest, err = msgp.ReadStringZC(rest); err != nil {
+				return "", "", false
+			}
+			if bytesString(k) == "eventSource" {
+				source, haveS = bytesString(v), true
+			} else {
+				name, haveN = bytesString(v), true
+			}
+			continue
+		}
+		if rest, err = msgp.Skip(rest); err != nil {
+			return "", "", false
+		}
+	}
+	return source, name, haveS && haveN
+}
