@@ -217,9 +217,9 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		if rec.Msgpack != nil {
 			// The common case, a raw CloudTrail event, is read in place:
 			// a record that no rule can match builds nothing.
-			if _, _, ok := matcher.ProbeMsgpack(rec.Msgpack); ok {
+			w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
+			if w.ev.RawCloudTrail() {
 				st.Events++
-				w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
 				alerts, pending = e.evaluate(w, st, alerts, pending)
 				continue
 			}

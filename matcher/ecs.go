@@ -2,6 +2,8 @@ package matcher
 
 import (
 	"net/netip"
+
+	"github.com/tinylib/msgp/msgp"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +35,9 @@ type Event struct {
 	raw      *doc.Node // the CloudTrail event (eventSource, eventName, ...)
 	mp       []byte    // or the event as MessagePack, read lazily
 	mpTree   bool      // raw was built from mp
+	mpIdx    []mpKV    // mp's top-level members, listed on first use
+	mpIdxOK  bool
+	mpSubs   []mpSub   // indexes of top-level maps read below (userIdentity, ...)
 	ecs      *doc.Node // an already-ECS document, used as it is
 	Ingested time.Time
 	enricher Enricher
@@ -80,7 +85,8 @@ func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
 // Reset points the event at a new record, dropping cached values.
 func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
-	e.mp, e.mpTree = nil, false
+	e.mp, e.mpTree, e.mpIdxOK = nil, false, false
+	e.mpSubs = e.mpSubs[:0]
 	e.EntityMapping = true
 	e.gen++
 	if e.gen == 0 { // wrapped: forget every entry
@@ -102,6 +108,22 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 func (e *Event) ResetMsgpack(mp []byte, ingested time.Time, en Enricher) {
 	e.Reset(nil, nil, ingested, en)
 	e.mp = mp
+}
+
+// RawCloudTrail reports whether a MessagePack event is a raw CloudTrail
+// event (string eventSource and eventName at its top level), reading only
+// its top level.
+func (e *Event) RawCloudTrail() bool {
+	if e.mp == nil {
+		return false
+	}
+	for _, k := range [2]string{"eventSource", "eventName"} {
+		v, st := e.mpScalar([]string{k})
+		if st != mpFound || v.Kind != KindString {
+			return false
+		}
+	}
+	return true
 }
 
 // tree returns the raw event tree, building it from MessagePack on first
@@ -205,10 +227,67 @@ func (e *Event) get(path ...string) *doc.Node {
 	return n
 }
 
+// mpScalar reads a path from the MessagePack bytes through the top-level
+// index.
+func (e *Event) mpScalar(path []string) (Value, mpStatus) {
+	if !e.mpIdxOK {
+		var ok bool
+		if e.mpIdx, ok = mpIndex(e.mp, e.mpIdx); !ok {
+			return Value{}, mpContainer // unreadable: let the tree decide
+		}
+		e.mpIdxOK = true
+	}
+	if len(path) < 2 {
+		return mpScalarAt(e.mpIdx, path)
+	}
+	// Paths below a top-level map (userIdentity.*) read its index, listed
+	// once per event.
+	for i := range e.mpSubs {
+		if e.mpSubs[i].key == path[0] {
+			if !e.mpSubs[i].ok {
+				return Value{}, mpContainer
+			}
+			return mpScalarAt(e.mpSubs[i].idx, path[1:])
+		}
+	}
+	b, found := mpLookup(e.mpIdx, path[0])
+	if !found {
+		return Value{}, mpAbsent
+	}
+	if msgp.NextType(b) != msgp.MapType {
+		return mpScalar(b, path[1:])
+	}
+	if len(e.mpSubs) < cap(e.mpSubs) {
+		e.mpSubs = e.mpSubs[:len(e.mpSubs)+1]
+	} else {
+		e.mpSubs = append(e.mpSubs, mpSub{})
+	}
+	sub := &e.mpSubs[len(e.mpSubs)-1]
+	sub.key = path[0]
+	sub.idx, sub.ok = mpIndex(b, sub.idx)
+	if !sub.ok {
+		return Value{}, mpContainer
+	}
+	return mpScalarAt(sub.idx, path[1:])
+}
+
+// present reports whether a raw path has a value the cleanup keeps.
+func (e *Event) present(path ...string) bool {
+	if e.mp != nil && !e.mpTree {
+		switch _, st := e.mpScalar(path); st {
+		case mpAbsent, mpRemoved:
+			return false
+		case mpFound:
+			return true
+		}
+	}
+	return e.get(path...) != nil
+}
+
 // scalar reads a raw path as one keyword value.
 func (e *Event) scalar(path ...string) []Value {
 	if e.mp != nil && !e.mpTree {
-		v, st := mpScalar(e.mp, path)
+		v, st := e.mpScalar(path)
 		switch st {
 		case mpAbsent, mpRemoved:
 			return nil
@@ -494,7 +573,7 @@ func (e *Event) scalarText(path ...string) string {
 
 func (e *Event) outcome() []Value {
 	out := "success"
-	if e.get("errorCode") != nil || e.get("errorMessage") != nil {
+	if e.present("errorCode") || e.present("errorMessage") {
 		out = "failure"
 	}
 	if e.scalarText("eventName") == "ConsoleLogin" {
@@ -565,6 +644,9 @@ func (e *Event) relatedUser() []Value {
 // resources returns the deduplicated resources elements (ARN renamed arn,
 // accountId renamed account_id).
 func (e *Event) resources(key string) []Value {
+	if !e.present("resources") {
+		return nil
+	}
 	rs := e.get("resources")
 	if rs == nil || rs.Kind != doc.Array {
 		return nil
@@ -616,7 +698,7 @@ func (e *Event) consoleLogin(key string, boolean bool) []Value {
 // corpus's rules read them on (IAM and STS) and for every event's actor and
 // resources.
 func (e *Event) entities(target bool) []Value {
-	if !e.EntityMapping || e.get("eventName") == nil {
+	if !e.EntityMapping || !e.present("eventName") {
 		return nil
 	}
 	related := map[string]bool{}
@@ -869,11 +951,7 @@ func init() {
 		"aws.cloudtrail.additional_eventdata":                                      func(e *Event) []Value { return e.javaPayload("additionalEventData") },
 		"aws.cloudtrail.service_event_details":                                     func(e *Event) []Value { return e.javaPayload("serviceEventDetails") },
 		"aws.cloudtrail.management_event": func(e *Event) []Value {
-			if v := e.get("managementEvent"); v != nil {
-				t, _ := v.KeywordText()
-				return str(t)
-			}
-			return nil
+			return e.scalar("managementEvent")
 		},
 		"aws.cloudtrail.resources.arn":                                     func(e *Event) []Value { return e.resources("ARN") },
 		"aws.cloudtrail.resources.account_id":                              func(e *Event) []Value { return e.resources("accountId") },

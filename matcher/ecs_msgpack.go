@@ -54,7 +54,66 @@ func mpGet(b []byte, key string) ([]byte, bool) {
 	return found, ok
 }
 
-// mpScalar reads a path of keys from a MessagePack map as one keyword value.
+// mpKV is one member of a record's top-level map, as byte views.
+type mpKV struct {
+	key string
+	val []byte
+}
+
+// mpIndex lists the members of a MessagePack map once, so that reading
+// several fields of a record scans its top level once (later duplicates
+// replace earlier ones, as the tree's Get does). It reuses dst.
+func mpIndex(b []byte, dst []mpKV) ([]mpKV, bool) {
+	dst = dst[:0]
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return dst, false
+	}
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return dst[:0], false
+		}
+		val := rest
+		if rest, err = msgp.Skip(rest); err != nil {
+			return dst[:0], false
+		}
+		dst = append(dst, mpKV{bytesString(k), val[:len(val)-len(rest)]})
+	}
+	return dst, true
+}
+
+// mpSub is the index of one top-level map.
+type mpSub struct {
+	key string
+	idx []mpKV
+	ok  bool
+}
+
+// mpLookup finds a top-level member in an index (the last of duplicates).
+func mpLookup(idx []mpKV, key string) ([]byte, bool) {
+	for i := len(idx) - 1; i >= 0; i-- {
+		if idx[i].key == key {
+			return idx[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// mpScalarAt reads a path below a top-level value as one keyword value.
+func mpScalarAt(idx []mpKV, path []string) (Value, mpStatus) {
+	if len(path) == 0 {
+		return Value{}, mpAbsent
+	}
+	b, ok := mpLookup(idx, path[0])
+	if !ok {
+		return Value{}, mpAbsent
+	}
+	return mpScalar(b, path[1:])
+}
+
+// mpScalar reads a path of keys from a MessagePack value as one keyword
+// value.
 func mpScalar(b []byte, path []string) (Value, mpStatus) {
 	for _, k := range path {
 		if msgp.NextType(b) != msgp.MapType {

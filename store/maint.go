@@ -276,6 +276,7 @@ func (s *Store) Import(r io.Reader, name string) (int, error) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.cache.reset() // imported sightings may be later than cached ones
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			rules, terms := tx.Bucket(bucketRules), tx.Bucket(bucketTerms)
 			for _, e := range batch {

@@ -78,7 +78,43 @@ type Store struct {
 	mu      sync.Mutex // serializes batches (bbolt has one writer anyway)
 	closed  bool
 	outboxN int // alerts in the outbox, kept in step with Commit and Ack
+	cache   termCache
 }
+
+// termCache remembers the committed last sighting of recent terms, so that a
+// busy term (seen again within its refresh interval) costs no page read.
+// It only ever holds what the file holds: it learns after a commit.
+type termCache struct {
+	m   map[string]time.Time
+	max int
+}
+
+func (c *termCache) get(k string) (time.Time, bool) {
+	t, ok := c.m[k]
+	return t, ok
+}
+
+func (c *termCache) put(k string, t time.Time) {
+	if c.m == nil {
+		c.m = map[string]time.Time{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		// Full: drop an arbitrary eighth (map order is random enough).
+		n := c.max / 8
+		for k := range c.m {
+			delete(c.m, k)
+			if n--; n <= 0 {
+				break
+			}
+		}
+	}
+	c.m[k] = t
+}
+
+func (c *termCache) reset() { c.m = nil }
+
+// termCacheSize bounds the read cache (about 100 bytes a term).
+const termCacheSize = 200_000
 
 // open paths of this process, so that a second instance pointed at the same
 // file gets an immediate, clear error instead of waiting on its own lock.
@@ -143,7 +179,7 @@ func Open(path string, o Options) (s *Store, err error) {
 		}
 		return nil, &Error{path, "open", err}
 	}
-	s = &Store{db: db, path: path, maxOutbox: o.MaxOutbox}
+	s = &Store{db: db, path: path, maxOutbox: o.MaxOutbox, cache: termCache{max: termCacheSize}}
 	if s.maxOutbox <= 0 {
 		s.maxOutbox = 100_000
 	}
@@ -344,7 +380,12 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			err = &Error{s.path, "commit", fmt.Errorf("the file is damaged (%v); %s", r, recoverHint)}
 		}
 	}()
+	// Terms written by this batch, and terms read from the file: the read
+	// cache learns them once the transaction has committed.
+	written, seenInFile := map[string]time.Time{}, map[string]time.Time{}
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		clear(written)
+		clear(seenInFile)
 		meta, terms, rules, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketOutbox)
 		// Look terms up in key order: neighbouring pages, fewer page reads.
 		order := make([]int, len(b.Terms))
@@ -364,23 +405,37 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			return order[x] < order[y] // same term twice: in batch order
 		})
 		first, hasFirst := getTime(meta.Get(keyFirstSeen))
-		latest, _ := getTime(meta.Get(keyLatestSeen))
+		latest, hasLatest := getTime(meta.Get(keyLatestSeen))
+		first0, latest0 := first, latest
 		isNew := make([]bool, len(b.Terms))
 		var rb *bolt.Bucket
 		var rbID string
 		for _, i := range order {
 			t := b.Terms[i]
-			if rb == nil || rbID != t.RuleID {
-				var err error
-				if rb, err = terms.CreateBucketIfNotExists([]byte(t.RuleID)); err != nil {
-					return err
+			ck := t.RuleID + "\x00" + string(keys[i])
+			last, known := written[ck]
+			if !known {
+				last, known = s.cache.get(ck)
+			}
+			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
+				// Not answered from memory (or a write is due): the file.
+				if rb == nil || rbID != t.RuleID {
+					var err error
+					if rb, err = terms.CreateBucketIfNotExists([]byte(t.RuleID)); err != nil {
+						return err
+					}
+					rbID = t.RuleID
+					w := binary.BigEndian.AppendUint64(nil, uint64(t.Window))
+					if !bytes.Equal(rules.Get([]byte(t.RuleID)), w) {
+						if err := rules.Put([]byte(t.RuleID), w); err != nil {
+							return err
+						}
+					}
 				}
-				rbID = t.RuleID
-				if err := rules.Put([]byte(t.RuleID), binary.BigEndian.AppendUint64(nil, uint64(t.Window))); err != nil {
-					return err
+				if _, done := written[ck]; !done {
+					last, known = getTime(rb.Get(keys[i]))
 				}
 			}
-			last, known := getTime(rb.Get(keys[i]))
 			isNew[i] = IsNew(last, known, t.Seen, t.Window)
 			if !hasFirst || t.Seen.Before(first) {
 				first, hasFirst = t.Seen, true
@@ -392,12 +447,15 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				if err := rb.Put(keys[i], putTime(t.Seen)); err != nil {
 					return err
 				}
+				written[ck] = t.Seen
+			} else if _, done := written[ck]; !done {
+				seenInFile[ck] = last
 			}
-			if t.Seen.After(latest) {
-				latest = t.Seen
+			if !hasLatest || t.Seen.After(latest) {
+				latest, hasLatest = t.Seen, true
 			}
 		}
-		if len(b.Terms) > 0 {
+		if len(b.Terms) > 0 && (!first.Equal(first0) || !latest.Equal(latest0)) {
 			if err := meta.Put(keyFirstSeen, putTime(first)); err != nil {
 				return err
 			}
@@ -451,6 +509,12 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 	})
 	if err == nil {
 		s.outboxN += res.Written
+		for k, v := range seenInFile {
+			s.cache.put(k, v)
+		}
+		for k, v := range written {
+			s.cache.put(k, v)
+		}
 	}
 	if err != nil {
 		res = CommitResult{}

@@ -74,7 +74,9 @@ func Generate(n int, seed uint64, emit func(map[string]any) error) error {
 			"arn": fmt.Sprintf("arn:aws:iam::111122223333:user/user%03d", u), "accountId": "111122223333",
 			"accessKeyId": fmt.Sprintf("AKIAEXAMPLE%09d", u), "userName": fmt.Sprintf("user%03d", u),
 		}
-		if u%3 == 0 {
+		// Most API calls come from roles (services, instance profiles, SSO);
+		// one user in ten calls with a long-term IAM user key.
+		if u%10 != 0 {
 			ident = map[string]any{
 				"type": "AssumedRole", "principalId": fmt.Sprintf("AROAEXAMPLE%09d:session-%d", u, u),
 				"arn":       fmt.Sprintf("arn:aws:sts::111122223333:assumed-role/role%03d/session-%d", u, u),
