@@ -55,8 +55,12 @@ type ChunkStats struct {
 // skipped. A malformed event is returned as a record with Err set; when the
 // stream itself is broken, the rest of the chunk is one malformed record.
 func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
+	return DecodeChunkInto(make([]engine.Record, 0, 64), tag, data)
+}
+
+// DecodeChunkInto is DecodeChunk appending to recs.
+func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Record, ChunkStats) {
 	var st ChunkStats
-	recs := make([]engine.Record, 0, 64)
 	for i := 0; len(data) > 0; i++ {
 		next, err := msgp.Skip(data)
 		if err != nil {

@@ -525,6 +525,14 @@ func (e *Event) assumed() bool {
 // isIP reports whether s is an address Elasticsearch's ip field accepts
 // (Go's parser refuses IPv4 octets with leading zeros, as Elasticsearch does).
 func isIP(s string) bool {
+	// Host names (cloudtrail.amazonaws.com, AWS Internal) are the common
+	// non-address here: refuse them before the parser builds an error.
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':' || c == '%') {
+			return false
+		}
+	}
 	_, err := netip.ParseAddr(s)
 	return err == nil
 }
@@ -571,17 +579,22 @@ func (e *Event) scalarText(path ...string) string {
 	return ""
 }
 
+var (
+	outcomeSuccess = []Value{{Text: "success"}}
+	outcomeFailure = []Value{{Text: "failure"}}
+)
+
 func (e *Event) outcome() []Value {
-	out := "success"
+	out := outcomeSuccess
 	if e.present("errorCode") || e.present("errorMessage") {
-		out = "failure"
+		out = outcomeFailure
 	}
 	if e.scalarText("eventName") == "ConsoleLogin" {
 		if v := e.scalarText("responseElements", "ConsoleLogin"); v != "" {
-			out = strings.ToLower(v)
+			return str(strings.ToLower(v))
 		}
 	}
-	return str(out)
+	return out[:1:1]
 }
 
 // javaPayload renders a payload as the integration's keyword text field.
