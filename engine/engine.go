@@ -60,9 +60,13 @@ type Engine struct {
 	now      func() time.Time
 
 	backfill bool
-	groups   [][]*conf.Rule   // per distinct query, the rules using it
-	queries  []*matcher.Query // the distinct queries, indexed
-	pool     sync.Pool
+	groups   [][]*conf.Rule // per distinct query, the rules using it
+	provider *matcher.Field
+	action   *matcher.Field
+	// termFields are each new_terms rule\'s fields, resolved once.
+	termFields map[*conf.Rule][]*matcher.Field
+	queries    []*matcher.Query // the distinct queries, indexed
+	pool       sync.Pool
 }
 
 // Options configure an engine.
@@ -109,6 +113,15 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	}
 	e.queries = qs
 	e.index = matcher.NewIndex(qs)
+	e.provider, e.action = e.schema.Field(matcher.ProviderField), e.schema.Field(matcher.ActionField)
+	e.termFields = map[*conf.Rule][]*matcher.Field{}
+	for _, r := range e.rules {
+		if r.NewTerms != nil {
+			for _, name := range r.NewTerms.Fields {
+				e.termFields[r] = append(e.termFields[r], e.schema.Field(name))
+			}
+		}
+	}
 	e.pool.New = func() any { return &worker{} }
 	return e, nil
 }
@@ -325,8 +338,8 @@ func (e *Engine) Windows() map[string]time.Duration {
 
 func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev := &w.ev
-	w.provs = textsOf(w.provs[:0], ev.Values(e.schema.Field(matcher.ProviderField)))
-	w.acts = textsOf(w.acts[:0], ev.Values(e.schema.Field(matcher.ActionField)))
+	w.provs = textsOf(w.provs[:0], ev.Values(e.provider))
+	w.acts = textsOf(w.acts[:0], ev.Values(e.action))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
 	var alertEv *matcher.Event // the event as alerts see it, made on first need
 	for _, id := range w.cands {
@@ -400,8 +413,8 @@ func textsOf(dst []string, vs []matcher.Value) []string {
 // on the event; nothing when a field is missing.
 func (e *Engine) termsOf(r *conf.Rule, ev *matcher.Event) [][]string {
 	combos := [][]string{nil}
-	for _, name := range r.NewTerms.Fields {
-		vals := ev.Values(e.schema.Field(name))
+	for _, f := range e.termFields[r] {
+		vals := ev.Values(f)
 		if len(vals) == 0 {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,20 +49,20 @@ value = %q
 	return rs
 }
 
-var recSeq int
+var recSeq atomic.Int64
 
 // rec is a CloudTrail event (each with its own eventID) by the user arn(s)
 // at eventTime; extra fields are merged in (JSON snippets).
 func rec(t *testing.T, eventTime string, arns []string, extra string) Record {
 	t.Helper()
-	recSeq++
+	seq := recSeq.Add(1)
 	arn := `"` + arns[0] + `"`
 	if len(arns) > 1 {
 		arn = `["` + strings.Join(arns, `","`) + `"]`
 	}
 	js := fmt.Sprintf(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventTime":%q,
 		"eventID":"%d-%s-%s","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser","arn":%s,"accountId":"1"}%s}`,
-		eventTime, recSeq, eventTime, strings.Join(arns, "+"), arn, extra)
+		eventTime, seq, eventTime, strings.Join(arns, "+"), arn, extra)
 	n, err := doc.ParseJSON([]byte(js))
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestAlertDocument(t *testing.T) {
 	if src["ip"] != "198.51.100.1" {
 		t.Errorf("ECS source: %v", src)
 	}
-	if d["kibana.alert.uuid"] != AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 1, fmt.Sprintf("%d-2026-11-20T10:00:00Z-arn:aws:iam::1:user/alice", recSeq), []string{"arn:aws:iam::1:user/alice"}) {
+	if d["kibana.alert.uuid"] != AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 1, fmt.Sprintf("%d-2026-11-20T10:00:00Z-arn:aws:iam::1:user/alice", recSeq.Load()), []string{"arn:aws:iam::1:user/alice"}) {
 		t.Errorf("uuid %v is not the deterministic id", d["kibana.alert.uuid"])
 	}
 	if AlertUUID("r", 1, "e", nil) == AlertUUID("r", 2, "e", nil) || AlertUUID("r", 1, "e", []string{"a"}) == AlertUUID("r", 1, "e", []string{"b"}) {

@@ -139,7 +139,6 @@ func BenchmarkChunkPath(b *testing.B) {
 			} else {
 				e, st, n = benchEngine(b, copies)
 			}
-			b.ReportMetric(float64(n), "rules")
 			records := 0
 			b.ResetTimer()
 			for b.Loop() {
@@ -154,6 +153,7 @@ func BenchmarkChunkPath(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(n), "rules")
 		})
 	}
 }

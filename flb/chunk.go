@@ -55,7 +55,8 @@ type ChunkStats struct {
 // skipped. A malformed event is returned as a record with Err set; when the
 // stream itself is broken, the rest of the chunk is one malformed record.
 func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
-	return DecodeChunkInto(make([]engine.Record, 0, 64), tag, data)
+	// About a kilobyte a CloudTrail record: size the slice once.
+	return DecodeChunkInto(make([]engine.Record, 0, len(data)/1024+16), tag, data)
 }
 
 // DecodeChunkInto is DecodeChunk appending to recs.

@@ -1,0 +1,58 @@
+// Command benchreport reads `go test -bench` output of the flb package's
+// chunk benchmarks (several -count runs) and prints the medians `make bench`
+// reports, ending with the line `ratio vs decoder floor: <x>`.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	metrics := map[string]map[string][]float64{} // benchmark -> unit -> values
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i]
+		}
+		if metrics[name] == nil {
+			metrics[name] = map[string][]float64{}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				metrics[name][f[i+1]] = append(metrics[name][f[i+1]], v)
+			}
+		}
+	}
+	med := func(name, unit string) float64 {
+		vs := append([]float64(nil), metrics[name][unit]...)
+		if len(vs) == 0 {
+			fmt.Fprintf(os.Stderr, "benchreport: no %s for %s in the input\n", unit, name)
+			os.Exit(1)
+		}
+		sort.Float64s(vs)
+		return vs[len(vs)/2]
+	}
+	floor := med("BenchmarkDecoderFloor", "records/s")
+	one := med("BenchmarkChunkPath/rules=1", "records/s")
+	all := med("BenchmarkChunkPath/rules=x1", "records/s")
+	ten := med("BenchmarkChunkPath/rules=x10", "records/s")
+	n1, n10 := med("BenchmarkChunkPath/rules=x1", "rules"), med("BenchmarkChunkPath/rules=x10", "rules")
+	noMatch := med("BenchmarkNoMatchPath", "allocs/op") / 1024
+	fmt.Printf("medians of %d runs each\n", len(metrics["BenchmarkDecoderFloor"]["records/s"]))
+	fmt.Printf("1. decoder floor (fluent-bit-go NewDecoder/GetRecord): %.0f records/s\n", floor)
+	fmt.Printf("2. trailwatch whole chunk path, %.0f rules: %.0f records/s\n", n1, all)
+	fmt.Printf("3. allocations per record on the no-match path: %.3f\n", noMatch)
+	fmt.Printf("4. rules: 1 -> %.0f records/s; %.0f -> %.0f records/s; %.0f -> %.0f records/s (%.0f rules cost %.2fx what %.0f cost)\n",
+		one, n1, all, n10, ten, n10, all/ten, n1)
+	fmt.Printf("ratio vs decoder floor: %.2f\n", all/floor)
+}
