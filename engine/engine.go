@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -281,11 +282,8 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			case p.ecs:
 				ev.Reset(nil, p.raw, ingested, nil)
 			case p.mp != nil:
-				n, _, err := doc.ReadMsgpack(p.mp)
-				if err != nil {
-					return nil, fmt.Errorf("rule %q: re-reading a record: %w", p.rule.Name, err)
-				}
-				ev.Reset(n, nil, ingested, e.enricher)
+				// Its own copy of the bytes: the alert outlives the chunk.
+				ev.ResetMsgpack(bytes.Clone(p.mp), ingested, e.enricher)
 			default:
 				ev.Reset(p.raw, nil, ingested, e.enricher)
 			}
@@ -390,16 +388,16 @@ func (e *Engine) matched(r *conf.Rule, ev *matcher.Event, alertEv **matcher.Even
 }
 
 // owned returns an event whose values do not point into borrowed bytes: for
-// an event read in place from MessagePack, a fresh one over its own tree.
+// an event read in place from MessagePack, a fresh one over its own copy of
+// them (a record the tree reader refuses still gives its alert, with the
+// fields that could be read).
 func (e *Engine) owned(ev *matcher.Event) *matcher.Event {
 	if ev.Msgpack() == nil {
 		return ev
 	}
-	n, _, err := doc.ReadMsgpack(ev.Msgpack())
-	if err != nil {
-		return ev
-	}
-	return matcher.NewEvent(n, ev.Ingested, e.enricher)
+	var x matcher.Event
+	x.ResetMsgpack(bytes.Clone(ev.Msgpack()), ev.Ingested, e.enricher)
+	return &x
 }
 
 func textsOf(dst []string, vs []matcher.Value) []string {

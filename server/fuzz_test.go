@@ -1,0 +1,37 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// FuzzForwardMessage: any bytes as one forward protocol message: no panic,
+// no hang, no unbounded memory (the decompression limit holds).
+func FuzzForwardMessage(f *testing.F) {
+	m := msgp.AppendArrayHeader(nil, 4)
+	m = msgp.AppendString(m, "t")
+	m = msgp.AppendInt64(m, 1)
+	m = append(m, recordMap(event(1, grant))...)
+	m = append(m, option("c", false)...)
+	f.Add(m)
+	p := msgp.AppendArrayHeader(nil, 3)
+	p = msgp.AppendString(p, "t")
+	p = msgp.AppendBytes(p, gz(entry(event(2, grant))))
+	p = append(p, option("c", true)...)
+	f.Add(p)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		decodeForward(data, 1<<20)
+	})
+}
+
+// FuzzHTTPBody: any request body, as NDJSON, an array or a Firehose
+// delivery: no panic, no hang.
+func FuzzHTTPBody(f *testing.F) {
+	f.Add([]byte(event(1, grant)+"\n"+event(2, grant)), false)
+	f.Add([]byte("["+event(3, grant)+"]"), false)
+	f.Add([]byte(`{"requestId":"r","records":[{"data":"e30="}]}`), true)
+	f.Fuzz(func(t *testing.T, data []byte, firehose bool) {
+		splitBody(data, firehose)
+	})
+}
