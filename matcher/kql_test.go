@@ -220,6 +220,8 @@ func TestSyntaxErrors(t *testing.T) {
 		{"a: 1\n\tand b: \"x", "2:9", "unterminated"},
 		{strings.Repeat("(", 300) + "a:1" + strings.Repeat(")", 300), "1:257", "nested deeper"},
 		{"a: \xff", "1:4", "invalid UTF-8"},
+		{strings.Repeat("(", 10000) + "a:1" + strings.Repeat(")", 10000), "1:257", "nested deeper"},
+		{"a:" + strings.Repeat("(", 10000) + "b" + strings.Repeat(")", 10000), "1:259", "nested deeper"},
 	}
 	for _, tc := range cases {
 		_, err := Compile(NewSchema(), tc.query)

@@ -29,6 +29,11 @@ import (
 // newInstance starts an instance over the bundled rules with a file sink.
 func newInstance(t testing.TB, extra map[string]string) (*instance.Instance, string) {
 	t.Helper()
+	return newInstanceLog(t, extra, io.Discard)
+}
+
+func newInstanceLog(t testing.TB, extra map[string]string, logw io.Writer) (*instance.Instance, string) {
+	t.Helper()
 	dir := t.TempDir()
 	p := map[string]string{
 		"rules": "../conf/rules", "db": filepath.Join(dir, "state.db"),
@@ -37,7 +42,7 @@ func newInstance(t testing.TB, extra map[string]string) (*instance.Instance, str
 	for k, v := range extra {
 		p[k] = v
 	}
-	in, err := instance.Open("test", func(k string) string { return p[k] }, io.Discard)
+	in, err := instance.Open("test", func(k string) string { return p[k] }, logw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +321,8 @@ func TestForwardModesWithAck(t *testing.T) {
 }
 
 func TestForwardSharedKey(t *testing.T) {
-	in, _ := newInstance(t, nil)
+	var logs syncBuffer
+	in, _ := newInstanceLog(t, nil, &logs)
 	addr := startForward(t, in, ForwardOptions{SharedKey: "s3cret"})
 	try := func(key string) bool {
 		c, err := net.Dial("tcp", addr)
@@ -366,6 +372,28 @@ func TestForwardSharedKey(t *testing.T) {
 	if try("wrong") {
 		t.Error("a wrong shared key was accepted")
 	}
+	time.Sleep(50 * time.Millisecond)
+	if got := logs.String(); !strings.Contains(got, "handshake refused") || strings.Contains(got, "s3cret") {
+		t.Errorf("the refusal must be logged, the key never:\n%s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestBurstFromEightClients: 100,000 records from 8 concurrent HTTP clients
