@@ -42,9 +42,11 @@ test: fmt-check vet
 	$(MAKE) harness
 
 # The C harness (needs gcc and libmsgpack-dev): dlopen()s out_trailwatch.so
-# and runs Fluent Bit's call sequence on it.
-harness: $(BIN)/out_trailwatch.so $(BIN)/harness
-	$(BIN)/harness $(BIN)/out_trailwatch.so $(CURDIR)/conf/rules
+# and runs Fluent Bit's call sequence on it, then SIGKILLs a process flushing
+# through it 25 times and checks the state file (read with the CLI) against
+# the alerts.
+harness: $(BIN)/out_trailwatch.so $(BIN)/harness $(BIN)/trailwatch
+	$(BIN)/harness $(BIN)/out_trailwatch.so $(CURDIR)/conf/rules $(BIN)/trailwatch
 
 $(BIN)/harness: plugin/harness/harness.c
 	@mkdir -p $(BIN)

@@ -39,6 +39,7 @@ type Rule struct {
 	Tags              []string
 	From              string
 	Interval          string
+	IntervalDur       time.Duration // Interval, parsed
 	MaxSignals        int
 	TimestampOverride string
 	Index             []string
@@ -47,6 +48,7 @@ type Rule struct {
 	NewTerms          *NewTerms
 	Threshold         map[string]any
 	Enabled           bool
+	ExceptionsList    []ListRef // Kibana exception lists attached to the rule
 
 	Compiled *matcher.Query // nil unless the query is KQL and compiled
 	Skip     string         // why the rule does not run; "" when it runs
@@ -92,6 +94,19 @@ type AlertSuppression struct {
 type Duration struct {
 	Value int    `toml:"value" json:"value"`
 	Unit  string `toml:"unit" json:"unit"`
+}
+
+// Window is the suppression window: the duration when one is set, else
+// the rule's interval (Kibana's "per rule execution").
+func (s *AlertSuppression) Window(interval time.Duration) time.Duration {
+	if s.Duration == nil || s.Duration.Value <= 0 {
+		return interval
+	}
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[s.Duration.Unit]
+	if unit == 0 {
+		unit = time.Minute
+	}
+	return time.Duration(s.Duration.Value) * unit
 }
 
 // Runs reports whether trailwatch evaluates the rule.
@@ -297,6 +312,7 @@ type tomlRule struct {
 		AlertSuppression  *AlertSuppression `toml:"alert_suppression"`
 		Threshold         map[string]any    `toml:"threshold"`
 		Enabled           *bool             `toml:"enabled"`
+		ExceptionsList    []ListRef         `toml:"exceptions_list"`
 		NewTerms          *struct {
 			Field              string `toml:"field"`
 			Value              []string
@@ -329,7 +345,7 @@ func parseTOML(schema *matcher.Schema, path string, data []byte) (*Rule, Errors)
 		RiskScore: src.RiskScore, Tags: src.Tags, From: src.From, Interval: src.Interval,
 		MaxSignals: src.MaxSignals, TimestampOverride: src.TimestampOverride, Index: src.Index,
 		Threat: src.Threat, AlertSuppression: src.AlertSuppression, Threshold: src.Threshold,
-		Enabled: src.Enabled == nil || *src.Enabled,
+		Enabled: src.Enabled == nil || *src.Enabled, ExceptionsList: src.ExceptionsList,
 	}
 	if nt := src.NewTerms; nt != nil {
 		r.NewTerms = &NewTerms{Fields: nt.Value}
@@ -391,6 +407,7 @@ type apiRule struct {
 	AlertSuppression   *AlertSuppression `json:"alert_suppression"`
 	Threshold          map[string]any    `json:"threshold"`
 	Enabled            *bool             `json:"enabled"`
+	ExceptionsList     []ListRef         `json:"exceptions_list"`
 	NewTermsFields     []string          `json:"new_terms_fields"`
 	HistoryWindowStart string            `json:"history_window_start"`
 	// Lines of an export that are not rules.
@@ -459,7 +476,7 @@ func parseAPIRule(schema *matcher.Schema, path string, line int, l []byte) (*Rul
 		RiskScore: ar.RiskScore, Tags: ar.Tags, From: ar.From, Interval: ar.Interval,
 		MaxSignals: ar.MaxSignals, TimestampOverride: ar.TimestampOverride, Index: ar.Index,
 		Threat: ar.Threat, AlertSuppression: ar.AlertSuppression, Threshold: ar.Threshold,
-		Enabled: ar.Enabled == nil || *ar.Enabled,
+		Enabled: ar.Enabled == nil || *ar.Enabled, ExceptionsList: ar.ExceptionsList,
 	}
 	if r.Type == "new_terms" || len(ar.NewTermsFields) > 0 {
 		r.NewTerms = &NewTerms{Fields: ar.NewTermsFields, HistoryWindowStart: ar.HistoryWindowStart}
@@ -508,6 +525,11 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	}
 	if r.Interval == "" {
 		r.Interval = "5m"
+	}
+	if d, err := matcher.ParseDuration(r.Interval); err != nil || d <= 0 {
+		bad("interval %q: expected a duration such as 5m", r.Interval)
+	} else {
+		r.IntervalDur = d
 	}
 	if r.Language == "" && (r.Type == "query" || r.Type == "new_terms" || r.Type == "threshold") {
 		r.Language = "kuery"

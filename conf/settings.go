@@ -14,6 +14,9 @@ import (
 // underscores) the command line's flags.
 type Settings struct {
 	Rules          []string      // rules: comma-separated files or folders
+	Exceptions     []string      // exceptions: Kibana exception exports or trailwatch TOML files
+	RulesWatch     time.Duration // rules_watch: how often rule and exception files are checked for changes (0: never)
+	MetricsListen  string        // metrics_listen: address serving /metrics ("" off)
 	DB             string        // db: the bbolt state file
 	TimeSource     string        // time_source: ingested | event
 	LearningPeriod time.Duration // learning_period
@@ -40,6 +43,9 @@ type Property struct {
 // documents them.
 var Properties = []Property{
 	{"rules", "", "comma-separated rule files or folders (required)"},
+	{"exceptions", "", "comma-separated exception files: Kibana exception-list exports (.ndjson) or trailwatch TOML (.toml)"},
+	{"rules_watch", "10s", "how often rule and exception files are checked; a changed set is loaded between chunks (0 turns it off)"},
+	{"metrics_listen", "", "serve Prometheus metrics at http://ADDR/metrics (a bare port means 127.0.0.1)"},
 	{"db", "trailwatch.db", "the bbolt state file: new_terms history and alert outbox (created 0600)"},
 	{"time_source", "ingested", "clock for new_terms windows: ingested or event"},
 	{"learning_period", "", "record new terms without alerting for this long after the first (e.g. 24h, 7d)"},
@@ -88,7 +94,7 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 	}
 	duration := func(k string, allowZero bool) time.Duration {
 		v := val(k)
-		if v == "" {
+		if v == "" || (allowZero && (v == "0" || strings.EqualFold(v, "off"))) {
 			return 0
 		}
 		d, err := matcher.ParseDuration(v)
@@ -112,6 +118,16 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			s.Rules = append(s.Rules, p)
 		}
+	}
+	for _, p := range strings.Split(val("exceptions"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			s.Exceptions = append(s.Exceptions, p)
+		}
+	}
+	s.RulesWatch = duration("rules_watch", true)
+	s.MetricsListen = val("metrics_listen")
+	if s.MetricsListen != "" && !strings.Contains(s.MetricsListen, ":") {
+		s.MetricsListen = "127.0.0.1:" + s.MetricsListen
 	}
 	if len(s.Rules) == 0 {
 		errs = append(errs, "property rules is missing: expected comma-separated rule files or folders")

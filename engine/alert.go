@@ -3,14 +3,17 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // Alert is one alert document, shaped like the alerts Elastic Security
@@ -22,6 +25,7 @@ type Alert struct {
 	Rule   string // the rule's name
 	Type   string // the rule's type
 	Doc    map[string]any
+	policy *store.Policy // suppression and max_signals, enforced by the store
 }
 
 var alertJSON = jsoniter.Config{EscapeHTML: false, SortMapKeys: true}.Froze()
@@ -102,7 +106,89 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	if newTerms != nil {
 		d["kibana.alert.new_terms"] = newTerms
 	}
-	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Type: r.Type, Doc: d}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Type: r.Type, Doc: d, policy: e.policy(r, ev)}
+}
+
+// policy is the rule's alert suppression (group values read from the
+// event) and max_signals cap.
+func (e *Engine) policy(r *conf.Rule, ev *matcher.Event) *store.Policy {
+	p := &store.Policy{RuleID: r.RuleID}
+	if !e.noCaps {
+		p.MaxSignals, p.Interval = r.MaxSignals, r.IntervalDur
+	}
+	if s := r.AlertSuppression; s != nil && len(s.GroupBy) > 0 {
+		key := []string{r.RuleID}
+		missing := false
+		for _, f := range s.GroupBy {
+			vals := ev.Values(e.schema.Field(f))
+			if len(vals) == 0 {
+				missing = true
+				p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: nil})
+				key = append(key, "")
+				continue
+			}
+			texts := uniqueTexts(vals)
+			var v any = texts[0]
+			if len(texts) > 1 {
+				v = texts
+			}
+			p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: v})
+			key = append(key, strings.Join(texts, "\x1f"))
+		}
+		// missing_fields_strategy: suppress (the default) groups records
+		// missing a field together; doNotSuppress lets each one alert.
+		if !missing || s.MissingFieldsStrategy != "doNotSuppress" {
+			p.SuppressKey = TermKey(key)
+			p.SuppressFor = s.Window(r.IntervalDur)
+		}
+	}
+	if p.SuppressKey == "" && p.MaxSignals <= 0 {
+		return nil
+	}
+	return p
+}
+
+// TermKey encodes strings unambiguously (each part length-prefixed).
+func TermKey(parts []string) string {
+	var b strings.Builder
+	for _, s := range parts {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// Summarize builds the summary alert of a rule's capped max_signals window
+// from one of the rule's alerts in it.
+func (e *Engine) Summarize(ruleDoc []byte, ruleID string, capped int, start, end time.Time) []byte {
+	var src map[string]any
+	alertJSON.Unmarshal(ruleDoc, &src)
+	d := map[string]any{}
+	for k, v := range src {
+		if strings.HasPrefix(k, "kibana.alert.rule.") {
+			d[k] = v
+		}
+	}
+	name, _ := src["kibana.alert.rule.name"].(string)
+	version := 1
+	if v, ok := src["kibana.alert.rule.version"].(float64); ok {
+		version = int(v)
+	}
+	d["@timestamp"] = e.now().UTC().Format("2006-01-02T15:04:05.000Z")
+	d["event"] = map[string]any{"kind": "signal"}
+	d["kibana.alert.uuid"] = AlertUUID(ruleID, version, "max_signals:"+start.UTC().Format(time.RFC3339), nil)
+	d["kibana.alert.status"] = "active"
+	d["kibana.alert.workflow_status"] = "open"
+	d["kibana.alert.severity"] = src["kibana.alert.severity"]
+	d["kibana.alert.risk_score"] = src["kibana.alert.risk_score"]
+	d["kibana.alert.reason"] = fmt.Sprintf("%d more alerts of rule %s between %s and %s were not sent: the rule's max_signals was reached.",
+		capped, name, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+	d["trailwatch.max_signals.capped"] = capped
+	d["trailwatch.max_signals.window.start"] = start.UTC().Format(time.RFC3339)
+	d["trailwatch.max_signals.window.end"] = end.UTC().Format(time.RFC3339)
+	b, _ := alertJSON.Marshal(d)
+	return b
 }
 
 // ECSDocument builds the full ECS view of an event: what Elastic's pipeline

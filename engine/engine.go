@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trailwatch/trailwatch/conf"
@@ -64,7 +65,12 @@ type Engine struct {
 	groups   [][]*conf.Rule // per distinct query, the rules using it
 	provider *matcher.Field
 	action   *matcher.Field
-	// termFields are each new_terms rule\'s fields, resolved once.
+	excepts  map[*conf.Rule][]*conf.Exception
+	noCaps   bool
+	// evalNanos and evalCount time sampled evaluations, per query.
+	evalNanos []atomic.Int64
+	evalCount []atomic.Int64
+	// termFields are each new_terms rule's fields, resolved once.
 	termFields map[*conf.Rule][]*matcher.Field
 	queries    []*matcher.Query // the distinct queries, indexed
 	pool       sync.Pool
@@ -80,7 +86,12 @@ type Options struct {
 	Learning time.Duration
 	// Backfill records new_terms history and emits no alert at all.
 	Backfill bool
-	Now      func() time.Time
+	// Exceptions are applied to the rules they attach to.
+	Exceptions *conf.Exceptions
+	// NoCaps turns off the rules' max_signals caps (scans of history write
+	// every alert; the running agent caps them as Kibana does).
+	NoCaps bool
+	Now    func() time.Time
 }
 
 // New builds an engine over the runnable rules of a rule set.
@@ -89,7 +100,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: no state store")
 	}
 	e := &Engine{schema: rs.Schema, enricher: o.Enricher, state: o.State, source: o.TimeSource,
-		learning: o.Learning, backfill: o.Backfill, now: o.Now, byID: map[string]*conf.Rule{}}
+		learning: o.Learning, backfill: o.Backfill, now: o.Now, byID: map[string]*conf.Rule{}, noCaps: o.NoCaps}
 	if e.source == "" {
 		e.source = Ingested
 	}
@@ -114,7 +125,24 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	}
 	e.queries = qs
 	e.index = matcher.NewIndex(qs)
+	e.evalNanos, e.evalCount = make([]atomic.Int64, len(qs)), make([]atomic.Int64, len(qs))
 	e.provider, e.action = e.schema.Field(matcher.ProviderField), e.schema.Field(matcher.ActionField)
+	e.excepts = map[*conf.Rule][]*conf.Exception{}
+	for _, r := range e.rules {
+		xs := o.Exceptions.For(r)
+		for _, x := range xs {
+			// Field ids index each event's value cache: every query must
+			// come from the rule set's schema.
+			for _, f := range x.Query.Fields() {
+				if e.schema.Field(f.Name) != f {
+					return nil, fmt.Errorf("exception %q (%s) was compiled against another schema than the rules", x.Name, x.Where)
+				}
+			}
+		}
+		if len(xs) > 0 {
+			e.excepts[r] = xs
+		}
+	}
 	e.termFields = map[*conf.Rule][]*matcher.Field{}
 	for _, r := range e.rules {
 		if r.NewTerms != nil {
@@ -137,9 +165,12 @@ type Stats struct {
 	Skipped     map[string]int // records passed over, by reason
 	Matches     map[string]int // matches by rule name
 	Alerts      int
-	NewTermsHit int // new_terms matches whose terms were new
-	Overflow    int // alerts dropped because the outbox was full
-	Duplicates  int // alerts already made for the same records (a retried batch)
+	NewTermsHit int            // new_terms matches whose terms were new
+	Overflow    int            // alerts dropped because the outbox was full
+	Duplicates  int            // alerts already made for the same records (a retried batch)
+	Suppressed  int            // alerts counted into an open suppression group
+	Capped      int            // alerts over their rule's max_signals in its interval
+	Excepted    map[string]int // records that matched a rule but an exception, by rule name
 }
 
 func (s *Stats) skip(reason string) {
@@ -157,6 +188,14 @@ func (s *Stats) Add(o Stats) {
 	s.NewTermsHit += o.NewTermsHit
 	s.Overflow += o.Overflow
 	s.Duplicates += o.Duplicates
+	s.Suppressed += o.Suppressed
+	s.Capped += o.Capped
+	for k, v := range o.Excepted {
+		if s.Excepted == nil {
+			s.Excepted = map[string]int{}
+		}
+		s.Excepted[k] += v
+	}
 	for k, v := range o.Skipped {
 		if s.Skipped == nil {
 			s.Skipped = map[string]int{}
@@ -182,7 +221,23 @@ type Record struct {
 	Where   string // file:line, or the Fluent Bit tag and index
 }
 
+// evalSample: one record in this many has its rule evaluations timed.
+const evalSample = 64
+
+// EvalTime returns, by rule name, the sampled evaluations and their total
+// time (rules sharing a query share its figures).
+func (e *Engine) EvalTime() map[string][2]int64 {
+	out := map[string][2]int64{}
+	for id, rules := range e.groups {
+		for _, r := range rules {
+			out[r.Name] = [2]int64{e.evalCount[id].Load(), e.evalNanos[id].Load()}
+		}
+	}
+	return out
+}
+
 type worker struct {
+	n     uint64
 	ev    matcher.Event
 	cands []int
 	provs []string
@@ -301,16 +356,18 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			}
 			kept = append(kept, a)
 			docs = append(docs, b)
-			out = append(out, store.Alert{ID: a.UUID, Doc: b})
+			out = append(out, store.Alert{ID: a.UUID, Doc: b, Policy: a.policy})
 		}
 		return out, nil
 	}
-	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning})
+	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize})
 	if err != nil {
 		return Result{Stats: res.Stats}, err
 	}
 	st.Overflow += cr.Overflow
 	st.Duplicates += cr.Duplicates
+	st.Suppressed += cr.Suppressed
+	st.Capped += cr.Capped
 	// Keep what the outbox took: not the duplicates, not the overflow.
 	for i, seq := range cr.Seqs {
 		if seq != 0 {
@@ -340,8 +397,20 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 	w.acts = textsOf(w.acts[:0], ev.Values(e.action))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
 	var alertEv *matcher.Event // the event as alerts see it, made on first need
+	// One record in evalSample has its evaluations timed, per query.
+	w.n++
+	timed := w.n%evalSample == 0
 	for _, id := range w.cands {
-		if !e.queries[id].Match(ev) {
+		var t0 time.Time
+		if timed {
+			t0 = time.Now()
+		}
+		ok := e.queries[id].Match(ev)
+		if timed {
+			e.evalNanos[id].Add(int64(time.Since(t0)))
+			e.evalCount[id].Add(1)
+		}
+		if !ok {
 			continue
 		}
 		for _, r := range e.groups[id] {
@@ -354,6 +423,16 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 // matched records one rule's match: an alert for a query rule, terms for a
 // new_terms rule.
 func (e *Engine) matched(r *conf.Rule, ev *matcher.Event, alertEv **matcher.Event, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+	// An excepted record neither alerts nor counts as history (Kibana).
+	for _, x := range e.excepts[r] {
+		if x.Query.Match(ev) {
+			if st.Excepted == nil {
+				st.Excepted = map[string]int{}
+			}
+			st.Excepted[r.Name]++
+			return alerts, pending
+		}
+	}
 	if st.Matches == nil {
 		st.Matches = map[string]int{}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -40,10 +41,19 @@ type Instance struct {
 	Malformed atomic.Int64
 	Retries   atomic.Int64
 	Overflow  atomic.Int64
+	// Suppressed alerts counted into a suppression group; Capped alerts
+	// over their rule's max_signals.
+	Suppressed  atomic.Int64
+	Capped      atomic.Int64
+	watched     string // fingerprint of the rule and exception files
+	metrics     *http.Server
+	metricsAddr string
 
 	mu       sync.Mutex
 	matches  map[string]int64 // records matched, by rule name
 	alertsBy map[string]int64 // alerts made, by rule name
+	excepted map[string]int64 // records excepted, by rule name
+	skipped  map[string]int64 // records skipped, by reason
 }
 
 // Open builds an instance from its properties. Every invalid property and
@@ -64,6 +74,10 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 		return nil, fmt.Errorf("property rules: the rule set has errors: %w", err)
 	}
+	exc, err := loadExceptions(set, rs.Schema, log)
+	if err != nil {
+		return nil, err
+	}
 	enr, geo, err := openEnricher(set)
 	if err != nil {
 		return nil, fmt.Errorf("property geoip_db/asn_db: %w", err)
@@ -83,7 +97,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 	}()
 	ts, _ := engine.ParseTimeSource(set.TimeSource)
-	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr}
+	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc}
 	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return nil, err
@@ -92,11 +106,23 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}}
+	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}}
 	in.eng.Store(eng)
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
-	in.wg.Add(1)
+	in.wg.Add(2)
 	go in.pruneLoop()
+	go in.sweepLoop()
+	if set.RulesWatch > 0 {
+		in.watched = fingerprint(set)
+		in.wg.Add(1)
+		go in.watchLoop()
+	}
+	if set.MetricsListen != "" {
+		if err := in.serveMetrics(set.MetricsListen); err != nil {
+			in.disp.Close()
+			return nil, fmt.Errorf("property metrics_listen: %w", err)
+		}
+	}
 	runs := len(eng.Rules())
 	log.Infof("%d rules running (%d loaded), state %s, %d alerts waiting in the outbox", runs, len(rs.Rules), set.DB, st.OutboxLen())
 	for _, r := range rs.Rules {
@@ -177,6 +203,18 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 			in.Log.Debugf("alert %s: %s", a.UUID, a.Rule)
 		}
 	}
+	in.Suppressed.Add(int64(res.Stats.Suppressed))
+	in.Capped.Add(int64(res.Stats.Capped))
+	if len(res.Stats.Excepted) > 0 || len(res.Stats.Skipped) > 0 {
+		in.mu.Lock()
+		for rule, n := range res.Stats.Excepted {
+			in.excepted[rule] += int64(n)
+		}
+		for reason, n := range res.Stats.Skipped {
+			in.skipped[reason] += int64(n)
+		}
+		in.mu.Unlock()
+	}
 	if res.Stats.Overflow > 0 {
 		in.Overflow.Add(int64(res.Stats.Overflow))
 		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)
@@ -199,7 +237,14 @@ func (in *Instance) Reload() error {
 		}
 		return fmt.Errorf("the new rule set has errors; the running one is kept: %w", err)
 	}
-	eng, err := engine.New(rs, in.opts)
+	exc, err := loadExceptions(in.set, rs.Schema, in.Log)
+	if err != nil {
+		in.Log.Errorf("reload refused, keeping the running rules: %v", err)
+		return err
+	}
+	opts := in.opts
+	opts.Exceptions = exc
+	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return err
 	}
@@ -279,6 +324,9 @@ func (in *Instance) Close() error {
 			in.Log.Warnf("exit: %d alerts not yet taken by the sinks stay in %s for the next start", in.st.OutboxLen(), in.set.DB)
 		}
 		close(in.done)
+		if in.metrics != nil {
+			in.metrics.Close()
+		}
 		in.wg.Wait()
 		in.disp.Close()
 		err = in.st.Close()

@@ -196,6 +196,11 @@ func truncUnit(t time.Time, unit byte) time.Time {
 // ParseDuration reads an Elasticsearch date-math offset such as "now-7d" or
 // a plain duration such as "7d", "24h" or "90m", returning its length.
 func ParseDuration(s string) (time.Duration, error) {
+	if !strings.HasPrefix(s, "now") {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			return d, nil // Go's form: 1h30m, 500ms
+		}
+	}
 	expr := s
 	if !strings.HasPrefix(expr, "now") {
 		expr = "now-" + expr

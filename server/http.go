@@ -52,7 +52,7 @@ func NewHandler(in *instance.Instance, o HTTPOptions) *Handler {
 		o.MaxBody = DefaultMaxBody
 	}
 	h := &Handler{in: in, opts: o, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
-	h.registry.MustRegister(newCollector(in))
+	h.registry.MustRegister(instance.NewCollector(in))
 	h.mux.HandleFunc("POST /{$}", h.ingest)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

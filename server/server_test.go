@@ -403,7 +403,17 @@ func TestBurstFromEightClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the 100,000-record burst in -short mode")
 	}
-	in, alerts := newInstance(t, nil)
+	// The bundled rules with max_signals raised: this test counts delivery,
+	// not the cap.
+	rules := t.TempDir()
+	for _, name := range []string{"bedrock_foundation_model_access_granted.toml", "bedrock_resource_policy_modified_or_deleted.toml"} {
+		b, err := os.ReadFile(filepath.Join("../conf/rules", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(rules, name), bytes.Replace(b, []byte("max_signals = 100"), []byte("max_signals = 1000000"), 1), 0o600)
+	}
+	in, alerts := newInstance(t, map[string]string{"rules": rules})
 	srv := httptest.NewServer(NewHandler(in, HTTPOptions{}))
 	defer srv.Close()
 	const clients, perClient, batch = 8, 12500, 500

@@ -234,7 +234,7 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks, bucketAlertIDs} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -341,6 +341,10 @@ type Batch struct {
 	Emit func(isNew []bool) ([]Alert, error)
 	// Learning: terms seen before FirstSeen+Learning are recorded, not new.
 	Learning time.Duration
+	// Now is the alerts' clock for suppression and caps (default time.Now).
+	Now time.Time
+	// Summarize builds the summary alert of a capped max_signals window.
+	Summarize SummaryFunc
 }
 
 // Alert is one alert for the outbox.
@@ -351,6 +355,9 @@ type Alert struct {
 	// "" turns that off.
 	ID  string
 	Doc []byte // the alert's JSON
+	// Policy, when set, applies the rule's alert suppression and
+	// max_signals cap.
+	Policy *Policy
 }
 
 // DedupWindow is how long alert ids are remembered.
@@ -364,6 +371,9 @@ type CommitResult struct {
 	Written    int
 	Overflow   int // alerts dropped because the outbox was full
 	Duplicates int // alerts already written within DedupWindow
+	Suppressed int // alerts counted into an open suppression group
+	Capped     int // alerts over their rule's max_signals in the window
+	Extra      int // summaries of closed capped windows written first
 }
 
 // Commit runs one batch in one write transaction: it looks up and updates
@@ -472,14 +482,42 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		}
 		ids := tx.Bucket(bucketAlertIDs)
 		now := putTime(time.Now())
+		clock := b.Now
+		if clock.IsZero() {
+			clock = time.Now()
+		}
 		room := s.maxOutbox - s.outboxN
 		res.Seqs = make([]uint64, len(alerts))
-		for i, a := range alerts {
+		for i := range alerts {
+			a := &alerts[i]
 			if a.ID != "" {
 				if t, ok := getTime(ids.Get([]byte(a.ID))); ok && time.Since(t) < DedupWindow {
 					res.Duplicates++
 					continue
 				}
+			}
+			emit, extra, err := controlAlert(tx, a, clock, b.Summarize, &res)
+			if err != nil {
+				return err
+			}
+			for _, d := range extra {
+				seq, err := outbox.NextSequence()
+				if err != nil {
+					return err
+				}
+				if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), d); err != nil {
+					return err
+				}
+				res.Extra++
+			}
+			if !emit {
+				if a.ID != "" {
+					// Remembered, so a retried batch does not count it twice.
+					if err := ids.Put([]byte(a.ID), now); err != nil {
+						return err
+					}
+				}
+				continue
 			}
 			if room <= 0 {
 				res.Overflow++
@@ -508,7 +546,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		return nil
 	})
 	if err == nil {
-		s.outboxN += res.Written
+		s.outboxN += res.Written + res.Extra
 		for k, v := range seenInFile {
 			s.cache.put(k, v)
 		}

@@ -188,6 +188,12 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	if st.Overflow > 0 {
 		fmt.Fprintf(w, "  dropped %d alerts: the outbox was full\n", st.Overflow)
 	}
+	if st.Suppressed > 0 {
+		fmt.Fprintf(w, "  suppressed %d alerts into their groups (alert_suppression)\n", st.Suppressed)
+	}
+	for rule, n := range st.Excepted {
+		fmt.Fprintf(w, "  rule %q: %s excepted\n", rule, plural(n, "record"))
+	}
 	names := make([]string, 0, len(st.Matches))
 	for n := range st.Matches {
 		names = append(names, n)

@@ -19,6 +19,7 @@ import (
 // properties (same names, dashes for underscores).
 type engineFlags struct {
 	rules          listFlag
+	exceptions     listFlag
 	db             string
 	timeSource     string
 	learningPeriod string
@@ -29,6 +30,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
 	fs.Var(&f.rules, "rules", "rule file or folder (repeatable, or comma-separated)")
+	fs.Var(&f.exceptions, "exceptions", "exception file: a Kibana exception-list export (.ndjson) or trailwatch TOML (repeatable, or comma-separated)")
 	fs.StringVar(&f.db, "db", "", "new_terms history and alert outbox (bbolt file, created 0600); default: a fresh temporary one")
 	fs.StringVar(&f.timeSource, "time-source", "ingested", "clock for new_terms windows: ingested (when trailwatch reads the record) or event (CloudTrail's eventTime, for replays)")
 	if withLearning {
@@ -63,6 +65,12 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	if err != nil {
 		return fail("the rule set has errors; fix them or remove the rules:\n%v", err)
 	}
+	var exc *conf.Exceptions
+	if len(f.exceptions) > 0 {
+		if exc, err = conf.LoadExceptions(rs.Schema, f.exceptions...); err != nil {
+			return fail("the exceptions have errors:\n%v", err)
+		}
+	}
 	geo, err := enrich.Open(f.geoipDB, f.asnDB)
 	if err != nil {
 		return fail("%v", err)
@@ -94,7 +102,7 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 			os.Remove(path)
 		}
 	}
-	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr})
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr, NoCaps: true, Exceptions: exc})
 	if err != nil {
 		cleanup()
 		return fail("%v", err)

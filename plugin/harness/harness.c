@@ -4,7 +4,14 @@
  *
  *   gcc -O2 -Wall -Wextra -o bin/harness plugin/harness/harness.c \
  *       -ldl -lmsgpackc -lpthread
- *   bin/harness bin/out_trailwatch.so conf/rules
+ *   bin/harness bin/out_trailwatch.so conf/rules [bin/trailwatch]
+ *
+ * The last part is a crash test (see crash_test): a child process (this
+ * program, --crash-child) flushes chunks through the plugin and is killed
+ * with SIGKILL, 25 times over one state file; the state file, read with the
+ * trailwatch CLI (the third argument, by default trailwatch beside the
+ * harness), must then agree with the alert file. HARNESS_CRASH_SEED repeats a
+ * run's random choices, HARNESS_CRASH_ROUNDS changes the number of rounds.
  *
  * What it emulates (read from Fluent Bit 5.1's src/flb_plugin_proxy.c,
  * src/proxy/go/go.c and include/fluent-bit/flb_api.h; nothing copied):
@@ -45,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -157,14 +165,22 @@ static void sleep_ms(int ms)
 static char tmpdir[512];
 static char logpath[PATH_MAX];
 
+/* What the watchdog (SIGALRM) is timing, and the crash test's child to kill
+ * when it fires. */
+static const char *volatile watchdog_what = "the harness";
+static volatile int watchdog_secs = 60;
+static volatile pid_t crash_child_pid;
+
 static void on_alarm(int sig)
 {
     char buf[512];
     int n;
     (void)sig;
+    if (crash_child_pid > 0)
+        kill(crash_child_pid, SIGKILL);
     n = snprintf(buf, sizeof buf,
-                 "not ok - watchdog: the harness did not finish within 60 s (plugin log: %s)\n"
-                 "%d passed, %d failed\n", logpath, n_pass, n_fail + 1);
+                 "not ok - watchdog: %s did not finish within %d s (plugin log: %s)\n"
+                 "%d passed, %d failed\n", watchdog_what, watchdog_secs, logpath, n_pass, n_fail + 1);
     if (n > 0)
         (void)!write(1, buf, (size_t)n);
     _exit(3);
@@ -1503,6 +1519,616 @@ static void run_probe(const char *where, const char *callback)
           log_find(mark, "panic in", callback, NULL, 0) ? "" : "not ");
 }
 
+/* ---- crash test: a child process flushes chunks through the plugin and is
+ * killed with SIGKILL at a random moment, many times over one state file and
+ * one alert file; after each kill the state file and the alert file must
+ * agree ----
+ *
+ * The invariant: every term recorded in the state file has its alert either
+ * delivered to alert_file or still waiting in the outbox, and no alert is for
+ * an unrecorded term. The outbox is not exported, so after each kill the
+ * parent starts an instance on the same state file in-process (its sinks
+ * drain the outbox into alert_file; FLBPluginExitCtx waits up to
+ * exit_timeout for them) and stops it; then `trailwatch db stats` must show
+ * an empty outbox, and `trailwatch db export`'s terms must be exactly the
+ * ARNs of the alerts in alert_file. An alert may be there more than once
+ * (delivered, then the kill came before the outbox was told): counted, not a
+ * failure. */
+
+#define CRASH_ROUNDS 25
+#define CRASH_BUDGET 25.0 /* seconds: no round starts after this */
+#define CRASH_MAXN (1 << 20)
+#define CRASH_ARN "arn:aws:iam::111122223333:user/u"
+
+struct crash_progress {
+    uint32_t flushes, records;
+};
+
+static uint64_t crash_rand(uint64_t *s) /* xorshift64* */
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+/* The crash instance's properties: rules, db=<dir>/state.db,
+ * alert_file=<dir>/alerts.ndjson, exit_timeout=1s. */
+static void crash_setup(struct inst *in, const char *label, const char *rules, const char *dir)
+{
+    char path[PATH_MAX];
+    memset(in, 0, sizeof *in);
+    in->label = label;
+    snprintf(in->db, sizeof in->db, "%s/state.db", dir);
+    in->ins.log_level = 3; /* info */
+    set_prop(&in->ins, "rules", rules);
+    set_prop(&in->ins, "db", in->db);
+    snprintf(path, sizeof path, "%s/alerts.ndjson", dir);
+    set_prop(&in->ins, "alert_file", path);
+    set_prop(&in->ins, "exit_timeout", "1s");
+}
+
+/* A CloudTrail record that the bundled new_terms rule fires on when its ARN
+ * is new. */
+static void p_crash_record(msgpack_packer *pk, const char *event_id, unsigned long n)
+{
+    char arn[96];
+    snprintf(arn, sizeof arn, CRASH_ARN "%lu", n);
+    msgpack_pack_map(pk, 6);
+    p_kv(pk, "eventSource", "bedrock.amazonaws.com");
+    p_kv(pk, "eventName", "PutResourcePolicy");
+    p_kv(pk, "eventID", event_id);
+    p_kv(pk, "eventTime", "2026-11-20T10:00:00Z");
+    p_kv(pk, "awsRegion", "us-east-1");
+    p_str(pk, "userIdentity");
+    msgpack_pack_map(pk, 3);
+    p_kv(pk, "type", "IAMUser");
+    p_kv(pk, "arn", arn);
+    p_kv(pk, "accountId", "111122223333");
+}
+
+/* Child side: loads the plugin, inits one instance and flushes chunks of 1 to
+ * 200 v2 events (EventTime) until it is killed, writing a struct
+ * crash_progress to fd 3 after each flush. ARN numbers are drawn from a space
+ * that starts at space0 (the parent's count of known ARNs) and grows by two a
+ * record: a quarter uniformly over the whole space (mostly known: not new),
+ * the rest near its growing top (mostly new: an alert each). Exit status 20:
+ * setup failed; 30 + r: a FlushCtx returned r (not 1). */
+static int crash_child_main(const char *so, const char *rules, const char *dir, unsigned long space0,
+                            unsigned long seed, int round)
+{
+    static struct inst in;
+    struct crash_progress pr = {0, 0};
+    unsigned long space = space0 + 16;
+    uint64_t rs = seed ? seed : 88172645463325252ULL;
+    char id[96];
+    int r, i, n;
+
+    alarm(60); /* the parent kills it long before; PR_SET_PDEATHSIG covers the parent dying */
+    P.h = dlopen(so, RTLD_LAZY);
+    if (!P.h) {
+        fprintf(stderr, "[harness crash child] dlopen %s: %s\n", so, dlerror());
+        return 20;
+    }
+    SYM(P.reg, "FLBPluginRegister");
+    SYM(P.init, "FLBPluginInit");
+    SYM(P.flush, "FLBPluginFlush");
+    SYM(P.flush_ctx, "FLBPluginFlushCtx");
+    SYM(P.exit_all, "FLBPluginExit");
+    SYM(P.exit_ctx, "FLBPluginExitCtx");
+    if (!P.reg || !P.init || !P.flush_ctx || !P.exit_ctx || P.reg(&P.def) != 0) {
+        fprintf(stderr, "[harness crash child] the plugin did not register\n");
+        return 20;
+    }
+    crash_setup(&in, "crash child", rules, dir);
+    r = inst_init(&in, NULL);
+    if (r != FLB_OK) {
+        fprintf(stderr, "[harness crash child] FLBPluginInit returned %d\n", r);
+        return 20;
+    }
+    for (;;) {
+        struct chunk c;
+        uint32_t now = (uint32_t)time(NULL);
+        chunk_init(&c);
+        n = 1 + (int)(crash_rand(&rs) % 200);
+        for (i = 0; i < n; i++) {
+            unsigned long num, w = space < 64 ? space : 64;
+            if (crash_rand(&rs) % 4 == 0)
+                num = (unsigned long)(crash_rand(&rs) % space);
+            else
+                num = space - 1 - (unsigned long)(crash_rand(&rs) % w);
+            snprintf(id, sizeof id, "crash-r%d-p%ld-c%u-e%d", round, (long)getpid(), pr.flushes, i);
+            msgpack_pack_array(&c.pk, 2);
+            msgpack_pack_array(&c.pk, 2); /* v2: [[EventTime, {}], record] */
+            p_eventtime(&c.pk, now, (uint32_t)(pr.records + (uint32_t)i) % 1000000000u);
+            msgpack_pack_map(&c.pk, 0);
+            p_crash_record(&c.pk, id, num);
+            if (space + 2 <= CRASH_MAXN)
+                space += 2;
+        }
+        r = flush_chunk(&in, &c, "aws.cloudtrail");
+        chunk_free(&c);
+        if (r != FLB_OK) {
+            fprintf(stderr, "[harness crash child] FLBPluginFlushCtx returned %d (want 1) on chunk %u\n", r,
+                    pr.flushes + 1);
+            return 30 + (r >= 0 && r < 10 ? r : 9);
+        }
+        pr.flushes++;
+        pr.records += (uint32_t)n;
+        (void)!write(3, &pr, sizeof pr);
+    }
+}
+
+/* Parent side. */
+
+static const char *crash_cli; /* bin/trailwatch */
+static unsigned char *crash_recorded; /* [ARN number]: in the last export */
+static int *crash_alerted;            /* [ARN number]: alert lines read so far */
+static uint64_t *crash_uuid;          /* [ARN number]: hash of its first alert's kibana.alert.uuid */
+static unsigned long crash_top;       /* 1 + the highest ARN number seen */
+static long crash_alert_off;          /* alert_file read up to here (a line start) */
+static long crash_alert_lines, crash_dup_lines, crash_joined, crash_unreadable, crash_foreign_alerts, crash_twice;
+static long crash_twice_example = -1;
+static char crash_foreign_example[160];
+
+static pid_t crash_spawn(const char *dir, unsigned long space0, unsigned long seed, int round, int *rfd)
+{
+    int p[2];
+    char a_space[32], a_seed[32], a_round[16], *args[9];
+    pid_t pid, parent = getpid();
+
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    snprintf(a_space, sizeof a_space, "%lu", space0);
+    snprintf(a_seed, sizeof a_seed, "%lu", seed);
+    snprintf(a_round, sizeof a_round, "%d", round);
+    args[0] = (char *)"harness";
+    args[1] = (char *)"--crash-child";
+    args[2] = (char *)P_so;
+    args[3] = (char *)rules_dir;
+    args[4] = (char *)dir;
+    args[5] = a_space;
+    args[6] = a_seed;
+    args[7] = a_round;
+    args[8] = NULL;
+    pid = fork();
+    if (pid == 0) {
+        /* only async-signal-safe calls until execve */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (p[1] == 3) {
+            if (fcntl(3, F_SETFD, 0) != 0)
+                _exit(127);
+        } else if (dup2(p[1], 3) < 0) {
+            _exit(127);
+        }
+        execve("/proc/self/exe", args, environ);
+        _exit(127);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    *rfd = p[0];
+    return pid;
+}
+
+/* Reads what is in the progress pipe; keeps the last whole record. */
+static ssize_t crash_read_progress(int fd, struct crash_progress *pr, unsigned char *carry, size_t *ncarry)
+{
+    unsigned char buf[4096 + sizeof *pr];
+    ssize_t n;
+    size_t have, off;
+    memcpy(buf, carry, *ncarry);
+    n = read(fd, buf + *ncarry, 4096);
+    if (n <= 0)
+        return n;
+    have = *ncarry + (size_t)n;
+    for (off = 0; off + sizeof *pr <= have; off += sizeof *pr)
+        memcpy(pr, buf + off, sizeof *pr);
+    *ncarry = have - off;
+    memcpy(carry, buf + off, *ncarry);
+    return n;
+}
+
+/* Runs the CLI with stdout to out_path and stderr to out_path.err. Returns its
+ * exit status, or -1. */
+static int crash_run_cli(char *const argv[], const char *out_path)
+{
+    posix_spawn_file_actions_t fa;
+    char err_path[PATH_MAX];
+    pid_t pid;
+    int status = 0, r;
+    snprintf(err_path, sizeof err_path, "%s.err", out_path);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    r = posix_spawn(&pid, crash_cli, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0)
+        return -1;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* The number after `"key":["` + CRASH_ARN in s, ended by `"]`; -1 if none. */
+static long crash_arn_num(const char *s, const char *key)
+{
+    char want[128];
+    const char *p;
+    char *end;
+    unsigned long n;
+    snprintf(want, sizeof want, "\"%s\":[\"" CRASH_ARN, key);
+    p = strstr(s, want);
+    if (!p)
+        return -1;
+    p += strlen(want);
+    if (*p < '0' || *p > '9')
+        return -1;
+    n = strtoul(p, &end, 10);
+    if (end[0] != '"' || end[1] != ']' || n >= CRASH_MAXN)
+        return -1;
+    return (long)n;
+}
+
+/* Starts an instance on the state file in-process and stops it, until its
+ * sinks have drained the outbox (at most 4 starts). waiting: the outbox
+ * length its first start logged. Returns 1, or 0 with why. */
+static int crash_drain(const char *dir, long *waiting, char *why, size_t whylen)
+{
+    static struct inst in;
+    char line[1024];
+    const char *p;
+    size_t mark;
+    double secs;
+    int ret, attempt;
+
+    *waiting = -1;
+    for (attempt = 0; attempt < 4; attempt++) {
+        crash_setup(&in, "crash check", rules_dir, dir);
+        mark = log_mark();
+        ret = inst_init(&in, &secs);
+        if (ret != FLB_OK) {
+            snprintf(why, whylen, "FLBPluginInit on the killed child's state file returned %d (want 1) after %.2f s",
+                     ret, secs);
+            if (in.up)
+                P.exit_ctx(in.ctx.remote_context);
+            inst_free(&in);
+            return 0;
+        }
+        if (attempt == 0 && log_find(mark, in.db, "alerts waiting in the outbox", line, sizeof line) &&
+            (p = strstr(line, " alerts waiting in the outbox")) != NULL) {
+            while (p > line && p[-1] >= '0' && p[-1] <= '9')
+                p--;
+            *waiting = atol(p);
+        }
+        ret = P.exit_ctx(in.ctx.remote_context);
+        inst_free(&in);
+        if (ret != FLB_OK) {
+            snprintf(why, whylen, "FLBPluginExitCtx of the checking instance returned %d (want 1)", ret);
+            return 0;
+        }
+        if (!log_find(mark, "not yet taken by the sinks", in.db, NULL, 0))
+            return 1;
+    }
+    snprintf(why, whylen, "the outbox was not drained after 4 starts with exit_timeout 1s");
+    return 0;
+}
+
+/* Reads alert_file from crash_alert_off up to its last newline. A line cut by
+ * a kill mid-write has the next writer's line appended to it: the alert that
+ * line ends with is read (the cut one is never acknowledged, so it is
+ * written again later), and the line is counted as joined. */
+static void crash_read_alerts(const char *path)
+{
+    static const char start[] = "{\"@timestamp\":";
+    FILE *f = fopen(path, "rb");
+    char *buf, *p, *nl, *last, *q;
+    long size, n;
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    if (size <= crash_alert_off) {
+        fclose(f);
+        return;
+    }
+    buf = malloc((size_t)(size - crash_alert_off) + 1);
+    if (!buf) {
+        fclose(f);
+        return;
+    }
+    fseek(f, crash_alert_off, SEEK_SET);
+    n = (long)fread(buf, 1, (size_t)(size - crash_alert_off), f);
+    fclose(f);
+    buf[n] = 0;
+    for (p = buf; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        long num;
+        *nl = 0;
+        last = NULL;
+        for (q = p; (q = strstr(q, start)) != NULL; q++)
+            last = q;
+        if (!last) {
+            crash_unreadable++;
+            continue;
+        }
+        if (last != p)
+            crash_joined++;
+        crash_alert_lines++;
+        num = crash_arn_num(last, "kibana.alert.new_terms");
+        if (num < 0 || !strstr(last, "\"kibana.alert.rule.rule_id\":\"" RULE_NEWTERMS "\"") ||
+            nl[-1] != '}') {
+            if (crash_foreign_alerts++ == 0)
+                snprintf(crash_foreign_example, sizeof crash_foreign_example, "%.150s", last);
+            continue;
+        }
+        {
+            /* FNV-1a of the uuid: an ARN's second line is the same alert
+             * delivered again; another uuid would be a second alert, i.e. the
+             * term made new twice */
+            const char *u = strstr(last, "\"kibana.alert.uuid\":\"");
+            uint64_t h = 1469598103934665603ULL;
+            if (u)
+                for (u += strlen("\"kibana.alert.uuid\":\""); *u && *u != '"'; u++)
+                    h = (h ^ (unsigned char)*u) * 1099511628211ULL;
+            if (crash_alerted[num]++ == 0) {
+                crash_uuid[num] = h;
+            } else if (crash_uuid[num] == h) {
+                crash_dup_lines++;
+            } else if (crash_twice++ == 0) {
+                crash_twice_example = num;
+            }
+        }
+        if ((unsigned long)num + 1 > crash_top)
+            crash_top = (unsigned long)num + 1;
+    }
+    crash_alert_off += (long)(p - buf);
+    free(buf);
+}
+
+/* One round's check. Returns the number of terms exported (-1 on failure). */
+static long crash_check(int round, const char *dir, const char *what)
+{
+    char db[PATH_MAX], out[PATH_MAX], alerts[PATH_MAX], why[512], *buf, *p, *nl;
+    char *stats_argv[] = {(char *)"trailwatch", (char *)"db", (char *)"stats", (char *)"--db", db, NULL};
+    char *export_argv[] = {(char *)"trailwatch", (char *)"db", (char *)"export", (char *)"--db", db,
+                           (char *)"--out", out, NULL};
+    long waiting = -1, outbox = -1, dropped = -1, terms = 0, foreign = 0, missing = 0, unrecorded = 0;
+    long ex_missing = -1, ex_unrec = -1;
+    unsigned long i;
+    int r;
+
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    snprintf(alerts, sizeof alerts, "%s/alerts.ndjson", dir);
+    if (!crash_drain(dir, &waiting, why, sizeof why)) {
+        check(0, "crash round %d: %s (%s)", round, why, what);
+        return -1;
+    }
+
+    snprintf(out, sizeof out, "%s/stats.txt", dir);
+    r = crash_run_cli(stats_argv, out);
+    buf = read_file(out, NULL);
+    if (r == 0 && buf && (p = strstr(buf, " in the outbox")) != NULL) {
+        char *c = p;
+        while (c > buf && !(c[-1] == ' ' && c - 1 > buf && c[-2] == ','))
+            c--;
+        outbox = atol(c);
+        if ((p = strstr(p, " dropped on a full outbox")) != NULL) {
+            while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+                p--;
+            dropped = atol(p);
+        }
+    }
+    free(buf);
+    if (outbox < 0) {
+        check(0, "crash round %d: `%s db stats --db %s` exited %d with no outbox count (see %s)", round, crash_cli,
+              db, r, out);
+        return -1;
+    }
+
+    snprintf(out, sizeof out, "%s/export.ndjson", dir);
+    r = crash_run_cli(export_argv, out);
+    buf = r == 0 ? read_file(out, NULL) : NULL;
+    if (!buf) {
+        check(0, "crash round %d: `%s db export --db %s --out %s` exited %d", round, crash_cli, db, out, r);
+        return -1;
+    }
+    memset(crash_recorded, 0, CRASH_MAXN);
+    for (p = buf; *p; p = nl + 1) {
+        long num;
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        if (*p) {
+            terms++;
+            num = crash_arn_num(p, "values");
+            if (num < 0 || !strstr(p, "\"rule_id\":\"" RULE_NEWTERMS "\"")) {
+                if (foreign++ == 0)
+                    note("crash round %d: a term that is not one of the crash test's ARNs: %.200s", round, p);
+            } else {
+                crash_recorded[num] = 1;
+                if ((unsigned long)num + 1 > crash_top)
+                    crash_top = (unsigned long)num + 1;
+            }
+        }
+        if (!nl)
+            break;
+    }
+    free(buf);
+
+    crash_read_alerts(alerts);
+    for (i = 0; i < crash_top; i++) {
+        if (crash_recorded[i] && !crash_alerted[i]) {
+            if (missing++ == 0)
+                ex_missing = (long)i;
+        } else if (!crash_recorded[i] && crash_alerted[i]) {
+            if (unrecorded++ == 0)
+                ex_unrec = (long)i;
+        }
+    }
+    if (missing == 0 && unrecorded == 0 && foreign == 0 && crash_foreign_alerts == 0 && outbox == 0 && dropped == 0 &&
+        crash_twice == 0) {
+        check(1, "crash round %d: %ld terms, all with their alerts (%s; %ld alerts were waiting in the outbox at "
+              "restart; %ld duplicate alert lines so far)", round, terms, what, waiting, crash_dup_lines);
+    } else {
+        check(0, "crash round %d: %ld terms, %ld without an alert (e.g. u%ld), %ld alerted ARNs not recorded "
+              "(e.g. u%ld), %ld foreign terms, %ld foreign alert lines, outbox %ld after the drain, %ld alerts "
+              "dropped on a full outbox, %ld ARNs alerted twice with different uuids (e.g. u%ld) (%s)", round, terms,
+              missing, ex_missing, unrecorded, ex_unrec, foreign, crash_foreign_alerts, outbox, dropped, crash_twice,
+              crash_twice_example, what);
+        if (crash_foreign_alerts)
+            note("a foreign alert line: %s", crash_foreign_example);
+        return -1;
+    }
+    return terms;
+}
+
+static void crash_find_cli(const char *given, char *buf, size_t len)
+{
+    char self[PATH_MAX - 16];
+    ssize_t n;
+    char *slash;
+    if (given) {
+        snprintf(buf, len, "%s", given);
+        return;
+    }
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(buf, len, "trailwatch");
+        return;
+    }
+    self[n] = 0;
+    slash = strrchr(self, '/');
+    if (slash)
+        slash[1] = 0;
+    snprintf(buf, len, "%strailwatch", slash ? self : "");
+}
+
+static void crash_test(const char *cli_arg)
+{
+    static char cli[PATH_MAX];
+    char dir[sizeof tmpdir + 16], what[256];
+    const char *env;
+    unsigned long seed;
+    uint64_t rs;
+    long terms = 0, last_terms = 0;
+    int round, rounds = CRASH_ROUNDS, mid_flush = 0, in_start = 0, done = 0;
+    double t0 = now_s();
+
+    crash_find_cli(cli_arg, cli, sizeof cli);
+    crash_cli = cli;
+    if (!check(access(cli, X_OK) == 0, "crash test: the trailwatch CLI %s is there (to export the state file)", cli))
+        return;
+    snprintf(dir, sizeof dir, "%s/crash", tmpdir);
+    crash_recorded = calloc(CRASH_MAXN, 1);
+    crash_alerted = calloc(CRASH_MAXN, sizeof *crash_alerted);
+    crash_uuid = calloc(CRASH_MAXN, sizeof *crash_uuid);
+    if (mkdir(dir, 0700) != 0 || !crash_recorded || !crash_alerted || !crash_uuid) {
+        check(0, "crash test: set up %s: %s", dir, strerror(errno));
+        return;
+    }
+    if (!P.h || !P.init || !P.exit_ctx || !P.flush_ctx) {
+        unload_plugin();
+        if (!load_plugin(P_so, 1, "crash test"))
+            return;
+    }
+    env = getenv("HARNESS_CRASH_SEED");
+    seed = env && *env ? strtoul(env, NULL, 10) : (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
+    env = getenv("HARNESS_CRASH_ROUNDS");
+    if (env && atoi(env) > 0)
+        rounds = atoi(env);
+    rs = seed ? seed : 1;
+    note("crash test: %d rounds of SIGKILL after 50-400 ms, in %s (HARNESS_CRASH_SEED=%lu to repeat)", rounds, dir,
+         seed);
+
+    /* the watchdog: this part's own budget */
+    alarm(0);
+    watchdog_what = "the crash test";
+    watchdog_secs = (int)CRASH_BUDGET + 60;
+    alarm((unsigned)watchdog_secs);
+
+    for (round = 1; round <= rounds; round++) {
+        struct crash_progress pr = {0, 0};
+        unsigned char carry[sizeof pr];
+        size_t ncarry = 0;
+        int rfd = -1, status = 0, exited = 0, kill_ms = 50 + (int)(crash_rand(&rs) % 351);
+        double ts, t_kill;
+        pid_t pid;
+
+        if (now_s() - t0 > CRASH_BUDGET) {
+            note("crash test: stopping after %d rounds (%.0f s budget spent)", round - 1, CRASH_BUDGET);
+            break;
+        }
+        ts = now_s();
+        pid = crash_spawn(dir, crash_top, (unsigned long)crash_rand(&rs), round, &rfd);
+        if (pid < 0) {
+            check(0, "crash round %d: start the child: %s", round, strerror(errno));
+            break;
+        }
+        crash_child_pid = pid;
+        t_kill = ts + kill_ms / 1000.0;
+        for (;;) {
+            struct pollfd pf = {rfd, POLLIN, 0};
+            double left = t_kill - now_s();
+            int ms;
+            if (left <= 0)
+                break;
+            ms = (int)(left * 1000.0) + 1;
+            if (ms > 20)
+                ms = 20;
+            if (poll(&pf, 1, ms) > 0)
+                crash_read_progress(rfd, &pr, carry, &ncarry);
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                exited = 1;
+                break;
+            }
+        }
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0); /* dead: its file lock is gone */
+        }
+        crash_child_pid = 0;
+        while (crash_read_progress(rfd, &pr, carry, &ncarry) > 0) /* the rest, up to EOF */
+            ;
+        close(rfd);
+        if (exited || !WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            check(0, "crash round %d: the child ended on its own before the kill: %s %d%s", round,
+                  WIFSIGNALED(status) ? "signal" : "exit status", WIFSIGNALED(status) ? WTERMSIG(status) : code,
+                  code == 20 ? " (setup or FLBPluginInit failed)"
+                  : code >= 30 && code < 40 ? " (a FLBPluginFlushCtx did not return 1)" : "");
+        }
+        if (pr.flushes > 0)
+            mid_flush++;
+        else
+            in_start++;
+        snprintf(what, sizeof what, "killed after %d ms, %u chunks / %u records flushed", kill_ms, pr.flushes,
+                 pr.records);
+        terms = crash_check(round, dir, what);
+        done++;
+        if (terms < 0) {
+            note("crash test: stopping at the first failed round (state kept in %s)", dir);
+            break;
+        }
+        if (terms < last_terms)
+            check(0, "crash round %d: the state file lost terms (%ld, was %ld)", round, terms, last_terms);
+        last_terms = terms;
+    }
+    check(done > 0 && mid_flush > 0 && last_terms > 0,
+          "crash test: %d rounds in %.1f s, %d kills while flushing, %d during start; %ld terms, %ld alert lines "
+          "(%ld duplicates, %ld lines joined to a line a kill cut, %ld unreadable)", done, now_s() - t0, mid_flush,
+          in_start, last_terms, crash_alert_lines, crash_dup_lines, crash_joined, crash_unreadable);
+    free(crash_recorded);
+    free(crash_alerted);
+    free(crash_uuid);
+    crash_recorded = NULL;
+    crash_alerted = NULL;
+    crash_uuid = NULL;
+}
+
 /* ---- main ---- */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1540,7 +2166,7 @@ int main(int argc, char **argv)
     double secs, took;
     size_t mark, mark_i1, mark_i2;
     int ret, i, fd, missing;
-    const char *so;
+    const char *so, *cli_arg;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 7 && strcmp(argv[1], "--panic-probe") == 0) {
@@ -1550,12 +2176,21 @@ int main(int argc, char **argv)
         fwd_port = atoi(argv[6]);
         return probe_main(argv[2], argv[3]);
     }
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s out_trailwatch.so rules-folder\n", argv[0]);
+    if (argc == 8 && strcmp(argv[1], "--crash-child") == 0) {
+        P_so = argv[2];
+        rules_dir = argv[3];
+        return crash_child_main(argv[2], argv[3], argv[4], strtoul(argv[5], NULL, 10), strtoul(argv[6], NULL, 10),
+                                atoi(argv[7]));
+    }
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s out_trailwatch.so rules-folder [trailwatch-cli]\n"
+                "  (the CLI exports the crash test's state file; default: trailwatch beside the harness)\n",
+                argv[0]);
         return 2;
     }
     so = P_so = argv[1];
     rules_dir = argv[2];
+    cli_arg = argc == 4 ? argv[3] : NULL;
     signal(SIGALRM, on_alarm);
     signal(SIGPIPE, SIG_IGN);
     alarm(60);
@@ -1963,6 +2598,9 @@ int main(int argc, char **argv)
         note("records by mode: Message %d, Forward %d, PackedForward %d", modes[1], modes[2], modes[3]);
     }
     note("plugin log: %d \"skipped a malformed record\" lines", log_count(0, "skipped a malformed record"));
+
+    /* SIGKILL in the middle of the plugin's work, many times over */
+    crash_test(cli_arg);
 
     for (i = 0; i < 5; i++)
         chunk_free(&a[i]);

@@ -8,12 +8,13 @@ cd "$(dirname "$0")/../.."
 runs=${1:-1}
 mkdir -p bin
 go build -buildmode=c-shared -o bin/out_trailwatch.so ./plugin
+go build -o bin/trailwatch ./cmd/trailwatch
 gcc -O2 -Wall -Wextra -o bin/harness plugin/harness/harness.c -ldl -lmsgpackc -lpthread
 failed=0
 i=1
 while [ "$i" -le "$runs" ]; do
 	echo "# run $i of $runs"
-	bin/harness bin/out_trailwatch.so "$PWD/conf/rules" || failed=$((failed + 1))
+	bin/harness bin/out_trailwatch.so "$PWD/conf/rules" bin/trailwatch || failed=$((failed + 1))
 	i=$((i + 1))
 done
 echo "# $failed of $runs runs failed"

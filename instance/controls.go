@@ -1,0 +1,139 @@
+package instance
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+)
+
+// loadExceptions compiles the exception files against the rule set's
+// schema (field ids must agree with the rules').
+func loadExceptions(set *conf.Settings, schema *matcher.Schema, log *Logger) (*conf.Exceptions, error) {
+	if len(set.Exceptions) == 0 {
+		return nil, nil
+	}
+	exc, err := conf.LoadExceptions(schema, set.Exceptions...)
+	if err != nil {
+		var es conf.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				log.Errorf("exceptions: %v", e)
+			}
+		}
+		return nil, fmt.Errorf("property exceptions: %w", err)
+	}
+	return exc, nil
+}
+
+// sweepInterval is how often closed suppression and max_signals windows
+// are sent out.
+var sweepInterval = 5 * time.Second
+
+func (in *Instance) sweepLoop() {
+	defer in.wg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.done:
+			return
+		case <-t.C:
+		}
+		in.Sweep(time.Now())
+	}
+}
+
+// Sweep sends out what closed windows hold: suppressed groups' final
+// counts and capped rules' summaries.
+func (in *Instance) Sweep(now time.Time) {
+	res, err := in.st.Sweep(now, in.eng.Load().Summarize)
+	if err != nil {
+		in.Log.Warnf("closing alert windows: %v", err)
+		return
+	}
+	if res.Suppressed+res.Summaries > 0 {
+		in.Log.Debugf("closed windows: %d suppressed groups, %d max_signals summaries", res.Suppressed, res.Summaries)
+		in.disp.Wake()
+	}
+}
+
+func (in *Instance) watchLoop() {
+	defer in.wg.Done()
+	t := time.NewTicker(in.set.RulesWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.done:
+			return
+		case <-t.C:
+		}
+		if fp := fingerprint(in.set); fp != in.watched {
+			in.watched = fp
+			in.Log.Infof("rule or exception files changed; reloading")
+			in.Reload()
+		}
+	}
+}
+
+// fingerprint summarizes the rule and exception files (names, sizes,
+// modification times), so that an edit is noticed.
+func fingerprint(set *conf.Settings) string {
+	var lines []string
+	add := func(p string) {
+		filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil {
+				lines = append(lines, fmt.Sprintf("%s %d %d", path, fi.Size(), fi.ModTime().UnixNano()))
+			}
+			return nil
+		})
+	}
+	for _, p := range append(append([]string(nil), set.Rules...), set.Exceptions...) {
+		if _, err := os.Stat(p); err != nil {
+			lines = append(lines, p+" missing")
+			continue
+		}
+		add(p)
+	}
+	sort.Strings(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// serveMetrics serves /metrics (Fluent Bit does not expose Go plugins'
+// metrics).
+func (in *Instance) serveMetrics(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(in))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	in.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	in.metricsAddr = l.Addr().String()
+	go in.metrics.Serve(l)
+	in.Log.Infof("metrics on http://%s/metrics", l.Addr())
+	return nil
+}

@@ -1,0 +1,87 @@
+package instance
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector reads an instance's counters at scrape time.
+type collector struct {
+	in                                          *Instance
+	records, malformed, retries, overflow       *prometheus.Desc
+	matched, alerts, delivered, failures, depth *prometheus.Desc
+	storeSize, suppressed, capped, excepted     *prometheus.Desc
+	skipped, evalSeconds, evalSamples           *prometheus.Desc
+}
+
+// NewCollector exposes an instance's counters to Prometheus.
+func NewCollector(in *Instance) prometheus.Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("trailwatch_"+name, help, labels, nil)
+	}
+	return &collector{
+		in:          in,
+		records:     d("records_total", "Records received."),
+		malformed:   d("malformed_records_total", "Records that could not be read, skipped."),
+		retries:     d("uncommitted_batches_total", "Batches whose state could not be committed (the sender retries)."),
+		overflow:    d("alerts_dropped_total", "Alerts dropped because the outbox was full."),
+		matched:     d("rule_matches_total", "Records matched, by rule.", "rule"),
+		alerts:      d("rule_alerts_total", "Alerts made, by rule.", "rule"),
+		delivered:   d("sink_alerts_total", "Alerts taken by each sink.", "sink"),
+		failures:    d("sink_failures_total", "Failed sends, by sink.", "sink"),
+		depth:       d("outbox_alerts", "Alerts waiting in the outbox."),
+		storeSize:   d("state_file_bytes", "Size of the state file."),
+		suppressed:  d("alerts_suppressed_total", "Alerts counted into a suppression group."),
+		capped:      d("alerts_capped_total", "Alerts over their rule's max_signals in its interval."),
+		excepted:    d("rule_exceptions_total", "Records that matched a rule but an exception, by rule.", "rule"),
+		skipped:     d("records_skipped_total", "Records passed over, by reason (malformed, not CloudTrail).", "reason"),
+		evalSeconds: d("rule_eval_seconds_total", "Time spent evaluating each rule, on sampled records (one in 64).", "rule"),
+		evalSamples: d("rule_eval_samples_total", "Sampled evaluations of each rule.", "rule"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.matched, c.alerts, c.delivered, c.failures,
+		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(c.records, c.in.Records.Load())
+	counter(c.malformed, c.in.Malformed.Load())
+	counter(c.retries, c.in.Retries.Load())
+	counter(c.overflow, c.in.Overflow.Load())
+	matches, alerts := c.in.RuleCounts()
+	for rule, n := range matches {
+		counter(c.matched, n, rule)
+	}
+	for rule, n := range alerts {
+		counter(c.alerts, n, rule)
+	}
+	delivered, failures := c.in.SinkCounts()
+	for s, n := range delivered {
+		counter(c.delivered, n, s)
+	}
+	for s, n := range failures {
+		counter(c.failures, n, s)
+	}
+	counter(c.suppressed, c.in.Suppressed.Load())
+	counter(c.capped, c.in.Capped.Load())
+	c.in.mu.Lock()
+	for rule, n := range c.in.excepted {
+		counter(c.excepted, n, rule)
+	}
+	for reason, n := range c.in.skipped {
+		counter(c.skipped, n, reason)
+	}
+	c.in.mu.Unlock()
+	for rule, v := range c.in.eng.Load().EvalTime() {
+		ch <- prometheus.MustNewConstMetric(c.evalSeconds, prometheus.CounterValue, float64(v[1])/1e9, rule)
+		counter(c.evalSamples, v[0], rule)
+	}
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(c.in.OutboxLen()))
+	ch <- prometheus.MustNewConstMetric(c.storeSize, prometheus.GaugeValue, float64(c.in.StoreSize()))
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Alert suppression and per-rule caps, as Elastic defines them, kept in the
+// state file so that they survive restarts.
+
+var (
+	// bucketSuppress holds one open suppression group per key: its
+	// window, count and the alert that opened it.
+	bucketSuppress = []byte("suppress")
+	// bucketCaps holds, per rule, the current max_signals window.
+	bucketCaps = []byte("caps")
+)
+
+// Policy is what the store enforces on one alert.
+type Policy struct {
+	// SuppressKey groups alerts (rule id and group_by values); "" means no
+	// suppression. The first alert of a group goes out; the rest within
+	// SuppressFor are counted into it, and when the window closes the
+	// alert goes out again with its final count.
+	SuppressKey string
+	SuppressFor time.Duration
+	// Terms are the group's field values, for kibana.alert.suppression.terms.
+	Terms []SuppressTerm
+	// MaxSignals caps the alerts of RuleID per Interval; 0 means no cap.
+	RuleID     string
+	MaxSignals int
+	Interval   time.Duration
+}
+
+// SuppressTerm is one group_by field and its value.
+type SuppressTerm struct {
+	Field string `json:"field"`
+	Value any    `json:"value"`
+}
+
+type suppressState struct {
+	Start time.Time      `json:"start"`
+	End   time.Time      `json:"end"`
+	Until time.Time      `json:"until"`
+	Count int            `json:"count"` // alerts suppressed into it
+	Terms []SuppressTerm `json:"terms"`
+	Doc   []byte         `json:"doc"`
+}
+
+type capState struct {
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Count   int       `json:"count"`
+	Capped  int       `json:"capped"`
+	RuleDoc []byte    `json:"rule_doc"` // an alert of the rule, the summary's template
+}
+
+// SummaryFunc builds the summary alert of a capped window from one of the
+// rule's alerts.
+type SummaryFunc func(ruleDoc []byte, ruleID string, capped int, start, end time.Time) []byte
+
+// controlAlert applies a policy inside a commit: it reports whether the
+// alert goes to the outbox, and may add documents (a closed window's
+// summary) that go out first.
+func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, res *CommitResult) (emit bool, extra [][]byte, err error) {
+	p := a.Policy
+	if p == nil {
+		return true, nil, nil
+	}
+	if p.SuppressKey != "" {
+		b := tx.Bucket(bucketSuppress)
+		var g suppressState
+		if v := b.Get([]byte(p.SuppressKey)); v != nil && json.Unmarshal(v, &g) == nil && now.Before(g.Until) {
+			g.Count++
+			if now.After(g.End) {
+				g.End = now
+			}
+			res.Suppressed++
+			v, _ := json.Marshal(g)
+			return false, nil, b.Put([]byte(p.SuppressKey), v)
+		}
+		g = suppressState{Start: now, End: now, Until: now.Add(p.SuppressFor), Terms: p.Terms}
+		a.Doc = withSuppression(a.Doc, g)
+		g.Doc = a.Doc
+		v, _ := json.Marshal(g)
+		if err := b.Put([]byte(p.SuppressKey), v); err != nil {
+			return false, nil, err
+		}
+	}
+	if p.MaxSignals > 0 && p.Interval > 0 {
+		b := tx.Bucket(bucketCaps)
+		var c capState
+		if v := b.Get([]byte(p.RuleID)); v != nil {
+			json.Unmarshal(v, &c)
+		}
+		start := now.Truncate(p.Interval)
+		if !c.Start.Equal(start) {
+			if c.Capped > 0 && summarize != nil {
+				extra = append(extra, summarize(c.RuleDoc, p.RuleID, c.Capped, c.Start, c.End))
+			}
+			c = capState{Start: start, End: start.Add(p.Interval)}
+		}
+		c.RuleDoc = a.Doc
+		if c.Count >= p.MaxSignals {
+			c.Capped++
+			res.Capped++
+			emit = false
+		} else {
+			c.Count++
+			emit = true
+		}
+		v, _ := json.Marshal(c)
+		return emit, extra, b.Put([]byte(p.RuleID), v)
+	}
+	return true, extra, nil
+}
+
+// withSuppression sets kibana.alert.suppression.* on an alert document.
+func withSuppression(doc []byte, g suppressState) []byte {
+	var m map[string]any
+	if json.Unmarshal(doc, &m) != nil {
+		return doc
+	}
+	m["kibana.alert.suppression.terms"] = g.Terms
+	m["kibana.alert.suppression.start"] = g.Start.UTC().Format(time.RFC3339Nano)
+	m["kibana.alert.suppression.end"] = g.End.UTC().Format(time.RFC3339Nano)
+	m["kibana.alert.suppression.docs_count"] = g.Count
+	out, err := json.Marshal(m)
+	if err != nil {
+		return doc
+	}
+	return out
+}
+
+// SweepResult counts what Sweep sent out.
+type SweepResult struct {
+	Suppressed int // closed suppression windows whose final count went out
+	Summaries  int // capped windows summarized
+}
+
+// Sweep closes suppression windows and max_signals windows that ended
+// before now: a group that suppressed alerts sends its alert again with the
+// final docs_count (same kibana.alert.uuid, so a backend that indexes by it
+// updates the alert), and a window that capped alerts sends one summary.
+func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error) {
+	var res SweepResult
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	written := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out := tx.Bucket(bucketOutbox)
+		put := func(doc []byte) error {
+			seq, err := out.NextSequence()
+			if err != nil {
+				return err
+			}
+			written++
+			return out.Put(binary.BigEndian.AppendUint64(nil, seq), doc)
+		}
+		sb := tx.Bucket(bucketSuppress)
+		var done [][]byte
+		err := sb.ForEach(func(k, v []byte) error {
+			var g suppressState
+			if json.Unmarshal(v, &g) != nil || !now.Before(g.Until) {
+				done = append(done, bytes.Clone(k))
+				if g.Count > 0 {
+					res.Suppressed++
+					return put(withSuppression(g.Doc, g))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range done {
+			if err := sb.Delete(k); err != nil {
+				return err
+			}
+		}
+		cb := tx.Bucket(bucketCaps)
+		done = done[:0]
+		err = cb.ForEach(func(k, v []byte) error {
+			var c capState
+			if json.Unmarshal(v, &c) != nil || !now.Before(c.End) {
+				done = append(done, bytes.Clone(k))
+				if c.Capped > 0 && summarize != nil {
+					res.Summaries++
+					return put(summarize(c.RuleDoc, string(k), c.Capped, c.Start, c.End))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range done {
+			if err := cb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, &Error{s.path, "sweep", err}
+	}
+	s.outboxN += written
+	return res, nil
+}
