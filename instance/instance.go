@@ -320,15 +320,16 @@ func (in *Instance) pruneLoop() {
 func (in *Instance) Close() error {
 	var err error
 	in.closeOnce.Do(func() {
-		if !in.disp.Drain(in.set.ExitTimeout) {
-			in.Log.Warnf("exit: %d alerts not yet taken by the sinks stay in %s for the next start", in.st.OutboxLen(), in.set.DB)
-		}
+		in.disp.Drain(in.set.ExitTimeout)
 		close(in.done)
 		if in.metrics != nil {
 			in.metrics.Close()
 		}
 		in.wg.Wait()
 		in.disp.Close()
+		if n := in.st.OutboxLen(); n > 0 {
+			in.Log.Warnf("exit: %d alerts not yet taken by the sinks stay in %s for the next start", n, in.set.DB)
+		}
 		err = in.st.Close()
 		if in.geo != nil {
 			in.geo.Close()

@@ -62,9 +62,18 @@ func NewWriter(name string, w io.Writer) Sink {
 // NewFile appends alerts to an NDJSON file, created 0600, synced after each
 // batch so that an acknowledged alert is on disk.
 func NewFile(path string) (Sink, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("alert_file %s: %w", path, err)
+	}
+	// A process killed mid-write leaves a cut last line: end it, so the
+	// next alert starts a line of its own (the cut alert is sent again
+	// from the outbox, which it never left).
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			f.Write([]byte{'\n'})
+		}
 	}
 	return &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, c: f}, nil
 }

@@ -131,6 +131,14 @@ func TestFileSinkAndTags(t *testing.T) {
 	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v", fi.Mode().Perm())
 	}
+	// A line cut by a kill is ended before the next alert.
+	os.WriteFile(p, []byte("{\"a\":1}\n{\"cut"), 0o600)
+	fs, _ = NewFile(p)
+	fs.Send(nil, []Item{{Doc: []byte(`{"a":3}`)}})
+	fs.Close()
+	if b, _ := os.ReadFile(p); string(b) != "{\"a\":1}\n{\"cut\n{\"a\":3}\n" {
+		t.Errorf("after a cut line: %q", b)
+	}
 	doc := []byte(`{"kibana.alert.rule.rule_id":"de0e9ed8","kibana.alert.rule.name":"AWS Bedrock Resource-Based Policy Modified or Deleted"}`)
 	for tmpl, want := range map[string]string{
 		"alert.trailwatch":             "alert.trailwatch",

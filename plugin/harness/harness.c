@@ -11,7 +11,8 @@
  * with SIGKILL, 25 times over one state file; the state file, read with the
  * trailwatch CLI (the third argument, by default trailwatch beside the
  * harness), must then agree with the alert file. HARNESS_CRASH_SEED repeats a
- * run's random choices, HARNESS_CRASH_ROUNDS changes the number of rounds.
+ * run's random choices, HARNESS_CRASH_ROUNDS changes the number of rounds (a
+ * 25 s budget still bounds them).
  *
  * What it emulates (read from Fluent Bit 5.1's src/flb_plugin_proxy.c,
  * src/proxy/go/go.c and include/fluent-bit/flb_api.h; nothing copied):
@@ -35,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1533,7 +1535,9 @@ static void run_probe(const char *where, const char *callback)
  * an empty outbox, and `trailwatch db export`'s terms must be exactly the
  * ARNs of the alerts in alert_file. An alert may be there more than once
  * (delivered, then the kill came before the outbox was told): counted, not a
- * failure. */
+ * failure; the same ARN under two kibana.alert.uuid values is a failure (a
+ * term made new twice). The rule is the bundled new_terms rule with its
+ * max_signals raised (see crash_rule_copy). */
 
 #define CRASH_ROUNDS 25
 #define CRASH_BUDGET 25.0 /* seconds: no round starts after this */
@@ -1590,10 +1594,11 @@ static void p_crash_record(msgpack_packer *pk, const char *event_id, unsigned lo
 /* Child side: loads the plugin, inits one instance and flushes chunks of 1 to
  * 200 v2 events (EventTime) until it is killed, writing a struct
  * crash_progress to fd 3 after each flush. ARN numbers are drawn from a space
- * that starts at space0 (the parent's count of known ARNs) and grows by two a
- * record: a quarter uniformly over the whole space (mostly known: not new),
- * the rest near its growing top (mostly new: an alert each). Exit status 20:
- * setup failed; 30 + r: a FlushCtx returned r (not 1). */
+ * that starts at space0 (1 + the highest ARN number the parent knows) and
+ * grows by two a record: a quarter uniformly over the whole space (mostly
+ * known: not new), the rest near its growing top (mostly new: an alert
+ * each). Exit status 20: setup failed; 30 + r: a FlushCtx returned r (not
+ * 1). */
 static int crash_child_main(const char *so, const char *rules, const char *dir, unsigned long space0,
                             unsigned long seed, int round)
 {
@@ -1661,7 +1666,8 @@ static int crash_child_main(const char *so, const char *rules, const char *dir, 
 
 /* Parent side. */
 
-static const char *crash_cli; /* bin/trailwatch */
+static const char *crash_cli;        /* bin/trailwatch */
+static char crash_rules[PATH_MAX];   /* the crash test's copy of the new_terms rule */
 static unsigned char *crash_recorded; /* [ARN number]: in the last export */
 static int *crash_alerted;            /* [ARN number]: alert lines read so far */
 static uint64_t *crash_uuid;          /* [ARN number]: hash of its first alert's kibana.alert.uuid */
@@ -1669,9 +1675,11 @@ static unsigned long crash_top;       /* 1 + the highest ARN number seen */
 static long crash_alert_off;          /* alert_file read up to here (a line start) */
 static long crash_alert_lines, crash_dup_lines, crash_joined, crash_unreadable, crash_foreign_alerts, crash_twice;
 static long crash_twice_example = -1;
+static int crash_shrunk; /* alert_file got shorter than what was read */
 static char crash_foreign_example[160];
 
-static pid_t crash_spawn(const char *dir, unsigned long space0, unsigned long seed, int round, int *rfd)
+static pid_t crash_spawn(const char *dir, const char *rules, unsigned long space0, unsigned long seed, int round,
+                         int *rfd)
 {
     int p[2];
     char a_space[32], a_seed[32], a_round[16], *args[9];
@@ -1685,7 +1693,7 @@ static pid_t crash_spawn(const char *dir, unsigned long space0, unsigned long se
     args[0] = (char *)"harness";
     args[1] = (char *)"--crash-child";
     args[2] = (char *)P_so;
-    args[3] = (char *)rules_dir;
+    args[3] = (char *)rules;
     args[4] = (char *)dir;
     args[5] = a_space;
     args[6] = a_seed;
@@ -1788,7 +1796,7 @@ static int crash_drain(const char *dir, long *waiting, char *why, size_t whylen)
 
     *waiting = -1;
     for (attempt = 0; attempt < 4; attempt++) {
-        crash_setup(&in, "crash check", rules_dir, dir);
+        crash_setup(&in, "crash check", crash_rules, dir);
         mark = log_mark();
         ret = inst_init(&in, &secs);
         if (ret != FLB_OK) {
@@ -1832,6 +1840,8 @@ static void crash_read_alerts(const char *path)
         return;
     fseek(f, 0, SEEK_END);
     size = ftell(f);
+    if (size < crash_alert_off)
+        crash_shrunk = 1;
     if (size <= crash_alert_off) {
         fclose(f);
         return;
@@ -1855,8 +1865,12 @@ static void crash_read_alerts(const char *path)
             crash_unreadable++;
             continue;
         }
-        if (last != p)
+        if (last != p) {
             crash_joined++;
+            note("%s, byte %ld: a line holds %ld bytes of a cut alert (a kill mid-write) and then a whole one; "
+                 "the whole one is counted, but an NDJSON reader would reject the line", path,
+                 crash_alert_off + (long)(p - buf), (long)(last - p));
+        }
         crash_alert_lines++;
         num = crash_arn_num(last, "kibana.alert.new_terms");
         if (num < 0 || !strstr(last, "\"kibana.alert.rule.rule_id\":\"" RULE_NEWTERMS "\"") ||
@@ -1969,7 +1983,12 @@ static long crash_check(int round, const char *dir, const char *what)
                 ex_unrec = (long)i;
         }
     }
-    if (missing == 0 && unrecorded == 0 && foreign == 0 && crash_foreign_alerts == 0 && outbox == 0 && dropped == 0 &&
+    if (crash_shrunk) {
+        check(0, "crash round %d: %s got shorter than the %ld bytes already read (%s)", round, alerts, crash_alert_off,
+              what);
+        return -1;
+    }
+    if (missing == 0 && unrecorded == 0 && foreign == 0 && crash_foreign_alerts == 0 && outbox == 0 && dropped <= 0 &&
         crash_twice == 0) {
         check(1, "crash round %d: %ld terms, all with their alerts (%s; %ld alerts were waiting in the outbox at "
               "restart; %ld duplicate alert lines so far)", round, terms, what, waiting, crash_dup_lines);
@@ -1984,6 +2003,70 @@ static long crash_check(int round, const char *dir, const char *what)
         return -1;
     }
     return terms;
+}
+
+/* Writes <dir>/rules/<file>: the bundled rule RULE_NEWTERMS from rules_dir
+ * with its max_signals raised out of the way. The running plugin caps a
+ * rule's alerts at max_signals an interval (100 a 5 minutes for this one,
+ * as Kibana does); the terms past the cap are recorded without an alert by
+ * design, which would hide a lost alert among them. Returns 1 when done. */
+static int crash_rule_copy(const char *dir, char *why, size_t whylen)
+{
+    char path[PATH_MAX], out[PATH_MAX + 32], rdir[sizeof tmpdir + 32], *buf = NULL, *line, *nl;
+    struct dirent *de;
+    DIR *d = opendir(rules_dir);
+    FILE *f;
+    int raised = 0;
+
+    if (!d) {
+        snprintf(why, whylen, "open the rules folder %s: %s", rules_dir, strerror(errno));
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".toml") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", rules_dir, de->d_name);
+        buf = read_file(path, NULL);
+        if (buf && strstr(buf, "rule_id = \"" RULE_NEWTERMS "\""))
+            break;
+        free(buf);
+        buf = NULL;
+    }
+    closedir(d);
+    if (!buf) {
+        snprintf(why, whylen, "no rule file in %s has rule_id %s", rules_dir, RULE_NEWTERMS);
+        return 0;
+    }
+    snprintf(rdir, sizeof rdir, "%s/rules", dir);
+    snprintf(out, sizeof out, "%s/%s", rdir, strrchr(path, '/') + 1);
+    if ((mkdir(rdir, 0700) != 0 && errno != EEXIST) || !(f = fopen(out, "w"))) {
+        snprintf(why, whylen, "write %s: %s", out, strerror(errno));
+        free(buf);
+        return 0;
+    }
+    for (line = buf; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl)
+            nl = line + strlen(line);
+        if (strncmp(line, "max_signals", 11) == 0 && (line[11] == ' ' || line[11] == '=')) {
+            fputs("max_signals = 100000000 # raised by the harness's crash test\n", f);
+            raised = 1;
+        } else {
+            fprintf(f, "%.*s\n", (int)(nl - line), line);
+        }
+        if (!*nl)
+            break;
+    }
+    free(buf);
+    if (fclose(f) != 0 || !raised) {
+        snprintf(why, whylen, "%s: %s", out, raised ? strerror(errno) : "no max_signals line to raise");
+        return 0;
+    }
+    snprintf(crash_rules, sizeof crash_rules, "%s", rdir);
+    note("crash test: rules=%s, a copy of %s with max_signals raised (past it the plugin records terms without "
+         "alerting)", rdir, path);
+    return 1;
 }
 
 static void crash_find_cli(const char *given, char *buf, size_t len)
@@ -2030,6 +2113,13 @@ static void crash_test(const char *cli_arg)
         check(0, "crash test: set up %s: %s", dir, strerror(errno));
         return;
     }
+    {
+        char why[2 * PATH_MAX + 256];
+        if (!crash_rule_copy(dir, why, sizeof why)) {
+            check(0, "crash test: set up its rule: %s", why);
+            return;
+        }
+    }
     if (!P.h || !P.init || !P.exit_ctx || !P.flush_ctx) {
         unload_plugin();
         if (!load_plugin(P_so, 1, "crash test"))
@@ -2041,7 +2131,7 @@ static void crash_test(const char *cli_arg)
     if (env && atoi(env) > 0)
         rounds = atoi(env);
     rs = seed ? seed : 1;
-    note("crash test: %d rounds of SIGKILL after 50-400 ms, in %s (HARNESS_CRASH_SEED=%lu to repeat)", rounds, dir,
+    note("crash test: %d rounds of SIGKILL after 50-400 ms, in %s (HARNESS_CRASH_SEED=%lu repeats the random choices)", rounds, dir,
          seed);
 
     /* the watchdog: this part's own budget */
@@ -2063,7 +2153,7 @@ static void crash_test(const char *cli_arg)
             break;
         }
         ts = now_s();
-        pid = crash_spawn(dir, crash_top, (unsigned long)crash_rand(&rs), round, &rfd);
+        pid = crash_spawn(dir, crash_rules, crash_top, (unsigned long)crash_rand(&rs), round, &rfd);
         if (pid < 0) {
             check(0, "crash round %d: start the child: %s", round, strerror(errno));
             break;
@@ -2118,7 +2208,8 @@ static void crash_test(const char *cli_arg)
         last_terms = terms;
     }
     check(done > 0 && mid_flush > 0 && last_terms > 0,
-          "crash test: %d rounds in %.1f s, %d kills while flushing, %d during start; %ld terms, %ld alert lines "
+          "crash test: %d rounds in %.1f s, %d kills after chunks were flushed, %d before the first FlushCtx "
+          "returned; %ld terms, %ld alert lines "
           "(%ld duplicates, %ld lines joined to a line a kill cut, %ld unreadable)", done, now_s() - t0, mid_flush,
           in_start, last_terms, crash_alert_lines, crash_dup_lines, crash_joined, crash_unreadable);
     free(crash_recorded);
