@@ -217,8 +217,11 @@ type Record struct {
 	// Msgpack, instead of Node, is a record body as Fluent Bit holds it: a
 	// MessagePack map, read in place (it must outlive ProcessBatch's call).
 	Msgpack []byte
-	Err     error
-	Where   string // file:line, or the Fluent Bit tag and index
+	// Index, when set, lists Msgpack's top-level members (read with the
+	// chunk, so the record is walked once).
+	Index []matcher.MsgpackMember
+	Err   error
+	Where string // file:line, or the Fluent Bit tag and index
 }
 
 // evalSample: one record in this many has its rule evaluations timed.
@@ -286,7 +289,11 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		if rec.Msgpack != nil {
 			// The common case, a raw CloudTrail event, is read in place:
 			// a record that no rule can match builds nothing.
-			w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
+			if rec.Index != nil {
+				w.ev.ResetMsgpackIndexed(rec.Msgpack, rec.Index, ingested, e.enricher)
+			} else {
+				w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
+			}
 			if w.ev.RawCloudTrail() {
 				st.Events++
 				alerts, pending = e.evaluate(w, st, alerts, pending)

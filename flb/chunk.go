@@ -13,6 +13,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // Status is what a flush returns to Fluent Bit.
@@ -62,41 +63,68 @@ func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
 // DecodeChunkInto is DecodeChunk appending to recs.
 func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Record, ChunkStats) {
 	var st ChunkStats
+	// One walk: each event's header, then its body's top level, which both
+	// indexes the record for the engine and finds where the next begins.
+	var arena []matcher.MsgpackMember
 	for i := 0; len(data) > 0; i++ {
-		next, err := msgp.Skip(data)
+		body, group, err := eventBody(data)
 		if err != nil {
 			st.Malformed++
-			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from byte %d on: %v", i, err), Where: where(tag, i)})
-			break
-		}
-		event := data[:len(data)-len(next)]
-		data = next
-		body, group, err := eventBody(event)
-		switch {
-		case err != nil:
-			st.Malformed++
+			next, serr := msgp.Skip(data)
+			if serr != nil {
+				// The event cannot even be delimited: the rest is lost.
+				recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on: %v", i, serr), Where: where(tag, i)})
+				break
+			}
 			recs = append(recs, engine.Record{Err: err, Where: where(tag, i)})
-			continue
-		case group:
-			st.Groups++
+			data = next
 			continue
 		}
-		// The body is read in place by the engine; here only its shape is
-		// checked (the event as a whole was already skipped over intact).
 		if t := msgp.NextType(body); t != msgp.MapType {
+			// Skip this event's body and go on with the next.
+			next, err := msgp.Skip(body)
+			if err != nil {
+				st.Malformed++
+				recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on: %v", i, err), Where: where(tag, i)})
+				break
+			}
+			data = next
+			if group {
+				st.Groups++
+				continue
+			}
 			st.Malformed++
 			recs = append(recs, engine.Record{Err: fmt.Errorf("record body is a %s, not a map", t), Where: where(tag, i)})
 			continue
 		}
+		if arena == nil {
+			arena = make([]matcher.MsgpackMember, 0, len(data)/40+64)
+		}
+		start := len(arena)
+		idx, next, ok := matcher.IndexMsgpack(body, arena)
+		if !ok {
+			st.Malformed++
+			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)})
+			break
+		}
+		arena = idx
+		body = body[:len(body)-len(next)]
+		data = next
+		if group {
+			st.Groups++
+			continue
+		}
 		st.Events++
-		recs = append(recs, engine.Record{Msgpack: body})
+		recs = append(recs, engine.Record{Msgpack: body, Index: arena[start:len(arena):len(arena)]})
 	}
 	return recs, st
 }
 
 func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", tag, i) }
 
-// eventBody returns the body of one event, or reports a group marker.
+// eventBody reads one event's array header and timestamp header, and
+// returns the bytes from its body on (the rest of the chunk included), and
+// whether the event is a group marker.
 func eventBody(ev []byte) (body []byte, group bool, err error) {
 	n, rest, err := msgp.ReadArrayHeaderBytes(ev)
 	if err != nil {
@@ -112,27 +140,27 @@ func eventBody(ev []byte) (body []byte, group bool, err error) {
 		if err != nil || hn < 1 {
 			return nil, false, fmt.Errorf("event header is not [timestamp, metadata]")
 		}
-		if isGroupMarker(h) {
-			return nil, true, nil
-		}
-		if err := checkTimestamp(h); err != nil {
-			return nil, false, err
+		group := isGroupMarker(h)
+		if !group {
+			if err := checkTimestamp(h); err != nil {
+				return nil, false, err
+			}
 		}
 		if body, err = msgp.Skip(header); err != nil {
 			return nil, false, err
 		}
-		return body, false, nil
+		return body, group, nil
 	}
-	if isGroupMarker(header) {
-		return nil, true, nil
-	}
-	if err := checkTimestamp(header); err != nil {
-		return nil, false, err
+	group = isGroupMarker(header)
+	if !group {
+		if err := checkTimestamp(header); err != nil {
+			return nil, false, err
+		}
 	}
 	if body, err = msgp.Skip(header); err != nil {
 		return nil, false, err
 	}
-	return body, false, nil
+	return body, group, nil
 }
 
 // isGroupMarker recognizes the start and end of a record group: Fluent Bit

@@ -32,15 +32,18 @@ type Enricher interface {
 // Event is one CloudTrail record seen through ECS field names. It is not
 // safe for concurrent use; reuse one per goroutine with Reset.
 type Event struct {
-	raw      *doc.Node // the CloudTrail event (eventSource, eventName, ...)
-	mp       []byte    // or the event as MessagePack, read lazily
-	mpTree   bool      // raw was built from mp
-	mpIdx    []mpKV    // mp's top-level members, listed on first use
-	mpIdxOK  bool
-	mpSubs   []mpSub   // indexes of top-level maps read below (userIdentity, ...)
-	ecs      *doc.Node // an already-ECS document, used as it is
-	Ingested time.Time
-	enricher Enricher
+	raw     *doc.Node       // the CloudTrail event (eventSource, eventName, ...)
+	mp      []byte          // or the event as MessagePack, read lazily
+	mpTree  bool            // raw was built from mp
+	mpIdx   []MsgpackMember // mp's top-level members, listed on first use
+	mpIdxOK bool
+	// mpIdxBorrowed: mpIdx is the caller's, not to be reused for the next
+	// record's index.
+	mpIdxBorrowed bool
+	mpSubs        []mpSub   // indexes of top-level maps read below (userIdentity, ...)
+	ecs           *doc.Node // an already-ECS document, used as it is
+	Ingested      time.Time
+	enricher      Enricher
 	// EntityMapping derives related.entity and entity.target.id, as the
 	// integration does when the actor_target_mapping tag is set.
 	EntityMapping bool
@@ -86,6 +89,9 @@ func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
 func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
 	e.mp, e.mpTree, e.mpIdxOK = nil, false, false
+	if e.mpIdxBorrowed {
+		e.mpIdx, e.mpIdxBorrowed = nil, false
+	}
 	e.mpSubs = e.mpSubs[:0]
 	e.EntityMapping = true
 	e.gen++
@@ -108,6 +114,16 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 func (e *Event) ResetMsgpack(mp []byte, ingested time.Time, en Enricher) {
 	e.Reset(nil, nil, ingested, en)
 	e.mp = mp
+}
+
+// ResetMsgpackIndexed is ResetMsgpack with the top level already listed
+// (by IndexMsgpack, while reading the chunk). The event does not keep idx
+// past the next Reset.
+func (e *Event) ResetMsgpackIndexed(mp []byte, idx []MsgpackMember, ingested time.Time, en Enricher) {
+	e.Reset(nil, nil, ingested, en)
+	e.mp = mp
+	e.mpIdx, e.mpIdxOK = idx, true
+	e.mpIdxBorrowed = true
 }
 
 // RawCloudTrail reports whether a MessagePack event is a raw CloudTrail

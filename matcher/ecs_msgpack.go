@@ -54,16 +54,39 @@ func mpGet(b []byte, key string) ([]byte, bool) {
 	return found, ok
 }
 
-// mpKV is one member of a record's top-level map, as byte views.
-type mpKV struct {
+// MsgpackMember is one member of a record's top-level map, as byte views.
+type MsgpackMember struct {
 	key string
 	val []byte
+}
+
+// IndexMsgpack lists the members of the MessagePack map at the start of b
+// (appending to dst) and returns the bytes after the map: reading a chunk
+// and indexing its records is one walk.
+func IndexMsgpack(b []byte, dst []MsgpackMember) (idx []MsgpackMember, rest []byte, ok bool) {
+	start := len(dst)
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return dst, b, false
+	}
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return dst[:start], b, false
+		}
+		val := rest
+		if rest, err = msgp.Skip(rest); err != nil {
+			return dst[:start], b, false
+		}
+		dst = append(dst, MsgpackMember{bytesString(k), val[:len(val)-len(rest)]})
+	}
+	return dst, rest, true
 }
 
 // mpIndex lists the members of a MessagePack map once, so that reading
 // several fields of a record scans its top level once (later duplicates
 // replace earlier ones, as the tree's Get does). It reuses dst.
-func mpIndex(b []byte, dst []mpKV) ([]mpKV, bool) {
+func mpIndex(b []byte, dst []MsgpackMember) ([]MsgpackMember, bool) {
 	dst = dst[:0]
 	n, rest, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
@@ -78,7 +101,7 @@ func mpIndex(b []byte, dst []mpKV) ([]mpKV, bool) {
 		if rest, err = msgp.Skip(rest); err != nil {
 			return dst[:0], false
 		}
-		dst = append(dst, mpKV{bytesString(k), val[:len(val)-len(rest)]})
+		dst = append(dst, MsgpackMember{bytesString(k), val[:len(val)-len(rest)]})
 	}
 	return dst, true
 }
@@ -86,12 +109,12 @@ func mpIndex(b []byte, dst []mpKV) ([]mpKV, bool) {
 // mpSub is the index of one top-level map.
 type mpSub struct {
 	key string
-	idx []mpKV
+	idx []MsgpackMember
 	ok  bool
 }
 
 // mpLookup finds a top-level member in an index (the last of duplicates).
-func mpLookup(idx []mpKV, key string) ([]byte, bool) {
+func mpLookup(idx []MsgpackMember, key string) ([]byte, bool) {
 	for i := len(idx) - 1; i >= 0; i-- {
 		if idx[i].key == key {
 			return idx[i].val, true
@@ -101,7 +124,7 @@ func mpLookup(idx []mpKV, key string) ([]byte, bool) {
 }
 
 // mpScalarAt reads a path below a top-level value as one keyword value.
-func mpScalarAt(idx []mpKV, path []string) (Value, mpStatus) {
+func mpScalarAt(idx []MsgpackMember, path []string) (Value, mpStatus) {
 	if len(path) == 0 {
 		return Value{}, mpAbsent
 	}
