@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -183,6 +184,7 @@ func TestShapes(t *testing.T) {
 		{"message holding a log file", `{"message":` + quote(`{"Records":[`+raw+`]}`) + `}`, ShapeRecords, 1, false},
 		{"ecs nested", `{"event":{"provider":"iam.amazonaws.com","action":"CreateUser"},"data_stream":{"dataset":"aws.cloudtrail"}}`, ShapeECS, 1, true},
 		{"ecs dotted", `{"event.provider":"iam.amazonaws.com","event.action":"CreateUser"}`, ShapeECS, 1, true},
+		{"firehose delivery", `{"requestId":"r1","timestamp":1,"records":[{"data":"` + base64.StdEncoding.EncodeToString([]byte(raw+"\n"+raw)) + `"},{"data":"bm90IGpzb24="}]}`, ShapeFirehose, 2, false},
 		{"not cloudtrail", `{"message":"GET / 200","host":"web-1"}`, ShapeUnknown, 0, false},
 		{"string that is not JSON", `{"log":"{not json"}`, ShapeUnknown, 0, false},
 		{"empty records", `{"Records":[]}`, ShapeUnknown, 0, false},

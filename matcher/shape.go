@@ -1,6 +1,11 @@
 package matcher
 
-import "github.com/trailwatch/trailwatch/matcher/doc"
+import (
+	"bytes"
+	"encoding/base64"
+
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
 
 // Shape is the form a record came in.
 type Shape uint8
@@ -12,9 +17,10 @@ const (
 	ShapeRecords                  // a CloudTrail log file object {"Records": [...]}
 	ShapeEventBridge              // an EventBridge event, the CloudTrail event under detail
 	ShapeECS                      // an already-ECS document (Elastic Agent, Filebeat)
+	ShapeFirehose                 // a Firehose HTTP-endpoint delivery, records base64 under records[].data
 )
 
-var shapeNames = [...]string{"not CloudTrail", "CloudTrail event", "CloudTrail log file", "EventBridge event", "ECS document"}
+var shapeNames = [...]string{"not CloudTrail", "CloudTrail event", "CloudTrail log file", "EventBridge event", "ECS document", "Firehose delivery"}
 
 func (s Shape) String() string { return shapeNames[s] }
 
@@ -62,6 +68,32 @@ func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
 	if isECS(n) {
 		fn(n, true)
 		return ShapeECS
+	}
+	if recs := n.Get("records"); recs != nil && recs.Kind == doc.Array && n.Get("requestId") != nil && depth < maxStringDepth {
+		// Firehose: each record's data is base64 of a record, or of
+		// newline-separated records.
+		found := false
+		for _, r := range recs.Arr {
+			d := r.Get("data")
+			if d == nil || d.Kind != doc.String {
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(d.Str)
+			if err != nil {
+				continue
+			}
+			for _, line := range bytes.Split(raw, []byte{'\n'}) {
+				if line = bytes.TrimSpace(line); len(line) == 0 {
+					continue
+				}
+				if inner, err := doc.ParseJSON(line); err == nil && split(inner, fn, depth+1) != ShapeUnknown {
+					found = true
+				}
+			}
+		}
+		if found {
+			return ShapeFirehose
+		}
 	}
 	if depth < maxStringDepth {
 		for _, k := range stringKeys {
