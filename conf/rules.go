@@ -289,31 +289,50 @@ func loadFile(schema *matcher.Schema, path string) ([]*Rule, Errors) {
 	return parseNDJSON(schema, path, data)
 }
 
+// ruleSpec is the part of a rule both formats spell the same way (the
+// TOML [rule] table and the API's JSON object).
+type ruleSpec struct {
+	RuleID            string            `toml:"rule_id" json:"rule_id"`
+	Name              string            `toml:"name" json:"name"`
+	Description       string            `toml:"description" json:"description"`
+	Type              string            `toml:"type" json:"type"`
+	Language          string            `toml:"language" json:"language"`
+	Query             string            `toml:"query" json:"query"`
+	Version           int               `toml:"version" json:"version"`
+	Severity          string            `toml:"severity" json:"severity"`
+	RiskScore         int               `toml:"risk_score" json:"risk_score"`
+	Tags              []string          `toml:"tags" json:"tags"`
+	From              string            `toml:"from" json:"from"`
+	Interval          string            `toml:"interval" json:"interval"`
+	MaxSignals        int               `toml:"max_signals" json:"max_signals"`
+	TimestampOverride string            `toml:"timestamp_override" json:"timestamp_override"`
+	Index             []string          `toml:"index" json:"index"`
+	Threat            []Threat          `toml:"threat" json:"threat"`
+	AlertSuppression  *AlertSuppression `toml:"alert_suppression" json:"alert_suppression"`
+	Threshold         map[string]any    `toml:"threshold" json:"threshold"`
+	Enabled           *bool             `toml:"enabled" json:"enabled"`
+	ExceptionsList    []ListRef         `toml:"exceptions_list" json:"exceptions_list"`
+}
+
+// rule makes a Rule of a spec read from path (line in an NDJSON file).
+func (sp *ruleSpec) rule(path string, line int) *Rule {
+	return &Rule{
+		File: path, Line: line,
+		RuleID: sp.RuleID, Name: sp.Name, Description: sp.Description, Type: sp.Type,
+		Language: sp.Language, Query: sp.Query, Version: sp.Version, Severity: sp.Severity,
+		RiskScore: sp.RiskScore, Tags: sp.Tags, From: sp.From, Interval: sp.Interval,
+		MaxSignals: sp.MaxSignals, TimestampOverride: sp.TimestampOverride, Index: sp.Index,
+		Threat: sp.Threat, AlertSuppression: sp.AlertSuppression, Threshold: sp.Threshold,
+		Enabled: sp.Enabled == nil || *sp.Enabled, ExceptionsList: sp.ExceptionsList,
+	}
+}
+
 // tomlRule mirrors detection-rules' TOML layout.
 type tomlRule struct {
 	Metadata map[string]any `toml:"metadata"`
 	Rule     struct {
-		RuleID            string            `toml:"rule_id"`
-		Name              string            `toml:"name"`
-		Description       string            `toml:"description"`
-		Type              string            `toml:"type"`
-		Language          string            `toml:"language"`
-		Query             string            `toml:"query"`
-		Version           int               `toml:"version"`
-		Severity          string            `toml:"severity"`
-		RiskScore         int               `toml:"risk_score"`
-		Tags              []string          `toml:"tags"`
-		From              string            `toml:"from"`
-		Interval          string            `toml:"interval"`
-		MaxSignals        int               `toml:"max_signals"`
-		TimestampOverride string            `toml:"timestamp_override"`
-		Index             []string          `toml:"index"`
-		Threat            []Threat          `toml:"threat"`
-		AlertSuppression  *AlertSuppression `toml:"alert_suppression"`
-		Threshold         map[string]any    `toml:"threshold"`
-		Enabled           *bool             `toml:"enabled"`
-		ExceptionsList    []ListRef         `toml:"exceptions_list"`
-		NewTerms          *struct {
+		ruleSpec
+		NewTerms *struct {
 			Field              string `toml:"field"`
 			Value              []string
 			HistoryWindowStart []struct {
@@ -338,15 +357,7 @@ func parseTOML(schema *matcher.Schema, path string, data []byte) (*Rule, Errors)
 		return nil, Errors{{File: path, Line: 1, Msg: "no [rule] table: not a detection-rules rule file"}}
 	}
 	src := tr.Rule
-	r := &Rule{
-		File: path, Line: 1,
-		RuleID: src.RuleID, Name: src.Name, Description: src.Description, Type: src.Type,
-		Language: src.Language, Query: src.Query, Version: src.Version, Severity: src.Severity,
-		RiskScore: src.RiskScore, Tags: src.Tags, From: src.From, Interval: src.Interval,
-		MaxSignals: src.MaxSignals, TimestampOverride: src.TimestampOverride, Index: src.Index,
-		Threat: src.Threat, AlertSuppression: src.AlertSuppression, Threshold: src.Threshold,
-		Enabled: src.Enabled == nil || *src.Enabled, ExceptionsList: src.ExceptionsList,
-	}
+	r := src.rule(path, 1)
 	if nt := src.NewTerms; nt != nil {
 		r.NewTerms = &NewTerms{Fields: nt.Value}
 		if nt.Field != "" && nt.Field != "new_terms_fields" {
@@ -388,28 +399,9 @@ func keyLine(data []byte, key string) int {
 
 // apiRule is a rule as Kibana's export API writes it.
 type apiRule struct {
-	RuleID             string            `json:"rule_id"`
-	Name               string            `json:"name"`
-	Description        string            `json:"description"`
-	Type               string            `json:"type"`
-	Language           string            `json:"language"`
-	Query              string            `json:"query"`
-	Version            int               `json:"version"`
-	Severity           string            `json:"severity"`
-	RiskScore          int               `json:"risk_score"`
-	Tags               []string          `json:"tags"`
-	From               string            `json:"from"`
-	Interval           string            `json:"interval"`
-	MaxSignals         int               `json:"max_signals"`
-	TimestampOverride  string            `json:"timestamp_override"`
-	Index              []string          `json:"index"`
-	Threat             []Threat          `json:"threat"`
-	AlertSuppression   *AlertSuppression `json:"alert_suppression"`
-	Threshold          map[string]any    `json:"threshold"`
-	Enabled            *bool             `json:"enabled"`
-	ExceptionsList     []ListRef         `json:"exceptions_list"`
-	NewTermsFields     []string          `json:"new_terms_fields"`
-	HistoryWindowStart string            `json:"history_window_start"`
+	ruleSpec
+	NewTermsFields     []string `json:"new_terms_fields"`
+	HistoryWindowStart string   `json:"history_window_start"`
 	// Lines of an export that are not rules.
 	ExportedCount *int   `json:"exported_count"`
 	ListID        string `json:"list_id"`
@@ -469,15 +461,7 @@ func parseAPIRule(schema *matcher.Schema, path string, line int, l []byte) (*Rul
 	if ar.ExportedCount != nil || (ar.ListID != "" && ar.RuleID == "") {
 		return nil, nil // the export summary or an exception list: not rules
 	}
-	r := &Rule{
-		File: path, Line: line,
-		RuleID: ar.RuleID, Name: ar.Name, Description: ar.Description, Type: ar.Type,
-		Language: ar.Language, Query: ar.Query, Version: ar.Version, Severity: ar.Severity,
-		RiskScore: ar.RiskScore, Tags: ar.Tags, From: ar.From, Interval: ar.Interval,
-		MaxSignals: ar.MaxSignals, TimestampOverride: ar.TimestampOverride, Index: ar.Index,
-		Threat: ar.Threat, AlertSuppression: ar.AlertSuppression, Threshold: ar.Threshold,
-		Enabled: ar.Enabled == nil || *ar.Enabled, ExceptionsList: ar.ExceptionsList,
-	}
+	r := ar.rule(path, line)
 	if r.Type == "new_terms" || len(ar.NewTermsFields) > 0 {
 		r.NewTerms = &NewTerms{Fields: ar.NewTermsFields, HistoryWindowStart: ar.HistoryWindowStart}
 	}

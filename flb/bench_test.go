@@ -108,6 +108,13 @@ func benchEngine(b *testing.B, copies int) (*engine.Engine, *store.Store, int) {
 		}
 	}
 	rs.Rules = rules
+	e, st := benchState(b, rs)
+	return e, st, len(rules)
+}
+
+// benchState opens a temporary state file (fsync off unless BENCH_SYNC is
+// set) and an engine over rs.
+func benchState(b *testing.B, rs *conf.RuleSet) (*engine.Engine, *store.Store) {
 	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{NoSync: os.Getenv("BENCH_SYNC") == ""})
 	if err != nil {
 		b.Fatal(err)
@@ -117,7 +124,7 @@ func benchEngine(b *testing.B, copies int) (*engine.Engine, *store.Store, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return e, st, len(rules)
+	return e, st
 }
 
 // BenchmarkChunkPath is trailwatch's whole path for each chunk: reading it,
@@ -163,15 +170,7 @@ func benchOneRule(b *testing.B) (*engine.Engine, *store.Store, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	e, err := engine.New(rs, engine.Options{State: st})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e, st := benchState(b, rs)
 	return e, st, 1
 }
 

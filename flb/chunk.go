@@ -133,27 +133,18 @@ func eventBody(ev []byte) (body []byte, group bool, err error) {
 	if n != 2 {
 		return nil, false, fmt.Errorf("event is an array of %d, expected [timestamp, body]", n)
 	}
-	header := rest
+	header, ts := rest, rest
 	if msgp.NextType(header) == msgp.ArrayType {
-		// [[timestamp, metadata], body]
+		// [[timestamp, metadata], body]: the timestamp is inside.
 		hn, h, err := msgp.ReadArrayHeaderBytes(header)
 		if err != nil || hn < 1 {
 			return nil, false, fmt.Errorf("event header is not [timestamp, metadata]")
 		}
-		group := isGroupMarker(h)
-		if !group {
-			if err := checkTimestamp(h); err != nil {
-				return nil, false, err
-			}
-		}
-		if body, err = msgp.Skip(header); err != nil {
-			return nil, false, err
-		}
-		return body, group, nil
+		ts = h
 	}
-	group = isGroupMarker(header)
+	group = isGroupMarker(ts)
 	if !group {
-		if err := checkTimestamp(header); err != nil {
+		if err := checkTimestamp(ts); err != nil {
 			return nil, false, err
 		}
 	}

@@ -43,17 +43,18 @@ func loadExceptions(set *conf.Settings, schema *matcher.Schema, log *Logger) (*c
 // are sent out.
 var sweepInterval = 5 * time.Second
 
-func (in *Instance) sweepLoop() {
+// every runs fn every d until the instance closes.
+func (in *Instance) every(d time.Duration, fn func()) {
 	defer in.wg.Done()
-	t := time.NewTicker(sweepInterval)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-in.done:
 			return
 		case <-t.C:
+			fn()
 		}
-		in.Sweep(time.Now())
 	}
 }
 
@@ -71,21 +72,12 @@ func (in *Instance) Sweep(now time.Time) {
 	}
 }
 
-func (in *Instance) watchLoop() {
-	defer in.wg.Done()
-	t := time.NewTicker(in.set.RulesWatch)
-	defer t.Stop()
-	for {
-		select {
-		case <-in.done:
-			return
-		case <-t.C:
-		}
-		if fp := fingerprint(in.set); fp != in.watched {
-			in.watched = fp
-			in.Log.Infof("rule or exception files changed; reloading")
-			in.Reload()
-		}
+// checkFiles reloads the rules when their files changed.
+func (in *Instance) checkFiles() {
+	if fp := fingerprint(in.set); fp != in.watched {
+		in.watched = fp
+		in.Log.Infof("rule or exception files changed; reloading")
+		in.Reload()
 	}
 }
 

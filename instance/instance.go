@@ -110,12 +110,12 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	in.eng.Store(eng)
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
 	in.wg.Add(2)
-	go in.pruneLoop()
-	go in.sweepLoop()
+	go in.every(set.PruneInterval, in.prune)
+	go in.every(sweepInterval, func() { in.Sweep(time.Now()) })
 	if set.RulesWatch > 0 {
 		in.watched = fingerprint(set)
 		in.wg.Add(1)
-		go in.watchLoop()
+		go in.every(set.RulesWatch, in.checkFiles)
 	}
 	if set.MetricsListen != "" {
 		if err := in.serveMetrics(set.MetricsListen); err != nil {
@@ -291,26 +291,17 @@ func (in *Instance) OutboxFull() bool { return in.st.OutboxLen() >= in.set.Outbo
 // Settings returns the instance's settings.
 func (in *Instance) Settings() *conf.Settings { return in.set }
 
-func (in *Instance) pruneLoop() {
-	defer in.wg.Done()
-	t := time.NewTicker(in.set.PruneInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-in.done:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		if in.set.TimeSource == string(engine.EventTime) {
-			now = in.st.Now()
-		}
-		res, err := in.st.Prune(now, in.eng.Load().Windows())
-		if err != nil {
-			in.Log.Warnf("pruning: %v", err)
-		} else if res.Terms > 0 || res.Rules > 0 {
-			in.Log.Debugf("pruned %d terms and %d rules no longer configured", res.Terms, res.Rules)
-		}
+// prune drops terms past their rule's window.
+func (in *Instance) prune() {
+	now := time.Now()
+	if in.set.TimeSource == string(engine.EventTime) {
+		now = in.st.Now()
+	}
+	res, err := in.st.Prune(now, in.eng.Load().Windows())
+	if err != nil {
+		in.Log.Warnf("pruning: %v", err)
+	} else if res.Terms > 0 || res.Rules > 0 {
+		in.Log.Debugf("pruned %d terms and %d rules no longer configured", res.Terms, res.Rules)
 	}
 }
 

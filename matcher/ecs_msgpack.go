@@ -148,28 +148,23 @@ func mpScalar(b []byte, path []string) (Value, mpStatus) {
 		}
 		b = v
 	}
-	switch msgp.NextType(b) {
-	case msgp.StrType:
-		s, _, err := msgp.ReadStringZC(b)
+	switch t := msgp.NextType(b); t {
+	case msgp.StrType, msgp.BinType:
+		var s []byte
+		var err error
+		if t == msgp.StrType {
+			s, _, err = msgp.ReadStringZC(b)
+		} else {
+			s, _, err = msgp.ReadBytesZC(b)
+		}
 		if err != nil {
 			return Value{}, mpAbsent
 		}
-		switch t := bytesString(s); t {
+		switch text := bytesString(s); text {
 		case "", "-", "none":
 			return Value{}, mpRemoved
 		default:
-			return Value{Text: t}, mpFound
-		}
-	case msgp.BinType:
-		s, _, err := msgp.ReadBytesZC(b)
-		if err != nil {
-			return Value{}, mpAbsent
-		}
-		switch t := bytesString(s); t {
-		case "", "-", "none":
-			return Value{}, mpRemoved
-		default:
-			return Value{Text: t}, mpFound
+			return Value{Text: text}, mpFound
 		}
 	case msgp.BoolType:
 		v, _, err := msgp.ReadBoolBytes(b)
