@@ -99,6 +99,10 @@ func (c *compiler) compile(n *Node, nested string) (cond, error) {
 		if n.Kind == NodeOr {
 			return mergeOr(kids), nil
 		}
+		// A conjunction of side-effect-free tests may run in any order:
+		// cheap ones first, so that most records are decided before the
+		// costly fields (Map.toString() text, flattened payloads) are read.
+		sort.SliceStable(kids, func(i, j int) bool { return cost(kids[i]) < cost(kids[j]) })
 		return andCond(kids), nil
 	case NodeNot:
 		k, err := c.compile(n.Children[0], nested)
@@ -243,6 +247,70 @@ func boolNum(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// cost estimates what evaluating a condition takes, reading its fields
+// included, to order conjunctions.
+func cost(c cond) int {
+	switch c := c.(type) {
+	case constCond:
+		return 0
+	case anyCond:
+		return fieldCost(c.f) + predCost(c.p)
+	case existsCond:
+		if c.f.Type == Keyword || c.f.Type == Flattened {
+			return fieldCost(c.f)
+		}
+		return fieldCost(c.f) + 4 // the value is parsed
+	case notCond:
+		return cost(c.c)
+	case andCond:
+		n := 0
+		for _, k := range c {
+			n += cost(k)
+		}
+		return n
+	case orCond:
+		n := 0
+		for _, k := range c {
+			n += cost(k)
+		}
+		return n
+	case nestedCond:
+		return 20 + cost(c.c)
+	}
+	return 10
+}
+
+func fieldCost(f *Field) int {
+	switch {
+	case f.FlattenedRoot != "" || f.Type == Flattened:
+		return 20 // the payload is cleaned and walked
+	case strings.HasPrefix(f.Name, "aws.cloudtrail.request_parameters"), strings.HasPrefix(f.Name, "aws.cloudtrail.response_elements"),
+		strings.HasPrefix(f.Name, "aws.cloudtrail.additional_eventdata"), strings.HasPrefix(f.Name, "aws.cloudtrail.service_event_details"):
+		return 30 // Map.toString() of the payload
+	case strings.HasPrefix(f.Name, "related."), strings.HasPrefix(f.Name, "entity."), strings.HasPrefix(f.Name, "aws.cloudtrail.resources."):
+		return 15
+	}
+	return 1
+}
+
+func predCost(p pred) int {
+	switch p := p.(type) {
+	case *eqSet:
+		return 1
+	case *glob:
+		if p.kind == globGeneral {
+			return 4
+		}
+		if p.kind == globContains {
+			return 3
+		}
+		return 2
+	case cidr, ipCmp, dateCmp:
+		return 5
+	}
+	return 2
 }
 
 // ---- conditions ----
