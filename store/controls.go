@@ -51,12 +51,30 @@ type suppressState struct {
 	Doc   []byte         `json:"doc"`
 }
 
+// capState is a rule's max_signals window: start and end (Unix
+// nanoseconds), alerts sent and alerts capped, 8 bytes each. One of the
+// rule's alerts of the window, the summary's template, is kept under the
+// rule id plus capDocSuffix, written once per window.
 type capState struct {
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Count   int       `json:"count"`
-	Capped  int       `json:"capped"`
-	RuleDoc []byte    `json:"rule_doc"` // an alert of the rule, the summary's template
+	Start, End    time.Time
+	Count, Capped int
+}
+
+const capDocSuffix = "\x00doc"
+
+func (c capState) bytes() []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.Start.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.End.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Count))
+	return binary.BigEndian.AppendUint64(b, uint64(c.Capped))
+}
+
+func readCap(v []byte) (capState, bool) {
+	if len(v) != 32 {
+		return capState{}, false
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(v[i*8:]) }
+	return capState{time.Unix(0, int64(u(0))).UTC(), time.Unix(0, int64(u(1))).UTC(), int(u(2)), int(u(3))}, true
 }
 
 // SummaryFunc builds the summary alert of a capped window from one of the
@@ -93,18 +111,19 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 	}
 	if p.MaxSignals > 0 && p.Interval > 0 {
 		b := tx.Bucket(bucketCaps)
-		var c capState
-		if v := b.Get([]byte(p.RuleID)); v != nil {
-			json.Unmarshal(v, &c)
-		}
+		key := []byte(p.RuleID)
+		docKey := []byte(p.RuleID + capDocSuffix)
+		c, _ := readCap(b.Get(key))
 		start := now.Truncate(p.Interval)
 		if !c.Start.Equal(start) {
 			if c.Capped > 0 && summarize != nil {
-				extra = append(extra, summarize(c.RuleDoc, p.RuleID, c.Capped, c.Start, c.End))
+				extra = append(extra, summarize(b.Get(docKey), p.RuleID, c.Capped, c.Start, c.End))
 			}
 			c = capState{Start: start, End: start.Add(p.Interval)}
+			if err := b.Put(docKey, a.Doc); err != nil {
+				return false, nil, err
+			}
 		}
-		c.RuleDoc = a.Doc
 		if c.Count >= p.MaxSignals {
 			c.Capped++
 			res.Capped++
@@ -113,8 +132,7 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 			c.Count++
 			emit = true
 		}
-		v, _ := json.Marshal(c)
-		return emit, extra, b.Put([]byte(p.RuleID), v)
+		return emit, extra, b.Put(key, c.bytes())
 	}
 	return true, extra, nil
 }
@@ -185,12 +203,15 @@ func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error)
 		cb := tx.Bucket(bucketCaps)
 		done = done[:0]
 		err = cb.ForEach(func(k, v []byte) error {
-			var c capState
-			if json.Unmarshal(v, &c) != nil || !now.Before(c.End) {
-				done = append(done, bytes.Clone(k))
+			if bytes.HasSuffix(k, []byte(capDocSuffix)) {
+				return nil
+			}
+			c, ok := readCap(v)
+			if !ok || !now.Before(c.End) {
+				done = append(done, bytes.Clone(k), append(bytes.Clone(k), capDocSuffix...))
 				if c.Capped > 0 && summarize != nil {
 					res.Summaries++
-					return put(summarize(c.RuleDoc, string(k), c.Capped, c.Start, c.End))
+					return put(summarize(cb.Get(append(bytes.Clone(k), capDocSuffix...)), string(k), c.Capped, c.Start, c.End))
 				}
 			}
 			return nil
