@@ -989,6 +989,7 @@ func init() {
 		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []Value { return e.consoleLogin("MobileVersion", true) },
 		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []Value { return e.consoleLogin("LoginTo", false) },
 	}
+	resolvedFields = listResolvedFields()
 }
 
 // timestamp renders eventTime as Elasticsearch stores the parsed date.
@@ -1022,7 +1023,13 @@ func (e *Event) EventTime() time.Time {
 
 // ResolvedFields lists the ECS fields a raw CloudTrail event can have, for
 // building the full document of an alert.
-func ResolvedFields() []string {
+// The slice is shared: callers must not modify it.
+func ResolvedFields() []string { return resolvedFields }
+
+// resolvedFields is set once resolvers exist (see init).
+var resolvedFields []string
+
+func listResolvedFields() []string {
 	out := make([]string, 0, len(resolvers)+len(flattenedSource))
 	for k := range resolvers {
 		out = append(out, k)
