@@ -147,10 +147,12 @@ func BenchmarkChunkPath(b *testing.B) {
 				e, st, n = benchEngine(b, copies)
 			}
 			records := 0
+			buf := &chunkBuf{}
 			b.ResetTimer()
 			for b.Loop() {
 				for _, c := range cs {
-					recs, _ := DecodeChunk("cloudtrail", c)
+					recs, _ := buf.decode("cloudtrail", c)
+					buf.recs = recs
 					res, err := e.ProcessBatch(recs)
 					if err != nil {
 						b.Fatal(err)
@@ -203,13 +205,13 @@ func noMatchChunk() []byte {
 func BenchmarkNoMatchPath(b *testing.B) {
 	e, _, _ := benchEngine(b, 1)
 	c := noMatchChunk()
-	recs := make([]engine.Record, 0, 1024)
+	buf := &chunkBuf{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
-		recs = recs[:0]
-		recs, _ = DecodeChunkInto(recs, "t", c)
+		recs, _ := buf.decode("t", c)
+		buf.recs = recs
 		res, err := e.ProcessBatch(recs)
 		if err != nil || len(res.Alerts) != 0 {
 			b.Fatalf("%v, %d alerts", err, len(res.Alerts))

@@ -8,6 +8,7 @@ package flb
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -36,11 +37,33 @@ func Open(name string, get func(string) string, logw io.Writer) (*instance.Insta
 // the same chunk again), and never Error for malformed records: they are
 // counted and skipped.
 func Flush(in *instance.Instance, tag string, data []byte) Status {
-	recs, _ := DecodeChunk(tag, data)
-	if _, err := in.Process(recs); err != nil {
+	b := bufs.Get().(*chunkBuf)
+	defer b.put()
+	b.recs, _ = b.decode(tag, data)
+	if _, err := in.Process(b.recs); err != nil {
 		return Retry
 	}
 	return OK
+}
+
+// chunkBuf holds what reading a chunk needs, reused from chunk to chunk:
+// nothing of it outlives the flush that reads it.
+type chunkBuf struct {
+	recs  []engine.Record
+	arena []matcher.MsgpackMember
+}
+
+var bufs = sync.Pool{New: func() any { return &chunkBuf{} }}
+
+func (b *chunkBuf) decode(tag string, data []byte) ([]engine.Record, ChunkStats) {
+	return decodeChunk(b.recs[:0], &b.arena, tag, data)
+}
+
+func (b *chunkBuf) put() {
+	clear(b.recs) // drop references to the chunk and its records
+	b.recs = b.recs[:0]
+	b.arena = b.arena[:0]
+	bufs.Put(b)
 }
 
 // ChunkStats counts what a chunk held besides records.
@@ -62,10 +85,18 @@ func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
 
 // DecodeChunkInto is DecodeChunk appending to recs.
 func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Record, ChunkStats) {
+	var arena []matcher.MsgpackMember
+	return decodeChunk(recs, &arena, tag, data)
+}
+
+// decodeChunk reads a chunk, listing the records' top levels in *arenap
+// (grown as needed; records keep slices of it).
+func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag string, data []byte) ([]engine.Record, ChunkStats) {
 	var st ChunkStats
 	// One walk: each event's header, then its body's top level, which both
 	// indexes the record for the engine and finds where the next begins.
-	var arena []matcher.MsgpackMember
+	arena := (*arenap)[:0]
+	defer func() { *arenap = arena }()
 	for i := 0; len(data) > 0; i++ {
 		body, group, err := eventBody(data)
 		if err != nil {
@@ -97,7 +128,7 @@ func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Re
 			recs = append(recs, engine.Record{Err: fmt.Errorf("record body is a %s, not a map", t), Where: where(tag, i)})
 			continue
 		}
-		if arena == nil {
+		if cap(arena) == 0 {
 			arena = make([]matcher.MsgpackMember, 0, len(data)/40+64)
 		}
 		start := len(arena)

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/tinylib/msgp/msgp"
 	"sort"
@@ -256,22 +257,49 @@ func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 	if len(path) < 2 {
 		return mpScalarAt(e.mpIdx, path)
 	}
-	// Paths below a top-level map (userIdentity.*) read its index, listed
-	// once per event.
+	idx, st := e.mpParent(path[:len(path)-1])
+	if st != mpFound {
+		return Value{}, st
+	}
+	return mpScalarAt(idx, path[len(path)-1:])
+}
+
+// mpParent returns the index of the map at a path of keys (listed once per
+// event and kept, so that userIdentity.sessionContext.sessionIssuer.* is
+// walked once however many of its fields are read).
+func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
 	for i := range e.mpSubs {
-		if e.mpSubs[i].key == path[0] {
+		if slices.Equal(e.mpSubs[i].path, parent) {
 			if !e.mpSubs[i].ok {
-				return Value{}, mpContainer
+				return nil, mpContainer
 			}
-			return mpScalarAt(e.mpSubs[i].idx, path[1:])
+			return e.mpSubs[i].idx, mpFound
 		}
 	}
-	b, found := mpLookup(e.mpIdx, path[0])
-	if !found {
-		return Value{}, mpAbsent
+	var b []byte
+	if len(parent) == 1 {
+		v, found := mpLookup(e.mpIdx, parent[0])
+		if !found {
+			return nil, mpAbsent
+		}
+		b = v
+	} else {
+		up, st := e.mpParent(parent[:len(parent)-1])
+		if st != mpFound {
+			return nil, st
+		}
+		v, found := mpLookup(up, parent[len(parent)-1])
+		if !found {
+			return nil, mpAbsent
+		}
+		b = v
 	}
-	if msgp.NextType(b) != msgp.MapType {
-		return mpScalar(b, path[1:])
+	switch msgp.NextType(b) {
+	case msgp.MapType:
+	case msgp.NilType:
+		return nil, mpAbsent
+	default:
+		return nil, mpContainer // not a map: let the tree decide
 	}
 	if len(e.mpSubs) < cap(e.mpSubs) {
 		e.mpSubs = e.mpSubs[:len(e.mpSubs)+1]
@@ -279,12 +307,12 @@ func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 		e.mpSubs = append(e.mpSubs, mpSub{})
 	}
 	sub := &e.mpSubs[len(e.mpSubs)-1]
-	sub.key = path[0]
+	sub.path = append(sub.path[:0], parent...) // a copy: callers pass stack slices
 	sub.idx, sub.ok = mpIndex(b, sub.idx)
 	if !sub.ok {
-		return Value{}, mpContainer
+		return nil, mpContainer
 	}
-	return mpScalarAt(sub.idx, path[1:])
+	return sub.idx, mpFound
 }
 
 // present reports whether a raw path has a value the cleanup keeps.

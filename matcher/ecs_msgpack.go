@@ -106,11 +106,11 @@ func mpIndex(b []byte, dst []MsgpackMember) ([]MsgpackMember, bool) {
 	return dst, true
 }
 
-// mpSub is the index of one top-level map.
+// mpSub is the index of one map below the top level, by its path.
 type mpSub struct {
-	key string
-	idx []MsgpackMember
-	ok  bool
+	path []string
+	idx  []MsgpackMember
+	ok   bool
 }
 
 // mpLookup finds a top-level member in an index (the last of duplicates).
