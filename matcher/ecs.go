@@ -196,8 +196,8 @@ func (e *Event) Value(s *Schema, name string) string {
 }
 
 func (e *Event) resolve(f *Field) []Value {
-	if r, ok := resolvers[f.Name]; ok {
-		return r(e)
+	if f.res != nil {
+		return f.res(e)
 	}
 	if f.FlattenedRoot != "" || (f.Type == Flattened) {
 		root, key := f.FlattenedRoot, f.FlattenedKey

@@ -44,6 +44,8 @@ type Field struct {
 	// ("" when it is not a flattened key); FlattenedKey is the key below it.
 	FlattenedRoot string
 	FlattenedKey  string
+	// res derives the field from raw CloudTrail (nil: not a derived field).
+	res resolver
 }
 
 type mapping struct {
@@ -112,7 +114,7 @@ func (s *Schema) Field(name string) *Field {
 	if f = s.byName[name]; f != nil {
 		return f
 	}
-	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: defaultIgnoreAbove}
+	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: defaultIgnoreAbove, res: resolvers[name]}
 	if m, ok := ecsMappings[name]; ok {
 		f.Type, f.IgnoreAbove = m.typ, m.ignoreAbove
 	} else if root, key, ok := flattenedParent(name); ok {
