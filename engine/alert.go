@@ -23,7 +23,6 @@ type Alert struct {
 	UUID   string
 	RuleID string
 	Rule   string // the rule's name
-	Type   string // the rule's type
 	Doc    map[string]any
 	policy *store.Policy // suppression and max_signals, enforced by the store
 }
@@ -106,7 +105,7 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	if newTerms != nil {
 		d["kibana.alert.new_terms"] = newTerms
 	}
-	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Type: r.Type, Doc: d, policy: e.policy(r, ev)}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Doc: d, policy: e.policy(r, ev)}
 }
 
 // policy is the rule's alert suppression (group values read from the
