@@ -37,3 +37,24 @@ func TestParseSettingsDefaults(t *testing.T) {
 		t.Errorf("settings %+v", s)
 	}
 }
+
+// TestAlertTagChecked: the tag template may hold {rule_id} and {rule_name}
+// and nothing else in braces, and no spaces.
+func TestAlertTagChecked(t *testing.T) {
+	parse := func(tag string) error {
+		_, err := ParseSettings(func(k string) string {
+			return map[string]string{"rules": "r", "alert_stdout": "on", "alert_tag": tag}[k]
+		})
+		return err
+	}
+	for _, bad := range []string{"alert.{rule}", "a b", "{"} {
+		if err := parse(bad); err == nil || !strings.Contains(err.Error(), "alert_tag") {
+			t.Errorf("template %q: %v", bad, err)
+		}
+	}
+	for _, good := range []string{"alert.trailwatch", "alert.{rule_id}", "alert.trailwatch.{rule_name}"} {
+		if err := parse(good); err != nil {
+			t.Errorf("template %q refused: %v", good, err)
+		}
+	}
+}

@@ -288,9 +288,6 @@ func (in *Instance) SinkCounts() (delivered, failures map[string]int64) {
 // be dropped).
 func (in *Instance) OutboxFull() bool { return in.st.OutboxLen() >= in.set.OutboxMax }
 
-// Settings returns the instance's settings.
-func (in *Instance) Settings() *conf.Settings { return in.set }
-
 // prune drops terms past their rule's window.
 func (in *Instance) prune() {
 	now := time.Now()

@@ -39,12 +39,3 @@ func (m MapFields) Values(f *Field) []Value { return m[f.Name] }
 
 // Elements implements Fields: MapFields has no nested elements.
 func (m MapFields) Elements(*Field) []Fields { return nil }
-
-// Strings builds the values of a MapFields entry from strings.
-func Strings(s ...string) []Value {
-	out := make([]Value, len(s))
-	for i, v := range s {
-		out[i] = Value{Text: v}
-	}
-	return out
-}

@@ -115,13 +115,12 @@ type Index struct {
 	exact    map[Pin][]int // (provider, action), (provider, ""), ("", action)
 	anywhere []int         // unpinned queries
 	merged   map[Pin][]int // precomputed answer for a (provider, action) seen at build
-	n        int
 }
 
 // NewIndex builds an index over queries; the ids returned by Candidates are
 // positions in qs.
 func NewIndex(qs []*Query) *Index {
-	ix := &Index{exact: map[Pin][]int{}, merged: map[Pin][]int{}, n: len(qs)}
+	ix := &Index{exact: map[Pin][]int{}, merged: map[Pin][]int{}}
 	for i, q := range qs {
 		pins, ok := q.Pins()
 		if !ok {
@@ -192,6 +191,3 @@ func (ix *Index) Candidates(dst []int, providers, actions []string) []int {
 	}
 	return sortUnique(dst, 0)
 }
-
-// Len is the number of queries indexed.
-func (ix *Index) Len() int { return ix.n }

@@ -138,20 +138,6 @@ func (s *Schema) Declare(name string, t FieldType, ignoreAbove int) {
 	s.mu.Unlock()
 }
 
-// Len is the number of fields interned so far (the bound of Field.ID).
-func (s *Schema) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.list)
-}
-
-// Fields returns the interned fields in ID order.
-func (s *Schema) Fields() []*Field {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return append([]*Field(nil), s.list...)
-}
-
 func flattenedParent(name string) (root, key string, ok bool) {
 	for i := len(name) - 1; i > 0; i-- {
 		if name[i] != '.' {

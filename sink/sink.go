@@ -243,15 +243,6 @@ func (t TagTemplate) Render(doc []byte) string {
 	return s
 }
 
-// Check reports a template with an unknown placeholder.
-func (t TagTemplate) Check() error {
-	rest := strings.NewReplacer("{rule_id}", "", "{rule_name}", "").Replace(string(t))
-	if strings.ContainsAny(rest, "{}") || strings.TrimSpace(string(t)) == "" {
-		return fmt.Errorf("alert_tag %q: expected a tag, optionally with {rule_id} or {rule_name}", string(t))
-	}
-	return nil
-}
-
 func slug(s string) string {
 	var b strings.Builder
 	under := false
