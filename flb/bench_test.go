@@ -34,7 +34,7 @@ var (
 	chunks     [][]byte
 )
 
-func benchChunks(b *testing.B) [][]byte {
+func benchChunks(b testing.TB) [][]byte {
 	chunksOnce.Do(func() {
 		var cur []byte
 		n := 0
@@ -86,7 +86,7 @@ func BenchmarkDecoderFloor(b *testing.B) {
 // benchEngine builds the engine over the corpus's runnable rules (or the
 // bundled rules when ../shared is absent), repeated `copies` times under
 // new rule ids, with state in a temporary bbolt file.
-func benchEngine(b *testing.B, copies int) (*engine.Engine, *store.Store, int) {
+func benchEngine(b testing.TB, copies int) (*engine.Engine, *store.Store, int) {
 	path := "../../shared/detection-rules/aws"
 	if _, err := os.Stat(path); err != nil {
 		b.Logf("Elastic's corpus is not at %s; benchmarking the bundled rules", path)
@@ -114,7 +114,7 @@ func benchEngine(b *testing.B, copies int) (*engine.Engine, *store.Store, int) {
 
 // benchState opens a temporary state file (fsync off unless BENCH_SYNC is
 // set) and an engine over rs.
-func benchState(b *testing.B, rs *conf.RuleSet) (*engine.Engine, *store.Store) {
+func benchState(b testing.TB, rs *conf.RuleSet) (*engine.Engine, *store.Store) {
 	st, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{NoSync: os.Getenv("BENCH_SYNC") == ""})
 	if err != nil {
 		b.Fatal(err)

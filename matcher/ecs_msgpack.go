@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unsafe"
 
@@ -37,27 +38,45 @@ func mpGet(b []byte, key string) ([]byte, bool) {
 		return nil, false
 	}
 	var found []byte
-	ok := false
+	seen := false
 	for i := uint32(0); i < n; i++ {
 		var k []byte
 		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
 			return nil, false
 		}
 		val := rest
-		if rest, err = msgp.Skip(rest); err != nil {
+		var ok bool
+		if rest, ok = mpSkip(rest); !ok {
 			return nil, false
 		}
 		if bytesString(k) == key {
-			found, ok = val[:len(val)-len(rest)], true
+			found, seen = val[:len(val)-len(rest)], true
 		}
 	}
-	return found, ok
+	return found, seen
 }
 
 // MsgpackMember is one member of a record's top-level map, as byte views.
 type MsgpackMember struct {
+	tag uint64 // keyTag(key): a lookup compares keys only where tags agree
 	key string
 	val []byte
+}
+
+// keyTag packs a key's length and its last eight bytes (CloudTrail's keys
+// share their beginnings: eventName, eventTime, eventType) into a word, so
+// that finding a key among a map's members is a scan of words.
+func keyTag(k string) uint64 {
+	n := len(k)
+	if n >= 8 {
+		b := unsafe.Slice(unsafe.StringData(k), n)
+		return binary.LittleEndian.Uint64(b[n-8:]) ^ uint64(n)<<59
+	}
+	var t uint64
+	for i := 0; i < n; i++ {
+		t = t<<8 | uint64(k[i])
+	}
+	return t ^ uint64(n)<<59
 }
 
 // IndexMsgpack lists the members of the MessagePack map at the start of b
@@ -75,10 +94,12 @@ func IndexMsgpack(b []byte, dst []MsgpackMember) (idx []MsgpackMember, rest []by
 			return dst[:start], b, false
 		}
 		val := rest
-		if rest, err = msgp.Skip(rest); err != nil {
+		var ok bool
+		if rest, ok = mpSkip(rest); !ok {
 			return dst[:start], b, false
 		}
-		dst = append(dst, MsgpackMember{bytesString(k), val[:len(val)-len(rest)]})
+		key := bytesString(k)
+		dst = append(dst, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
 	}
 	return dst, rest, true
 }
@@ -98,10 +119,12 @@ func mpIndex(b []byte, dst []MsgpackMember) ([]MsgpackMember, bool) {
 			return dst[:0], false
 		}
 		val := rest
-		if rest, err = msgp.Skip(rest); err != nil {
+		var ok bool
+		if rest, ok = mpSkip(rest); !ok {
 			return dst[:0], false
 		}
-		dst = append(dst, MsgpackMember{bytesString(k), val[:len(val)-len(rest)]})
+		key := bytesString(k)
+		dst = append(dst, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
 	}
 	return dst, true
 }
@@ -115,8 +138,9 @@ type mpSub struct {
 
 // mpLookup finds a top-level member in an index (the last of duplicates).
 func mpLookup(idx []MsgpackMember, key string) ([]byte, bool) {
+	tag := keyTag(key)
 	for i := len(idx) - 1; i >= 0; i-- {
-		if idx[i].key == key {
+		if idx[i].tag == tag && idx[i].key == key {
 			return idx[i].val, true
 		}
 	}

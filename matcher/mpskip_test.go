@@ -1,0 +1,79 @@
+package matcher
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// checkSkip holds mpSkip to msgp.Skip on one input.
+func checkSkip(t *testing.T, b []byte) {
+	t.Helper()
+	want, err := msgp.Skip(b)
+	if errors.Is(err, msgp.ErrRecursion) {
+		return // msgp's own depth bound; mpSkip has no recursion to bound
+	}
+	got, ok := mpSkip(b)
+	if ok != (err == nil) {
+		t.Fatalf("% x: mpSkip ok=%v, msgp.Skip err=%v", b, ok, err)
+	}
+	if ok && !bytes.Equal(got, want) {
+		t.Fatalf("% x: mpSkip left % x, msgp.Skip % x", b, got, want)
+	}
+}
+
+func skipSeeds() [][]byte {
+	var seeds [][]byte
+	add := func(b []byte, err ...error) {
+		if len(err) > 0 && err[0] != nil {
+			panic(err[0])
+		}
+		seeds = append(seeds, b)
+	}
+	add(msgp.AppendMapStrIntf(nil, map[string]any{
+		"eventSource": "iam.amazonaws.com", "n": int64(-70000), "u": uint64(1 << 40), "f": 1.5, "b": true,
+		"nested": map[string]any{"a": []any{nil, "x", int64(3)}, "bin": []byte{1, 2, 3}},
+	}))
+	add(msgp.AppendExtension(nil, &msgp.RawExtension{Type: 5, Data: make([]byte, 300)}))
+	add(msgp.AppendExtension(nil, &msgp.RawExtension{Type: 5, Data: make([]byte, 4)}))
+	add(msgp.AppendExtension(nil, &msgp.RawExtension{Type: 5, Data: make([]byte, 70000)}))
+	add(msgp.AppendString(nil, string(make([]byte, 70000))))
+	add(msgp.AppendBytes(nil, make([]byte, 300)))
+	add(msgp.AppendFloat32(msgp.AppendInt8(nil, -3), 2))
+	arr := msgp.AppendArrayHeader(nil, 20)
+	for i := 0; i < 20; i++ {
+		arr = msgp.AppendInt64(arr, int64(i)<<(i*3))
+	}
+	add(arr)
+	add(msgp.AppendMapHeader(nil, 40000))
+	add([]byte{0xc1})
+	add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
+	add([]byte{0xc9, 0, 0, 0})
+	return seeds
+}
+
+func TestSkipAgreesWithMsgp(t *testing.T) {
+	for _, s := range skipSeeds() {
+		checkSkip(t, s)
+		for i := range s { // every truncation, and every byte changed
+			checkSkip(t, s[:i])
+			if i < 64 {
+				for _, x := range []byte{0x00, 0x7f, 0x80, 0x8f, 0x9f, 0xbf, 0xc1, 0xc7, 0xd8, 0xdc, 0xde, 0xff} {
+					c := bytes.Clone(s)
+					c[i] = x
+					checkSkip(t, c)
+				}
+			}
+		}
+	}
+}
+
+// FuzzSkip: any bytes, mpSkip and msgp.Skip agree.
+func FuzzSkip(f *testing.F) {
+	for _, s := range skipSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(checkSkip)
+}
