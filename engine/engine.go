@@ -70,10 +70,13 @@ type Engine struct {
 	// evalNanos and evalCount time sampled evaluations, per query.
 	evalNanos []atomic.Int64
 	evalCount []atomic.Int64
-	// termFields are each new_terms rule's fields, resolved once.
-	termFields map[*conf.Rule][]*matcher.Field
-	queries    []*matcher.Query // the distinct queries, indexed
-	pool       sync.Pool
+	// termSets are the distinct lists of new_terms fields, resolved once;
+	// termSet is each new_terms rule's list. Rules that share a query and a
+	// list (copies under other ids) share the record's terms too.
+	termSets [][]*matcher.Field
+	termSet  map[*conf.Rule]int
+	queries  []*matcher.Query // the distinct queries, indexed
+	pool     sync.Pool
 }
 
 // Options configure an engine.
@@ -143,15 +146,27 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.excepts[r] = xs
 		}
 	}
-	e.termFields = map[*conf.Rule][]*matcher.Field{}
+	e.termSet = map[*conf.Rule]int{}
+	byFields := map[string]int{}
 	for _, r := range e.rules {
-		if r.NewTerms != nil {
-			for _, name := range r.NewTerms.Fields {
-				e.termFields[r] = append(e.termFields[r], e.schema.Field(name))
-			}
+		if r.NewTerms == nil {
+			continue
 		}
+		key := strings.Join(r.NewTerms.Fields, "\x00")
+		id, ok := byFields[key]
+		if !ok {
+			id = len(e.termSets)
+			byFields[key] = id
+			var fs []*matcher.Field
+			for _, name := range r.NewTerms.Fields {
+				fs = append(fs, e.schema.Field(name))
+			}
+			e.termSets = append(e.termSets, fs)
+		}
+		e.termSet[r] = id
 	}
-	e.pool.New = func() any { return &worker{} }
+	sets := len(e.termSets)
+	e.pool.New = func() any { return &worker{terms: make([]termMemo, sets)} }
 	return e, nil
 }
 
@@ -240,11 +255,20 @@ func (e *Engine) EvalTime() map[string][2]int64 {
 }
 
 type worker struct {
-	n     uint64
+	n     uint64 // the record being evaluated, counted
 	ev    matcher.Event
 	cands []int
 	provs []string
 	acts  []string
+	terms []termMemo // by term set: the current record's terms
+}
+
+// termMemo is one record's terms for one list of new_terms fields, with
+// their encoded keys.
+type termMemo struct {
+	n      uint64 // worker.n of the record they belong to
+	combos [][]string
+	keys   [][]byte
 }
 
 // pendingTerm is a new_terms match waiting for the batch's history lookup.
@@ -421,7 +445,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 			continue
 		}
 		for _, r := range e.groups[id] {
-			alerts, pending = e.matched(r, ev, &alertEv, st, alerts, pending)
+			alerts, pending = e.matched(w, r, &alertEv, st, alerts, pending)
 		}
 	}
 	return alerts, pending
@@ -429,7 +453,8 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 
 // matched records one rule's match: an alert for a query rule, terms for a
 // new_terms rule.
-func (e *Engine) matched(r *conf.Rule, ev *matcher.Event, alertEv **matcher.Event, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+func (e *Engine) matched(w *worker, r *conf.Rule, alertEv **matcher.Event, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+	ev := &w.ev
 	// An excepted record neither alerts nor counts as history (Kibana).
 	for _, x := range e.excepts[r] {
 		if x.Query.Match(ev) {
@@ -465,8 +490,16 @@ func (e *Engine) matched(r *conf.Rule, ev *matcher.Event, alertEv **matcher.Even
 	case mp == nil:
 		node = ev.Raw()
 	}
-	for _, values := range e.termsOf(r, ev) {
-		pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Seen: seen, Window: r.NewTerms.Window},
+	m := &w.terms[e.termSet[r]]
+	if m.n != w.n {
+		m.n, m.combos = w.n, termsOf(e.termSets[e.termSet[r]], ev)
+		m.keys = m.keys[:0]
+		for _, values := range m.combos {
+			m.keys = append(m.keys, store.EncodeValues(values))
+		}
+	}
+	for i, values := range m.combos {
+		pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Key: m.keys[i], Seen: seen, Window: r.NewTerms.Window},
 			rule: r, raw: node, mp: mp, ecs: ecs, at: len(alerts)})
 		alerts = append(alerts, nil)
 	}
@@ -493,11 +526,11 @@ func textsOf(dst []string, vs []matcher.Value) []string {
 	return dst
 }
 
-// termsOf returns the cartesian product of the rule's new_terms field values
+// termsOf returns the cartesian product of the values of new_terms fields
 // on the event; nothing when a field is missing.
-func (e *Engine) termsOf(r *conf.Rule, ev *matcher.Event) [][]string {
+func termsOf(fields []*matcher.Field, ev *matcher.Event) [][]string {
 	combos := [][]string{nil}
-	for _, f := range e.termFields[r] {
+	for _, f := range fields {
 		vals := ev.Values(f)
 		if len(vals) == 0 {
 			return nil

@@ -315,3 +315,84 @@ func TestRetriedBatchMakesNoDuplicate(t *testing.T) {
 			len(first.Alerts), len(again.Alerts), again.Stats.Duplicates, st.OutboxLen())
 	}
 }
+
+// TestRulesSharingQueryAndFieldsKeepTheirOwnHistory: rules with the same
+// query and the same new_terms fields share the record's evaluation and its
+// terms, but each keeps its own history and makes its own alerts.
+func TestRulesSharingQueryAndFieldsKeepTheirOwnHistory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(id, fields string) {
+		src := fmt.Sprintf(`[rule]
+name = "nt %[1]s"
+rule_id = "%[1]s"
+type = "new_terms"
+language = "kuery"
+severity = "medium"
+risk_score = 47
+query = 'event.provider: "bedrock.amazonaws.com"'
+[rule.new_terms]
+field = "new_terms_fields"
+value = [%[2]s]
+[[rule.new_terms.history_window_start]]
+field = "history_window_start"
+value = "now-7d"
+`, id, fields)
+		if err := os.WriteFile(filepath.Join(dir, id+".toml"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("copy-1", `"aws.cloudtrail.user_identity.arn"`)
+	write("copy-2", `"aws.cloudtrail.user_identity.arn"`)
+	write("other", `"aws.cloudtrail.user_identity.arn", "cloud.region"`)
+	rs, err := conf.LoadRules(matcher.NewSchema(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// copy-1 alone has seen arn "c" before.
+	only, err := conf.LoadRules(matcher.NewSchema(), filepath.Join(dir, "copy-1.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := New(only, Options{State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{"c"}, "")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(rs, Options{State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesOf := func(recs ...Record) map[string][]string {
+		res, err := e.ProcessBatch(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for _, a := range res.Alerts {
+			nt, _ := a.Doc["kibana.alert.new_terms"].([]string)
+			out[a.RuleID] = append(out[a.RuleID], strings.Join(nt, "|"))
+		}
+		return out
+	}
+	for i, step := range []struct {
+		recs []Record
+		want map[string][]string
+	}{
+		{[]Record{rec(t, "2026-11-01T00:01:00Z", []string{"a"}, "")},
+			map[string][]string{"copy-1": {"a"}, "copy-2": {"a"}, "other": {"a|us-east-1"}}},
+		{[]Record{rec(t, "2026-11-01T00:02:00Z", []string{"a"}, "")}, map[string][]string{}},
+		{[]Record{rec(t, "2026-11-01T00:03:00Z", []string{"c"}, ""), rec(t, "2026-11-01T00:04:00Z", []string{"b", "c"}, "")},
+			map[string][]string{"copy-1": {"b"}, "copy-2": {"c", "b"}, "other": {"c|us-east-1", "b|us-east-1"}}},
+	} {
+		if got := rulesOf(step.recs...); !reflect.DeepEqual(got, step.want) {
+			t.Errorf("step %d: alerts by rule %v, want %v", i, got, step.want)
+		}
+	}
+}

@@ -268,7 +268,7 @@ func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 // event and kept, so that userIdentity.sessionContext.sessionIssuer.* is
 // walked once however many of its fields are read).
 func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
-	for i := range e.mpSubs {
+	for i := len(e.mpSubs) - 1; i >= 0; i-- { // the last of duplicate keys
 		if slices.Equal(e.mpSubs[i].path, parent) {
 			if !e.mpSubs[i].ok {
 				return nil, mpContainer
@@ -301,19 +301,61 @@ func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
 	default:
 		return nil, mpContainer // not a map: let the tree decide
 	}
-	if len(e.mpSubs) < cap(e.mpSubs) {
-		e.mpSubs = e.mpSubs[:len(e.mpSubs)+1]
+	// The map and the maps inside it are listed in one walk
+	// (userIdentity.sessionContext.sessionIssuer is read with userIdentity).
+	at := len(e.mpSubs)
+	if _, ok := e.indexSub(b, parent, len(parent)); !ok {
+		e.mpSubs = e.mpSubs[:at+1] // this map, marked unreadable
+		e.mpSubs[at].ok = false
+		return nil, mpContainer
+	}
+	return e.mpSubs[at].idx, mpFound
+}
+
+// mpDeep is how deep below the top level indexSub lists maps.
+const mpDeep = 4
+
+// indexSub lists the members of the map at the start of b, the map at path,
+// as a new entry of mpSubs, and lists the maps among its members the same
+// way (to depth mpDeep); it returns the bytes after the map.
+func (e *Event) indexSub(b []byte, path []string, depth int) ([]byte, bool) {
+	at := len(e.mpSubs)
+	if at < cap(e.mpSubs) {
+		e.mpSubs = e.mpSubs[:at+1]
 	} else {
 		e.mpSubs = append(e.mpSubs, mpSub{})
 	}
-	sub := &e.mpSubs[len(e.mpSubs)-1]
-	sub.path = append(sub.path[:0], parent...) // a copy: callers pass stack slices
-	sub.idx, sub.ok = mpIndex(b, sub.idx)
-	if !sub.ok {
-		return nil, mpContainer
+	sub := &e.mpSubs[at]
+	sub.path = append(sub.path[:0], path...) // a copy: callers pass stack slices
+	sub.ok = false
+	idx := sub.idx[:0]
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return nil, false
 	}
-	return sub.idx, mpFound
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return nil, false
+		}
+		key, val := bytesString(k), rest
+		var ok bool
+		if depth < mpDeep && len(rest) > 0 && isMapLead(rest[0]) {
+			rest, ok = e.indexSub(rest, append(path[:len(path):len(path)], key), depth+1)
+		} else {
+			rest, ok = mpSkip(rest)
+		}
+		if !ok {
+			return nil, false
+		}
+		idx = append(idx, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
+	}
+	sub = &e.mpSubs[at] // the nested calls may have moved mpSubs
+	sub.idx, sub.ok = idx, true
+	return rest, true
 }
+
+func isMapLead(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
 
 // present reports whether a raw path has a value the cleanup keeps.
 func (e *Event) present(path ...string) bool {

@@ -129,6 +129,25 @@ func mpIndex(b []byte, dst []MsgpackMember) ([]MsgpackMember, bool) {
 	return dst, true
 }
 
+// sameTagged compares two keys whose tags agree: the tag holds the length
+// and the last eight bytes, so keys of up to 16 bytes need only their first
+// eight compared.
+func sameTagged(a, b string) bool {
+	n := len(a)
+	if n != len(b) {
+		return false // the tag keeps the length modulo 32 only
+	}
+	if n <= 8 {
+		return true
+	}
+	if n <= 16 {
+		x := unsafe.Slice(unsafe.StringData(a), n)
+		y := unsafe.Slice(unsafe.StringData(b), n)
+		return binary.LittleEndian.Uint64(x) == binary.LittleEndian.Uint64(y)
+	}
+	return a == b
+}
+
 // mpSub is the index of one map below the top level, by its path.
 type mpSub struct {
 	path []string
@@ -140,7 +159,7 @@ type mpSub struct {
 func mpLookup(idx []MsgpackMember, key string) ([]byte, bool) {
 	tag := keyTag(key)
 	for i := len(idx) - 1; i >= 0; i-- {
-		if idx[i].tag == tag && idx[i].key == key {
+		if idx[i].tag == tag && sameTagged(idx[i].key, key) {
 			return idx[i].val, true
 		}
 	}

@@ -52,6 +52,11 @@ func mpSkip(b []byte) ([]byte, bool) {
 		}
 		var size, more uint64 // bytes of this value's own encoding, values inside it
 		switch {
+		case lead == 0xd9: // str8, the common long string (ARNs, user agents)
+			if len(b) < 2 {
+				return nil, false
+			}
+			size = 2 + uint64(b[1])
 		case lead&0xf0 == 0x80: // fixmap
 			size, more = 1, 2*uint64(lead&0x0f)
 		case lead&0xf0 == 0x90: // fixarray

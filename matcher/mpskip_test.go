@@ -77,3 +77,26 @@ func FuzzSkip(f *testing.F) {
 	}
 	f.Fuzz(checkSkip)
 }
+
+// TestKeyLookupByTag: lookups by tag find exactly the key asked for, among
+// keys that share lengths modulo 32, last bytes and beginnings.
+func TestKeyLookupByTag(t *testing.T) {
+	keys := []string{"a", "ab", "eventName", "eventTime", "eventType", "12345678", "x2345678",
+		"123456789012345678", "923456789012345678", "ventName", "eventName" + string(make([]byte, 32)),
+		"_________________________eventName", "_________________________eventTime", ""}
+	var idx []MsgpackMember
+	for i, k := range keys {
+		idx = append(idx, MsgpackMember{keyTag(k), k, []byte{byte(i)}})
+	}
+	for i, k := range keys {
+		v, ok := mpLookup(idx, k)
+		if !ok || v[0] != byte(i) {
+			t.Errorf("%q: got %v %v, want member %d", k, v, ok, i)
+		}
+	}
+	for _, k := range []string{"eventNamf", "fventName", "b", "123456780", "023456789012345678", "eventName" + string(make([]byte, 31))} {
+		if v, ok := mpLookup(idx, k); ok {
+			t.Errorf("%q: found %v, not a key", k, v)
+		}
+	}
+}

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -270,19 +272,29 @@ func (s *Store) Close() error {
 type Term struct {
 	RuleID string
 	Values []string
+	Key    []byte // EncodeValues(Values), when the caller has it already
 	Seen   time.Time
 	Window time.Duration
 }
 
 // EncodeValues encodes term values unambiguously: each value as its
 // length (uvarint) and bytes.
-func EncodeValues(values []string) []byte {
-	var out []byte
+func EncodeValues(values []string) []byte { return appendValues(nil, values) }
+
+func appendValues(out []byte, values []string) []byte {
 	for _, v := range values {
 		out = binary.AppendUvarint(out, uint64(len(v)))
 		out = append(out, v...)
 	}
 	return out
+}
+
+// termRef is one term of a batch: its place in the batch, its name in
+// memory (rule id, NUL, key) and its key in the rule's bucket.
+type termRef struct {
+	i   int
+	ck  string
+	key []byte
 }
 
 // DecodeValues reverses EncodeValues.
@@ -398,21 +410,33 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		clear(seenInFile)
 		meta, terms, rules, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketOutbox)
 		// Look terms up in key order: neighbouring pages, fewer page reads.
-		order := make([]int, len(b.Terms))
-		keys := make([][]byte, len(b.Terms))
-		for i, t := range b.Terms {
-			order[i] = i
-			keys[i] = EncodeValues(t.Values)
+		// One buffer holds every term's rule id and key; the strings that
+		// name terms in memory are views of it, copied only when kept.
+		refs := make([]termRef, len(b.Terms))
+		size := 0
+		for _, t := range b.Terms {
+			size += len(t.RuleID) + 1 + len(t.Key)
+			if t.Key == nil {
+				size += 8 * (len(t.Values) + 1)
+			}
 		}
-		sort.SliceStable(order, func(x, y int) bool {
-			tx, ty := b.Terms[order[x]], b.Terms[order[y]]
-			if tx.RuleID != ty.RuleID {
-				return tx.RuleID < ty.RuleID
+		buf := make([]byte, 0, size)
+		for i, t := range b.Terms {
+			start := len(buf)
+			buf = append(append(buf, t.RuleID...), 0)
+			if t.Key != nil {
+				buf = append(buf, t.Key...)
+			} else {
+				buf = appendValues(buf, t.Values)
 			}
-			if c := bytes.Compare(keys[order[x]], keys[order[y]]); c != 0 {
-				return c < 0
+			ck := buf[start:len(buf):len(buf)]
+			refs[i] = termRef{i: i, ck: unsafe.String(&ck[0], len(ck)), key: ck[len(t.RuleID)+1:]}
+		}
+		slices.SortFunc(refs, func(x, y termRef) int {
+			if c := strings.Compare(x.ck, y.ck); c != 0 {
+				return c
 			}
-			return order[x] < order[y] // same term twice: in batch order
+			return x.i - y.i // the same term twice: in batch order
 		})
 		first, hasFirst := getTime(meta.Get(keyFirstSeen))
 		latest, hasLatest := getTime(meta.Get(keyLatestSeen))
@@ -420,9 +444,8 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		isNew := make([]bool, len(b.Terms))
 		var rb *bolt.Bucket
 		var rbID string
-		for _, i := range order {
-			t := b.Terms[i]
-			ck := t.RuleID + "\x00" + string(keys[i])
+		for _, ref := range refs {
+			i, t, ck := ref.i, b.Terms[ref.i], ref.ck
 			last, known := written[ck]
 			if !known {
 				last, known = s.cache.get(ck)
@@ -443,7 +466,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 					}
 				}
 				if _, done := written[ck]; !done {
-					last, known = getTime(rb.Get(keys[i]))
+					last, known = getTime(rb.Get(ref.key))
 				}
 			}
 			isNew[i] = IsNew(last, known, t.Seen, t.Window)
@@ -454,12 +477,17 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				isNew[i] = false
 			}
 			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
-				if err := rb.Put(keys[i], putTime(t.Seen)); err != nil {
+				if err := rb.Put(ref.key, putTime(t.Seen)); err != nil {
 					return err
+				}
+				if _, done := written[ck]; !done {
+					ck = strings.Clone(ck) // kept past the batch
 				}
 				written[ck] = t.Seen
 			} else if _, done := written[ck]; !done {
-				seenInFile[ck] = last
+				if _, cached := s.cache.get(ck); !cached {
+					seenInFile[strings.Clone(ck)] = last
+				}
 			}
 			if !hasLatest || t.Seen.After(latest) {
 				latest, hasLatest = t.Seen, true

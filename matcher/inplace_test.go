@@ -1,0 +1,126 @@
+package matcher
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/internal/gen"
+	"github.com/trailwatch/trailwatch/matcher/doc"
+)
+
+// Reading a record in place from its MessagePack bytes is an optimization
+// of reading its tree: every ECS field must come out the same both ways.
+
+// inPlaceFields lists every field with a resolver (resolvers is filled by
+// init, after package variables: call this from tests only).
+func inPlaceFields() []*Field {
+	s := NewSchema()
+	names := make([]string, 0, len(resolvers))
+	for n := range resolvers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		s.Field(n)
+	}
+	// Fields read through the flattened payloads, not by a resolver.
+	for _, n := range []string{"aws.cloudtrail.flattened.request_parameters.userName",
+		"aws.cloudtrail.flattened.request_parameters.tags.key", "aws.cloudtrail.flattened.response_elements.user.arn",
+		"aws.cloudtrail.flattened.additional_eventdata.MFAUsed"} {
+		s.Field(n)
+	}
+	if len(s.list) < 50 {
+		panic("the resolvers are not listed yet")
+	}
+	return s.list
+}
+
+// checkInPlace compares, field by field, a record read in place with the
+// same record read as a tree.
+func checkInPlace(t *testing.T, mp []byte) {
+	t.Helper()
+	tree, _, err := doc.ReadMsgpack(mp)
+	if err != nil || tree.Kind != doc.Object {
+		return // no tree to hold the in-place reading to
+	}
+	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	var inPlace, fresh Event
+	inPlace.ResetMsgpack(mp, at, nil)
+	ref := NewEvent(tree, at, nil)
+	for _, f := range inPlaceFields() {
+		// Each field on its own (a field that needs the tree builds it,
+		// and the fields read after it would come from the tree), then all
+		// of them on one event, as rules read them.
+		fresh.ResetMsgpack(mp, at, nil)
+		alone, got, want := fresh.Values(f), inPlace.Values(f), ref.Values(f)
+		if len(alone) != 0 || len(want) != 0 {
+			if !reflect.DeepEqual(alone, want) {
+				t.Fatalf("%s: in place %v, tree %v\nrecord % x", f.Name, alone, want, mp)
+			}
+		}
+		if len(got) == 0 && len(want) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: in place %v, tree %v\nrecord % x", f.Name, got, want, mp)
+		}
+	}
+}
+
+func inPlaceSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "ecs", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no records in ../testdata/ecs")
+	}
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		mp, err := msgp.AppendIntf(nil, m)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		seeds = append(seeds, mp)
+	}
+	err := gen.Generate(300, 7, func(m map[string]any) error {
+		mp, err := msgp.AppendIntf(nil, m)
+		seeds = append(seeds, mp)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seeds
+}
+
+func TestInPlaceAgreesWithTree(t *testing.T) {
+	for _, mp := range inPlaceSeeds(t) {
+		checkInPlace(t, mp)
+	}
+}
+
+// FuzzInPlace: any MessagePack record reads the same in place and as a tree.
+func FuzzInPlace(f *testing.F) {
+	for _, mp := range inPlaceSeeds(f) {
+		f.Add(mp)
+	}
+	f.Fuzz(func(t *testing.T, mp []byte) {
+		if msgp.NextType(mp) != msgp.MapType {
+			return
+		}
+		checkInPlace(t, mp)
+	})
+}
