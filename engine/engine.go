@@ -234,7 +234,7 @@ type Record struct {
 	Msgpack []byte
 	// Index, when set, lists Msgpack's top-level members (read with the
 	// chunk, so the record is walked once).
-	Index []matcher.MsgpackMember
+	Index matcher.MsgpackIndex
 	Err   error
 	Where string // file:line, or the Fluent Bit tag and index
 }
@@ -313,7 +313,7 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		if rec.Msgpack != nil {
 			// The common case, a raw CloudTrail event, is read in place:
 			// a record that no rule can match builds nothing.
-			if rec.Index != nil {
+			if rec.Index.Members != nil {
 				w.ev.ResetMsgpackIndexed(rec.Msgpack, rec.Index, ingested, e.enricher)
 			} else {
 				w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)

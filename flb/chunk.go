@@ -131,14 +131,13 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 		if cap(arena) == 0 {
 			arena = make([]matcher.MsgpackMember, 0, len(data)/40+64)
 		}
-		start := len(arena)
-		idx, next, ok := matcher.IndexMsgpack(body, arena)
+		idx, grown, next, ok := matcher.IndexMsgpack(body, arena)
 		if !ok {
 			st.Malformed++
 			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)})
 			break
 		}
-		arena = idx
+		arena = grown
 		body = body[:len(body)-len(next)]
 		data = next
 		if group {
@@ -146,7 +145,7 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			continue
 		}
 		st.Events++
-		recs = append(recs, engine.Record{Msgpack: body, Index: arena[start:len(arena):len(arena)]})
+		recs = append(recs, engine.Record{Msgpack: body, Index: idx})
 	}
 	return recs, st
 }

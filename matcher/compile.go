@@ -250,20 +250,28 @@ func boolNum(b bool) float64 {
 }
 
 // cost estimates what evaluating a condition takes, reading its fields
-// included, to order conjunctions.
+// included, to order conjunctions. Tests that nearly every CloudTrail record
+// passes (the data stream, a successful outcome, a field's existence, a
+// negation) count as dearer than they are: a conjunction is decided by its
+// first false test, so the ones likely to be false go first.
 func cost(c cond) int {
+	const likely = 8
 	switch c := c.(type) {
 	case constCond:
 		return 0
 	case anyCond:
-		return fieldCost(c.f) + predCost(c.p)
+		n := fieldCost(c.f) + predCost(c.p)
+		if e, ok := c.p.(*eqSet); ok && e.set == nil && usual[c.f.Name] == e.one {
+			n += likely
+		}
+		return n
 	case existsCond:
 		if c.f.Type == Keyword || c.f.Type == Flattened {
-			return fieldCost(c.f)
+			return fieldCost(c.f) + likely
 		}
-		return fieldCost(c.f) + 4 // the value is parsed
+		return fieldCost(c.f) + 4 + likely // the value is parsed
 	case notCond:
-		return cost(c.c)
+		return cost(c.c) + likely
 	case andCond:
 		n := 0
 		for _, k := range c {
@@ -280,6 +288,14 @@ func cost(c cond) int {
 		return 20 + cost(c.c)
 	}
 	return 10
+}
+
+// usual is the value most CloudTrail records have in a field.
+var usual = map[string]string{
+	"data_stream.dataset": Dataset,
+	"event.dataset":       Dataset,
+	"event.outcome":       "success",
+	"event.kind":          "event",
 }
 
 func fieldCost(f *Field) int {

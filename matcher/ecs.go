@@ -36,12 +36,14 @@ type Event struct {
 	raw     *doc.Node       // the CloudTrail event (eventSource, eventName, ...)
 	mp      []byte          // or the event as MessagePack, read lazily
 	mpTree  bool            // raw was built from mp
-	mpIdx   []MsgpackMember // mp's top-level members, listed on first use
+	mpIdx   []MsgpackMember // mp's members (top level first), listed on first use
+	mpTop   int             // how many of mpIdx are the top level
+	mpHot   hotPos          // where the hot keys are in the top level
 	mpIdxOK bool
 	// mpIdxBorrowed: mpIdx is the caller's, not to be reused for the next
 	// record's index.
 	mpIdxBorrowed bool
-	mpSubs        []mpSub   // indexes of top-level maps read below (userIdentity, ...)
+	mpSubs        []mpSub   // maps the listing left out, listed when read below
 	ecs           *doc.Node // an already-ECS document, used as it is
 	Ingested      time.Time
 	enricher      Enricher
@@ -120,10 +122,10 @@ func (e *Event) ResetMsgpack(mp []byte, ingested time.Time, en Enricher) {
 // ResetMsgpackIndexed is ResetMsgpack with the top level already listed
 // (by IndexMsgpack, while reading the chunk). The event does not keep idx
 // past the next Reset.
-func (e *Event) ResetMsgpackIndexed(mp []byte, idx []MsgpackMember, ingested time.Time, en Enricher) {
+func (e *Event) ResetMsgpackIndexed(mp []byte, idx MsgpackIndex, ingested time.Time, en Enricher) {
 	e.Reset(nil, nil, ingested, en)
 	e.mp = mp
-	e.mpIdx, e.mpIdxOK = idx, true
+	e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = idx.Members, idx.Top, idx.hot, true
 	e.mpIdxBorrowed = true
 }
 
@@ -244,118 +246,99 @@ func (e *Event) get(path ...string) *doc.Node {
 	return n
 }
 
-// mpScalar reads a path from the MessagePack bytes through the top-level
-// index.
+// mpScalar reads a path from the MessagePack bytes through the record's
+// member lists.
 func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 	if !e.mpIdxOK {
-		var ok bool
-		if e.mpIdx, ok = mpIndex(e.mp, e.mpIdx); !ok {
+		idx, list, _, ok := IndexMsgpack(e.mp, e.mpIdx[:0])
+		if !ok {
 			return Value{}, mpContainer // unreadable: let the tree decide
 		}
-		e.mpIdxOK = true
+		e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = list, idx.Top, idx.hot, true
 	}
-	if len(path) < 2 {
-		return mpScalarAt(e.mpIdx, path)
+	if len(path) == 0 {
+		return Value{}, mpAbsent
 	}
-	idx, st := e.mpParent(path[:len(path)-1])
+	if len(path) == 1 {
+		m := e.topMember(path[0])
+		if m == nil {
+			return Value{}, mpAbsent
+		}
+		return mpScalar(m.val)
+	}
+	members, st := e.mpParent(path[:len(path)-1])
 	if st != mpFound {
 		return Value{}, st
 	}
-	return mpScalarAt(idx, path[len(path)-1:])
+	return mpScalarAt(members, path[len(path)-1])
 }
 
-// mpParent returns the index of the map at a path of keys (listed once per
-// event and kept, so that userIdentity.sessionContext.sessionIssuer.* is
-// walked once however many of its fields are read).
+// topMember finds a member of the record's top level (the last of
+// duplicates), nil when there is none.
+func (e *Event) topMember(key string) *MsgpackMember {
+	tag := keyTag(key)
+	if h := hotKey(tag, key); h >= 0 {
+		if p := e.mpHot[h]; p > 0 {
+			return &e.mpIdx[p-1]
+		}
+		return nil
+	}
+	return mpMemberTag(e.mpIdx[:e.mpTop], tag, key)
+}
+
+// mpParent returns the members of the map at a path of keys: the record's
+// walk listed userIdentity and the maps in it; any other map is listed on
+// its first read (with the maps inside it) and kept for the record.
 func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
-	for i := len(e.mpSubs) - 1; i >= 0; i-- { // the last of duplicate keys
-		if slices.Equal(e.mpSubs[i].path, parent) {
-			if !e.mpSubs[i].ok {
-				return nil, mpContainer
-			}
-			return e.mpSubs[i].idx, mpFound
+	list, cur := e.mpIdx, e.mpIdx[:e.mpTop]
+	for d, key := range parent {
+		var m *MsgpackMember
+		if d == 0 {
+			m = e.topMember(key)
+		} else {
+			m = mpMember(cur, key)
 		}
-	}
-	var b []byte
-	if len(parent) == 1 {
-		v, found := mpLookup(e.mpIdx, parent[0])
-		if !found {
+		if m == nil {
 			return nil, mpAbsent
 		}
-		b = v
-	} else {
-		up, st := e.mpParent(parent[:len(parent)-1])
-		if st != mpFound {
-			return nil, st
+		if m.sub >= 0 {
+			cur = list[m.sub : m.sub+m.n]
+			continue
 		}
-		v, found := mpLookup(up, parent[len(parent)-1])
-		if !found {
+		switch msgp.NextType(m.val) {
+		case msgp.MapType:
+		case msgp.NilType:
 			return nil, mpAbsent
+		default:
+			return nil, mpContainer // not a map: let the tree decide
 		}
-		b = v
+		sub := e.listed(parent[:d+1], m.val)
+		if !sub.ok {
+			return nil, mpContainer
+		}
+		list, cur = sub.idx, sub.idx[:sub.top]
 	}
-	switch msgp.NextType(b) {
-	case msgp.MapType:
-	case msgp.NilType:
-		return nil, mpAbsent
-	default:
-		return nil, mpContainer // not a map: let the tree decide
-	}
-	// The map and the maps inside it are listed in one walk
-	// (userIdentity.sessionContext.sessionIssuer is read with userIdentity).
-	at := len(e.mpSubs)
-	if _, ok := e.indexSub(b, parent, len(parent)); !ok {
-		e.mpSubs = e.mpSubs[:at+1] // this map, marked unreadable
-		e.mpSubs[at].ok = false
-		return nil, mpContainer
-	}
-	return e.mpSubs[at].idx, mpFound
+	return cur, mpFound
 }
 
-// mpDeep is how deep below the top level indexSub lists maps.
-const mpDeep = 4
-
-// indexSub lists the members of the map at the start of b, the map at path,
-// as a new entry of mpSubs, and lists the maps among its members the same
-// way (to depth mpDeep); it returns the bytes after the map.
-func (e *Event) indexSub(b []byte, path []string, depth int) ([]byte, bool) {
-	at := len(e.mpSubs)
-	if at < cap(e.mpSubs) {
-		e.mpSubs = e.mpSubs[:at+1]
+// listed returns the map at path (its bytes b) listed, listing it on first
+// use.
+func (e *Event) listed(path []string, b []byte) *mpSub {
+	for i := range e.mpSubs {
+		if slices.Equal(e.mpSubs[i].path, path) {
+			return &e.mpSubs[i]
+		}
+	}
+	if len(e.mpSubs) < cap(e.mpSubs) {
+		e.mpSubs = e.mpSubs[:len(e.mpSubs)+1]
 	} else {
 		e.mpSubs = append(e.mpSubs, mpSub{})
 	}
-	sub := &e.mpSubs[at]
+	sub := &e.mpSubs[len(e.mpSubs)-1]
 	sub.path = append(sub.path[:0], path...) // a copy: callers pass stack slices
-	sub.ok = false
-	idx := sub.idx[:0]
-	n, rest, err := msgp.ReadMapHeaderBytes(b)
-	if err != nil {
-		return nil, false
-	}
-	for i := uint32(0); i < n; i++ {
-		var k []byte
-		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
-			return nil, false
-		}
-		key, val := bytesString(k), rest
-		var ok bool
-		if depth < mpDeep && len(rest) > 0 && isMapLead(rest[0]) {
-			rest, ok = e.indexSub(rest, append(path[:len(path):len(path)], key), depth+1)
-		} else {
-			rest, ok = mpSkip(rest)
-		}
-		if !ok {
-			return nil, false
-		}
-		idx = append(idx, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
-	}
-	sub = &e.mpSubs[at] // the nested calls may have moved mpSubs
-	sub.idx, sub.ok = idx, true
-	return rest, true
+	sub.idx, sub.top, _, sub.ok = listMap(b, sub.idx[:0], 0, 1, nil)
+	return sub
 }
-
-func isMapLead(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
 
 // present reports whether a raw path has a value the cleanup keeps.
 func (e *Event) present(path ...string) bool {

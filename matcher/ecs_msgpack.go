@@ -30,37 +30,65 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// mpGet returns the bytes of the value under key in a MessagePack map (the
-// last one when a key repeats, as the tree's Get does).
-func mpGet(b []byte, key string) ([]byte, bool) {
-	n, rest, err := msgp.ReadMapHeaderBytes(b)
-	if err != nil {
-		return nil, false
-	}
-	var found []byte
-	seen := false
-	for i := uint32(0); i < n; i++ {
-		var k []byte
-		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
-			return nil, false
-		}
-		val := rest
-		var ok bool
-		if rest, ok = mpSkip(rest); !ok {
-			return nil, false
-		}
-		if bytesString(k) == key {
-			found, seen = val[:len(val)-len(rest)], true
-		}
-	}
-	return found, seen
-}
-
-// MsgpackMember is one member of a record's top-level map, as byte views.
+// MsgpackMember is one member of a map in a record, as byte views.
 type MsgpackMember struct {
 	tag uint64 // keyTag(key): a lookup compares keys only where tags agree
 	key string
 	val []byte
+	// sub is where the members of a map value begin in the record's list,
+	// n how many there are; sub is -1 when the value is not a listed map.
+	sub, n int32
+}
+
+// MsgpackIndex lists a record's members: its top level first (Top of
+// them), then the members of the maps listed below it.
+type MsgpackIndex struct {
+	Members []MsgpackMember
+	Top     int
+	hot     hotPos
+}
+
+// hotKeys are top-level CloudTrail keys that rules read from nearly every
+// record: the walk notes where each one is, so that reading it, or finding
+// it absent, takes no scan.
+var hotKeys = [...]string{"eventSource", "eventName", "userIdentity", "errorCode", "errorMessage",
+	"sourceIPAddress", "userAgent", "eventTime", "recipientAccountId", "awsRegion", "eventType",
+	"requestParameters", "responseElements", "additionalEventData"}
+
+// hotPos holds, per hot key, 1 + the place of its (last) member in the top
+// level, or 0 when the record has none.
+type hotPos [len(hotKeys)]int32
+
+// hotTable maps a tag, by a multiplicative hash without collisions among
+// the hot keys' tags, to 1 + the hot key's number (0: not a hot key).
+var hotTags, hotMul, hotTable = func() (tags [len(hotKeys)]uint64, mul uint64, table [64]uint8) {
+	for i, k := range hotKeys {
+		tags[i] = keyTag(k)
+	}
+	for mul = 0x9e3779b97f4a7c15; ; mul += 2 {
+		table = [64]uint8{}
+		ok := true
+		for i, t := range tags {
+			b := (t * mul) >> 58
+			if table[b] != 0 {
+				ok = false
+				break
+			}
+			table[b] = uint8(i + 1)
+		}
+		if ok {
+			return tags, mul, table
+		}
+	}
+}()
+
+// hotKey returns the number of a hot key, or -1.
+func hotKey(tag uint64, key string) int {
+	i := int(hotTable[(tag*hotMul)>>58]) - 1
+	if i < 0 || hotTags[i] != tag || !sameTagged(hotKeys[i], key) {
+		return -1
+	}
+	return i
 }
 
 // keyTag packs a key's length and its last eight bytes (CloudTrail's keys
@@ -79,55 +107,75 @@ func keyTag(k string) uint64 {
 	return t ^ uint64(n)<<59
 }
 
-// IndexMsgpack lists the members of the MessagePack map at the start of b
-// (appending to dst) and returns the bytes after the map: reading a chunk
-// and indexing its records is one walk.
-func IndexMsgpack(b []byte, dst []MsgpackMember) (idx []MsgpackMember, rest []byte, ok bool) {
+var userIdentityTag = keyTag("userIdentity")
+
+// mpDeep is how deep below a listed map the maps inside it are listed.
+const mpDeep = 4
+
+// IndexMsgpack lists the members of the MessagePack map at the start of b,
+// appending to dst, and returns the record's index, dst grown, and the
+// bytes after the map: reading a chunk and indexing its records is one
+// walk. userIdentity, which most rules read, is listed with the maps inside
+// it; other maps are listed when a rule first reads below them.
+func IndexMsgpack(b []byte, dst []MsgpackMember) (MsgpackIndex, []MsgpackMember, []byte, bool) {
 	start := len(dst)
-	n, rest, err := msgp.ReadMapHeaderBytes(b)
-	if err != nil {
-		return dst, b, false
+	var idx MsgpackIndex
+	out, top, rest, ok := listMap(b, dst, start, 0, &idx.hot)
+	if !ok {
+		return MsgpackIndex{}, dst[:start], b, false
 	}
-	for i := uint32(0); i < n; i++ {
-		var k []byte
-		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
-			return dst[:start], b, false
-		}
-		val := rest
-		var ok bool
-		if rest, ok = mpSkip(rest); !ok {
-			return dst[:start], b, false
-		}
-		key := bytesString(k)
-		dst = append(dst, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
-	}
-	return dst, rest, true
+	idx.Members, idx.Top = out[start:len(out):len(out)], top
+	return idx, out, rest, true
 }
 
-// mpIndex lists the members of a MessagePack map once, so that reading
-// several fields of a record scans its top level once (later duplicates
-// replace earlier ones, as the tree's Get does). It reuses dst.
-func mpIndex(b []byte, dst []MsgpackMember) ([]MsgpackMember, bool) {
-	dst = dst[:0]
+// listMap lists the members of the map at the start of b: their slots are
+// taken first, so that a map's members are side by side, and the maps
+// among them listed after (depth counts the levels above; the top level,
+// depth 0, lists only userIdentity, and notes where the hot keys are in
+// hot). Offsets are from base.
+func listMap(b []byte, dst []MsgpackMember, base, depth int, hot *hotPos) ([]MsgpackMember, int, []byte, bool) {
 	n, rest, err := msgp.ReadMapHeaderBytes(b)
-	if err != nil {
-		return dst, false
+	if err != nil || uint64(n) > uint64(len(rest))/2 { // a member takes two bytes at least
+		return dst, 0, nil, false
 	}
-	for i := uint32(0); i < n; i++ {
+	at := len(dst)
+	dst = append(dst, make([]MsgpackMember, n)...)
+	for i := range int(n) {
 		var k []byte
-		if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
-			return dst[:0], false
+		if len(rest) > 0 && rest[0]&0xe0 == 0xa0 && len(rest) > int(rest[0]&0x1f) { // fixstr, the usual key
+			l := 1 + int(rest[0]&0x1f)
+			k, rest = rest[1:l], rest[l:]
+		} else if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
+			return dst, 0, nil, false
 		}
-		val := rest
+		key, val := bytesString(k), rest
+		m := MsgpackMember{tag: keyTag(key), key: key, sub: -1}
 		var ok bool
-		if rest, ok = mpSkip(rest); !ok {
-			return dst[:0], false
+		if len(rest) > 0 && isMapLead(rest[0]) &&
+			((depth == 0 && m.tag == userIdentityTag && key == "userIdentity") || (depth > 0 && depth < mpDeep)) {
+			sub := len(dst)
+			var cn int
+			if dst, cn, rest, ok = listMap(rest, dst, base, depth+1, nil); ok {
+				m.sub, m.n = int32(sub-base), int32(cn)
+			}
+		} else {
+			rest, ok = mpSkip(rest)
 		}
-		key := bytesString(k)
-		dst = append(dst, MsgpackMember{keyTag(key), key, val[:len(val)-len(rest)]})
+		if !ok {
+			return dst, 0, nil, false
+		}
+		m.val = val[:len(val)-len(rest)]
+		dst[at+i] = m
+		if hot != nil {
+			if h := hotKey(m.tag, key); h >= 0 {
+				hot[h] = int32(i + 1)
+			}
+		}
 	}
-	return dst, true
+	return dst, int(n), rest, true
 }
+
+func isMapLead(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
 
 // sameTagged compares two keys whose tags agree: the tag holds the length
 // and the last eight bytes, so keys of up to 16 bytes need only their first
@@ -148,49 +196,47 @@ func sameTagged(a, b string) bool {
 	return a == b
 }
 
-// mpSub is the index of one map below the top level, by its path.
+// mpSub is a map below the top level that the record's walk did not list,
+// listed on first read, by its path.
 type mpSub struct {
 	path []string
-	idx  []MsgpackMember
+	idx  []MsgpackMember // its members first (top of them), then the maps below
+	top  int
 	ok   bool
 }
 
-// mpLookup finds a top-level member in an index (the last of duplicates).
+// mpLookup finds a member of a map (the last of duplicates).
 func mpLookup(idx []MsgpackMember, key string) ([]byte, bool) {
-	tag := keyTag(key)
-	for i := len(idx) - 1; i >= 0; i-- {
-		if idx[i].tag == tag && sameTagged(idx[i].key, key) {
-			return idx[i].val, true
-		}
+	if m := mpMember(idx, key); m != nil {
+		return m.val, true
 	}
 	return nil, false
 }
 
-// mpScalarAt reads a path below a top-level value as one keyword value.
-func mpScalarAt(idx []MsgpackMember, path []string) (Value, mpStatus) {
-	if len(path) == 0 {
-		return Value{}, mpAbsent
+func mpMember(idx []MsgpackMember, key string) *MsgpackMember {
+	return mpMemberTag(idx, keyTag(key), key)
+}
+
+func mpMemberTag(idx []MsgpackMember, tag uint64, key string) *MsgpackMember {
+	for i := len(idx) - 1; i >= 0; i-- {
+		if idx[i].tag == tag && sameTagged(idx[i].key, key) {
+			return &idx[i]
+		}
 	}
-	b, ok := mpLookup(idx, path[0])
+	return nil
+}
+
+// mpScalarAt reads a member of a map as one keyword value.
+func mpScalarAt(idx []MsgpackMember, key string) (Value, mpStatus) {
+	b, ok := mpLookup(idx, key)
 	if !ok {
 		return Value{}, mpAbsent
 	}
-	return mpScalar(b, path[1:])
+	return mpScalar(b)
 }
 
-// mpScalar reads a path of keys from a MessagePack value as one keyword
-// value.
-func mpScalar(b []byte, path []string) (Value, mpStatus) {
-	for _, k := range path {
-		if msgp.NextType(b) != msgp.MapType {
-			return Value{}, mpAbsent
-		}
-		v, ok := mpGet(b, k)
-		if !ok {
-			return Value{}, mpAbsent
-		}
-		b = v
-	}
+// mpScalar reads a MessagePack value as one keyword value.
+func mpScalar(b []byte) (Value, mpStatus) {
 	switch t := msgp.NextType(b); t {
 	case msgp.StrType, msgp.BinType:
 		var s []byte

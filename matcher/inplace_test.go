@@ -95,6 +95,44 @@ func inPlaceSeeds(t testing.TB) [][]byte {
 		}
 		seeds = append(seeds, mp)
 	}
+	// Hand-made records: duplicate keys (the last one counts) at the top
+	// and below, maps nested deeper than the walk lists them, odd values
+	// where maps are expected.
+	kv := func(b []byte, k string, v any) []byte {
+		b = msgp.AppendString(b, k)
+		b, err := msgp.AppendIntf(b, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	base := func(n uint32) []byte {
+		b := msgp.AppendMapHeader(nil, n+3)
+		b = kv(b, "eventSource", "sts.amazonaws.com")
+		b = kv(b, "eventName", "AssumeRole")
+		return kv(b, "eventTime", "2026-11-20T10:00:00Z")
+	}
+	deep := map[string]any{"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/R/s", "sessionContext": map[string]any{
+		"sessionIssuer": map[string]any{"type": "Role", "arn": "arn:aws:iam::1:role/R", "userName": "R",
+			"x": map[string]any{"y": map[string]any{"z": "deep"}}},
+		"attributes": map[string]any{"mfaAuthenticated": "true", "creationDate": "2026-11-20T09:00:00Z"}}}
+	b := base(2)
+	b = kv(b, "userIdentity", map[string]any{"type": "IAMUser", "userName": "first"})
+	seeds = append(seeds, kv(b, "userIdentity", deep))
+	b = base(2)
+	b = kv(b, "userIdentity", deep)
+	seeds = append(seeds, kv(b, "userIdentity", "not a map"))
+	b = base(1)
+	b = msgp.AppendString(b, "userIdentity")
+	b = msgp.AppendMapHeader(b, 3)
+	b = kv(b, "type", "IAMUser")
+	b = kv(b, "sessionContext", map[string]any{"sessionIssuer": map[string]any{"userName": "a"}})
+	seeds = append(seeds, kv(b, "sessionContext", map[string]any{"sessionIssuer": map[string]any{"userName": "b"}}))
+	for _, v := range []any{nil, map[string]any{}, []any{deep}, int64(5)} {
+		b = base(2)
+		b = kv(b, "userIdentity", v)
+		seeds = append(seeds, kv(b, "requestParameters", map[string]any{"a": map[string]any{"b": v}}))
+	}
 	err := gen.Generate(300, 7, func(m map[string]any) error {
 		mp, err := msgp.AppendIntf(nil, m)
 		seeds = append(seeds, mp)

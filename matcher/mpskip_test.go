@@ -86,7 +86,7 @@ func TestKeyLookupByTag(t *testing.T) {
 		"_________________________eventName", "_________________________eventTime", ""}
 	var idx []MsgpackMember
 	for i, k := range keys {
-		idx = append(idx, MsgpackMember{keyTag(k), k, []byte{byte(i)}})
+		idx = append(idx, MsgpackMember{tag: keyTag(k), key: k, val: []byte{byte(i)}, sub: -1})
 	}
 	for i, k := range keys {
 		v, ok := mpLookup(idx, k)
