@@ -409,10 +409,28 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		clear(written)
 		clear(seenInFile)
 		meta, terms, rules, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketOutbox)
-		// Look terms up in key order: neighbouring pages, fewer page reads.
+		first, hasFirst := getTime(meta.Get(keyFirstSeen))
+		latest, hasLatest := getTime(meta.Get(keyLatestSeen))
+		first0, latest0 := first, latest
+		// The history's first and latest sightings take the whole batch in
+		// first: the learning period starts at the earliest sighting,
+		// whatever order the batch's terms are looked at in.
+		for _, t := range b.Terms {
+			if !hasFirst || t.Seen.Before(first) {
+				first, hasFirst = t.Seen, true
+			}
+			if !hasLatest || t.Seen.After(latest) {
+				latest, hasLatest = t.Seen, true
+			}
+		}
+		isNew := make([]bool, len(b.Terms))
+		decide := func(i int, last time.Time, known bool) {
+			t := b.Terms[i]
+			isNew[i] = IsNew(last, known, t.Seen, t.Window) &&
+				!(b.Learning > 0 && t.Seen.Before(first.Add(b.Learning)))
+		}
 		// One buffer holds every term's rule id and key; the strings that
 		// name terms in memory are views of it, copied only when kept.
-		refs := make([]termRef, len(b.Terms))
 		size := 0
 		for _, t := range b.Terms {
 			size += len(t.RuleID) + 1 + len(t.Key)
@@ -421,6 +439,11 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			}
 		}
 		buf := make([]byte, 0, size)
+		// A term seen again within its refresh interval is answered from
+		// the read cache, with nothing to write (every sighting of it in
+		// the batch is, as they share the cache's answer). The others go
+		// to the file, in key order: neighbouring pages, fewer page reads.
+		var refs []termRef
 		for i, t := range b.Terms {
 			start := len(buf)
 			buf = append(append(buf, t.RuleID...), 0)
@@ -429,8 +452,13 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			} else {
 				buf = appendValues(buf, t.Values)
 			}
-			ck := buf[start:len(buf):len(buf)]
-			refs[i] = termRef{i: i, ck: unsafe.String(&ck[0], len(ck)), key: ck[len(t.RuleID)+1:]}
+			ckb := buf[start:len(buf):len(buf)]
+			ck := unsafe.String(&ckb[0], len(ckb))
+			if last, known := s.cache.get(ck); known && t.Seen.Sub(last) < refreshEvery(t.Window) {
+				decide(i, last, true)
+				continue
+			}
+			refs = append(refs, termRef{i: i, ck: ck, key: ckb[len(t.RuleID)+1:]})
 		}
 		slices.SortFunc(refs, func(x, y termRef) int {
 			if c := strings.Compare(x.ck, y.ck); c != 0 {
@@ -438,10 +466,6 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			}
 			return x.i - y.i // the same term twice: in batch order
 		})
-		first, hasFirst := getTime(meta.Get(keyFirstSeen))
-		latest, hasLatest := getTime(meta.Get(keyLatestSeen))
-		first0, latest0 := first, latest
-		isNew := make([]bool, len(b.Terms))
 		var rb *bolt.Bucket
 		var rbID string
 		for _, ref := range refs {
@@ -469,13 +493,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 					last, known = getTime(rb.Get(ref.key))
 				}
 			}
-			isNew[i] = IsNew(last, known, t.Seen, t.Window)
-			if !hasFirst || t.Seen.Before(first) {
-				first, hasFirst = t.Seen, true
-			}
-			if isNew[i] && b.Learning > 0 && t.Seen.Before(first.Add(b.Learning)) {
-				isNew[i] = false
-			}
+			decide(i, last, known)
 			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
 				if err := rb.Put(ref.key, putTime(t.Seen)); err != nil {
 					return err
@@ -488,9 +506,6 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				if _, cached := s.cache.get(ck); !cached {
 					seenInFile[strings.Clone(ck)] = last
 				}
-			}
-			if !hasLatest || t.Seen.After(latest) {
-				latest, hasLatest = t.Seen, true
 			}
 		}
 		if len(b.Terms) > 0 && (!first.Equal(first0) || !latest.Equal(latest0)) {
