@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -19,19 +20,103 @@ import (
 // Alert is one alert document, shaped like the alerts Elastic Security
 // writes: the event's ECS fields as nested objects (event.kind: signal,
 // @timestamp the alert's time) and kibana.alert.* as dotted keys at the top.
+//
+// An alert's top-level keys come from three parts: the event's (its ECS
+// fields, shared by every alert of the record), the rule's (kibana.alert.rule.*
+// and the like, shared by every alert of the rule) and its own (@timestamp,
+// uuid, reason, new terms). Each part's values are rendered to JSON once.
 type Alert struct {
 	UUID   string
 	RuleID string
 	Rule   string // the rule's name
-	Doc    map[string]any
+	event  *docPart
+	rule   *docPart
+	own    *docPart
 	policy *store.Policy // suppression and max_signals, enforced by the store
 }
 
 var alertJSON = jsoniter.Config{EscapeHTML: false, SortMapKeys: true}.Froze()
 
-// JSON renders the alert as one line of JSON (keys sorted, so equal alerts
-// give equal bytes).
-func (a *Alert) JSON() ([]byte, error) { return alertJSON.Marshal(a.Doc) }
+// docPart is some of an alert's top-level keys, sorted, with each value's
+// JSON.
+type docPart struct {
+	m    map[string]any
+	keys []string
+	raw  [][]byte // `"key":value` of each key, in keys' order
+	err  error    // a value that does not render
+	// eventID is, for an event's part, the id alerts derive their uuid from.
+	eventID string
+}
+
+func newDocPart(m map[string]any) *docPart {
+	p := &docPart{m: m, keys: make([]string, 0, len(m))}
+	for k := range m {
+		p.keys = append(p.keys, k)
+	}
+	slices.Sort(p.keys)
+	p.raw = make([][]byte, len(p.keys))
+	for i, k := range p.keys {
+		kb, _ := alertJSON.Marshal(k)
+		vb, err := alertJSON.Marshal(m[k])
+		if err != nil && p.err == nil {
+			p.err = fmt.Errorf("%s: %w", k, err)
+		}
+		p.raw[i] = append(append(kb, ':'), vb...)
+	}
+	return p
+}
+
+// Doc returns the alert document as one map (the parts merged).
+func (a *Alert) Doc() map[string]any {
+	d := make(map[string]any, len(a.event.m)+len(a.rule.m)+len(a.own.m))
+	for _, p := range [...]*docPart{a.event, a.rule, a.own} { // later parts win
+		for k, v := range p.m {
+			d[k] = v
+		}
+	}
+	return d
+}
+
+// JSON renders the alert as one line of JSON, keys sorted (so equal alerts
+// give equal bytes): the bytes Doc() would render to, from the parts'
+// rendered values.
+func (a *Alert) JSON() ([]byte, error) {
+	parts := [...]*docPart{a.own, a.rule, a.event} // first wins a key they share
+	size := 2
+	for _, p := range parts {
+		if p.err != nil {
+			return nil, p.err
+		}
+		for _, r := range p.raw {
+			size += len(r) + 1
+		}
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	var at [len(parts)]int
+	for {
+		best := -1
+		var key string
+		for i, p := range parts {
+			if at[i] < len(p.keys) && (best < 0 || p.keys[at[i]] < key) {
+				best, key = i, p.keys[at[i]]
+			}
+		}
+		if best < 0 {
+			break
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, parts[best].raw[at[best]]...)
+		for i, p := range parts {
+			if at[i] < len(p.keys) && p.keys[at[i]] == key {
+				at[i]++
+			}
+		}
+	}
+	return append(out, '}'), nil
+}
 
 // AlertUUID is the deterministic id of an alert: the same rule, rule version,
 // CloudTrail event and new terms always give the same id, so a record that
@@ -51,7 +136,8 @@ func AlertUUID(ruleID string, version int, eventID string, newTerms []string) st
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
-func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) *Alert {
+// eventPart is the part of an event's alerts that comes from the event.
+func (e *Engine) eventPart(ev *matcher.Event) *docPart {
 	d := ECSDocument(e.schema, ev)
 	eventID := ev.Value(e.schema, "event.id")
 	if eventID == "" {
@@ -60,9 +146,24 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 		sum := sha256.Sum256(b)
 		eventID = "sha256:" + hex.EncodeToString(sum[:])
 	}
-	id := AlertUUID(r.RuleID, r.Version, eventID, newTerms)
-	orig := ev.Value(e.schema, "@timestamp")
-	now := e.now().UTC().Format("2006-01-02T15:04:05.000Z")
+	// Kibana keeps the source event's event.* under
+	// kibana.alert.original_event.* and marks the alert event.kind: signal;
+	// the alert's @timestamp is its own.
+	if evm, ok := d["event"].(map[string]any); ok {
+		for k, v := range evm {
+			d["kibana.alert.original_event."+k] = v
+		}
+	}
+	setPath(d, "event.kind", "signal")
+	delete(d, "@timestamp")
+	d["kibana.alert.original_time"] = ev.Value(e.schema, "@timestamp")
+	p := newDocPart(d)
+	p.eventID = eventID
+	return p
+}
+
+// rulePart is the part of a rule's alerts that comes from the rule.
+func rulePart(r *conf.Rule) *docPart {
 	threat := r.Threat
 	if threat == nil {
 		threat = []conf.Threat{}
@@ -71,22 +172,11 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	if tags == nil {
 		tags = []string{}
 	}
-	// Kibana keeps the source event's event.* under
-	// kibana.alert.original_event.* and marks the alert event.kind: signal.
-	if evm, ok := d["event"].(map[string]any); ok {
-		for k, v := range evm {
-			d["kibana.alert.original_event."+k] = v
-		}
-	}
-	setPath(d, "event.kind", "signal")
-	d["@timestamp"] = now
-	d["kibana.alert.uuid"] = id
+	d := map[string]any{}
 	d["kibana.alert.status"] = "active"
 	d["kibana.alert.workflow_status"] = "open"
 	d["kibana.alert.severity"] = r.Severity
 	d["kibana.alert.risk_score"] = r.RiskScore
-	d["kibana.alert.reason"] = reason(r, ev, e.schema)
-	d["kibana.alert.original_time"] = orig
 	d["kibana.alert.depth"] = 1
 	d["kibana.alert.rule.name"] = r.Name
 	d["kibana.alert.rule.rule_id"] = r.RuleID
@@ -102,10 +192,25 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, newTerms []string) 
 	d["kibana.alert.rule.interval"] = r.Interval
 	d["kibana.alert.rule.max_signals"] = r.MaxSignals
 	d["kibana.alert.rule.producer"] = "siem"
-	if newTerms != nil {
-		d["kibana.alert.new_terms"] = newTerms
+	return newDocPart(d)
+}
+
+// buildAlert makes a rule's alert on an event whose part is ev's.
+func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, event *docPart, newTerms []string) *Alert {
+	id := AlertUUID(r.RuleID, r.Version, event.eventID, newTerms)
+	own := map[string]any{
+		"@timestamp":          e.now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"kibana.alert.uuid":   id,
+		"kibana.alert.reason": reason(r, ev, e.schema),
 	}
-	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, Doc: d, policy: e.policy(r, ev)}
+	if newTerms != nil {
+		own["kibana.alert.new_terms"] = newTerms
+	}
+	rule := e.ruleParts[r]
+	if rule == nil { // not one of the engine's rules (tests)
+		rule = rulePart(r)
+	}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, event: event, rule: rule, own: newDocPart(own), policy: e.policy(r, ev)}
 }
 
 // policy is the rule's alert suppression (group values read from the

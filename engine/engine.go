@@ -75,6 +75,8 @@ type Engine struct {
 	// list (copies under other ids) share the record's terms too.
 	termSets [][]*matcher.Field
 	termSet  map[*conf.Rule]int
+	// ruleParts are the rule-given keys of each rule's alerts, rendered once.
+	ruleParts map[*conf.Rule]*docPart
 	queries  []*matcher.Query // the distinct queries, indexed
 	pool     sync.Pool
 }
@@ -164,6 +166,10 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.termSets = append(e.termSets, fs)
 		}
 		e.termSet[r] = id
+	}
+	e.ruleParts = map[*conf.Rule]*docPart{}
+	for _, r := range e.rules {
+		e.ruleParts[r] = rulePart(r)
 	}
 	sets := len(e.termSets)
 	e.pool.New = func() any { return &worker{terms: make([]termMemo, sets)} }
@@ -358,22 +364,30 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		}
 		drop := make([]bool, len(alerts))
 		var ev matcher.Event
-		for i, p := range pending {
+		var part *docPart
+		var of *pendingTerm // the record ev and part are of
+		for i := range pending {
+			p := &pending[i]
 			if !isNew[i] {
 				drop[p.at] = true
 				continue
 			}
 			st.NewTermsHit++
-			switch {
-			case p.ecs:
-				ev.Reset(nil, p.raw, ingested, nil)
-			case p.mp != nil:
-				// Its own copy of the bytes: the alert outlives the chunk.
-				ev.ResetMsgpack(bytes.Clone(p.mp), ingested, e.enricher)
-			default:
-				ev.Reset(p.raw, nil, ingested, e.enricher)
+			// A record's terms are side by side: its alerts share one
+			// reading of it.
+			if of == nil || !sameRecord(of, p) {
+				switch {
+				case p.ecs:
+					ev.Reset(nil, p.raw, ingested, nil)
+				case p.mp != nil:
+					// Its own copy of the bytes: the alert outlives the chunk.
+					ev.ResetMsgpack(bytes.Clone(p.mp), ingested, e.enricher)
+				default:
+					ev.Reset(p.raw, nil, ingested, e.enricher)
+				}
+				part, of = e.eventPart(&ev), p
 			}
-			alerts[p.at] = e.buildAlert(p.rule, &ev, p.term.Values)
+			alerts[p.at] = e.buildAlert(p.rule, &ev, part, p.term.Values)
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
@@ -427,7 +441,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 	w.provs = textsOf(w.provs[:0], ev.Values(e.provider))
 	w.acts = textsOf(w.acts[:0], ev.Values(e.action))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
-	var alertEv *matcher.Event // the event as alerts see it, made on first need
+	var ra recordAlerts // the event as alerts see it, made on first need
 	// One record in evalSample has its evaluations timed, per query.
 	w.n++
 	timed := w.n%evalSample == 0
@@ -445,7 +459,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 			continue
 		}
 		for _, r := range e.groups[id] {
-			alerts, pending = e.matched(w, r, &alertEv, st, alerts, pending)
+			alerts, pending = e.matched(w, r, &ra, st, alerts, pending)
 		}
 	}
 	return alerts, pending
@@ -453,7 +467,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 
 // matched records one rule's match: an alert for a query rule, terms for a
 // new_terms rule.
-func (e *Engine) matched(w *worker, r *conf.Rule, alertEv **matcher.Event, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+func (e *Engine) matched(w *worker, r *conf.Rule, ra *recordAlerts, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev := &w.ev
 	// An excepted record neither alerts nor counts as history (Kibana).
 	for _, x := range e.excepts[r] {
@@ -470,10 +484,11 @@ func (e *Engine) matched(w *worker, r *conf.Rule, alertEv **matcher.Event, st *S
 	}
 	st.Matches[r.Name]++
 	if r.Type != "new_terms" {
-		if *alertEv == nil {
-			*alertEv = e.owned(ev)
+		if ra.ev == nil {
+			ra.ev = e.owned(ev)
+			ra.part = e.eventPart(ra.ev)
 		}
-		alerts = append(alerts, e.buildAlert(r, *alertEv, nil))
+		alerts = append(alerts, e.buildAlert(r, ra.ev, ra.part, nil))
 		return alerts, pending
 	}
 	seen := ev.Ingested
@@ -504,6 +519,21 @@ func (e *Engine) matched(w *worker, r *conf.Rule, alertEv **matcher.Event, st *S
 		alerts = append(alerts, nil)
 	}
 	return alerts, pending
+}
+
+// recordAlerts is what a record's query-rule alerts share: the event they
+// read, made on the first match, and its part of their documents.
+type recordAlerts struct {
+	ev   *matcher.Event
+	part *docPart
+}
+
+// sameRecord reports whether two pending terms come from the same record.
+func sameRecord(a, b *pendingTerm) bool {
+	if a.mp != nil || b.mp != nil {
+		return len(a.mp) > 0 && len(b.mp) == len(a.mp) && &a.mp[0] == &b.mp[0]
+	}
+	return a.raw == b.raw && a.ecs == b.ecs
 }
 
 // owned returns an event whose values do not point into borrowed bytes: for

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
+
 	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/internal/gen"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/doc"
 	"github.com/trailwatch/trailwatch/store"
@@ -92,7 +96,7 @@ func newEngine(t *testing.T, rs *conf.RuleSet, o Options) (*Engine, *store.Store
 func newTerms(res Result) [][]string {
 	var out [][]string
 	for _, a := range res.Alerts {
-		nt, _ := a.Doc["kibana.alert.new_terms"].([]string)
+		nt, _ := a.Doc()["kibana.alert.new_terms"].([]string)
 		out = append(out, nt)
 	}
 	return out
@@ -227,7 +231,7 @@ func TestAlertDocument(t *testing.T) {
 	if err != nil || len(res.Alerts) != 1 {
 		t.Fatalf("%v, %d alerts", err, len(res.Alerts))
 	}
-	d := res.Alerts[0].Doc
+	d := res.Alerts[0].Doc()
 	for k, want := range map[string]any{
 		"@timestamp":                         "2026-11-23T10:00:00.000Z",
 		"kibana.alert.original_event.kind":   "event",
@@ -376,7 +380,7 @@ value = "now-7d"
 		}
 		out := map[string][]string{}
 		for _, a := range res.Alerts {
-			nt, _ := a.Doc["kibana.alert.new_terms"].([]string)
+			nt, _ := a.Doc()["kibana.alert.new_terms"].([]string)
 			out[a.RuleID] = append(out[a.RuleID], strings.Join(nt, "|"))
 		}
 		return out
@@ -395,4 +399,51 @@ value = "now-7d"
 			t.Errorf("step %d: alerts by rule %v, want %v", i, got, step.want)
 		}
 	}
+}
+
+// TestAlertJSONRendersTheDocument: an alert's JSON, put together from parts
+// rendered once (the record's, the rule's, its own), is the bytes its whole
+// document renders to, for every alert of Elastic's rules (or the bundled
+// ones) over generated CloudTrail, several rules per record included.
+func TestAlertJSONRendersTheDocument(t *testing.T) {
+	path := "../../shared/detection-rules/aws"
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("Elastic's corpus is not at %s; using the bundled rules", path)
+		path = "../conf/rules"
+	}
+	rs, err := conf.LoadRules(matcher.NewSchema(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, rs, Options{})
+	var recs []Record
+	err = gen.Generate(3000, 11, func(m map[string]any) error {
+		b, err := msgp.AppendIntf(nil, m)
+		recs = append(recs, Record{Msgpack: b})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.ProcessBatch(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := 0
+	for i, a := range res.Alerts {
+		want, err := alertJSON.Marshal(a.Doc())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(res.Docs[i], want) {
+			t.Fatalf("alert %s of %q:\n got %s\nwant %s", a.UUID, a.Rule, res.Docs[i], want)
+		}
+		if i > 0 && a.event == res.Alerts[i-1].event {
+			shared++
+		}
+	}
+	if len(res.Alerts) < 20 {
+		t.Fatalf("%d alerts: too few to compare", len(res.Alerts))
+	}
+	t.Logf("%d alerts, %d sharing their record's part with the one before", len(res.Alerts), shared)
 }
