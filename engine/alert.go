@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"slices"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"

@@ -77,8 +77,8 @@ type Engine struct {
 	termSet  map[*conf.Rule]int
 	// ruleParts are the rule-given keys of each rule's alerts, rendered once.
 	ruleParts map[*conf.Rule]*docPart
-	queries  []*matcher.Query // the distinct queries, indexed
-	pool     sync.Pool
+	queries   []*matcher.Query // the distinct queries, indexed
+	pool      sync.Pool
 }
 
 // Options configure an engine.
