@@ -62,7 +62,7 @@ type Engine struct {
 	now      func() time.Time
 
 	backfill bool
-	groups   [][]*conf.Rule // per distinct query, the rules using it
+	groups   [][]member // per distinct query, the rules using it
 	provider *matcher.Field
 	action   *matcher.Field
 	excepts  map[*conf.Rule][]*conf.Exception
@@ -126,7 +126,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.groups = append(e.groups, nil)
 			qs = append(qs, r.Compiled)
 		}
-		e.groups[g] = append(e.groups[g], r)
+		e.groups[g] = append(e.groups[g], member{rule: r, i: len(e.rules) - 1, set: -1})
 	}
 	e.queries = qs
 	e.index = matcher.NewIndex(qs)
@@ -167,12 +167,19 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		}
 		e.termSet[r] = id
 	}
+	for _, g := range e.groups {
+		for i := range g {
+			if id, ok := e.termSet[g[i].rule]; ok {
+				g[i].set = id
+			}
+		}
+	}
 	e.ruleParts = map[*conf.Rule]*docPart{}
 	for _, r := range e.rules {
 		e.ruleParts[r] = rulePart(r)
 	}
-	sets := len(e.termSets)
-	e.pool.New = func() any { return &worker{terms: make([]termMemo, sets)} }
+	sets, rules := len(e.termSets), len(e.rules)
+	e.pool.New = func() any { return &worker{terms: make([]termMemo, sets), matches: make([]int, rules)} }
 	return e, nil
 }
 
@@ -253,8 +260,8 @@ const evalSample = 64
 func (e *Engine) EvalTime() map[string][2]int64 {
 	out := map[string][2]int64{}
 	for id, rules := range e.groups {
-		for _, r := range rules {
-			out[r.Name] = [2]int64{e.evalCount[id].Load(), e.evalNanos[id].Load()}
+		for _, m := range rules {
+			out[m.rule.Name] = [2]int64{e.evalCount[id].Load(), e.evalNanos[id].Load()}
 		}
 	}
 	return out
@@ -267,6 +274,17 @@ type worker struct {
 	provs []string
 	acts  []string
 	terms []termMemo // by term set: the current record's terms
+	// matches counts the batch's matches by rule (as Engine.rules), folded
+	// into Stats.Matches when the batch is done.
+	matches []int
+}
+
+// member is one rule of a query's group: the rule, its place in
+// Engine.rules and its term set (-1 for a query rule).
+type member struct {
+	rule *conf.Rule
+	i    int
+	set  int
 }
 
 // termMemo is one record's terms for one list of new_terms fields, with
@@ -304,6 +322,7 @@ type Result struct {
 func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	w := e.pool.Get().(*worker)
 	defer e.pool.Put(w)
+	clear(w.matches) // a batch cut short by a panic may have left counts
 	var res Result
 	st := &res.Stats
 	var alerts []*Alert
@@ -347,6 +366,15 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		})
 		if shape == matcher.ShapeUnknown {
 			st.skip("not CloudTrail")
+		}
+	}
+	for i, n := range w.matches {
+		if n > 0 {
+			if st.Matches == nil {
+				st.Matches = map[string]int{}
+			}
+			st.Matches[e.rules[i].Name] += n
+			w.matches[i] = 0
 		}
 	}
 	if len(alerts) == 0 {
@@ -458,8 +486,8 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 		if !ok {
 			continue
 		}
-		for _, r := range e.groups[id] {
-			alerts, pending = e.matched(w, r, &ra, st, alerts, pending)
+		for _, m := range e.groups[id] {
+			alerts, pending = e.matched(w, m, &ra, st, alerts, pending)
 		}
 	}
 	return alerts, pending
@@ -467,8 +495,8 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 
 // matched records one rule's match: an alert for a query rule, terms for a
 // new_terms rule.
-func (e *Engine) matched(w *worker, r *conf.Rule, ra *recordAlerts, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
-	ev := &w.ev
+func (e *Engine) matched(w *worker, rm member, ra *recordAlerts, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+	ev, r := &w.ev, rm.rule
 	// An excepted record neither alerts nor counts as history (Kibana).
 	for _, x := range e.excepts[r] {
 		if x.Query.Match(ev) {
@@ -479,10 +507,7 @@ func (e *Engine) matched(w *worker, r *conf.Rule, ra *recordAlerts, st *Stats, a
 			return alerts, pending
 		}
 	}
-	if st.Matches == nil {
-		st.Matches = map[string]int{}
-	}
-	st.Matches[r.Name]++
+	w.matches[rm.i]++
 	if r.Type != "new_terms" {
 		if ra.ev == nil {
 			ra.ev = e.owned(ev)
@@ -505,9 +530,9 @@ func (e *Engine) matched(w *worker, r *conf.Rule, ra *recordAlerts, st *Stats, a
 	case mp == nil:
 		node = ev.Raw()
 	}
-	m := &w.terms[e.termSet[r]]
+	m := &w.terms[rm.set]
 	if m.n != w.n {
-		m.n, m.combos = w.n, termsOf(e.termSets[e.termSet[r]], ev)
+		m.n, m.combos = w.n, termsOf(e.termSets[rm.set], ev)
 		m.keys = m.keys[:0]
 		for _, values := range m.combos {
 			m.keys = append(m.keys, store.EncodeValues(values))
