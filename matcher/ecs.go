@@ -264,13 +264,13 @@ func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 		if m == nil {
 			return Value{}, mpAbsent
 		}
-		return mpScalar(m.val)
+		return mpScalar(m.val(e.mp))
 	}
 	members, st := e.mpParent(path[:len(path)-1])
 	if st != mpFound {
 		return Value{}, st
 	}
-	return mpScalarAt(members, path[len(path)-1])
+	return mpScalarAt(e.mp, members, path[len(path)-1])
 }
 
 // topMember finds a member of the record's top level (the last of
@@ -283,7 +283,7 @@ func (e *Event) topMember(key string) *MsgpackMember {
 		}
 		return nil
 	}
-	return mpMemberTag(e.mpIdx[:e.mpTop], tag, key)
+	return mpMemberTag(e.mp, e.mpIdx[:e.mpTop], tag, key)
 }
 
 // mpParent returns the members of the map at a path of keys: the record's
@@ -296,7 +296,7 @@ func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
 		if d == 0 {
 			m = e.topMember(key)
 		} else {
-			m = mpMember(cur, key)
+			m = mpMember(e.mp, cur, key)
 		}
 		if m == nil {
 			return nil, mpAbsent
@@ -305,14 +305,14 @@ func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
 			cur = list[m.sub : m.sub+m.n]
 			continue
 		}
-		switch msgp.NextType(m.val) {
+		switch msgp.NextType(m.val(e.mp)) {
 		case msgp.MapType:
 		case msgp.NilType:
 			return nil, mpAbsent
 		default:
 			return nil, mpContainer // not a map: let the tree decide
 		}
-		sub := e.listed(parent[:d+1], m.val)
+		sub := e.listed(parent[:d+1], int(m.voff))
 		if !sub.ok {
 			return nil, mpContainer
 		}
@@ -321,9 +321,9 @@ func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
 	return cur, mpFound
 }
 
-// listed returns the map at path (its bytes b) listed, listing it on first
-// use.
-func (e *Event) listed(path []string, b []byte) *mpSub {
+// listed returns the map at path (at pos in the record) listed, listing it
+// on first use.
+func (e *Event) listed(path []string, pos int) *mpSub {
 	for i := range e.mpSubs {
 		if slices.Equal(e.mpSubs[i].path, path) {
 			return &e.mpSubs[i]
@@ -336,7 +336,7 @@ func (e *Event) listed(path []string, b []byte) *mpSub {
 	}
 	sub := &e.mpSubs[len(e.mpSubs)-1]
 	sub.path = append(sub.path[:0], path...) // a copy: callers pass stack slices
-	sub.idx, sub.top, _, sub.ok = listMap(b, sub.idx[:0], 0, 1, nil)
+	sub.idx, sub.top, _, sub.ok = listMap(e.mp, pos, sub.idx[:0], 0, 1, nil)
 	return sub
 }
 

@@ -2,6 +2,8 @@ package matcher
 
 import (
 	"encoding/binary"
+	"math"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -30,15 +32,20 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// MsgpackMember is one member of a map in a record, as byte views.
+// MsgpackMember is one member of a map in a record: where its key and its
+// value are in the record's bytes. It holds no pointer, so a chunk's list
+// of members is memory the garbage collector does not scan.
 type MsgpackMember struct {
-	tag uint64 // keyTag(key): a lookup compares keys only where tags agree
-	key string
-	val []byte
+	tag        uint64 // keyTag(key): a lookup compares keys only where tags agree
+	koff, klen uint32
+	voff, vlen uint32
 	// sub is where the members of a map value begin in the record's list,
 	// n how many there are; sub is -1 when the value is not a listed map.
 	sub, n int32
 }
+
+func (m *MsgpackMember) key(rec []byte) string { return bytesString(rec[m.koff : m.koff+m.klen]) }
+func (m *MsgpackMember) val(rec []byte) []byte { return rec[m.voff : m.voff+m.vlen] }
 
 // MsgpackIndex lists a record's members: its top level first (Top of
 // them), then the members of the maps listed below it.
@@ -119,52 +126,57 @@ const mpDeep = 4
 // it; other maps are listed when a rule first reads below them.
 func IndexMsgpack(b []byte, dst []MsgpackMember) (MsgpackIndex, []MsgpackMember, []byte, bool) {
 	start := len(dst)
+	if uint64(len(b)) > math.MaxUint32 {
+		return MsgpackIndex{}, dst, b, false
+	}
 	var idx MsgpackIndex
-	out, top, rest, ok := listMap(b, dst, start, 0, &idx.hot)
+	out, top, end, ok := listMap(b, 0, dst, start, 0, &idx.hot)
 	if !ok {
 		return MsgpackIndex{}, dst[:start], b, false
 	}
 	idx.Members, idx.Top = out[start:len(out):len(out)], top
-	return idx, out, rest, true
+	return idx, out, b[end:], true
 }
 
-// listMap lists the members of the map at the start of b: their slots are
+// listMap lists the members of the map at rec[pos:]: their slots are
 // taken first, so that a map's members are side by side, and the maps
 // among them listed after (depth counts the levels above; the top level,
 // depth 0, lists only userIdentity, and notes where the hot keys are in
-// hot). Offsets are from base.
-func listMap(b []byte, dst []MsgpackMember, base, depth int, hot *hotPos) ([]MsgpackMember, int, []byte, bool) {
-	n, rest, err := msgp.ReadMapHeaderBytes(b)
+// hot). Member places are from base; it returns where the map ends.
+func listMap(rec []byte, pos int, dst []MsgpackMember, base, depth int, hot *hotPos) ([]MsgpackMember, int, int, bool) {
+	n, rest, err := msgp.ReadMapHeaderBytes(rec[pos:])
 	if err != nil || uint64(n) > uint64(len(rest))/2 { // a member takes two bytes at least
-		return dst, 0, nil, false
+		return dst, 0, 0, false
 	}
 	at := len(dst)
-	dst = append(dst, make([]MsgpackMember, n)...)
+	dst = slices.Grow(dst, int(n))[:at+int(n)] // every slot is written below
 	for i := range int(n) {
 		var k []byte
 		if len(rest) > 0 && rest[0]&0xe0 == 0xa0 && len(rest) > int(rest[0]&0x1f) { // fixstr, the usual key
 			l := 1 + int(rest[0]&0x1f)
 			k, rest = rest[1:l], rest[l:]
 		} else if k, rest, err = msgp.ReadMapKeyZC(rest); err != nil {
-			return dst, 0, nil, false
+			return dst, 0, 0, false
 		}
-		key, val := bytesString(k), rest
-		m := MsgpackMember{tag: keyTag(key), key: key, sub: -1}
+		key := bytesString(k)
+		m := MsgpackMember{tag: keyTag(key), koff: uint32(len(rec) - len(rest) - len(k)), klen: uint32(len(k)), sub: -1}
+		m.voff = uint32(len(rec) - len(rest))
 		var ok bool
 		if len(rest) > 0 && isMapLead(rest[0]) &&
 			((depth == 0 && m.tag == userIdentityTag && key == "userIdentity") || (depth > 0 && depth < mpDeep)) {
 			sub := len(dst)
-			var cn int
-			if dst, cn, rest, ok = listMap(rest, dst, base, depth+1, nil); ok {
+			var cn, end int
+			if dst, cn, end, ok = listMap(rec, int(m.voff), dst, base, depth+1, nil); ok {
 				m.sub, m.n = int32(sub-base), int32(cn)
+				rest = rec[end:]
 			}
 		} else {
 			rest, ok = mpSkip(rest)
 		}
 		if !ok {
-			return dst, 0, nil, false
+			return dst, 0, 0, false
 		}
-		m.val = val[:len(val)-len(rest)]
+		m.vlen = uint32(len(rec)-len(rest)) - m.voff
 		dst[at+i] = m
 		if hot != nil {
 			if h := hotKey(m.tag, key); h >= 0 {
@@ -172,7 +184,7 @@ func listMap(b []byte, dst []MsgpackMember, base, depth int, hot *hotPos) ([]Msg
 			}
 		}
 	}
-	return dst, int(n), rest, true
+	return dst, int(n), len(rec) - len(rest), true
 }
 
 func isMapLead(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
@@ -205,30 +217,31 @@ type mpSub struct {
 	ok   bool
 }
 
-// mpLookup finds a member of a map (the last of duplicates).
-func mpLookup(idx []MsgpackMember, key string) ([]byte, bool) {
-	if m := mpMember(idx, key); m != nil {
-		return m.val, true
+// mpLookup finds a member of a map in rec (the last of duplicates) and
+// returns its value.
+func mpLookup(rec []byte, idx []MsgpackMember, key string) ([]byte, bool) {
+	if m := mpMember(rec, idx, key); m != nil {
+		return m.val(rec), true
 	}
 	return nil, false
 }
 
-func mpMember(idx []MsgpackMember, key string) *MsgpackMember {
-	return mpMemberTag(idx, keyTag(key), key)
+func mpMember(rec []byte, idx []MsgpackMember, key string) *MsgpackMember {
+	return mpMemberTag(rec, idx, keyTag(key), key)
 }
 
-func mpMemberTag(idx []MsgpackMember, tag uint64, key string) *MsgpackMember {
+func mpMemberTag(rec []byte, idx []MsgpackMember, tag uint64, key string) *MsgpackMember {
 	for i := len(idx) - 1; i >= 0; i-- {
-		if idx[i].tag == tag && sameTagged(idx[i].key, key) {
+		if idx[i].tag == tag && sameTagged(idx[i].key(rec), key) {
 			return &idx[i]
 		}
 	}
 	return nil
 }
 
-// mpScalarAt reads a member of a map as one keyword value.
-func mpScalarAt(idx []MsgpackMember, key string) (Value, mpStatus) {
-	b, ok := mpLookup(idx, key)
+// mpScalarAt reads a member of a map in rec as one keyword value.
+func mpScalarAt(rec []byte, idx []MsgpackMember, key string) (Value, mpStatus) {
+	b, ok := mpLookup(rec, idx, key)
 	if !ok {
 		return Value{}, mpAbsent
 	}

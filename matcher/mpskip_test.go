@@ -84,18 +84,23 @@ func TestKeyLookupByTag(t *testing.T) {
 	keys := []string{"a", "ab", "eventName", "eventTime", "eventType", "12345678", "x2345678",
 		"123456789012345678", "923456789012345678", "ventName", "eventName" + string(make([]byte, 32)),
 		"_________________________eventName", "_________________________eventTime", ""}
-	var idx []MsgpackMember
+	rec := msgp.AppendMapHeader(nil, uint32(len(keys)))
 	for i, k := range keys {
-		idx = append(idx, MsgpackMember{tag: keyTag(k), key: k, val: []byte{byte(i)}, sub: -1})
+		rec = msgp.AppendInt(msgp.AppendString(rec, k), i)
 	}
+	index, _, rest, ok := IndexMsgpack(rec, nil)
+	if !ok || len(rest) != 0 || index.Top != len(keys) {
+		t.Fatalf("listing: %v, %d bytes left, %d members", ok, len(rest), index.Top)
+	}
+	idx := index.Members
 	for i, k := range keys {
-		v, ok := mpLookup(idx, k)
-		if !ok || v[0] != byte(i) {
-			t.Errorf("%q: got %v %v, want member %d", k, v, ok, i)
+		v, ok := mpLookup(rec, idx, k)
+		if n, _, err := msgp.ReadIntBytes(v); !ok || err != nil || n != i {
+			t.Errorf("%q: got % x %v, want member %d", k, v, ok, i)
 		}
 	}
 	for _, k := range []string{"eventNamf", "fventName", "b", "123456780", "023456789012345678", "eventName" + string(make([]byte, 31))} {
-		if v, ok := mpLookup(idx, k); ok {
+		if v, ok := mpLookup(rec, idx, k); ok {
 			t.Errorf("%q: found %v, not a key", k, v)
 		}
 	}
