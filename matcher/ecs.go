@@ -206,6 +206,11 @@ func (e *Event) resolve(f *Field) []Value {
 		if root == "" {
 			root = f.Name
 		}
+		if key != "" && e.mp != nil && !e.mpTree {
+			if v, ok := e.mpFlattenedLeaf(root, key); ok {
+				return v
+			}
+		}
 		src := e.flattened(root)
 		if key != "" {
 			src = walkPath(src, key)
@@ -573,6 +578,33 @@ var flattenedSource = map[string]string{
 	"aws.cloudtrail.flattened.response_elements":     "responseElements",
 	"aws.cloudtrail.flattened.additional_eventdata":  "additionalEventData",
 	"aws.cloudtrail.flattened.service_event_details": "serviceEventDetails",
+}
+
+// mpFlattenedLeaf reads a keyed flattened field whose key is a scalar
+// member of its payload straight from the MessagePack bytes, when the
+// payload is too small for its text to reach maxFlattenedText (no rendering
+// needed to know the flattened copy is kept: each byte of MessagePack gives
+// fewer than eight characters of Map.toString() text). Anything else, and
+// ok is false: the tree answers.
+func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
+	src := flattenedSource[root]
+	if src == "" || strings.IndexByte(key, '.') >= 0 {
+		return nil, false
+	}
+	if _, st := e.mpScalar([]string{src}); st != mpContainer {
+		return nil, st == mpAbsent || st == mpRemoved // no payload; a scalar payload is the tree's
+	}
+	if m := e.topMember(src); m == nil || int(m.vlen)*8 >= maxFlattenedText {
+		return nil, false
+	}
+	v, st := e.mpScalar([]string{src, key})
+	switch st {
+	case mpFound:
+		return e.one(v), true
+	case mpAbsent, mpRemoved:
+		return nil, true
+	}
+	return nil, false
 }
 
 // maxFlattenedText is the length from which the integration keeps only the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,9 @@ func inPlaceFields() []*Field {
 	// Fields read through the flattened payloads, not by a resolver.
 	for _, n := range []string{"aws.cloudtrail.flattened.request_parameters.userName",
 		"aws.cloudtrail.flattened.request_parameters.tags.key", "aws.cloudtrail.flattened.response_elements.user.arn",
-		"aws.cloudtrail.flattened.additional_eventdata.MFAUsed"} {
+		"aws.cloudtrail.flattened.additional_eventdata.MFAUsed", "aws.cloudtrail.flattened.request_parameters.reason",
+		"aws.cloudtrail.flattened.request_parameters.omitted", "aws.cloudtrail.flattened.request_parameters.n",
+		"aws.cloudtrail.flattened.request_parameters.x", "aws.cloudtrail.flattened.request_parameters.a.b"} {
 		s.Field(n)
 	}
 	if len(s.list) < 50 {
@@ -128,6 +131,15 @@ func inPlaceSeeds(t testing.TB) [][]byte {
 	b = kv(b, "type", "IAMUser")
 	b = kv(b, "sessionContext", map[string]any{"sessionIssuer": map[string]any{"userName": "a"}})
 	seeds = append(seeds, kv(b, "sessionContext", map[string]any{"sessionIssuer": map[string]any{"userName": "b"}}))
+	for _, rp := range []any{
+		map[string]any{"reason": "requestParameters too large", "omitted": true, "n": int64(-3), "x": 2.5},
+		map[string]any{"reason": "-", "omitted": nil, "n": "none", "x": ""},
+		map[string]any{"reason": []any{"a", nil}, "omitted": map[string]any{"a": 1}, "a.b": "dotted", "a": map[string]any{"b": "nested"}},
+		map[string]any{"big": strings.Repeat("x", 40000), "reason": "r"},
+		"a string", nil,
+	} {
+		seeds = append(seeds, kv(base(1), "requestParameters", rp))
+	}
 	for _, v := range []any{nil, map[string]any{}, []any{deep}, int64(5)} {
 		b = base(2)
 		b = kv(b, "userIdentity", v)
