@@ -277,6 +277,9 @@ type worker struct {
 	// matches counts the batch's matches by rule (as Engine.rules), folded
 	// into Stats.Matches when the batch is done.
 	matches []int
+	// pending and batchTerms are buffers for ProcessBatch.
+	pending    []pendingTerm
+	batchTerms []store.Term
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -326,7 +329,13 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	var res Result
 	st := &res.Stats
 	var alerts []*Alert
-	var pending []pendingTerm
+	// The batch's terms live in the worker's buffers, kept from batch to
+	// batch (cleared, so that they hold on to no record).
+	pending := w.pending[:0]
+	defer func() {
+		clear(pending)
+		w.pending = pending[:0]
+	}()
 	ingested := e.now()
 	for _, rec := range recs {
 		st.Records++
@@ -380,9 +389,13 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	if len(alerts) == 0 {
 		return res, nil
 	}
-	terms := make([]store.Term, len(pending))
-	for i, p := range pending {
-		terms[i] = p.term
+	terms := slices.Grow(w.batchTerms[:0], len(pending))[:len(pending)]
+	defer func() {
+		clear(terms)
+		w.batchTerms = terms[:0]
+	}()
+	for i := range pending {
+		terms[i] = pending[i].term
 	}
 	var kept []*Alert
 	var docs [][]byte
