@@ -326,16 +326,14 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	w := e.pool.Get().(*worker)
 	defer e.pool.Put(w)
 	clear(w.matches) // a batch cut short by a panic may have left counts
-	var res Result
-	st := &res.Stats
+	// Nothing of a batch that no rule matches goes to the heap: the
+	// commit, with its closures, is a function of its own.
+	var stats Stats
+	st := &stats
 	var alerts []*Alert
 	// The batch's terms live in the worker's buffers, kept from batch to
 	// batch (cleared, so that they hold on to no record).
 	pending := w.pending[:0]
-	defer func() {
-		clear(pending)
-		w.pending = pending[:0]
-	}()
 	ingested := e.now()
 	for _, rec := range recs {
 		st.Records++
@@ -387,8 +385,20 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		}
 	}
 	if len(alerts) == 0 {
-		return res, nil
+		w.pending = pending[:0]
+		return Result{Stats: stats}, nil
 	}
+	res, err := e.commit(w, stats, alerts, pending, ingested)
+	clear(pending)
+	w.pending = pending[:0]
+	return res, err
+}
+
+// commit looks the batch's terms up, builds the alerts of the new ones and
+// commits the lot in one State transaction.
+func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested time.Time) (Result, error) {
+	res := Result{Stats: stats}
+	st := &res.Stats
 	terms := slices.Grow(w.batchTerms[:0], len(pending))[:len(pending)]
 	defer func() {
 		clear(terms)
