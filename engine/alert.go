@@ -136,6 +136,14 @@ func AlertUUID(ruleID string, version int, eventID string, newTerms []string) st
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
+func cloneStrings(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
+}
+
 // eventPart is the part of an event's alerts that comes from the event.
 func (e *Engine) eventPart(ev *matcher.Event) *docPart {
 	d := ECSDocument(e.schema, ev)
@@ -204,7 +212,8 @@ func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, event *docPart, new
 		"kibana.alert.reason": reason(r, ev, e.schema),
 	}
 	if newTerms != nil {
-		own["kibana.alert.new_terms"] = newTerms
+		// A copy: the batch's term values are views of its records.
+		own["kibana.alert.new_terms"] = cloneStrings(newTerms)
 	}
 	rule := e.ruleParts[r]
 	if rule == nil { // not one of the engine's rules (tests)

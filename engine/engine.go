@@ -280,6 +280,12 @@ type worker struct {
 	// pending and batchTerms are buffers for ProcessBatch.
 	pending    []pendingTerm
 	batchTerms []store.Term
+	// The batch's term values, combinations and keys (termsOf).
+	strArena   []string
+	comboArena [][]string
+	keyArena   []byte
+	keyHeads   [][]byte
+	uniq       [][]string
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -326,6 +332,8 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 	w := e.pool.Get().(*worker)
 	defer e.pool.Put(w)
 	clear(w.matches) // a batch cut short by a panic may have left counts
+	w.resetArenas()
+	defer w.resetArenas()
 	// Nothing of a batch that no rule matches goes to the heap: the
 	// commit, with its closures, is a function of its own.
 	var stats Stats
@@ -555,11 +563,8 @@ func (e *Engine) matched(w *worker, rm member, ra *recordAlerts, st *Stats, aler
 	}
 	m := &w.terms[rm.set]
 	if m.n != w.n {
-		m.n, m.combos = w.n, termsOf(e.termSets[rm.set], ev)
-		m.keys = m.keys[:0]
-		for _, values := range m.combos {
-			m.keys = append(m.keys, store.EncodeValues(values))
-		}
+		m.n = w.n
+		m.combos, m.keys = w.termsOf(e.termSets[rm.set], ev)
 	}
 	for i, values := range m.combos {
 		pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Key: m.keys[i], Seen: seen, Window: r.NewTerms.Window},
@@ -605,24 +610,55 @@ func textsOf(dst []string, vs []matcher.Value) []string {
 }
 
 // termsOf returns the cartesian product of the values of new_terms fields
-// on the event; nothing when a field is missing.
-func termsOf(fields []*matcher.Field, ev *matcher.Event) [][]string {
-	combos := [][]string{nil}
-	for _, f := range fields {
+// on the event (nothing when a field is missing), with each combination's
+// encoded key. Both live in the worker's batch arenas: the values are views
+// of the record, good until the batch is done (an alert copies its own).
+func (w *worker) termsOf(fields []*matcher.Field, ev *matcher.Event) ([][]string, [][]byte) {
+	if cap(w.uniq) < len(fields) {
+		w.uniq = make([][]string, len(fields))
+	}
+	uniq := w.uniq[:len(fields)]
+	total := 1
+	for i, f := range fields {
 		vals := ev.Values(f)
 		if len(vals) == 0 {
-			return nil
+			return nil, nil
 		}
-		uniq := uniqueTexts(vals)
-		next := make([][]string, 0, len(combos)*len(uniq))
-		for _, c := range combos {
-			for _, v := range uniq {
-				next = append(next, append(append([]string(nil), c...), v))
-			}
+		u := uniq[i][:0]
+		for _, v := range vals {
+			u = append(u, v.Text)
 		}
-		combos = next
+		slices.Sort(u)
+		u = slices.Compact(u)
+		uniq[i] = u
+		total *= len(u)
 	}
-	return combos
+	c0, k0 := len(w.comboArena), len(w.keyHeads)
+	for n := range total {
+		// The last field varies fastest: combinations in the order of the
+		// fields' sorted values.
+		start := len(w.strArena)
+		w.strArena = slices.Grow(w.strArena, len(fields))[:start+len(fields)]
+		for i := len(fields) - 1; i >= 0; i-- {
+			w.strArena[start+i] = uniq[i][n%len(uniq[i])]
+			n /= len(uniq[i])
+		}
+		combo := w.strArena[start : start+len(fields) : start+len(fields)]
+		kstart := len(w.keyArena)
+		w.keyArena = store.AppendValues(w.keyArena, combo)
+		w.comboArena = append(w.comboArena, combo)
+		w.keyHeads = append(w.keyHeads, w.keyArena[kstart:len(w.keyArena):len(w.keyArena)])
+	}
+	return w.comboArena[c0:len(w.comboArena):len(w.comboArena)], w.keyHeads[k0:len(w.keyHeads):len(w.keyHeads)]
+}
+
+// resetArenas empties the worker's batch arenas (cleared: they hold on to
+// no record).
+func (w *worker) resetArenas() {
+	clear(w.strArena)
+	clear(w.comboArena)
+	clear(w.keyHeads)
+	w.strArena, w.comboArena, w.keyHeads, w.keyArena = w.strArena[:0], w.comboArena[:0], w.keyHeads[:0], w.keyArena[:0]
 }
 
 // uniqueTexts returns the distinct values, sorted and copied (values read in

@@ -279,9 +279,10 @@ type Term struct {
 
 // EncodeValues encodes term values unambiguously: each value as its
 // length (uvarint) and bytes.
-func EncodeValues(values []string) []byte { return appendValues(nil, values) }
+func EncodeValues(values []string) []byte { return AppendValues(nil, values) }
 
-func appendValues(out []byte, values []string) []byte {
+// AppendValues appends EncodeValues(values) to out.
+func AppendValues(out []byte, values []string) []byte {
 	for _, v := range values {
 		out = binary.AppendUvarint(out, uint64(len(v)))
 		out = append(out, v...)
@@ -450,7 +451,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			if t.Key != nil {
 				buf = append(buf, t.Key...)
 			} else {
-				buf = appendValues(buf, t.Values)
+				buf = AppendValues(buf, t.Values)
 			}
 			ckb := buf[start:len(buf):len(buf)]
 			ck := unsafe.String(&ckb[0], len(ckb))
