@@ -277,7 +277,9 @@ type worker struct {
 	// matches counts the batch's matches by rule (as Engine.rules), folded
 	// into Stats.Matches when the batch is done.
 	matches []int
-	// pending and batchTerms are buffers for ProcessBatch.
+	// The batch being made, and buffers for it.
+	batch      Batch
+	alerts     []*Alert
 	pending    []pendingTerm
 	batchTerms []store.Term
 	// The batch's term values, combinations and keys (termsOf).
@@ -329,20 +331,43 @@ type Result struct {
 // transaction; on error nothing of the batch is recorded, and the same batch
 // can be given again.
 func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
+	b := e.NewBatch()
+	b.Add(recs)
+	return b.Commit()
+}
+
+// Batch is ProcessBatch in steps, for a caller that reads its records a
+// piece at a time (a Fluent Bit chunk, whose pieces' member lists then stay
+// in the processor's caches): Add evaluates records, Commit commits what
+// they made in one State transaction. Once Add returns, the Record values
+// and their Index may be reused; their Msgpack bytes must stay unchanged
+// until Commit returns. A Batch is for one goroutine, and is done with
+// after Commit.
+type Batch struct {
+	e        *Engine
+	w        *worker
+	stats    Stats
+	alerts   []*Alert
+	pending  []pendingTerm
+	ingested time.Time
+}
+
+// NewBatch starts a batch.
+func (e *Engine) NewBatch() *Batch {
 	w := e.pool.Get().(*worker)
-	defer e.pool.Put(w)
 	clear(w.matches) // a batch cut short by a panic may have left counts
 	w.resetArenas()
-	defer w.resetArenas()
-	// Nothing of a batch that no rule matches goes to the heap: the
-	// commit, with its closures, is a function of its own.
-	var stats Stats
-	st := &stats
-	var alerts []*Alert
-	// The batch's terms live in the worker's buffers, kept from batch to
-	// batch (cleared, so that they hold on to no record).
-	pending := w.pending[:0]
-	ingested := e.now()
+	// The batch lives in the worker, with buffers kept from batch to batch
+	// (cleared, so that they hold on to no record): nothing of a batch that
+	// no rule matches goes to the heap.
+	b := &w.batch
+	*b = Batch{e: e, w: w, alerts: w.alerts[:0], pending: w.pending[:0], ingested: e.now()}
+	return b
+}
+
+// Add evaluates records.
+func (b *Batch) Add(recs []Record) {
+	e, w, st := b.e, b.w, &b.stats
 	for _, rec := range recs {
 		st.Records++
 		if rec.Err != nil {
@@ -354,13 +379,13 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			// The common case, a raw CloudTrail event, is read in place:
 			// a record that no rule can match builds nothing.
 			if rec.Index.Members != nil {
-				w.ev.ResetMsgpackIndexed(rec.Msgpack, rec.Index, ingested, e.enricher)
+				w.ev.ResetMsgpackIndexed(rec.Msgpack, rec.Index, b.ingested, e.enricher)
 			} else {
-				w.ev.ResetMsgpack(rec.Msgpack, ingested, e.enricher)
+				w.ev.ResetMsgpack(rec.Msgpack, b.ingested, e.enricher)
 			}
 			if w.ev.RawCloudTrail() {
 				st.Events++
-				alerts, pending = e.evaluate(w, st, alerts, pending)
+				b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 				continue
 			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)
@@ -373,16 +398,30 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 		shape := matcher.Split(node, func(n *doc.Node, ecs bool) {
 			st.Events++
 			if ecs {
-				w.ev.Reset(nil, n, ingested, nil)
+				w.ev.Reset(nil, n, b.ingested, nil)
 			} else {
-				w.ev.Reset(n, nil, ingested, e.enricher)
+				w.ev.Reset(n, nil, b.ingested, e.enricher)
 			}
-			alerts, pending = e.evaluate(w, st, alerts, pending)
+			b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 		})
 		if shape == matcher.ShapeUnknown {
 			st.skip("not CloudTrail")
 		}
 	}
+}
+
+// Commit commits the batch: its new_terms history and its alerts, in one
+// State transaction.
+func (b *Batch) Commit() (Result, error) {
+	e, w, st := b.e, b.w, &b.stats
+	defer func() {
+		clear(b.pending)
+		clear(b.alerts)
+		w.pending, w.alerts = b.pending[:0], b.alerts[:0]
+		w.resetArenas()
+		*b = Batch{}
+		e.pool.Put(w)
+	}()
 	for i, n := range w.matches {
 		if n > 0 {
 			if st.Matches == nil {
@@ -392,14 +431,10 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 			w.matches[i] = 0
 		}
 	}
-	if len(alerts) == 0 {
-		w.pending = pending[:0]
-		return Result{Stats: stats}, nil
+	if len(b.alerts) == 0 {
+		return Result{Stats: b.stats}, nil
 	}
-	res, err := e.commit(w, stats, alerts, pending, ingested)
-	clear(pending)
-	w.pending = pending[:0]
-	return res, err
+	return e.commit(w, b.stats, b.alerts, b.pending, b.ingested)
 }
 
 // commit looks the batch's terms up, builds the alerts of the new ones and

@@ -39,11 +39,33 @@ func Open(name string, get func(string) string, logw io.Writer) (*instance.Insta
 func Flush(in *instance.Instance, tag string, data []byte) Status {
 	b := bufs.Get().(*chunkBuf)
 	defer b.put()
-	b.recs, _ = b.decode(tag, data)
-	if _, err := in.Process(b.recs); err != nil {
+	if _, err := in.ProcessPieces(func(add func([]engine.Record)) { b.feed(tag, data, add) }); err != nil {
 		return Retry
 	}
 	return OK
+}
+
+// piece is how many records of a chunk are read and evaluated at a time:
+// their member lists (a few hundred bytes a record) stay in the
+// processor's cache between reading and evaluating.
+const piece = 128
+
+// feed reads a chunk a piece at a time, handing each piece's records to
+// add before it reads the next.
+func (b *chunkBuf) feed(tag string, data []byte, add func([]engine.Record)) ChunkStats {
+	var total ChunkStats
+	for i := 0; len(data) > 0; {
+		var st ChunkStats
+		b.recs, st, data, i = decodeChunk(b.recs[:0], &b.arena, tag, data, i, piece)
+		total.Events += st.Events
+		total.Groups += st.Groups
+		total.Malformed += st.Malformed
+		if len(b.recs) > 0 {
+			add(b.recs)
+		}
+		clear(b.recs)
+	}
+	return total
 }
 
 // chunkBuf holds what reading a chunk needs, reused from chunk to chunk:
@@ -56,7 +78,8 @@ type chunkBuf struct {
 var bufs = sync.Pool{New: func() any { return &chunkBuf{} }}
 
 func (b *chunkBuf) decode(tag string, data []byte) ([]engine.Record, ChunkStats) {
-	return decodeChunk(b.recs[:0], &b.arena, tag, data)
+	recs, st, _, _ := decodeChunk(b.recs[:0], &b.arena, tag, data, 0, -1)
+	return recs, st
 }
 
 func (b *chunkBuf) put() {
@@ -86,18 +109,23 @@ func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
 // DecodeChunkInto is DecodeChunk appending to recs.
 func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Record, ChunkStats) {
 	var arena []matcher.MsgpackMember
-	return decodeChunk(recs, &arena, tag, data)
+	recs, st, _, _ := decodeChunk(recs, &arena, tag, data, 0, -1)
+	return recs, st
 }
 
-// decodeChunk reads a chunk, listing the records' top levels in *arenap
-// (grown as needed; records keep slices of it).
-func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag string, data []byte) ([]engine.Record, ChunkStats) {
+// decodeChunk reads a chunk's events from the first-th on, up to limit
+// records (no limit when negative), listing the records' members in
+// *arenap (emptied first, grown as needed; records keep slices of it). It
+// returns the rest of the chunk and the number of its first event.
+func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag string, data []byte, first, limit int) ([]engine.Record, ChunkStats, []byte, int) {
 	var st ChunkStats
 	// One walk: each event's header, then its body's top level, which both
 	// indexes the record for the engine and finds where the next begins.
 	arena := (*arenap)[:0]
 	defer func() { *arenap = arena }()
-	for i := 0; len(data) > 0; i++ {
+	start := len(recs)
+	i := first
+	for ; len(data) > 0 && (limit < 0 || len(recs)-start < limit); i++ {
 		body, group, err := eventBody(data)
 		if err != nil {
 			st.Malformed++
@@ -105,6 +133,7 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			if serr != nil {
 				// The event cannot even be delimited: the rest is lost.
 				recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on: %v", i, serr), Where: where(tag, i)})
+				data = nil
 				break
 			}
 			recs = append(recs, engine.Record{Err: err, Where: where(tag, i)})
@@ -117,6 +146,7 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			if err != nil {
 				st.Malformed++
 				recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on: %v", i, err), Where: where(tag, i)})
+				data = nil
 				break
 			}
 			data = next
@@ -129,12 +159,17 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			continue
 		}
 		if cap(arena) == 0 {
-			arena = make([]matcher.MsgpackMember, 0, len(data)/40+64)
+			n := len(data) / 40
+			if limit >= 0 {
+				n = min(n, limit*64)
+			}
+			arena = make([]matcher.MsgpackMember, 0, n+64)
 		}
 		idx, grown, next, ok := matcher.IndexMsgpack(body, arena)
 		if !ok {
 			st.Malformed++
 			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)})
+			data = nil
 			break
 		}
 		arena = grown
@@ -147,7 +182,7 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 		st.Events++
 		recs = append(recs, engine.Record{Msgpack: body, Index: idx})
 	}
-	return recs, st
+	return recs, st, data, i
 }
 
 func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", tag, i) }

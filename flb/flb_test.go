@@ -99,6 +99,19 @@ func TestDecodeChunk(t *testing.T) {
 	if st.Events != 1 || st.Malformed != 1 || len(recs) != 2 {
 		t.Errorf("broken stream: %+v, %d records", st, len(recs))
 	}
+	// Read a piece at a time (as Flush does), a chunk of several pieces,
+	// malformed records, markers and a broken end among them, reads the
+	// same as whole.
+	var big []byte
+	for range 3*piece/7 + 1 {
+		big = append(big, chunk...)
+	}
+	big = append(big, broken...)
+	recs, st = DecodeChunk("fuzz", big)
+	if len(recs) <= 2*piece {
+		t.Fatalf("%d records: fewer than three pieces", len(recs))
+	}
+	checkPieces(t, big, recs, st)
 }
 
 func props(m map[string]string) func(string) string {

@@ -1,8 +1,13 @@
 package flb
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // FuzzDecodeChunk: any bytes as a Fluent Bit chunk: no panic, no hang, and
@@ -23,5 +28,32 @@ func FuzzDecodeChunk(f *testing.F) {
 				t.Fatalf("record %+v", r)
 			}
 		}
+		checkPieces(t, data, recs, st)
 	})
+}
+
+// checkPieces holds reading a chunk a piece at a time (as Flush does) to
+// reading it whole: the same records, errors and places, the same counts.
+func checkPieces(t *testing.T, data []byte, whole []engine.Record, wst ChunkStats) {
+	t.Helper()
+	var got []engine.Record
+	b := &chunkBuf{}
+	st := b.feed("fuzz", data, func(recs []engine.Record) {
+		if len(recs) > piece {
+			t.Fatalf("a piece of %d records", len(recs))
+		}
+		for _, r := range recs {
+			r.Index = matcher.MsgpackIndex{} // reused by the next piece
+			got = append(got, r)
+		}
+	})
+	if st != wst || len(got) != len(whole) {
+		t.Fatalf("pieces: %d records, %+v; whole: %d records, %+v", len(got), st, len(whole), wst)
+	}
+	for i := range got {
+		w := whole[i]
+		if !bytes.Equal(got[i].Msgpack, w.Msgpack) || got[i].Where != w.Where || fmt.Sprint(got[i].Err) != fmt.Sprint(w.Err) {
+			t.Fatalf("record %d: pieces %+v, whole %+v", i, got[i], w)
+		}
+	}
 }

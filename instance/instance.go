@@ -173,16 +173,27 @@ func openSinks(set *conf.Settings) ([]sink.Sink, error) {
 // recorded and the same batch can be given again. Malformed records (Err
 // set) are counted, logged with their place, and skipped.
 func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
-	for _, r := range recs {
-		if r.Err != nil {
-			in.Malformed.Add(1)
-			in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
+	return in.ProcessPieces(func(add func([]engine.Record)) { add(recs) })
+}
+
+// ProcessPieces is Process for a batch read a piece at a time: feed calls
+// add with each piece (records and their Index may be reused once add
+// returns; their bytes must stay until ProcessPieces returns).
+func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.Result, error) {
+	batch := in.eng.Load().NewBatch()
+	feed(func(recs []engine.Record) {
+		for _, r := range recs {
+			if r.Err != nil {
+				in.Malformed.Add(1)
+				in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
+			}
 		}
-	}
-	res, err := in.eng.Load().ProcessBatch(recs)
+		batch.Add(recs)
+	})
+	res, err := batch.Commit()
 	if err != nil {
 		in.Retries.Add(1)
-		in.Log.Errorf("batch of %d records not committed: %v", len(recs), err)
+		in.Log.Errorf("batch of %d records not committed: %v", res.Stats.Records, err)
 		return res, err
 	}
 	in.Records.Add(int64(res.Stats.Records))

@@ -198,6 +198,12 @@ unit = "m"`)
 // TestStormIsCapped: 10,000 matching records in one interval yield
 // max_signals (100) alerts and, once the interval is over, one summary.
 func TestStormIsCapped(t *testing.T) {
+	// max_signals windows are aligned on the clock (the rule's 5-minute
+	// interval): the storm must not straddle two of them.
+	if d := time.Until(time.Now().Truncate(5 * time.Minute).Add(5 * time.Minute)); d < 30*time.Second {
+		t.Logf("waiting %v for the next 5-minute window", d.Round(time.Second))
+		time.Sleep(d + time.Second)
+	}
 	dir := t.TempDir()
 	in, alerts, _ := open(t, map[string]string{"rules": writeRule(t, dir, "PutUseCaseForModelAccess", 100, "")})
 	for b := 0; b < 10; b++ {
