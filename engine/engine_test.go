@@ -447,3 +447,67 @@ func TestAlertJSONRendersTheDocument(t *testing.T) {
 	}
 	t.Logf("%d alerts, %d sharing their record's part with the one before", len(res.Alerts), shared)
 }
+
+// TestRuleMatchesDoNotDependOnOtherRules: every rule matches the same
+// records whether it runs alone or with all the others (Elastic's rules, or
+// the bundled ones), records read in place and as trees.
+func TestRuleMatchesDoNotDependOnOtherRules(t *testing.T) {
+	path := "../../shared/detection-rules/aws"
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("Elastic's corpus is not at %s; using the bundled rules", path)
+		path = "../conf/rules"
+	}
+	all, err := conf.LoadRules(matcher.NewSchema(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp, trees []Record
+	err = gen.Generate(6000, 5, func(m map[string]any) error {
+		b, err := msgp.AppendIntf(nil, m)
+		if err != nil {
+			return err
+		}
+		n, _, err := doc.ReadMsgpack(b)
+		mp, trees = append(mp, Record{Msgpack: b}), append(trees, Record{Node: n})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	matches := func(rs *conf.RuleSet, recs []Record) map[string]int {
+		e, err := New(rs, Options{State: fakeState{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for i := 0; i < len(recs); i += 500 { // batches, as chunks come
+			res, err := e.ProcessBatch(recs[i:min(i+500, len(recs))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r, n := range res.Stats.Matches {
+				out[r] += n
+			}
+		}
+		return out
+	}
+	together := matches(all, mp)
+	if tr := matches(all, trees); !reflect.DeepEqual(tr, together) {
+		t.Errorf("all rules: in place %v, as trees %v", together, tr)
+	}
+	matched := 0
+	for _, r := range all.Runnable() {
+		one := *all
+		one.Rules = []*conf.Rule{r}
+		alone := matches(&one, mp)[r.Name]
+		if alone != together[r.Name] {
+			t.Errorf("rule %q: %d matches alone, %d with the other rules", r.Name, alone, together[r.Name])
+		}
+		if alone > 0 {
+			matched++
+		}
+	}
+	if matched < 10 {
+		t.Errorf("only %d rules matched anything: too few to compare", matched)
+	}
+}

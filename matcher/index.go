@@ -165,13 +165,14 @@ func sortUnique(dst []int, start int) []int {
 	return dst[:start+w]
 }
 
-// Candidates returns the ids of the queries that may match a record with the
-// given provider and action values (usually one of each). The result may
-// alias the index's own storage or dst: callers must not modify it.
+// Candidates returns, in dst's storage, the ids of the queries that may
+// match a record with the given provider and action values (usually one of
+// each). The result never shares the index's own storage: a caller may give
+// it back as the next call's dst.
 func (ix *Index) Candidates(dst []int, providers, actions []string) []int {
 	if len(providers) == 1 && len(actions) == 1 {
 		if m, ok := ix.merged[Pin{providers[0], actions[0]}]; ok {
-			return m
+			return append(dst[:0], m...)
 		}
 	}
 	if len(providers) == 0 {

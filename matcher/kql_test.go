@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -317,6 +318,26 @@ func TestIndexCandidates(t *testing.T) {
 	check([]string{"ec2.amazonaws.com"}, []string{"RunInstances"}, 3)
 	check(nil, nil, 3)
 	check([]string{"iam.amazonaws.com", "s3.amazonaws.com"}, []string{"x"}, 1, 3, 4)
+
+	// As the engine calls it, each result given back as the next call's
+	// buffer: a precomputed answer must not be overwritten by a later one.
+	var buf []int
+	for range 3 {
+		for _, c := range []struct {
+			p, a string
+			want []int
+		}{
+			{"iam.amazonaws.com", "CreateUser", []int{0, 1, 2, 3}},
+			{"ec2.amazonaws.com", "RunInstances", []int{3}},
+			{"s3.amazonaws.com", "PutObject", []int{3, 4}},
+			{"iam.amazonaws.com", "CreateUser", []int{0, 1, 2, 3}},
+		} {
+			buf = ix.Candidates(buf[:0], []string{c.p}, []string{c.a})
+			if fmt.Sprint(buf) != fmt.Sprint(c.want) {
+				t.Fatalf("reusing the result: candidates(%s, %s) = %v, want %v", c.p, c.a, buf, c.want)
+			}
+		}
+	}
 }
 
 func TestParseDuration(t *testing.T) {
