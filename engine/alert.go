@@ -24,15 +24,63 @@ import (
 // An alert's top-level keys come from three parts: the event's (its ECS
 // fields, shared by every alert of the record), the rule's (kibana.alert.rule.*
 // and the like, shared by every alert of the rule) and its own (@timestamp,
-// uuid, reason, new terms). Each part's values are rendered to JSON once.
+// uuid, reason, new terms). Each part's values are rendered to JSON once,
+// and only for an alert that is written: a capped or repeated alert costs
+// its id and its policy, no document.
 type Alert struct {
 	UUID   string
 	RuleID string
 	Rule   string // the rule's name
-	event  *docPart
+	rec    *recordAlerts
 	rule   *docPart
-	own    *docPart
+	own    *docPart // made on first need, from r, at and newTerms
 	policy *store.Policy // suppression and max_signals, enforced by the store
+	e      *Engine
+	r      *conf.Rule
+	at     string   // @timestamp
+	terms  []string // new terms (views of the batch's records until own is made)
+}
+
+// recordAlerts is what a record's alerts share: the event they read (made
+// on the first match, over the record's own copy) and, made on first need,
+// its part of their documents.
+type recordAlerts struct {
+	e    *Engine
+	ev   *matcher.Event
+	part *docPart
+}
+
+func (ra *recordAlerts) eventPart() *docPart {
+	if ra.part == nil {
+		ra.part = ra.e.eventPart(ra.ev)
+	}
+	return ra.part
+}
+
+// eventID is the id alerts of the record derive their uuid from.
+func (ra *recordAlerts) eventID() string {
+	if id := ra.ev.Value(ra.e.schema, "event.id"); id != "" {
+		return id
+	}
+	return ra.eventPart().eventID
+}
+
+// parts returns the alert's three parts, making what is not made yet.
+func (a *Alert) parts() (event, rule, own *docPart) {
+	if a.own == nil {
+		own := map[string]any{
+			"@timestamp":          a.at,
+			"kibana.alert.uuid":   a.UUID,
+			"kibana.alert.reason": reason(a.r, a.rec.ev, a.e.schema),
+		}
+		if a.terms != nil {
+			// A copy: the batch's term values are views of its records.
+			own["kibana.alert.new_terms"] = cloneStrings(a.terms)
+			a.terms = nil
+		}
+		a.own = newDocPart(own)
+	}
+	return a.rec.eventPart(), a.rule, a.own
 }
 
 var alertJSON = jsoniter.Config{EscapeHTML: false, SortMapKeys: true}.Froze()
@@ -68,8 +116,9 @@ func newDocPart(m map[string]any) *docPart {
 
 // Doc returns the alert document as one map (the parts merged).
 func (a *Alert) Doc() map[string]any {
-	d := make(map[string]any, len(a.event.m)+len(a.rule.m)+len(a.own.m))
-	for _, p := range [...]*docPart{a.event, a.rule, a.own} { // later parts win
+	event, rule, own := a.parts()
+	d := make(map[string]any, len(event.m)+len(rule.m)+len(own.m))
+	for _, p := range [...]*docPart{event, rule, own} { // later parts win
 		for k, v := range p.m {
 			d[k] = v
 		}
@@ -81,7 +130,8 @@ func (a *Alert) Doc() map[string]any {
 // give equal bytes): the bytes Doc() would render to, from the parts'
 // rendered values.
 func (a *Alert) JSON() ([]byte, error) {
-	parts := [...]*docPart{a.own, a.rule, a.event} // first wins a key they share
+	event, rule, own := a.parts()
+	parts := [...]*docPart{own, rule, event} // first wins a key they share
 	size := 2
 	for _, p := range parts {
 		if p.err != nil {
@@ -203,23 +253,16 @@ func rulePart(r *conf.Rule) *docPart {
 	return newDocPart(d)
 }
 
-// buildAlert makes a rule's alert on an event whose part is ev's.
-func (e *Engine) buildAlert(r *conf.Rule, ev *matcher.Event, event *docPart, newTerms []string) *Alert {
-	id := AlertUUID(r.RuleID, r.Version, event.eventID, newTerms)
-	own := map[string]any{
-		"@timestamp":          e.now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"kibana.alert.uuid":   id,
-		"kibana.alert.reason": reason(r, ev, e.schema),
-	}
-	if newTerms != nil {
-		// A copy: the batch's term values are views of its records.
-		own["kibana.alert.new_terms"] = cloneStrings(newTerms)
-	}
+// buildAlert makes a rule's alert on a record: its id and policy now, its
+// document when it is written. newTerms must stay unchanged until then.
+func (e *Engine) buildAlert(r *conf.Rule, rec *recordAlerts, newTerms []string) *Alert {
+	id := AlertUUID(r.RuleID, r.Version, rec.eventID(), newTerms)
 	rule := e.ruleParts[r]
 	if rule == nil { // not one of the engine's rules (tests)
 		rule = rulePart(r)
 	}
-	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, event: event, rule: rule, own: newDocPart(own), policy: e.policy(r, ev)}
+	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.policy(r, rec.ev),
+		e: e, r: r, at: e.now().UTC().Format("2006-01-02T15:04:05.000Z"), terms: newTerms}
 }
 
 // policy is the rule's alert suppression (group values read from the

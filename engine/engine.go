@@ -457,9 +457,8 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			return nil, nil
 		}
 		drop := make([]bool, len(alerts))
-		var ev matcher.Event
-		var part *docPart
-		var of *pendingTerm // the record ev and part are of
+		var rec *recordAlerts
+		var of *pendingTerm // the record rec is of
 		for i := range pending {
 			p := &pending[i]
 			if !isNew[i] {
@@ -468,20 +467,21 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			}
 			st.NewTermsHit++
 			// A record's terms are side by side: its alerts share one
-			// reading of it.
+			// reading of it, over its own copy (the alert outlives the
+			// chunk).
 			if of == nil || !sameRecord(of, p) {
+				ev := &matcher.Event{}
 				switch {
 				case p.ecs:
 					ev.Reset(nil, p.raw, ingested, nil)
 				case p.mp != nil:
-					// Its own copy of the bytes: the alert outlives the chunk.
 					ev.ResetMsgpack(bytes.Clone(p.mp), ingested, e.enricher)
 				default:
 					ev.Reset(p.raw, nil, ingested, e.enricher)
 				}
-				part, of = e.eventPart(&ev), p
+				rec, of = &recordAlerts{e: e, ev: ev}, p
 			}
-			alerts[p.at] = e.buildAlert(p.rule, &ev, part, p.term.Values)
+			alerts[p.at] = e.buildAlert(p.rule, rec, p.term.Values)
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
@@ -489,13 +489,17 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			if drop[i] {
 				continue
 			}
-			b, err := a.JSON()
-			if err != nil {
-				return nil, fmt.Errorf("alert %s of rule %q: %w", a.UUID, a.Rule, err)
-			}
+			at := len(kept)
 			kept = append(kept, a)
-			docs = append(docs, b)
-			out = append(out, store.Alert{ID: a.UUID, Doc: b, Policy: a.policy})
+			docs = append(docs, nil)
+			out = append(out, store.Alert{ID: a.UUID, Policy: a.policy, Render: func() ([]byte, error) {
+				b, err := a.JSON()
+				if err != nil {
+					return nil, fmt.Errorf("alert %s of rule %q: %w", a.UUID, a.Rule, err)
+				}
+				docs[at] = b
+				return b, nil
+			}})
 		}
 		return out, nil
 	}
@@ -535,7 +539,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 	w.provs = textsOf(w.provs[:0], ev.Values(e.provider))
 	w.acts = textsOf(w.acts[:0], ev.Values(e.action))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
-	var ra recordAlerts // the event as alerts see it, made on first need
+	var ra *recordAlerts // the event as alerts see it, made on first need
 	// One record in evalSample has its evaluations timed, per query.
 	w.n++
 	timed := w.n%evalSample == 0
@@ -561,7 +565,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 
 // matched records one rule's match: an alert for a query rule, terms for a
 // new_terms rule.
-func (e *Engine) matched(w *worker, rm member, ra *recordAlerts, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev, r := &w.ev, rm.rule
 	// An excepted record neither alerts nor counts as history (Kibana).
 	for _, x := range e.excepts[r] {
@@ -575,11 +579,10 @@ func (e *Engine) matched(w *worker, rm member, ra *recordAlerts, st *Stats, aler
 	}
 	w.matches[rm.i]++
 	if r.Type != "new_terms" {
-		if ra.ev == nil {
-			ra.ev = e.owned(ev)
-			ra.part = e.eventPart(ra.ev)
+		if *ra == nil {
+			*ra = &recordAlerts{e: e, ev: e.owned(ev)}
 		}
-		alerts = append(alerts, e.buildAlert(r, ra.ev, ra.part, nil))
+		alerts = append(alerts, e.buildAlert(r, *ra, nil))
 		return alerts, pending
 	}
 	seen := ev.Ingested
@@ -609,13 +612,6 @@ func (e *Engine) matched(w *worker, rm member, ra *recordAlerts, st *Stats, aler
 	return alerts, pending
 }
 
-// recordAlerts is what a record's query-rule alerts share: the event they
-// read, made on the first match, and its part of their documents.
-type recordAlerts struct {
-	ev   *matcher.Event
-	part *docPart
-}
-
 // sameRecord reports whether two pending terms come from the same record.
 func sameRecord(a, b *pendingTerm) bool {
 	if a.mp != nil || b.mp != nil {
@@ -624,17 +620,23 @@ func sameRecord(a, b *pendingTerm) bool {
 	return a.raw == b.raw && a.ecs == b.ecs
 }
 
-// owned returns an event whose values do not point into borrowed bytes: for
-// an event read in place from MessagePack, a fresh one over its own copy of
-// them (a record the tree reader refuses still gives its alert, with the
+// owned returns a fresh event over the same record, which the worker's
+// event (reset for the next record) is not; its values do not point into
+// borrowed bytes: an event read in place from MessagePack gets its own copy
+// of them (a record the tree reader refuses still gives its alert, with the
 // fields that could be read).
 func (e *Engine) owned(ev *matcher.Event) *matcher.Event {
-	if ev.Msgpack() == nil {
-		return ev
+	x := &matcher.Event{}
+	switch {
+	case ev.Msgpack() != nil:
+		x.ResetMsgpack(bytes.Clone(ev.Msgpack()), ev.Ingested, e.enricher)
+	case ev.IsECS():
+		x.Reset(nil, ev.ECSNode(), ev.Ingested, nil)
+	default:
+		x.Reset(ev.Raw(), nil, ev.Ingested, e.enricher)
 	}
-	var x matcher.Event
-	x.ResetMsgpack(bytes.Clone(ev.Msgpack()), ev.Ingested, e.enricher)
-	return &x
+	x.EntityMapping = ev.EntityMapping
+	return x
 }
 
 func textsOf(dst []string, vs []matcher.Value) []string {

@@ -438,7 +438,7 @@ func TestAlertJSONRendersTheDocument(t *testing.T) {
 		if !bytes.Equal(res.Docs[i], want) {
 			t.Fatalf("alert %s of %q:\n got %s\nwant %s", a.UUID, a.Rule, res.Docs[i], want)
 		}
-		if i > 0 && a.event == res.Alerts[i-1].event {
+		if i > 0 && a.rec == res.Alerts[i-1].rec {
 			shared++
 		}
 	}

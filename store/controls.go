@@ -102,7 +102,11 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 			return false, nil, b.Put([]byte(p.SuppressKey), v)
 		}
 		g = suppressState{Start: now, End: now, Until: now.Add(p.SuppressFor), Terms: p.Terms}
-		a.Doc = withSuppression(a.Doc, g)
+		doc, err := a.document()
+		if err != nil {
+			return false, nil, err
+		}
+		a.Doc = withSuppression(doc, g)
 		g.Doc = a.Doc
 		v, _ := json.Marshal(g)
 		if err := b.Put([]byte(p.SuppressKey), v); err != nil {
@@ -120,7 +124,11 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 				extra = append(extra, summarize(b.Get(docKey), p.RuleID, c.Capped, c.Start, c.End))
 			}
 			c = capState{Start: start, End: start.Add(p.Interval)}
-			if err := b.Put(docKey, a.Doc); err != nil {
+			doc, err := a.document()
+			if err != nil {
+				return false, nil, err
+			}
+			if err := b.Put(docKey, doc); err != nil {
 				return false, nil, err
 			}
 		}

@@ -368,9 +368,26 @@ type Alert struct {
 	// "" turns that off.
 	ID  string
 	Doc []byte // the alert's JSON
+	// Render, when Doc is nil, makes the alert's JSON: called only for an
+	// alert that is not a duplicate and that its policy lets through (or
+	// whose document a policy keeps), so that capped and repeated alerts
+	// cost no rendering.
+	Render func() ([]byte, error)
 	// Policy, when set, applies the rule's alert suppression and
 	// max_signals cap.
 	Policy *Policy
+}
+
+// document returns the alert's JSON, rendering it on first use.
+func (a *Alert) document() ([]byte, error) {
+	if a.Doc == nil && a.Render != nil {
+		d, err := a.Render()
+		if err != nil {
+			return nil, err
+		}
+		a.Doc = d
+	}
+	return a.Doc, nil
 }
 
 // DedupWindow is how long alert ids are remembered.
@@ -571,7 +588,11 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			if err != nil {
 				return err
 			}
-			if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), a.Doc); err != nil {
+			doc, err := a.document()
+			if err != nil {
+				return err
+			}
+			if err := outbox.Put(binary.BigEndian.AppendUint64(nil, seq), doc); err != nil {
 				return err
 			}
 			if a.ID != "" {

@@ -224,3 +224,53 @@ func TestEncodeValuesUnambiguous(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyWrittenAlertsAreRendered: an alert's document is made only when it
+// is written (or kept for its policy): a repeated id and an alert over its
+// rule's max_signals cost no rendering; a render error fails the batch.
+func TestOnlyWrittenAlertsAreRendered(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
+	rendered := map[string]int{}
+	alert := func(id string) Alert {
+		return Alert{ID: id, Policy: &Policy{RuleID: "r", MaxSignals: 2, Interval: time.Hour},
+			Render: func() ([]byte, error) { rendered[id]++; return []byte(`{"id":"` + id + `"}`), nil }}
+	}
+	commit := func(ids ...string) CommitResult {
+		t.Helper()
+		res, err := s.Commit(Batch{Now: t0, Emit: func([]bool) ([]Alert, error) {
+			var out []Alert
+			for _, id := range ids {
+				out = append(out, alert(id))
+			}
+			return out, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := commit("a", "b", "c", "a")
+	if res.Written != 2 || res.Capped != 1 || res.Duplicates != 1 {
+		t.Errorf("first batch: %+v", res)
+	}
+	res = commit("a", "d")
+	if res.Written != 0 || res.Duplicates != 1 || res.Capped != 1 {
+		t.Errorf("second batch: %+v", res)
+	}
+	if fmt.Sprint(rendered) != "map[a:1 b:1]" {
+		t.Errorf("rendered %v, want a and b once each", rendered)
+	}
+	p, _ := s.Pending(10)
+	if len(p) != 2 || string(p[0].Alert) != `{"id":"a"}` || string(p[1].Alert) != `{"id":"b"}` {
+		t.Errorf("outbox %v", p)
+	}
+	_, err := s.Commit(Batch{Now: t0.Add(2 * time.Hour), Emit: func([]bool) ([]Alert, error) {
+		return []Alert{{ID: "e", Render: func() ([]byte, error) { return nil, errors.New("no document") }}}, nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "no document") {
+		t.Errorf("render error: %v", err)
+	}
+	if s.OutboxLen() != 2 {
+		t.Errorf("outbox %d after a failed batch", s.OutboxLen())
+	}
+}
