@@ -33,7 +33,7 @@ type Alert struct {
 	Rule   string // the rule's name
 	rec    *recordAlerts
 	rule   *docPart
-	own    *docPart // made on first need, from r, at and newTerms
+	own    *docPart      // made on first need, from r, at and newTerms
 	policy *store.Policy // suppression and max_signals, enforced by the store
 	e      *Engine
 	r      *conf.Rule
