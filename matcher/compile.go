@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"sort"
@@ -323,6 +324,12 @@ func predCost(p pred) int {
 			return 3
 		}
 		return 2
+	case *globSet:
+		n := 2
+		for _, g := range p.others {
+			n += predCost(g)
+		}
+		return n
 	case cidr, ipCmp, dateCmp:
 		return 5
 	}
@@ -477,29 +484,105 @@ func mergeOr(kids []cond) cond {
 	at := map[*Field]int{}
 	for _, k := range kids {
 		a, ok := k.(anyCond)
+		if !ok {
+			out = append(out, k)
+			continue
+		}
 		e, isEq := a.p.(*eqSet)
-		if !ok || !isEq {
+		_, isGlob := a.p.(*glob)
+		if !isEq && !isGlob {
 			out = append(out, k)
 			continue
 		}
 		i, seen := at[a.f]
 		if !seen {
 			at[a.f] = len(out)
-			out = append(out, anyCond{f: a.f, p: &eqSet{one: e.one, set: e.set}})
+			if isEq {
+				a.p = &eqSet{one: e.one, set: e.set}
+			}
+			out = append(out, a)
 			continue
 		}
-		dst := out[i].(anyCond).p.(*eqSet)
-		if dst.set == nil {
-			dst.set = map[string]struct{}{dst.one: {}}
-		}
-		for _, s := range e.values() {
-			dst.set[s] = struct{}{}
-		}
+		out[i] = anyCond{f: a.f, p: orPred(out[i].(anyCond).p, a.p)}
 	}
 	if len(out) == 1 {
 		return out[0]
 	}
 	return orCond(out)
+}
+
+// orPred is the predicate "x or y" for keyword equalities and wildcards on
+// one field: exact values merge into one set, wildcards into a globSet.
+func orPred(x, y pred) pred {
+	gs := &globSet{}
+	for _, p := range [2]pred{x, y} {
+		switch p := p.(type) {
+		case *eqSet:
+			if gs.eq == nil {
+				gs.eq = &eqSet{one: p.one, set: maps.Clone(p.set)}
+				continue
+			}
+			if gs.eq.set == nil {
+				gs.eq.set = map[string]struct{}{gs.eq.one: {}}
+			}
+			for _, v := range p.values() {
+				gs.eq.set[v] = struct{}{}
+			}
+		case *glob:
+			gs.add(p)
+		case *globSet:
+			if p.eq != nil {
+				gs.eq = &eqSet{one: p.eq.one, set: maps.Clone(p.eq.set)}
+			}
+			for _, g := range p.all {
+				gs.add(g)
+			}
+		}
+	}
+	if len(gs.all) == 0 {
+		return gs.eq // equalities only: a plain set
+	}
+	return gs
+}
+
+// globSet is "any of these values or wildcards": one read of the field for
+// all of them, and suffix wildcards (*.pem, */id_rsa) tried only when the
+// value ends in their last byte.
+type globSet struct {
+	eq         *eqSet // exact values, or nil
+	all        []*glob
+	bySuffixOf [256][]string // suffix wildcards' literal, by its last byte
+	others     []*glob
+}
+
+func (gs *globSet) add(g *glob) {
+	gs.all = append(gs.all, g)
+	if g.kind == globSuffix && g.parts[1] != "" {
+		lit := g.parts[1]
+		gs.bySuffixOf[lit[len(lit)-1]] = append(gs.bySuffixOf[lit[len(lit)-1]], lit)
+		return
+	}
+	gs.others = append(gs.others, g)
+}
+
+func (gs *globSet) test(v *Value) bool {
+	if gs.eq != nil && gs.eq.test(v) {
+		return true
+	}
+	s := v.Text
+	if len(s) > 0 {
+		for _, lit := range gs.bySuffixOf[s[len(s)-1]] {
+			if strings.HasSuffix(s, lit) {
+				return true
+			}
+		}
+	}
+	for _, g := range gs.others {
+		if g.match(s) {
+			return true
+		}
+	}
+	return false
 }
 
 type strCmp struct {

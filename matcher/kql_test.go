@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,4 +376,45 @@ func FuzzParse(f *testing.F) {
 		}
 		q.Match(rec("a=1", "f=x", "source.ip=10.0.0.1"))
 	})
+}
+
+// TestOrOfWildcardsOnOneField: `f: (a or *b or c* or ...)` evaluates as the
+// disjunction of its parts (it is compiled into one set of values and
+// wildcards), for values that end, begin and contain what the parts name.
+func TestOrOfWildcardsOnOneField(t *testing.T) {
+	s := NewSchema()
+	parts := []string{`*/.aws/credentials`, `*/id_rsa`, `*.pem`, `*.key`, `*private_key*`, `*/.env.*`,
+		`exact`, `other`, `pre*`, `*a*b*c`, `*`, `"*.pem"`, `x?y`}
+	whole, err := Compile(s, `aws.cloudtrail.user_identity.arn: (`+strings.Join(parts, " or ")+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutStar, err := Compile(s, `aws.cloudtrail.user_identity.arn: (`+strings.Join(slices.Delete(slices.Clone(parts), 10, 11), " or ")+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one []*Query
+	for _, p := range slices.Delete(slices.Clone(parts), 10, 11) {
+		q, err := Compile(s, `aws.cloudtrail.user_identity.arn: `+p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one = append(one, q)
+	}
+	values := []string{"", "a", "exact", "exactly", "other", "prefix", "pre", "home/u/.aws/credentials", "/.aws/credentials.bak",
+		"k/id_rsa", "id_rsa", "cert.pem", ".pem", "*.pem", "x.key", "keys", "my_private_key_1", "/.env.prod", "/.env", "axbyc", "abc", "ab",
+		"x?y", "xzy", "q.pem.txt", "PRE"}
+	for _, v := range values {
+		f := MapFields{"aws.cloudtrail.user_identity.arn": {{Text: v}}}
+		want := false
+		for _, q := range one {
+			want = want || q.Match(f)
+		}
+		if got := withoutStar.Match(f); got != want {
+			t.Errorf("%q: the disjunction gives %v, its parts %v", v, got, want)
+		}
+		if !whole.Match(f) {
+			t.Errorf("%q: a disjunction with `*` must match", v)
+		}
+	}
 }
