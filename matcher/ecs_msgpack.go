@@ -170,6 +170,12 @@ func listMap(rec []byte, pos int, dst []MsgpackMember, base, depth int, hot *hot
 				m.sub, m.n = int32(sub-base), int32(cn)
 				rest = rec[end:]
 			}
+		} else if len(rest) == 0 {
+			ok = false
+		} else if n := int(mpFixed[rest[0]]); n != 0 && len(rest) >= n {
+			rest, ok = rest[n:], true // a scalar of known size: most values
+		} else if rest[0] == 0xd9 && len(rest) >= 2 && len(rest) >= 2+int(rest[1]) {
+			rest, ok = rest[2+int(rest[1]):], true // str8: ARNs, user agents
 		} else {
 			rest, ok = mpSkip(rest)
 		}

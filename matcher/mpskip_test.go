@@ -3,6 +3,7 @@ package matcher
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -102,6 +103,24 @@ func TestKeyLookupByTag(t *testing.T) {
 	for _, k := range []string{"eventNamf", "fventName", "b", "123456780", "023456789012345678", "eventName" + string(make([]byte, 31))} {
 		if v, ok := mpLookup(rec, idx, k); ok {
 			t.Errorf("%q: found %v, not a key", k, v)
+		}
+	}
+}
+
+// TestListingRefusesCutMaps: a map cut anywhere (after a key, inside a
+// value, inside userIdentity) is refused, not read past its end.
+func TestListingRefusesCutMaps(t *testing.T) {
+	rec := msgp.AppendMapHeader(nil, 4)
+	rec = msgp.AppendInt(msgp.AppendString(rec, "eventSource"), 1)
+	rec = msgp.AppendString(msgp.AppendString(rec, "eventName"), strings.Repeat("x", 40))
+	rec, _ = msgp.AppendIntf(msgp.AppendString(rec, "userIdentity"), map[string]any{"type": "IAMUser", "sessionContext": map[string]any{"a": "b"}})
+	rec = msgp.AppendFloat64(msgp.AppendString(rec, "f"), 1.5)
+	if _, _, rest, ok := IndexMsgpack(rec, nil); !ok || len(rest) != 0 {
+		t.Fatalf("whole record: %v, %d bytes left", ok, len(rest))
+	}
+	for i := range rec {
+		if _, _, _, ok := IndexMsgpack(rec[:i], nil); ok {
+			t.Errorf("cut at %d of %d: listed", i, len(rec))
 		}
 	}
 }
