@@ -77,11 +77,6 @@ type chunkBuf struct {
 
 var bufs = sync.Pool{New: func() any { return &chunkBuf{} }}
 
-func (b *chunkBuf) decode(tag string, data []byte) ([]engine.Record, ChunkStats) {
-	recs, st, _, _ := decodeChunk(b.recs[:0], &b.arena, tag, data, 0, -1)
-	return recs, st
-}
-
 func (b *chunkBuf) put() {
 	clear(b.recs) // drop references to the chunk and its records
 	b.recs = b.recs[:0]
