@@ -406,25 +406,13 @@ value = "now-7d"
 // document renders to, for every alert of Elastic's rules (or the bundled
 // ones) over generated CloudTrail, several rules per record included.
 func TestAlertJSONRendersTheDocument(t *testing.T) {
-	path, least := "../../shared/detection-rules/aws", 20
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("Elastic's corpus is not at %s; using the bundled rules", path)
-		path, least = "../conf/rules", 3
-	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), path)
-	if err != nil {
-		t.Fatal(err)
+	rs, corpus := corpusRules(t)
+	least := 3
+	if corpus {
+		least = 20
 	}
 	e, _ := newEngine(t, rs, Options{})
-	var recs []Record
-	err = gen.Generate(3000, 11, func(m map[string]any) error {
-		b, err := msgp.AppendIntf(nil, m)
-		recs = append(recs, Record{Msgpack: b})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs, _ := genRecords(t, 3000, 11)
 	res, err := e.ProcessBatch(recs)
 	if err != nil {
 		t.Fatal(err)
@@ -452,28 +440,12 @@ func TestAlertJSONRendersTheDocument(t *testing.T) {
 // records whether it runs alone or with all the others (Elastic's rules, or
 // the bundled ones), records read in place and as trees.
 func TestRuleMatchesDoNotDependOnOtherRules(t *testing.T) {
-	path, least := "../../shared/detection-rules/aws", 10
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("Elastic's corpus is not at %s; using the bundled rules (a weaker check)", path)
-		path, least = "../conf/rules", 1
+	all, corpus := corpusRules(t)
+	least := 1 // the bundled rules: a weaker check
+	if corpus {
+		least = 10
 	}
-	all, err := conf.LoadRules(matcher.NewSchema(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mp, trees []Record
-	err = gen.Generate(6000, 5, func(m map[string]any) error {
-		b, err := msgp.AppendIntf(nil, m)
-		if err != nil {
-			return err
-		}
-		n, _, err := doc.ReadMsgpack(b)
-		mp, trees = append(mp, Record{Msgpack: b}), append(trees, Record{Node: n})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mp, trees := genRecords(t, 6000, 5)
 	matches := func(rs *conf.RuleSet, recs []Record) map[string]int {
 		e, err := New(rs, Options{State: fakeState{}})
 		if err != nil {
@@ -510,4 +482,41 @@ func TestRuleMatchesDoNotDependOnOtherRules(t *testing.T) {
 	if matched < least {
 		t.Errorf("only %d rules matched anything: too few to compare", matched)
 	}
+}
+
+// corpusRules loads Elastic's AWS rules, or, when ../shared is absent, the
+// bundled rules (and says so); corpus tells which.
+func corpusRules(t testing.TB) (rs *conf.RuleSet, corpus bool) {
+	t.Helper()
+	path := "../../shared/detection-rules/aws"
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("Elastic's corpus is not at %s; using the bundled rules", path)
+		path = "../conf/rules"
+	} else {
+		corpus = true
+	}
+	rs, err := conf.LoadRules(matcher.NewSchema(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs, corpus
+}
+
+// genRecords returns n generated CloudTrail records, as MessagePack bodies
+// read in place and as the same records' trees.
+func genRecords(t testing.TB, n int, seed uint64) (mp, trees []Record) {
+	t.Helper()
+	err := gen.Generate(n, seed, func(m map[string]any) error {
+		b, err := msgp.AppendIntf(nil, m)
+		if err != nil {
+			return err
+		}
+		node, _, err := doc.ReadMsgpack(b)
+		mp, trees = append(mp, Record{Msgpack: b}), append(trees, Record{Node: node})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mp, trees
 }

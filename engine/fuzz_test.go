@@ -7,7 +7,6 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/doc"
 	"github.com/trailwatch/trailwatch/store"
@@ -37,14 +36,7 @@ func (fakeState) Commit(b store.Batch) (store.CommitResult, error) {
 }
 
 func fuzzEngine(f *testing.F) *Engine {
-	s := matcher.NewSchema()
-	path := "../../shared/detection-rules/aws"
-	rs, err := conf.LoadRules(s, path)
-	if err != nil {
-		if rs, err = conf.LoadRules(matcher.NewSchema(), "../conf/rules"); err != nil {
-			f.Fatal(err)
-		}
-	}
+	rs, _ := corpusRules(f)
 	e, err := New(rs, Options{State: fakeState{}, Now: func() time.Time { return time.Unix(1790000000, 0) }})
 	if err != nil {
 		f.Fatal(err)
