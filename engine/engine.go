@@ -383,7 +383,7 @@ func (b *Batch) Add(recs []Record) {
 			} else {
 				w.ev.ResetMsgpack(rec.Msgpack, b.ingested, e.enricher)
 			}
-			if w.ev.RawCloudTrail() {
+			if w.ev.RawCloudTrail(e.provider, e.action) {
 				st.Events++
 				b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 				continue

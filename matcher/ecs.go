@@ -131,16 +131,26 @@ func (e *Event) ResetMsgpackIndexed(mp []byte, idx MsgpackIndex, ingested time.T
 
 // RawCloudTrail reports whether a MessagePack event is a raw CloudTrail
 // event (string eventSource and eventName at its top level), reading only
-// its top level.
-func (e *Event) RawCloudTrail() bool {
+// its top level. What it reads are the values of event.provider and
+// event.action: given those fields, it keeps them, so that reading them
+// next (as the candidate index does) reads nothing again.
+func (e *Event) RawCloudTrail(provider, action *Field) bool {
 	if e.mp == nil {
 		return false
 	}
-	for _, k := range [2]string{"eventSource", "eventName"} {
+	var vals [2]Value
+	for i, k := range [2]string{"eventSource", "eventName"} {
 		v, st := e.mpScalar([]string{k})
 		if st != mpFound || v.Kind != KindString {
 			return false
 		}
+		vals[i] = v
+	}
+	if provider != nil && provider.Name == ProviderField {
+		e.keep(provider, e.one(vals[0]))
+	}
+	if action != nil && action.Name == ActionField {
+		e.keep(action, e.one(vals[1]))
 	}
 	return true
 }
@@ -172,8 +182,6 @@ func (e *Event) Values(f *Field) []Value {
 		if c := &e.cache[f.ID]; c.gen == e.gen {
 			return c.vals
 		}
-	} else {
-		e.cache = append(e.cache, make([]cached, f.ID+1-len(e.cache))...)
 	}
 	var out []Value
 	if e.ecs != nil {
@@ -181,8 +189,16 @@ func (e *Event) Values(f *Field) []Value {
 	} else {
 		out = e.resolve(f)
 	}
-	e.cache[f.ID] = cached{gen: e.gen, vals: out}
+	e.keep(f, out)
 	return out
+}
+
+// keep caches a field's values for the current record.
+func (e *Event) keep(f *Field, vals []Value) {
+	if f.ID >= len(e.cache) {
+		e.cache = append(e.cache, make([]cached, f.ID+1-len(e.cache))...)
+	}
+	e.cache[f.ID] = cached{gen: e.gen, vals: vals}
 }
 
 // Elements implements Fields: CloudTrail's ECS view has no nested fields.

@@ -57,7 +57,27 @@ func checkInPlace(t *testing.T, mp []byte) {
 	var inPlace, fresh Event
 	inPlace.ResetMsgpack(mp, at, nil)
 	ref := NewEvent(tree, at, nil)
-	for _, f := range inPlaceFields() {
+	fields := inPlaceFields()
+	// What RawCloudTrail keeps of event.provider and event.action is what
+	// reading them gives.
+	var provider, action *Field
+	for _, f := range fields {
+		switch f.Name {
+		case ProviderField:
+			provider = f
+		case ActionField:
+			action = f
+		}
+	}
+	fresh.ResetMsgpack(mp, at, nil)
+	if fresh.RawCloudTrail(provider, action) {
+		for _, f := range [2]*Field{provider, action} {
+			if got, want := fresh.Values(f), ref.Values(f); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s kept by RawCloudTrail: %v, tree %v", f.Name, got, want)
+			}
+		}
+	}
+	for _, f := range fields {
 		// Each field on its own (a field that needs the tree builds it,
 		// and the fields read after it would come from the tree), then all
 		// of them on one event, as rules read them.
