@@ -20,28 +20,33 @@ import (
 	"github.com/trailwatch/trailwatch/store"
 )
 
-// ntRule writes a new_terms rule on fields with a window and loads it.
-func ntRule(t *testing.T, fields []string, window string) *conf.RuleSet {
-	t.Helper()
+// ntRuleText is a new_terms rule in detection-rules TOML.
+func ntRuleText(name, id, query, window string, fields []string) string {
 	quoted := make([]string, len(fields))
 	for i, f := range fields {
 		quoted[i] = fmt.Sprintf("%q", f)
 	}
-	src := fmt.Sprintf(`[rule]
-name = "nt"
-rule_id = "nt-1"
+	return fmt.Sprintf(`[rule]
+name = %q
+rule_id = %q
 type = "new_terms"
 language = "kuery"
 severity = "medium"
 risk_score = 47
-query = 'event.provider: "bedrock.amazonaws.com" and event.outcome: success'
+query = '%s'
 [rule.new_terms]
 field = "new_terms_fields"
 value = [%s]
 [[rule.new_terms.history_window_start]]
 field = "history_window_start"
 value = %q
-`, strings.Join(quoted, ", "), window)
+`, name, id, query, strings.Join(quoted, ", "), window)
+}
+
+// ntRule writes a new_terms rule on fields with a window and loads it.
+func ntRule(t *testing.T, fields []string, window string) *conf.RuleSet {
+	t.Helper()
+	src := ntRuleText("nt", "nt-1", `event.provider: "bedrock.amazonaws.com" and event.outcome: success`, window, fields)
 	p := filepath.Join(t.TempDir(), "nt.toml")
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -325,29 +330,15 @@ func TestRetriedBatchMakesNoDuplicate(t *testing.T) {
 // terms, but each keeps its own history and makes its own alerts.
 func TestRulesSharingQueryAndFieldsKeepTheirOwnHistory(t *testing.T) {
 	dir := t.TempDir()
-	write := func(id, fields string) {
-		src := fmt.Sprintf(`[rule]
-name = "nt %[1]s"
-rule_id = "%[1]s"
-type = "new_terms"
-language = "kuery"
-severity = "medium"
-risk_score = 47
-query = 'event.provider: "bedrock.amazonaws.com"'
-[rule.new_terms]
-field = "new_terms_fields"
-value = [%[2]s]
-[[rule.new_terms.history_window_start]]
-field = "history_window_start"
-value = "now-7d"
-`, id, fields)
+	write := func(id string, fields ...string) {
+		src := ntRuleText("nt "+id, id, `event.provider: "bedrock.amazonaws.com"`, "now-7d", fields)
 		if err := os.WriteFile(filepath.Join(dir, id+".toml"), []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("copy-1", `"aws.cloudtrail.user_identity.arn"`)
-	write("copy-2", `"aws.cloudtrail.user_identity.arn"`)
-	write("other", `"aws.cloudtrail.user_identity.arn", "cloud.region"`)
+	write("copy-1", "aws.cloudtrail.user_identity.arn")
+	write("copy-2", "aws.cloudtrail.user_identity.arn")
+	write("other", "aws.cloudtrail.user_identity.arn", "cloud.region")
 	rs, err := conf.LoadRules(matcher.NewSchema(), dir)
 	if err != nil {
 		t.Fatal(err)
