@@ -54,7 +54,7 @@ func BenchmarkNewTermsHistory(b *testing.B) {
 			for i := 0; i < stored; i += 10_000 {
 				terms := make([]store.Term, 0, 10_000)
 				for j := i; j < i+10_000 && j < stored; j++ {
-					terms = append(terms, store.Term{RuleID: policyRule, Values: []string{userARN(j)}, Seen: seen, Window: 7 * 24 * time.Hour})
+					terms = append(terms, store.Term{History: policyRule, Values: []string{userARN(j)}, Seen: seen, Window: 7 * 24 * time.Hour})
 				}
 				if _, err := st.Commit(store.Batch{Terms: terms}); err != nil {
 					b.Fatal(err)

@@ -46,6 +46,9 @@ func ParseTimeSource(s string) (TimeSource, error) {
 // the implementation.
 type State interface {
 	Commit(b store.Batch) (store.CommitResult, error)
+	// Adopt records which history each rule reads (history name -> rule
+	// ids); see store.Store.Adopt.
+	Adopt(histories map[string][]string) (int, error)
 }
 
 // Engine evaluates a rule set on CloudTrail records. It is safe for
@@ -75,10 +78,24 @@ type Engine struct {
 	// list (copies under other ids) share the record's terms too.
 	termSets [][]*matcher.Field
 	termSet  map[*conf.Rule]int
+	// histories are the new_terms histories: rules with one query, one set
+	// of exceptions and one list of fields count the same records, so they
+	// read and write one history (its terms looked up and written once).
+	histories []history
 	// ruleParts are the rule-given keys of each rule's alerts, rendered once.
 	ruleParts map[*conf.Rule]*docPart
 	queries   []*matcher.Query // the distinct queries, indexed
 	pool      sync.Pool
+}
+
+// history is one new_terms history and the rules that read it.
+type history struct {
+	name string // the lowest rule_id of its rules: its name in the state
+	set  int    // its list of fields, in termSets
+	// window is the longest of its rules' history windows (how long the
+	// state keeps a term); refresh is store.Term.Refresh for the shortest.
+	window, refresh time.Duration
+	rules           []string
 }
 
 // Options configure an engine.
@@ -167,20 +184,69 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		}
 		e.termSet[r] = id
 	}
+	histOf := e.buildHistories()
 	for _, g := range e.groups {
 		for i := range g {
 			if id, ok := e.termSet[g[i].rule]; ok {
 				g[i].set = id
+				g[i].hist = histOf[g[i].rule]
 			}
+		}
+	}
+	if len(e.histories) > 0 {
+		byName := map[string][]string{}
+		for _, h := range e.histories {
+			byName[h.name] = h.rules
+		}
+		if _, err := e.state.Adopt(byName); err != nil {
+			return nil, err
 		}
 	}
 	e.ruleParts = map[*conf.Rule]*docPart{}
 	for _, r := range e.rules {
 		e.ruleParts[r] = rulePart(r)
 	}
-	sets, rules := len(e.termSets), len(e.rules)
-	e.pool.New = func() any { return &worker{terms: make([]termMemo, sets), matches: make([]int, rules)} }
+	sets, rules, hists := len(e.termSets), len(e.rules), len(e.histories)
+	e.pool.New = func() any {
+		return &worker{terms: make([]termMemo, sets), hists: make([]histMemo, hists), matches: make([]int, rules)}
+	}
 	return e, nil
+}
+
+// buildHistories gives each new_terms rule its history: one per query,
+// exceptions and list of fields. It returns each rule's place in
+// e.histories.
+func (e *Engine) buildHistories() map[*conf.Rule]int {
+	histOf := map[*conf.Rule]int{}
+	byKey := map[string]int{}
+	for _, r := range e.rules {
+		set, ok := e.termSet[r]
+		if !ok || r.Type != "new_terms" {
+			continue
+		}
+		var xs []string
+		for _, x := range e.excepts[r] {
+			xs = append(xs, x.Query.Source)
+		}
+		slices.Sort(xs)
+		key := strings.Join(append([]string{r.Compiled.Source, strings.Join(r.NewTerms.Fields, "\x00")}, xs...), "\x01")
+		id, ok := byKey[key]
+		if !ok {
+			id = len(e.histories)
+			byKey[key] = id
+			e.histories = append(e.histories, history{name: r.RuleID, set: set, window: r.NewTerms.Window, refresh: r.NewTerms.Window})
+		}
+		h := &e.histories[id]
+		h.name = min(h.name, r.RuleID)
+		h.window = max(h.window, r.NewTerms.Window)
+		h.refresh = min(h.refresh, r.NewTerms.Window)
+		h.rules = append(h.rules, r.RuleID)
+		histOf[r] = id
+	}
+	for i := range e.histories {
+		e.histories[i].refresh = store.RefreshEvery(e.histories[i].refresh)
+	}
+	return histOf
 }
 
 // Rules returns the rules the engine runs.
@@ -274,6 +340,7 @@ type worker struct {
 	provs []string
 	acts  []string
 	terms []termMemo // by term set: the current record's terms
+	hists []histMemo // by history: the current record's terms in batchTerms
 	// matches counts the batch's matches by rule (as Engine.rules), folded
 	// into Stats.Matches when the batch is done.
 	matches []int
@@ -296,6 +363,7 @@ type member struct {
 	rule *conf.Rule
 	i    int
 	set  int
+	hist int // its place in Engine.histories (new_terms rules)
 }
 
 // termMemo is one record's terms for one list of new_terms fields, with
@@ -306,9 +374,16 @@ type termMemo struct {
 	keys   [][]byte
 }
 
+// histMemo is where one record's terms for one history are in the batch's
+// terms.
+type histMemo struct {
+	n            uint64 // worker.n of the record
+	start, count int
+}
+
 // pendingTerm is a new_terms match waiting for the batch's history lookup.
 type pendingTerm struct {
-	term store.Term
+	term int // its term: its place in the batch's terms
 	rule *conf.Rule
 	raw  *doc.Node // the event: its alert is built only if the term is new
 	mp   []byte    // or its MessagePack bytes
@@ -417,7 +492,8 @@ func (b *Batch) Commit() (Result, error) {
 	defer func() {
 		clear(b.pending)
 		clear(b.alerts)
-		w.pending, w.alerts = b.pending[:0], b.alerts[:0]
+		clear(w.batchTerms)
+		w.pending, w.alerts, w.batchTerms = b.pending[:0], b.alerts[:0], w.batchTerms[:0]
 		w.resetArenas()
 		*b = Batch{}
 		e.pool.Put(w)
@@ -442,17 +518,10 @@ func (b *Batch) Commit() (Result, error) {
 func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested time.Time) (Result, error) {
 	res := Result{Stats: stats}
 	st := &res.Stats
-	terms := slices.Grow(w.batchTerms[:0], len(pending))[:len(pending)]
-	defer func() {
-		clear(terms)
-		w.batchTerms = terms[:0]
-	}()
-	for i := range pending {
-		terms[i] = pending[i].term
-	}
+	terms := w.batchTerms
 	var kept []*Alert
 	var docs [][]byte
-	emit := func(isNew []bool) ([]store.Alert, error) {
+	emit := func(v *store.Verdicts) ([]store.Alert, error) {
 		if e.backfill {
 			return nil, nil
 		}
@@ -461,7 +530,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		var of *pendingTerm // the record rec is of
 		for i := range pending {
 			p := &pending[i]
-			if !isNew[i] {
+			if !v.NewFor(p.term, p.rule.NewTerms.Window) {
 				drop[p.at] = true
 				continue
 			}
@@ -481,7 +550,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				}
 				rec, of = &recordAlerts{e: e, ev: ev}, p
 			}
-			alerts[p.at] = e.buildAlert(p.rule, rec, p.term.Values)
+			alerts[p.at] = e.buildAlert(p.rule, rec, terms[p.term].Values)
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
@@ -523,13 +592,12 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	return res, nil
 }
 
-// Windows maps each new_terms rule to its history window, for pruning.
+// Windows maps each new_terms history to its window (the longest of its
+// rules'), for pruning.
 func (e *Engine) Windows() map[string]time.Duration {
 	out := map[string]time.Duration{}
-	for _, r := range e.rules {
-		if r.NewTerms != nil && r.Type == "new_terms" {
-			out[r.RuleID] = r.NewTerms.Window
-		}
+	for _, h := range e.histories {
+		out[h.name] = h.window
 	}
 	return out
 }
@@ -599,14 +667,23 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	case mp == nil:
 		node = ev.Raw()
 	}
-	m := &w.terms[rm.set]
-	if m.n != w.n {
-		m.n = w.n
-		m.combos, m.keys = w.termsOf(e.termSets[rm.set], ev)
+	// The record's terms: once per list of fields, and given to the state
+	// once per history, whatever the number of rules that read it.
+	h := &w.hists[rm.hist]
+	if h.n != w.n {
+		m := &w.terms[rm.set]
+		if m.n != w.n {
+			m.n = w.n
+			m.combos, m.keys = w.termsOf(e.termSets[rm.set], ev)
+		}
+		hd := &e.histories[rm.hist]
+		h.n, h.start, h.count = w.n, len(w.batchTerms), len(m.combos)
+		for i, values := range m.combos {
+			w.batchTerms = append(w.batchTerms, store.Term{History: hd.name, Values: values, Key: m.keys[i], Seen: seen, Window: hd.window, Refresh: hd.refresh})
+		}
 	}
-	for i, values := range m.combos {
-		pending = append(pending, pendingTerm{term: store.Term{RuleID: r.RuleID, Values: values, Key: m.keys[i], Seen: seen, Window: r.NewTerms.Window},
-			rule: r, raw: node, mp: mp, ecs: ecs, at: len(alerts)})
+	for i := range h.count {
+		pending = append(pending, pendingTerm{term: h.start + i, rule: r, raw: node, mp: mp, ecs: ecs, at: len(alerts)})
 		alerts = append(alerts, nil)
 	}
 	return alerts, pending

@@ -325,46 +325,51 @@ func TestRetriedBatchMakesNoDuplicate(t *testing.T) {
 	}
 }
 
-// TestRulesSharingQueryAndFieldsKeepTheirOwnHistory: rules with the same
-// query and the same new_terms fields share the record's evaluation and its
-// terms, but each keeps its own history and makes its own alerts.
-func TestRulesSharingQueryAndFieldsKeepTheirOwnHistory(t *testing.T) {
+// TestRulesSharingQueryAndFieldsShareOneHistory: rules with the same query,
+// exceptions and new_terms fields count the same records, so they read one
+// history (as in Kibana, where the history is the indexed data a rule added
+// later finds already there); each still makes its own alerts, judged by
+// its own window. When the rule a shared history is named after leaves,
+// the history moves to the next name with its terms.
+func TestRulesSharingQueryAndFieldsShareOneHistory(t *testing.T) {
 	dir := t.TempDir()
-	write := func(id string, fields ...string) {
-		src := ntRuleText("nt "+id, id, `event.provider: "bedrock.amazonaws.com"`, "now-7d", fields)
+	write := func(id, window string, fields ...string) {
+		src := ntRuleText("nt "+id, id, `event.provider: "bedrock.amazonaws.com"`, window, fields)
 		if err := os.WriteFile(filepath.Join(dir, id+".toml"), []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("copy-1", "aws.cloudtrail.user_identity.arn")
-	write("copy-2", "aws.cloudtrail.user_identity.arn")
-	write("other", "aws.cloudtrail.user_identity.arn", "cloud.region")
-	rs, err := conf.LoadRules(matcher.NewSchema(), dir)
-	if err != nil {
-		t.Fatal(err)
+	write("copy-1", "now-7d", "aws.cloudtrail.user_identity.arn")
+	write("copy-2", "now-7d", "aws.cloudtrail.user_identity.arn")
+	write("copy-3", "now-10d", "aws.cloudtrail.user_identity.arn")
+	write("other", "now-7d", "aws.cloudtrail.user_identity.arn", "cloud.region")
+	load := func(files ...string) *conf.RuleSet {
+		t.Helper()
+		var paths []string
+		for _, f := range files {
+			paths = append(paths, filepath.Join(dir, f+".toml"))
+		}
+		rs, err := conf.LoadRules(matcher.NewSchema(), paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
 	}
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	// copy-1 alone has seen arn "c" before.
-	only, err := conf.LoadRules(matcher.NewSchema(), filepath.Join(dir, "copy-1.toml"))
-	if err != nil {
-		t.Fatal(err)
+	engine := func(rs *conf.RuleSet) *Engine {
+		t.Helper()
+		e, err := New(rs, Options{State: st, TimeSource: EventTime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
 	}
-	e1, err := New(only, Options{State: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e1.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{"c"}, "")}); err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(rs, Options{State: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rulesOf := func(recs ...Record) map[string][]string {
+	rulesOf := func(e *Engine, recs ...Record) map[string][]string {
+		t.Helper()
 		res, err := e.ProcessBatch(recs)
 		if err != nil {
 			t.Fatal(err)
@@ -376,19 +381,52 @@ func TestRulesSharingQueryAndFieldsKeepTheirOwnHistory(t *testing.T) {
 		}
 		return out
 	}
-	for i, step := range []struct {
-		recs []Record
-		want map[string][]string
-	}{
-		{[]Record{rec(t, "2026-11-01T00:01:00Z", []string{"a"}, "")},
-			map[string][]string{"copy-1": {"a"}, "copy-2": {"a"}, "other": {"a|us-east-1"}}},
-		{[]Record{rec(t, "2026-11-01T00:02:00Z", []string{"a"}, "")}, map[string][]string{}},
-		{[]Record{rec(t, "2026-11-01T00:03:00Z", []string{"c"}, ""), rec(t, "2026-11-01T00:04:00Z", []string{"b", "c"}, "")},
-			map[string][]string{"copy-1": {"b"}, "copy-2": {"c", "b"}, "other": {"c|us-east-1", "b|us-east-1"}}},
-	} {
-		if got := rulesOf(step.recs...); !reflect.DeepEqual(got, step.want) {
-			t.Errorf("step %d: alerts by rule %v, want %v", i, got, step.want)
+	check := func(step string, got, want map[string][]string) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: alerts by rule %v, want %v", step, got, want)
 		}
+	}
+	// copy-1 alone has seen arn "c".
+	check("copy-1 alone", rulesOf(engine(load("copy-1")), rec(t, "2026-11-01T00:00:00Z", []string{"c"}, "")),
+		map[string][]string{"copy-1": {"c"}})
+	e := engine(load("copy-1", "copy-2", "copy-3", "other"))
+	if w := e.Windows(); !reflect.DeepEqual(w, map[string]time.Duration{"copy-1": 10 * 24 * time.Hour, "other": 7 * 24 * time.Hour}) {
+		t.Errorf("histories and windows %v", w)
+	}
+	check("a, new to all", rulesOf(e, rec(t, "2026-11-01T00:01:00Z", []string{"a"}, "")),
+		map[string][]string{"copy-1": {"a"}, "copy-2": {"a"}, "copy-3": {"a"}, "other": {"a|us-east-1"}})
+	check("a again", rulesOf(e, rec(t, "2026-11-01T00:02:00Z", []string{"a"}, "")), map[string][]string{})
+	// The copies added later know "c" from copy-1's history; "other" has
+	// its own. Two records of one batch: "c" again is not new for other.
+	check("c and b", rulesOf(e, rec(t, "2026-11-01T00:03:00Z", []string{"c"}, ""), rec(t, "2026-11-01T00:04:00Z", []string{"b", "c"}, "")),
+		map[string][]string{"copy-1": {"b"}, "copy-2": {"b"}, "copy-3": {"b"}, "other": {"c|us-east-1", "b|us-east-1"}})
+	// Eight days on, "a" is new again for the 7-day rules, not for the
+	// 10-day one, though they read one history.
+	check("a after 8 days", rulesOf(e, rec(t, "2026-11-09T00:03:00Z", []string{"a"}, "")),
+		map[string][]string{"copy-1": {"a"}, "copy-2": {"a"}, "other": {"a|us-east-1"}})
+	// copy-1 leaves: the history is copy-2's now, with every term ("b",
+	// last seen eight days before, is new for the 7-day rule only).
+	e = engine(load("copy-2", "copy-3"))
+	if w := e.Windows(); !reflect.DeepEqual(w, map[string]time.Duration{"copy-2": 10 * 24 * time.Hour}) {
+		t.Errorf("histories and windows after copy-1 left %v", w)
+	}
+	check("after copy-1 left", rulesOf(e, rec(t, "2026-11-09T00:04:00Z", []string{"a"}, ""), rec(t, "2026-11-09T00:05:00Z", []string{"b", "d"}, "")),
+		map[string][]string{"copy-2": {"b", "d"}, "copy-3": {"d"}})
+	// An exception on one copy: the records it counts differ, so it reads
+	// a history of its own.
+	rs := load("copy-2", "copy-3")
+	q, err := matcher.Compile(rs.Schema, `source.ip: "10.0.0.1"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &conf.Exceptions{ByRule: map[string][]*conf.Exception{"copy-3": {{Name: "office", Query: q}}}}
+	e, err = New(rs, Options{State: st, TimeSource: EventTime, Exceptions: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := e.Windows(); !reflect.DeepEqual(w, map[string]time.Duration{"copy-2": 7 * 24 * time.Hour, "copy-3": 10 * 24 * time.Hour}) {
+		t.Errorf("histories and windows with an exception on copy-3 %v", w)
 	}
 }
 

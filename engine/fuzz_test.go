@@ -16,15 +16,13 @@ import (
 // the record path, not the file.
 type fakeState struct{}
 
+func (fakeState) Adopt(map[string][]string) (int, error) { return 0, nil }
+
 func (fakeState) Commit(b store.Batch) (store.CommitResult, error) {
-	isNew := make([]bool, len(b.Terms))
-	for i := range isNew {
-		isNew[i] = true
-	}
 	var alerts []store.Alert
 	if b.Emit != nil {
 		var err error
-		if alerts, err = b.Emit(isNew); err != nil {
+		if alerts, err = b.Emit(store.AllNew(b.Terms)); err != nil {
 			return store.CommitResult{}, err
 		}
 	}

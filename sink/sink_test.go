@@ -45,7 +45,7 @@ func openStore(t *testing.T) *store.Store {
 
 func commit(t *testing.T, st *store.Store, n int) {
 	t.Helper()
-	_, err := st.Commit(store.Batch{Emit: func([]bool) ([]store.Alert, error) {
+	_, err := st.Commit(store.Batch{Emit: func(*store.Verdicts) ([]store.Alert, error) {
 		var out []store.Alert
 		for i := 0; i < n; i++ {
 			out = append(out, store.Alert{Doc: []byte(fmt.Sprintf(`{"kibana.alert.rule.rule_id":"r-1","kibana.alert.rule.name":"My Rule: Bedrock!","i":%d}`, i))})

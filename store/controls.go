@@ -227,12 +227,7 @@ func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error)
 		if err != nil {
 			return err
 		}
-		for _, k := range done {
-			if err := cb.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(cb, done)
 	})
 	if err != nil {
 		return res, &Error{s.path, "sweep", err}

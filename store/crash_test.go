@@ -47,12 +47,12 @@ func crashChild(dir string) {
 	for {
 		var terms []Term
 		for i := 0; i < 1+r.IntN(40); i++ {
-			terms = append(terms, Term{RuleID: "rule", Values: []string{fmt.Sprintf("v%d", r.IntN(200000))}, Seen: seen, Window: 1000 * time.Hour})
+			terms = append(terms, Term{History: "rule", Values: []string{fmt.Sprintf("v%d", r.IntN(200000))}, Seen: seen, Window: 1000 * time.Hour})
 		}
-		res, err := s.Commit(Batch{Terms: terms, Emit: func(isNew []bool) ([]Alert, error) {
+		res, err := s.Commit(Batch{Terms: terms, Emit: func(v *Verdicts) ([]Alert, error) {
 			var out []Alert
-			for i, n := range isNew {
-				if n {
+			for i := range terms {
+				if v.New(i) {
 					b, _ := json.Marshal(map[string]string{"term": terms[i].Values[0]})
 					out = append(out, Alert{ID: terms[i].Values[0], Doc: b})
 				}

@@ -24,11 +24,12 @@ type PruneResult struct {
 	Rules int // rules no longer in the rule set whose history expired
 }
 
-// Prune removes terms last seen longer than their rule's window before now:
-// they can no longer keep a term from being new, so the file stops growing
-// once the window is full. windows maps the current rules to their windows;
-// a rule not in it keeps the window it was last run with, and its bucket is
-// dropped once empty. With the event clock, now is the latest event time
+// Prune removes terms last seen longer than their history's window before
+// now: they can no longer keep a term from being new, so the file stops
+// growing once the window is full. windows maps the current histories (or
+// rule ids) to their windows; a history also keeps the window it was last
+// written with if that is longer, and one not in windows has its bucket
+// dropped once empty (a history with no known window keeps nothing stale). With the event clock, now is the latest event time
 // recorded (use Now to read it).
 func (s *Store) Prune(now time.Time, windows map[string]time.Duration) (PruneResult, error) {
 	var res PruneResult
@@ -59,13 +60,12 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 				done = false
 				return nil
 			}
-			w, ok := windows[string(rule)]
-			if !ok {
-				if v := rules.Get(rule); len(v) == 8 {
-					w = time.Duration(binary.BigEndian.Uint64(v))
-				} else {
-					w = 0 // unknown window: keep nothing stale
-				}
+			// The longer of the given window and the one the history was
+			// last written with (the longest of the rules that read it):
+			// a term some rule may still need is never dropped.
+			w := windows[string(rule)]
+			if v := rules.Get(rule); len(v) == 8 {
+				w = max(w, time.Duration(binary.BigEndian.Uint64(v)))
 			}
 			cutoff := now.Add(-w)
 			b := terms.Bucket(rule)
@@ -329,4 +329,121 @@ func (s *Store) Import(r io.Reader, name string) (int, error) {
 		return total, &Error{s.path, "import", err}
 	}
 	return total, nil
+}
+
+// Adopt records which history each rule reads (histories maps a history's
+// name to its rules' ids) and carries sightings over when a history is new
+// to its rules: a rule that read another history when last run (its own,
+// before it shared one; or a shared one whose lowest rule id left) brings
+// that history's terms into the one it reads now, keeping the later
+// sighting of each, so that no change of name makes old terms new again.
+// A history that some rule already read is left as it is. It returns how
+// many terms were carried over.
+func (s *Store) Adopt(histories map[string][]string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	carried := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		carried = 0
+		terms, rules, rh := tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketRuleHistory)
+		// The histories some rule read when last run.
+		live := map[string]bool{}
+		if err := rh.ForEach(func(_, h []byte) error { live[string(h)] = true; return nil }); err != nil {
+			return err
+		}
+		names := make([]string, 0, len(histories))
+		for h := range histories {
+			names = append(names, h)
+		}
+		sort.Strings(names)
+		for _, h := range names {
+			for _, rule := range histories[h] {
+				prev := string(rh.Get([]byte(rule)))
+				if prev == "" && terms.Bucket([]byte(rule)) != nil {
+					prev = rule // a version 1 file: each rule read its own
+				}
+				if prev != "" && prev != h && !live[h] && terms.Bucket([]byte(prev)) != nil {
+					n, err := mergeHistory(terms, rules, prev, h)
+					if err != nil {
+						return fmt.Errorf("carrying rule %s's history %s over to %s: %w", rule, prev, h, err)
+					}
+					carried += n
+				}
+				if prev != h {
+					if err := rh.Put([]byte(rule), []byte(h)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		// A rule no longer run keeps its entry while the history it names
+		// exists (it may come back); then it is forgotten.
+		running := map[string]bool{}
+		for _, rs := range histories {
+			for _, r := range rs {
+				running[r] = true
+			}
+		}
+		var gone [][]byte
+		err := rh.ForEach(func(rule, h []byte) error {
+			if !running[string(rule)] && terms.Bucket(h) == nil {
+				gone = append(gone, append([]byte(nil), rule...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return deleteKeys(rh, gone)
+	})
+	if err != nil {
+		return 0, &Error{s.path, "adopt", err}
+	}
+	if carried > 0 {
+		s.cache.reset()
+	}
+	return carried, nil
+}
+
+// mergeHistory copies the terms of history from into history to, keeping
+// the later sighting of each, and gives to the longer of the two windows.
+func mergeHistory(terms, rules *bolt.Bucket, from, to string) (int, error) {
+	src := terms.Bucket([]byte(from))
+	dst, err := terms.CreateBucketIfNotExists([]byte(to))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = src.ForEach(func(k, v []byte) error {
+		t, ok := getTime(v)
+		if !ok {
+			return nil
+		}
+		if old, ok := getTime(dst.Get(k)); ok && !t.After(old) {
+			return nil
+		}
+		n++
+		return dst.Put(append([]byte(nil), k...), append([]byte(nil), v...))
+	})
+	if err != nil {
+		return n, err
+	}
+	fw, tw := rules.Get([]byte(from)), rules.Get([]byte(to))
+	if len(fw) == 8 && (len(tw) != 8 || binary.BigEndian.Uint64(fw) > binary.BigEndian.Uint64(tw)) {
+		if err := rules.Put([]byte(to), append([]byte(nil), fw...)); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// deleteKeys deletes keys from b (collected first: a bucket is not changed
+// while it is walked).
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

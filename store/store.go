@@ -27,20 +27,29 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// SchemaVersion is the layout this code reads and writes. A file of another
-// version is refused, never misread.
-const SchemaVersion = 1
+// SchemaVersion is the layout this code reads and writes. A file of a newer
+// or unknown version is refused, never misread; a version 1 file (every
+// history named by its one rule, no rule_history bucket) is upgraded in
+// place when opened: its layout is a version 2 layout.
+const SchemaVersion = 2
 
 // The buckets, named in one place.
 var (
 	// bucketMeta holds keySchema and the learning and clock marks.
 	bucketMeta = []byte("meta")
-	// bucketTerms holds one sub-bucket per rule_id; in it, key = the encoded
+	// bucketTerms holds one sub-bucket per history; in it, key = the encoded
 	// term values, value = last seen (8-byte big-endian Unix nanoseconds).
+	// A history is named by the lowest rule_id of the rules that read it
+	// (rules with the same query, exceptions and new_terms fields count the
+	// same records, so they share one): usually the rule's own id.
 	bucketTerms = []byte("terms")
-	// bucketRules holds, per rule_id, its history window (8 bytes) so that a
-	// rule removed from the rule set can still be pruned after its window.
+	// bucketRules holds, per history, its window (8 bytes) so that a
+	// history no rule reads any more can still be pruned after its window.
 	bucketRules = []byte("rules")
+	// bucketRuleHistory holds, per rule_id, the history the rule read when
+	// last run (Adopt), so that a rule whose history changes name takes
+	// its sightings along.
+	bucketRuleHistory = []byte("rule_history")
 	// bucketOutbox holds alerts not yet taken by a sink: key = 8-byte
 	// big-endian sequence, value = the alert's JSON.
 	bucketOutbox = []byte("outbox")
@@ -230,13 +239,21 @@ func (s *Store) init() error {
 		if err != nil {
 			return fmt.Errorf("unreadable schema version %q", meta.Get(keySchema))
 		}
+		if v == 1 {
+			// Version 1 named every history by its one rule, which is a
+			// version 2 history; only the version changes.
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+			v = SchemaVersion
+		}
 		if v != SchemaVersion {
 			if v > SchemaVersion {
 				return fmt.Errorf("written by a newer trailwatch (schema %d; this one reads %d): upgrade trailwatch, or start a new file", v, SchemaVersion)
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketRuleHistory, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -270,11 +287,26 @@ func (s *Store) Close() error {
 
 // Term is one new_terms combination of a rule and when it was seen.
 type Term struct {
-	RuleID string
-	Values []string
-	Key    []byte // EncodeValues(Values), when the caller has it already
-	Seen   time.Time
+	// History names the history the term belongs to: the bucket of the
+	// rule, or of the rules, whose records it counts (see Adopt).
+	History string
+	Values  []string
+	Key     []byte // EncodeValues(Values), when the caller has it already
+	Seen    time.Time
+	// Window is how long the history keeps a term (the longest history
+	// window of the rules that read it).
 	Window time.Duration
+	// Refresh is how much newer a sighting must be than the stored one to
+	// be written; 0 means RefreshEvery(Window). Rules sharing a history
+	// with different windows take the shortest window's.
+	Refresh time.Duration
+}
+
+func (t *Term) refresh() time.Duration {
+	if t.Refresh > 0 {
+		return t.Refresh
+	}
+	return RefreshEvery(t.Window)
 }
 
 // EncodeValues encodes term values unambiguously: each value as its
@@ -321,11 +353,11 @@ func getTime(b []byte) (time.Time, bool) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC(), true
 }
 
-// refreshEvery is how much newer a sighting must be than the stored one to
+// RefreshEvery is how much newer a sighting must be than the stored one to
 // be written: 1/10080 of the window (one minute for 7 days). Busy terms then
 // cost a page write a minute instead of one per batch; the price is that a
 // term can turn new again up to that much before its window is over.
-func refreshEvery(window time.Duration) time.Duration {
+func RefreshEvery(window time.Duration) time.Duration {
 	if d := window / 10080; d > 0 {
 		return d
 	}
@@ -348,16 +380,43 @@ func IsNew(last time.Time, known bool, seen time.Time, window time.Duration) boo
 // Batch is what one Commit decides and writes.
 type Batch struct {
 	Terms []Term
-	// Emit is called inside the transaction with, for each term, whether it
-	// is new (learning taken into account); it returns the alerts to put in
-	// the outbox.
-	Emit func(isNew []bool) ([]Alert, error)
+	// Emit is called inside the transaction with the terms' verdicts; it
+	// returns the alerts to put in the outbox.
+	Emit func(v *Verdicts) ([]Alert, error)
 	// Learning: terms seen before FirstSeen+Learning are recorded, not new.
 	Learning time.Duration
 	// Now is the alerts' clock for suppression and caps (default time.Now).
 	Now time.Time
 	// Summarize builds the summary alert of a capped max_signals window.
 	Summarize SummaryFunc
+}
+
+// Verdicts tells, for each term of a batch, whether it is new: for its own
+// Window, or for the window of any rule that reads its history.
+type Verdicts struct {
+	terms    []Term
+	last     []time.Time // the sighting before this one: in the file, or earlier in the batch
+	known    []bool
+	first    time.Time // the history's first sighting (learning period start)
+	learning time.Duration
+}
+
+// AllNew is the verdicts of a state that keeps no history: every term is
+// new (tests, and runs that only look at the record path).
+func AllNew(terms []Term) *Verdicts {
+	return &Verdicts{terms: terms, last: make([]time.Time, len(terms)), known: make([]bool, len(terms))}
+}
+
+// New reports whether term i is new for its own Window.
+func (v *Verdicts) New(i int) bool { return v.NewFor(i, v.terms[i].Window) }
+
+// NewFor reports whether term i is new for a rule whose history window is
+// window: never seen, or last seen longer than window before, and not
+// within the learning period.
+func (v *Verdicts) NewFor(i int, window time.Duration) bool {
+	t := &v.terms[i]
+	return IsNew(v.last[i], v.known[i], t.Seen, window) &&
+		!(v.learning > 0 && t.Seen.Before(v.first.Add(v.learning)))
 }
 
 // Alert is one alert for the outbox.
@@ -441,17 +500,13 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				latest, hasLatest = t.Seen, true
 			}
 		}
-		isNew := make([]bool, len(b.Terms))
-		decide := func(i int, last time.Time, known bool) {
-			t := b.Terms[i]
-			isNew[i] = IsNew(last, known, t.Seen, t.Window) &&
-				!(b.Learning > 0 && t.Seen.Before(first.Add(b.Learning)))
-		}
+		v := &Verdicts{terms: b.Terms, last: make([]time.Time, len(b.Terms)), known: make([]bool, len(b.Terms)), first: first, learning: b.Learning}
+		decide := func(i int, last time.Time, known bool) { v.last[i], v.known[i] = last, known }
 		// One buffer holds every term's rule id and key; the strings that
 		// name terms in memory are views of it, copied only when kept.
 		size := 0
 		for _, t := range b.Terms {
-			size += len(t.RuleID) + 1 + len(t.Key)
+			size += len(t.History) + 1 + len(t.Key)
 			if t.Key == nil {
 				size += 8 * (len(t.Values) + 1)
 			}
@@ -464,7 +519,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		var refs []termRef
 		for i, t := range b.Terms {
 			start := len(buf)
-			buf = append(append(buf, t.RuleID...), 0)
+			buf = append(append(buf, t.History...), 0)
 			if t.Key != nil {
 				buf = append(buf, t.Key...)
 			} else {
@@ -472,11 +527,11 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			}
 			ckb := buf[start:len(buf):len(buf)]
 			ck := unsafe.String(&ckb[0], len(ckb))
-			if last, known := s.cache.get(ck); known && t.Seen.Sub(last) < refreshEvery(t.Window) {
+			if last, known := s.cache.get(ck); known && t.Seen.Sub(last) < t.refresh() {
 				decide(i, last, true)
 				continue
 			}
-			refs = append(refs, termRef{i: i, ck: ck, key: ckb[len(t.RuleID)+1:]})
+			refs = append(refs, termRef{i: i, ck: ck, key: ckb[len(t.History)+1:]})
 		}
 		slices.SortFunc(refs, func(x, y termRef) int {
 			if c := strings.Compare(x.ck, y.ck); c != 0 {
@@ -492,17 +547,17 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			if !known {
 				last, known = s.cache.get(ck)
 			}
-			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
+			if !known || t.Seen.Sub(last) >= t.refresh() {
 				// Not answered from memory (or a write is due): the file.
-				if rb == nil || rbID != t.RuleID {
+				if rb == nil || rbID != t.History {
 					var err error
-					if rb, err = terms.CreateBucketIfNotExists([]byte(t.RuleID)); err != nil {
+					if rb, err = terms.CreateBucketIfNotExists([]byte(t.History)); err != nil {
 						return err
 					}
-					rbID = t.RuleID
+					rbID = t.History
 					w := binary.BigEndian.AppendUint64(nil, uint64(t.Window))
-					if !bytes.Equal(rules.Get([]byte(t.RuleID)), w) {
-						if err := rules.Put([]byte(t.RuleID), w); err != nil {
+					if !bytes.Equal(rules.Get([]byte(t.History)), w) {
+						if err := rules.Put([]byte(t.History), w); err != nil {
 							return err
 						}
 					}
@@ -512,7 +567,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				}
 			}
 			decide(i, last, known)
-			if !known || t.Seen.Sub(last) >= refreshEvery(t.Window) {
+			if !known || t.Seen.Sub(last) >= t.refresh() {
 				if err := rb.Put(ref.key, putTime(t.Seen)); err != nil {
 					return err
 				}
@@ -537,7 +592,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		var alerts []Alert
 		if b.Emit != nil {
 			var err error
-			if alerts, err = b.Emit(isNew); err != nil {
+			if alerts, err = b.Emit(v); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func openT(t *testing.T, path string) *Store {
 var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 func term(rule string, at time.Duration, vals ...string) Term {
-	return Term{RuleID: rule, Values: vals, Seen: t0.Add(at), Window: 7 * 24 * time.Hour}
+	return Term{History: rule, Values: vals, Seen: t0.Add(at), Window: 7 * 24 * time.Hour}
 }
 
 func TestFileModeAndReopen(t *testing.T) {
@@ -98,10 +99,10 @@ func TestOutboxCommitAndAck(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
 	res, err := s.Commit(Batch{
 		Terms: []Term{term("r", 0, "a"), term("r", 0, "b")},
-		Emit: func(isNew []bool) ([]Alert, error) {
+		Emit: func(v *Verdicts) ([]Alert, error) {
 			var out []Alert
-			for i, n := range isNew {
-				if n {
+			for i := range 2 {
+				if v.New(i) {
 					out = append(out, Alert{Doc: []byte(fmt.Sprintf(`{"i":%d}`, i))})
 				}
 			}
@@ -120,12 +121,12 @@ func TestOutboxCommitAndAck(t *testing.T) {
 		t.Errorf("outbox %d after ack", s.OutboxLen())
 	}
 	// An Emit error writes nothing of the batch: terms stay unknown.
-	_, err = s.Commit(Batch{Terms: []Term{term("r", time.Hour, "c")}, Emit: func([]bool) ([]Alert, error) { return nil, errors.New("boom") }})
+	_, err = s.Commit(Batch{Terms: []Term{term("r", time.Hour, "c")}, Emit: func(*Verdicts) ([]Alert, error) { return nil, errors.New("boom") }})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	res, _ = s.Commit(Batch{Terms: []Term{term("r", 2*time.Hour, "c")}, Emit: func(n []bool) ([]Alert, error) {
-		if !n[0] {
+	res, _ = s.Commit(Batch{Terms: []Term{term("r", 2*time.Hour, "c")}, Emit: func(v *Verdicts) ([]Alert, error) {
+		if !v.New(0) {
 			t.Error("c must still be new after the failed batch")
 		}
 		return nil, nil
@@ -138,7 +139,7 @@ func TestOutboxBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	res, err := s.Commit(Batch{Emit: func([]bool) ([]Alert, error) {
+	res, err := s.Commit(Batch{Emit: func(*Verdicts) ([]Alert, error) {
 		return []Alert{{Doc: []byte("1")}, {Doc: []byte("2")}, {Doc: []byte("3")}, {Doc: []byte("4")}, {Doc: []byte("5")}}, nil
 	}})
 	if err != nil || res.Written != 3 || res.Overflow != 2 || res.Seqs[3] != 0 {
@@ -237,7 +238,7 @@ func TestOnlyWrittenAlertsAreRendered(t *testing.T) {
 	}
 	commit := func(ids ...string) CommitResult {
 		t.Helper()
-		res, err := s.Commit(Batch{Now: t0, Emit: func([]bool) ([]Alert, error) {
+		res, err := s.Commit(Batch{Now: t0, Emit: func(*Verdicts) ([]Alert, error) {
 			var out []Alert
 			for _, id := range ids {
 				out = append(out, alert(id))
@@ -264,7 +265,7 @@ func TestOnlyWrittenAlertsAreRendered(t *testing.T) {
 	if len(p) != 2 || string(p[0].Alert) != `{"id":"a"}` || string(p[1].Alert) != `{"id":"b"}` {
 		t.Errorf("outbox %v", p)
 	}
-	_, err := s.Commit(Batch{Now: t0.Add(2 * time.Hour), Emit: func([]bool) ([]Alert, error) {
+	_, err := s.Commit(Batch{Now: t0.Add(2 * time.Hour), Emit: func(*Verdicts) ([]Alert, error) {
 		return []Alert{{ID: "e", Render: func() ([]byte, error) { return nil, errors.New("no document") }}}, nil
 	}})
 	if err == nil || !strings.Contains(err.Error(), "no document") {
@@ -272,5 +273,82 @@ func TestOnlyWrittenAlertsAreRendered(t *testing.T) {
 	}
 	if s.OutboxLen() != 2 {
 		t.Errorf("outbox %d after a failed batch", s.OutboxLen())
+	}
+}
+
+// TestVersion1FileAndAdopt: a version 1 file (each history named by its one
+// rule, no rule_history) opens as version 2; Adopt carries a rule's terms
+// into the history it reads now, keeping the later sighting of each, and
+// leaves a history some rule already read as it is.
+func TestVersion1FileAndAdopt(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, p)
+	if _, err := s.Commit(Batch{Terms: []Term{term("r1", 0, "a"), term("r1", time.Hour, "b"), term("r2", 2*time.Hour, "a"), term("r2", 0, "c")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(p, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		tx.DeleteBucket(bucketRuleHistory)
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	})
+	db.Close()
+	s = openT(t, p)
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := string(tx.Bucket(bucketMeta).Get(keySchema)); v != "2" {
+			t.Errorf("schema %q after opening a version 1 file", v)
+		}
+		return nil
+	})
+	lastSeen := func(h string) map[string]time.Duration {
+		t.Helper()
+		out := map[string]time.Duration{}
+		s.db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketTerms).Bucket([]byte(h))
+			if b == nil {
+				return nil
+			}
+			return b.ForEach(func(k, v []byte) error {
+				vals, _ := DecodeValues(k)
+				at, _ := getTime(v)
+				out[strings.Join(vals, "|")] = at.Sub(t0)
+				return nil
+			})
+		})
+		return out
+	}
+	adopt := func(h map[string][]string, want int) {
+		t.Helper()
+		n, err := s.Adopt(h)
+		if err != nil || n != want {
+			t.Errorf("Adopt(%v) = %d, %v; want %d carried", h, n, err, want)
+		}
+	}
+	// r1 and r2 now share r1's history: r2's terms join it (a: the later).
+	adopt(map[string][]string{"r1": {"r1", "r2"}}, 2)
+	if got, want := lastSeen("r1"), map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("r1's history %v, want %v", got, want)
+	}
+	// Sightings written to r1 after that; again: nothing to carry.
+	if _, err := s.Commit(Batch{Terms: []Term{term("r1", 3*time.Hour, "d")}}); err != nil {
+		t.Fatal(err)
+	}
+	adopt(map[string][]string{"r1": {"r1", "r2"}}, 0)
+	// r1 leaves: r2's history (its old version 1 one, read by no rule
+	// since) takes r1's terms.
+	adopt(map[string][]string{"r2": {"r2"}}, 2) // b and d; a and c it had
+	if got, want := lastSeen("r2"), map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour}; !reflect.DeepEqual(got, want) {
+		t.Errorf("r2's history %v, want %v", got, want)
+	}
+	// r3 joins r2's history, which r2 reads: left as it is.
+	if _, err := s.Commit(Batch{Terms: []Term{term("r3", 0, "z")}}); err != nil {
+		t.Fatal(err)
+	}
+	adopt(map[string][]string{"r2": {"r2", "r3"}}, 0)
+	if got := lastSeen("r2"); len(got) != 4 {
+		t.Errorf("r2's history took r3's own terms: %v", got)
 	}
 }

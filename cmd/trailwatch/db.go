@@ -106,13 +106,13 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RULE_ID\tTERMS\tWINDOW\tOLDEST\tNEWEST")
+		fmt.Fprintln(tw, "HISTORY\tTERMS\tWINDOW\tOLDEST\tNEWEST") // named by its lowest rule_id
 		for _, r := range s.Rules {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.RuleID, r.Terms, r.Window, stamp(r.Oldest), stamp(r.Newest))
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "\n%s: %d bytes, %s in %s, %s in the outbox, %d dropped on a full outbox\n",
-			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "rule"), plural(s.Outbox, "alert"), s.Overflowed)
+			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "history"), plural(s.Outbox, "alert"), s.Overflowed)
 	case "prune":
 		windows := map[string]time.Duration{}
 		if len(rules) > 0 {

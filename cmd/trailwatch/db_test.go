@@ -48,7 +48,7 @@ func TestBackfillThenScanAndDBCommands(t *testing.T) {
 	}
 	out.Reset()
 	run([]string{"db", "stats", "--db", other}, nil, &out, &errb)
-	if !strings.Contains(out.String(), "2 terms in 1 rule") {
+	if !strings.Contains(out.String(), "2 terms in 1 history") {
 		t.Errorf("imported stats:\n%s", out.String())
 	}
 	out.Reset()
