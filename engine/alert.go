@@ -48,6 +48,17 @@ type recordAlerts struct {
 	e    *Engine
 	ev   *matcher.Event
 	part *docPart
+	// why is the record's half of its alerts' reason, made on first need.
+	why    string
+	whySet bool
+}
+
+// reason is Kibana's alert reason for a rule's alert on the record.
+func (ra *recordAlerts) reason(r *conf.Rule) string {
+	if !ra.whySet {
+		ra.why, ra.whySet = reasonOf(ra.ev, ra.e.schema), true
+	}
+	return ra.why + " created " + r.Severity + " alert " + r.Name + "."
 }
 
 func (ra *recordAlerts) eventPart() *docPart {
@@ -68,17 +79,13 @@ func (ra *recordAlerts) eventID() string {
 // parts returns the alert's three parts, making what is not made yet.
 func (a *Alert) parts() (event, rule, own *docPart) {
 	if a.own == nil {
-		own := map[string]any{
-			"@timestamp":          a.at,
-			"kibana.alert.uuid":   a.UUID,
-			"kibana.alert.reason": reason(a.r, a.rec.ev, a.e.schema),
-		}
+		var terms []string
 		if a.terms != nil {
 			// A copy: the batch's term values are views of its records.
-			own["kibana.alert.new_terms"] = cloneStrings(a.terms)
+			terms = cloneStrings(a.terms)
 			a.terms = nil
 		}
-		a.own = newDocPart(own)
+		a.own = ownPart(a.at, a.UUID, a.rec.reason(a.r), terms)
 	}
 	return a.rec.eventPart(), a.rule, a.own
 }
@@ -110,6 +117,51 @@ func newDocPart(m map[string]any) *docPart {
 			p.err = fmt.Errorf("%s: %w", k, err)
 		}
 		p.raw[i] = append(append(kb, ':'), vb...)
+	}
+	return p
+}
+
+// The keys of an alert's own part, sorted, with and without new terms.
+var (
+	ownKeys      = []string{"@timestamp", "kibana.alert.new_terms", "kibana.alert.reason", "kibana.alert.uuid"}
+	ownKeysQuery = []string{"@timestamp", "kibana.alert.reason", "kibana.alert.uuid"}
+)
+
+// ownPart is an alert's own part: its values are strings (and the new
+// terms, a list of strings), rendered into one buffer as newDocPart would.
+func ownPart(at, uuid, reason string, terms []string) *docPart {
+	m := map[string]any{"@timestamp": at, "kibana.alert.reason": reason, "kibana.alert.uuid": uuid}
+	keys := ownKeysQuery
+	if terms != nil {
+		m["kibana.alert.new_terms"] = terms
+		keys = ownKeys
+	}
+	st := alertJSON.BorrowStream(nil)
+	defer alertJSON.ReturnStream(st)
+	ends := make([]int, len(keys))
+	for i, k := range keys {
+		st.WriteString(k)
+		st.WriteRaw(":")
+		if ts, ok := m[k].([]string); ok {
+			st.WriteArrayStart()
+			for j, t := range ts {
+				if j > 0 {
+					st.WriteMore()
+				}
+				st.WriteString(t)
+			}
+			st.WriteArrayEnd()
+		} else {
+			st.WriteString(m[k].(string))
+		}
+		ends[i] = st.Buffered()
+	}
+	buf := append([]byte(nil), st.Buffer()...)
+	p := &docPart{m: m, keys: keys, raw: make([][]byte, len(keys))}
+	start := 0
+	for i, end := range ends {
+		p.raw[i] = buf[start:end:end]
+		start = end
 	}
 	return p
 }

@@ -790,8 +790,9 @@ func uniqueTexts(vs []matcher.Value) []string {
 	return out
 }
 
-// reason is Kibana's alert reason, in its own words' shape.
-func reason(r *conf.Rule, ev *matcher.Event, s *matcher.Schema) string {
+// reasonOf is the record's half of Kibana's alert reason, in its own
+// words' shape (recordAlerts.reason adds the rule's).
+func reasonOf(ev *matcher.Event, s *matcher.Schema) string {
 	var b strings.Builder
 	b.WriteString("event")
 	if a := ev.Value(s, matcher.ActionField); a != "" {
@@ -809,6 +810,5 @@ func reason(r *conf.Rule, ev *matcher.Event, s *matcher.Schema) string {
 	if acct := ev.Value(s, "cloud.account.id"); acct != "" {
 		fmt.Fprintf(&b, " in account %s", acct)
 	}
-	fmt.Fprintf(&b, " created %s alert %s.", r.Severity, r.Name)
 	return b.String()
 }
