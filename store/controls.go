@@ -18,6 +18,10 @@ var (
 	bucketSuppress = []byte("suppress")
 	// bucketCaps holds, per rule, the current max_signals window.
 	bucketCaps = []byte("caps")
+	// bucketCapDocs holds, per rule, one alert of its current max_signals
+	// window, the summary's template: apart from the windows, so that
+	// counting an alert rewrites a page of small counters, not documents.
+	bucketCapDocs = []byte("cap_docs")
 )
 
 // Policy is what the store enforces on one alert.
@@ -53,13 +57,47 @@ type suppressState struct {
 
 // capState is a rule's max_signals window: start and end (Unix
 // nanoseconds), alerts sent and alerts capped, 8 bytes each. One of the
-// rule's alerts of the window, the summary's template, is kept under the
-// rule id plus capDocSuffix, written once per window.
+// rule's alerts of the window, the summary's template, is kept in
+// bucketCapDocs, written once per window.
 type capState struct {
 	Start, End    time.Time
 	Count, Capped int
 }
 
+// capCache holds a commit's max_signals windows, read on first use and
+// written once at its end (flush): a rule's alerts in one batch cost one
+// write, not one each.
+type capCache struct {
+	m     map[string]*capState
+	order []string // rule ids in first-use order, for flush
+}
+
+func (c *capCache) get(tx *bolt.Tx, rule string) *capState {
+	if st, ok := c.m[rule]; ok {
+		return st
+	}
+	if c.m == nil {
+		c.m = map[string]*capState{}
+	}
+	st, _ := readCap(tx.Bucket(bucketCaps).Get([]byte(rule)))
+	c.m[rule] = &st
+	c.order = append(c.order, rule)
+	return &st
+}
+
+// flush writes the windows the commit used.
+func (c *capCache) flush(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketCaps)
+	for _, rule := range c.order {
+		if err := b.Put([]byte(rule), c.m[rule].bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// capDocSuffix marked the template in bucketCaps in version 1 files (moved
+// to bucketCapDocs when such a file is opened).
 const capDocSuffix = "\x00doc"
 
 func (c capState) bytes() []byte {
@@ -84,7 +122,7 @@ type SummaryFunc func(ruleDoc []byte, ruleID string, capped int, start, end time
 // controlAlert applies a policy inside a commit: it reports whether the
 // alert goes to the outbox, and may add documents (a closed window's
 // summary) that go out first.
-func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, res *CommitResult) (emit bool, extra [][]byte, err error) {
+func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summarize SummaryFunc, res *CommitResult) (emit bool, extra [][]byte, err error) {
 	p := a.Policy
 	if p == nil {
 		return true, nil, nil
@@ -114,21 +152,20 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 		}
 	}
 	if p.MaxSignals > 0 && p.Interval > 0 {
-		b := tx.Bucket(bucketCaps)
+		docs := tx.Bucket(bucketCapDocs)
 		key := []byte(p.RuleID)
-		docKey := []byte(p.RuleID + capDocSuffix)
-		c, _ := readCap(b.Get(key))
+		c := caps.get(tx, p.RuleID)
 		start := now.Truncate(p.Interval)
 		if !c.Start.Equal(start) {
 			if c.Capped > 0 && summarize != nil {
-				extra = append(extra, summarize(b.Get(docKey), p.RuleID, c.Capped, c.Start, c.End))
+				extra = append(extra, summarize(docs.Get(key), p.RuleID, c.Capped, c.Start, c.End))
 			}
-			c = capState{Start: start, End: start.Add(p.Interval)}
+			*c = capState{Start: start, End: start.Add(p.Interval)}
 			doc, err := a.document()
 			if err != nil {
 				return false, nil, err
 			}
-			if err := b.Put(docKey, doc); err != nil {
+			if err := docs.Put(key, doc); err != nil {
 				return false, nil, err
 			}
 		}
@@ -140,7 +177,7 @@ func controlAlert(tx *bolt.Tx, a *Alert, now time.Time, summarize SummaryFunc, r
 			c.Count++
 			emit = true
 		}
-		return emit, extra, b.Put(key, c.bytes())
+		return emit, extra, nil
 	}
 	return true, extra, nil
 }
@@ -203,28 +240,26 @@ func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error)
 		if err != nil {
 			return err
 		}
-		for _, k := range done {
-			if err := sb.Delete(k); err != nil {
-				return err
-			}
+		if err := deleteKeys(sb, done); err != nil {
+			return err
 		}
-		cb := tx.Bucket(bucketCaps)
+		cb, docs := tx.Bucket(bucketCaps), tx.Bucket(bucketCapDocs)
 		done = done[:0]
 		err = cb.ForEach(func(k, v []byte) error {
-			if bytes.HasSuffix(k, []byte(capDocSuffix)) {
-				return nil
-			}
 			c, ok := readCap(v)
 			if !ok || !now.Before(c.End) {
-				done = append(done, bytes.Clone(k), append(bytes.Clone(k), capDocSuffix...))
+				done = append(done, bytes.Clone(k))
 				if c.Capped > 0 && summarize != nil {
 					res.Summaries++
-					return put(summarize(cb.Get(append(bytes.Clone(k), capDocSuffix...)), string(k), c.Capped, c.Start, c.End))
+					return put(summarize(docs.Get(k), string(k), c.Capped, c.Start, c.End))
 				}
 			}
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := deleteKeys(docs, done); err != nil {
 			return err
 		}
 		return deleteKeys(cb, done)
@@ -234,4 +269,25 @@ func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error)
 	}
 	s.outboxN += written
 	return res, nil
+}
+
+// moveCapDocs moves the templates a version 1 file kept in bucketCaps (under
+// the rule id plus capDocSuffix) to bucketCapDocs.
+func moveCapDocs(tx *bolt.Tx) error {
+	cb, docs := tx.Bucket(bucketCaps), tx.Bucket(bucketCapDocs)
+	if cb == nil || docs == nil {
+		return nil
+	}
+	var moved [][]byte
+	err := cb.ForEach(func(k, v []byte) error {
+		if rule, ok := bytes.CutSuffix(k, []byte(capDocSuffix)); ok {
+			moved = append(moved, bytes.Clone(k))
+			return docs.Put(bytes.Clone(rule), bytes.Clone(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return deleteKeys(cb, moved)
 }

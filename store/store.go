@@ -29,8 +29,8 @@ import (
 
 // SchemaVersion is the layout this code reads and writes. A file of a newer
 // or unknown version is refused, never misread; a version 1 file (every
-// history named by its one rule, no rule_history bucket) is upgraded in
-// place when opened: its layout is a version 2 layout.
+// history named by its one rule, no rule_history bucket, max_signals
+// templates among the windows) is upgraded in place when opened.
 const SchemaVersion = 2
 
 // The buckets, named in one place.
@@ -239,12 +239,8 @@ func (s *Store) init() error {
 		if err != nil {
 			return fmt.Errorf("unreadable schema version %q", meta.Get(keySchema))
 		}
-		if v == 1 {
-			// Version 1 named every history by its one rule, which is a
-			// version 2 history; only the version changes.
-			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-				return err
-			}
+		v1 := v == 1
+		if v1 {
 			v = SchemaVersion
 		}
 		if v != SchemaVersion {
@@ -253,8 +249,19 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketRuleHistory, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketRuleHistory, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps, bucketCapDocs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if v1 {
+			// Version 1 named every history by its one rule, which is a
+			// version 2 history; its max_signals templates move out of the
+			// windows' bucket.
+			if err := moveCapDocs(tx); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 				return err
 			}
 		}
@@ -604,6 +611,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		}
 		room := s.maxOutbox - s.outboxN
 		res.Seqs = make([]uint64, len(alerts))
+		var caps capCache
 		for i := range alerts {
 			a := &alerts[i]
 			if a.ID != "" {
@@ -612,7 +620,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 					continue
 				}
 			}
-			emit, extra, err := controlAlert(tx, a, clock, b.Summarize, &res)
+			emit, extra, err := controlAlert(tx, &caps, a, clock, b.Summarize, &res)
 			if err != nil {
 				return err
 			}
@@ -627,12 +635,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				res.Extra++
 			}
 			if !emit {
-				if a.ID != "" {
-					// Remembered, so a retried batch does not count it twice.
-					if err := ids.Put([]byte(a.ID), now); err != nil {
-						return err
-					}
-				}
+				// Not remembered: an alert held back is a random write
+				// each, many in a storm; a retried batch may count it again
+				// in its window's summary.
 				continue
 			}
 			if room <= 0 {
@@ -658,6 +663,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			res.Seqs[i] = seq
 			res.Written++
 			room--
+		}
+		if err := caps.flush(tx); err != nil {
+			return err
 		}
 		if res.Overflow > 0 {
 			n, _ := strconv.Atoi(string(meta.Get(keyOverflow)))

@@ -293,6 +293,10 @@ func TestVersion1FileAndAdopt(t *testing.T) {
 	}
 	db.Update(func(tx *bolt.Tx) error {
 		tx.DeleteBucket(bucketRuleHistory)
+		tx.DeleteBucket(bucketCapDocs)
+		// Version 1 kept a max_signals template beside its window.
+		tx.Bucket(bucketCaps).Put([]byte("r1"), capState{Start: t0, End: t0.Add(time.Hour), Count: 1}.bytes())
+		tx.Bucket(bucketCaps).Put([]byte("r1"+capDocSuffix), []byte(`{"a":1}`))
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
 	})
 	db.Close()
@@ -300,6 +304,12 @@ func TestVersion1FileAndAdopt(t *testing.T) {
 	s.db.View(func(tx *bolt.Tx) error {
 		if v := string(tx.Bucket(bucketMeta).Get(keySchema)); v != "2" {
 			t.Errorf("schema %q after opening a version 1 file", v)
+		}
+		if d := tx.Bucket(bucketCapDocs).Get([]byte("r1")); string(d) != `{"a":1}` {
+			t.Errorf("max_signals template %q after opening a version 1 file", d)
+		}
+		if tx.Bucket(bucketCaps).Get([]byte("r1"+capDocSuffix)) != nil || tx.Bucket(bucketCaps).Get([]byte("r1")) == nil {
+			t.Error("the windows' bucket still holds the template, or lost the window")
 		}
 		return nil
 	})
