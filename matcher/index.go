@@ -1,6 +1,9 @@
 package matcher
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // maxPins bounds the provider/action pairs kept for one query; a query with
 // more is treated as unpinned (evaluated for every record), which is never
@@ -115,12 +118,17 @@ type Index struct {
 	exact    map[Pin][]int // (provider, action), (provider, ""), ("", action)
 	anywhere []int         // unpinned queries
 	merged   map[Pin][]int // precomputed answer for a (provider, action) seen at build
+	// For the pairs merged does not hold (most records): the answer for a
+	// provider with no action-only pin on the action, and the actions that
+	// have such pins.
+	byProvider map[string][]int
+	actionOnly map[string]bool
 }
 
 // NewIndex builds an index over queries; the ids returned by Candidates are
 // positions in qs.
 func NewIndex(qs []*Query) *Index {
-	ix := &Index{exact: map[Pin][]int{}, merged: map[Pin][]int{}}
+	ix := &Index{exact: map[Pin][]int{}, merged: map[Pin][]int{}, byProvider: map[string][]int{}, actionOnly: map[string]bool{}}
 	for i, q := range qs {
 		pins, ok := q.Pins()
 		if !ok {
@@ -132,8 +140,13 @@ func NewIndex(qs []*Query) *Index {
 		}
 	}
 	for p := range ix.exact {
-		if p.Provider != "" && p.Action != "" {
+		switch {
+		case p.Provider != "" && p.Action != "":
 			ix.merged[p] = ix.collect(nil, p.Provider, p.Action)
+		case p.Provider != "":
+			ix.byProvider[p.Provider] = sortUnique(append(slices.Clone(ix.anywhere), ix.exact[p]...), 0)
+		case p.Action != "":
+			ix.actionOnly[p.Action] = true
 		}
 	}
 	return ix
@@ -173,6 +186,12 @@ func (ix *Index) Candidates(dst []int, providers, actions []string) []int {
 	if len(providers) == 1 && len(actions) == 1 {
 		if m, ok := ix.merged[Pin{providers[0], actions[0]}]; ok {
 			return append(dst[:0], m...)
+		}
+		if !ix.actionOnly[actions[0]] {
+			if m, ok := ix.byProvider[providers[0]]; ok {
+				return append(dst[:0], m...)
+			}
+			return append(dst[:0], ix.anywhere...)
 		}
 	}
 	if len(providers) == 0 {
