@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -494,6 +495,8 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	}
 	if r.RuleID == "" {
 		bad("rule_id is missing")
+	} else if strings.ContainsFunc(r.RuleID, unicode.IsControl) {
+		bad("rule_id %q has a control character", r.RuleID)
 	}
 	if r.Name == "" {
 		bad("name is missing")

@@ -105,6 +105,7 @@ func TestEveryErrorReportedWithPlace(t *testing.T) {
 		"bad_newterms.toml:1: rule \"Bad new terms\": new_terms_fields has 4 fields",
 		"bad_newterms.toml:1: rule \"Bad new terms\": history_window_start \"last week\"",
 		"bad_query.toml:11:1: rule \"Bad query\": query: expected a value for event.action",
+		"bad_rule_id.toml:1: rule \"Bad rule id\": rule_id \"line\\nbreak\" has a control character",
 		"broken_toml.toml:5:",
 	}
 	got := err.Error()

@@ -5,6 +5,8 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -46,9 +48,9 @@ func ParseTimeSource(s string) (TimeSource, error) {
 // the implementation.
 type State interface {
 	Commit(b store.Batch) (store.CommitResult, error)
-	// Adopt records which history each rule reads (history name -> rule
-	// ids); see store.Store.Adopt.
-	Adopt(histories map[string][]string) (int, error)
+	// Adopt makes the rule set's new_terms histories hold what their rules
+	// have seen; see store.Store.Adopt.
+	Adopt(histories []store.History) (int, error)
 }
 
 // Engine evaluates a rule set on CloudTrail records. It is safe for
@@ -90,8 +92,9 @@ type Engine struct {
 
 // history is one new_terms history and the rules that read it.
 type history struct {
-	name string // the lowest rule_id of its rules: its name in the state
-	set  int    // its list of fields, in termSets
+	name     string // the lowest rule_id of its rules: its name in the state
+	identity string // what it counts: a digest of the query, exceptions and fields
+	set      int    // its list of fields, in termSets
 	// window is the longest of its rules' history windows (how long the
 	// state keeps a term); refresh is store.Term.Refresh for the shortest.
 	window, refresh time.Duration
@@ -194,11 +197,11 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		}
 	}
 	if len(e.histories) > 0 {
-		byName := map[string][]string{}
-		for _, h := range e.histories {
-			byName[h.name] = h.rules
+		hs := make([]store.History, len(e.histories))
+		for i, h := range e.histories {
+			hs[i] = store.History{Name: h.name, Identity: h.identity, Rules: h.rules}
 		}
-		if _, err := e.state.Adopt(byName); err != nil {
+		if _, err := e.state.Adopt(hs); err != nil {
 			return nil, err
 		}
 	}
@@ -234,7 +237,9 @@ func (e *Engine) buildHistories() map[*conf.Rule]int {
 		if !ok {
 			id = len(e.histories)
 			byKey[key] = id
-			e.histories = append(e.histories, history{name: r.RuleID, set: set, window: r.NewTerms.Window, refresh: r.NewTerms.Window})
+			sum := sha256.Sum256([]byte(key))
+			e.histories = append(e.histories, history{name: r.RuleID, identity: hex.EncodeToString(sum[:12]), set: set,
+				window: r.NewTerms.Window, refresh: r.NewTerms.Window})
 		}
 		h := &e.histories[id]
 		h.name = min(h.name, r.RuleID)

@@ -16,7 +16,7 @@ import (
 // the record path, not the file.
 type fakeState struct{}
 
-func (fakeState) Adopt(map[string][]string) (int, error) { return 0, nil }
+func (fakeState) Adopt([]store.History) (int, error) { return 0, nil }
 
 func (fakeState) Commit(b store.Batch) (store.CommitResult, error) {
 	var alerts []store.Alert

@@ -2,11 +2,13 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -331,79 +333,185 @@ func (s *Store) Import(r io.Reader, name string) (int, error) {
 	return total, nil
 }
 
-// Adopt records which history each rule reads (histories maps a history's
-// name to its rules' ids) and carries sightings over when a history is new
-// to its rules: a rule that read another history when last run (its own,
-// before it shared one; or a shared one whose lowest rule id left) brings
-// that history's terms into the one it reads now, keeping the later
-// sighting of each, so that no change of name makes old terms new again.
-// A history that some rule already read is left as it is. It returns how
-// many terms were carried over.
-func (s *Store) Adopt(histories map[string][]string) (int, error) {
+// History is one new_terms history as the rule set defines it: its name,
+// what it counts (Identity: the same for rules with one query, exceptions
+// and list of fields, and for no other) and the rules that read it.
+type History struct {
+	Name     string
+	Identity string
+	Rules    []string
+}
+
+// Adopt makes each history hold what its rules have seen, and records which
+// history each rule reads and what each history counts. A history some rule
+// read when last run, for the same identity, is left as it is. Any other
+// (new, stale, or holding another query's terms) is rebuilt from the
+// up-to-date histories of the same identity when there are any (a rule
+// joining or leaving a shared history brings exactly its terms; a query
+// another history already counts comes with what it has seen, as in
+// Kibana, where the history is the indexed data), else from the histories
+// its rules read when last run (a rule whose query was edited keeps what it
+// had seen, so an edit does not make every term new again); each term keeps
+// its later sighting. It returns how many terms were carried over.
+func (s *Store) Adopt(hs []History) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	carried := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		carried = 0
-		terms, rules, rh := tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketRuleHistory)
-		// The histories some rule read when last run.
+		terms, rules := tx.Bucket(bucketTerms), tx.Bucket(bucketRules)
+		rh, ids := tx.Bucket(bucketRuleHistory), tx.Bucket(bucketHistoryIDs)
+		// What each rule read when last run, and the histories that were
+		// read; a file written before histories were shared had each rule
+		// read its own.
+		prev := map[string]string{}
 		live := map[string]bool{}
-		if err := rh.ForEach(func(_, h []byte) error { live[string(h)] = true; return nil }); err != nil {
+		if err := rh.ForEach(func(r, h []byte) error {
+			prev[string(r)] = string(h)
+			live[string(h)] = true
+			return nil
+		}); err != nil {
 			return err
 		}
-		names := make([]string, 0, len(histories))
-		for h := range histories {
-			names = append(names, h)
+		if len(prev) == 0 {
+			err := terms.ForEachBucket(func(r []byte) error {
+				prev[string(r)] = string(r)
+				live[string(r)] = true
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
-		sort.Strings(names)
-		for _, h := range names {
-			for _, rule := range histories[h] {
-				prev := string(rh.Get([]byte(rule)))
-				if prev == "" && terms.Bucket([]byte(rule)) != nil {
-					prev = rule // a version 1 file: each rule read its own
+		identity := func(name string) (string, bool) {
+			v := ids.Get([]byte(name))
+			return string(v), v != nil
+		}
+		// The up-to-date histories of each query.
+		liveOf := map[string][]string{}
+		for name := range live {
+			if id, ok := identity(name); ok && terms.Bucket([]byte(name)) != nil {
+				liveOf[id] = append(liveOf[id], name)
+			}
+		}
+		for _, names := range liveOf {
+			sort.Strings(names)
+		}
+		// Rebuilt histories are put together aside first: a history being
+		// rebuilt may be another's source.
+		var rebuilt []string
+		for _, h := range hs {
+			id, known := identity(h.Name)
+			if live[h.Name] && (!known || id == h.Identity) {
+				continue // up to date, for this query
+			}
+			same := slices.Clone(liveOf[h.Identity])
+			var other []string
+			for _, r := range h.Rules {
+				p, ok := prev[r]
+				if !ok || terms.Bucket([]byte(p)) == nil || slices.Contains(same, p) || slices.Contains(other, p) {
+					continue
 				}
-				if prev != "" && prev != h && !live[h] && terms.Bucket([]byte(prev)) != nil {
-					n, err := mergeHistory(terms, rules, prev, h)
-					if err != nil {
-						return fmt.Errorf("carrying rule %s's history %s over to %s: %w", rule, prev, h, err)
-					}
+				if pid, ok := identity(p); ok && pid == h.Identity {
+					same = append(same, p)
+				} else {
+					other = append(other, p)
+				}
+			}
+			from := same
+			if len(same) == 0 {
+				from = other
+			}
+			if (!known || id == h.Identity) && terms.Bucket([]byte(h.Name)) != nil && !slices.Contains(from, h.Name) {
+				// Stale but of this query, or of no known one (imported,
+				// or from before identities were recorded): kept.
+				from = append([]string{h.Name}, from...)
+			}
+			tmp := rebuildPrefix + h.Name
+			if _, err := terms.CreateBucket([]byte(tmp)); err != nil {
+				return err
+			}
+			for _, p := range from {
+				n, err := mergeHistory(terms, rules, p, tmp)
+				if err != nil {
+					return fmt.Errorf("carrying history %s over to %s: %w", p, h.Name, err)
+				}
+				if p != h.Name {
 					carried += n
 				}
-				if prev != h {
-					if err := rh.Put([]byte(rule), []byte(h)); err != nil {
+			}
+			rebuilt = append(rebuilt, h.Name)
+		}
+		for _, name := range rebuilt {
+			tmp := rebuildPrefix + name
+			if terms.Bucket([]byte(name)) != nil {
+				if err := terms.DeleteBucket([]byte(name)); err != nil {
+					return err
+				}
+			}
+			if _, err := mergeHistory(terms, rules, tmp, name); err != nil {
+				return err
+			}
+			if err := terms.DeleteBucket([]byte(tmp)); err != nil {
+				return err
+			}
+			if err := rules.Delete([]byte(tmp)); err != nil {
+				return err
+			}
+		}
+		// Record what each history counts and which one each rule reads.
+		running := map[string]bool{}
+		for _, h := range hs {
+			if err := ids.Put([]byte(h.Name), []byte(h.Identity)); err != nil {
+				return err
+			}
+			for _, r := range h.Rules {
+				running[r] = true
+				if prev[r] != h.Name {
+					if err := rh.Put([]byte(r), []byte(h.Name)); err != nil {
 						return err
 					}
 				}
 			}
 		}
-		// A rule no longer run keeps its entry while the history it names
-		// exists (it may come back); then it is forgotten.
-		running := map[string]bool{}
-		for _, rs := range histories {
-			for _, r := range rs {
-				running[r] = true
-			}
-		}
+		// Only the rules run now are remembered (a rule that comes back
+		// finds its history by name, or its query's), and the identities
+		// of histories that are gone are dropped.
 		var gone [][]byte
-		err := rh.ForEach(func(rule, h []byte) error {
-			if !running[string(rule)] && terms.Bucket(h) == nil {
-				gone = append(gone, append([]byte(nil), rule...))
+		err := rh.ForEach(func(rule, _ []byte) error {
+			if !running[string(rule)] {
+				gone = append(gone, bytes.Clone(rule))
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return deleteKeys(rh, gone)
+		if err := deleteKeys(rh, gone); err != nil {
+			return err
+		}
+		gone = gone[:0]
+		err = ids.ForEach(func(name, _ []byte) error {
+			if terms.Bucket(name) == nil {
+				gone = append(gone, bytes.Clone(name))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return deleteKeys(ids, gone)
 	})
 	if err != nil {
 		return 0, &Error{s.path, "adopt", err}
 	}
-	if carried > 0 {
-		s.cache.reset()
-	}
+	s.cache.reset() // a history may have been rebuilt
 	return carried, nil
 }
+
+// rebuildPrefix names the bucket a history is rebuilt in during Adopt (a
+// rule_id cannot hold a NUL byte).
+const rebuildPrefix = "\x00rebuild\x00"
 
 // mergeHistory copies the terms of history from into history to, keeping
 // the later sighting of each, and gives to the longer of the two windows.

@@ -50,6 +50,10 @@ var (
 	// last run (Adopt), so that a rule whose history changes name takes
 	// its sightings along.
 	bucketRuleHistory = []byte("rule_history")
+	// bucketHistoryIDs holds, per history, the identity of what it counts
+	// (its rules' query, exceptions and fields, as the engine names them),
+	// so that a history name that comes to count something else is rebuilt.
+	bucketHistoryIDs = []byte("history_ids")
 	// bucketOutbox holds alerts not yet taken by a sink: key = 8-byte
 	// big-endian sequence, value = the alert's JSON.
 	bucketOutbox = []byte("outbox")
@@ -249,7 +253,7 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("unknown schema version %d (this trailwatch reads %d)", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketTerms, bucketRules, bucketRuleHistory, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps, bucketCapDocs} {
+		for _, b := range [][]byte{bucketTerms, bucketRules, bucketRuleHistory, bucketHistoryIDs, bucketOutbox, bucketSinks, bucketAlertIDs, bucketSuppress, bucketCaps, bucketCapDocs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

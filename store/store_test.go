@@ -330,35 +330,57 @@ func TestVersion1FileAndAdopt(t *testing.T) {
 		})
 		return out
 	}
-	adopt := func(h map[string][]string, want int) {
+	adopt := func(want int, hs ...History) {
 		t.Helper()
-		n, err := s.Adopt(h)
+		n, err := s.Adopt(hs)
 		if err != nil || n != want {
-			t.Errorf("Adopt(%v) = %d, %v; want %d carried", h, n, err, want)
+			t.Errorf("Adopt(%v) = %d, %v; want %d carried", hs, n, err, want)
 		}
 	}
-	// r1 and r2 now share r1's history: r2's terms join it (a: the later).
-	adopt(map[string][]string{"r1": {"r1", "r2"}}, 2)
-	if got, want := lastSeen("r1"), map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0}; !reflect.DeepEqual(got, want) {
-		t.Errorf("r1's history %v, want %v", got, want)
+	check := func(h string, want map[string]time.Duration) {
+		t.Helper()
+		if got := lastSeen(h); !reflect.DeepEqual(got, want) {
+			t.Errorf("history %s: %v, want %v", h, got, want)
+		}
 	}
-	// Sightings written to r1 after that; again: nothing to carry.
+	// r1 and r2 now share r1's history, which r1 read (a version 1 file:
+	// each rule read its own): it is left as it is.
+	adopt(0, History{"r1", "q", []string{"r1", "r2"}})
+	check("r1", map[string]time.Duration{"a": 0, "b": time.Hour})
 	if _, err := s.Commit(Batch{Terms: []Term{term("r1", 3*time.Hour, "d")}}); err != nil {
 		t.Fatal(err)
 	}
-	adopt(map[string][]string{"r1": {"r1", "r2"}}, 0)
-	// r1 leaves: r2's history (its old version 1 one, read by no rule
-	// since) takes r1's terms.
-	adopt(map[string][]string{"r2": {"r2"}}, 2) // b and d; a and c it had
-	if got, want := lastSeen("r2"), map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour}; !reflect.DeepEqual(got, want) {
-		t.Errorf("r2's history %v, want %v", got, want)
-	}
-	// r3 joins r2's history, which r2 reads: left as it is.
+	adopt(0, History{"r1", "q", []string{"r1", "r2"}})
+	// r1 leaves: r2's history takes r1's terms (its own version 1 history,
+	// read by no rule since, is kept: the later sighting of each term).
+	adopt(2, History{"r2", "q", []string{"r2"}})
+	check("r2", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
+	// r3 joins r2's history, which r2 reads for the same query: as it is.
 	if _, err := s.Commit(Batch{Terms: []Term{term("r3", 0, "z")}}); err != nil {
 		t.Fatal(err)
 	}
-	adopt(map[string][]string{"r2": {"r2", "r3"}}, 0)
-	if got := lastSeen("r2"); len(got) != 4 {
-		t.Errorf("r2's history took r3's own terms: %v", got)
+	adopt(0, History{"r2", "q", []string{"r2", "r3"}})
+	check("r2", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
+	// m counts something else; then its query is edited to r2's: the
+	// history named m (now the lowest id) is rebuilt from r2's alone.
+	if _, err := s.Commit(Batch{Terms: []Term{term("m", 0, "m1")}}); err != nil {
+		t.Fatal(err)
 	}
+	adopt(0, History{"r2", "q", []string{"r2", "r3"}}, History{"m", "qm", []string{"m"}})
+	adopt(4, History{"m", "q", []string{"m", "r2", "r3"}})
+	check("m", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
+	// y counts qy. Then m and y swap queries: y joins r2 and r3 in q's
+	// history (now named r2, rebuilt from m's while m's is being rebuilt
+	// from y's), and m takes qy's history.
+	if _, err := s.Commit(Batch{Terms: []Term{term("y", 0, "y1")}}); err != nil {
+		t.Fatal(err)
+	}
+	adopt(0, History{"m", "q", []string{"m", "r2", "r3"}}, History{"y", "qy", []string{"y"}})
+	adopt(1, History{"r2", "q", []string{"r2", "r3", "y"}}, History{"m", "qy", []string{"m"}})
+	check("r2", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
+	check("m", map[string]time.Duration{"y1": 0})
+	// A query edited to one no history counts: the rule keeps what it had
+	// seen.
+	adopt(0, History{"r2", "q2", []string{"r2", "r3", "y"}}, History{"m", "qy", []string{"m"}})
+	check("r2", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
 }
