@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	jsoniter "github.com/json-iterator/go"
