@@ -103,7 +103,14 @@ func (c *compiler) compile(n *Node, nested string) (cond, error) {
 		// A conjunction of side-effect-free tests may run in any order:
 		// cheap ones first, so that most records are decided before the
 		// costly fields (Map.toString() text, flattened payloads) are read.
-		sort.SliceStable(kids, func(i, j int) bool { return cost(kids[i]) < cost(kids[j]) })
+		// Tests that nearly every record passes go after all the others,
+		// whatever their cost: only a false test decides.
+		sort.SliceStable(kids, func(i, j int) bool {
+			if li, lj := likelyTrue(kids[i]), likelyTrue(kids[j]); li != lj {
+				return lj
+			}
+			return cost(kids[i]) < cost(kids[j])
+		})
 		return andCond(kids), nil
 	case NodeNot:
 		k, err := c.compile(n.Children[0], nested)
@@ -291,12 +298,27 @@ func cost(c cond) int {
 	return 10
 }
 
+// likelyTrue reports whether nearly every CloudTrail record passes a test:
+// the usual value of a field, a field's existence, a negation.
+func likelyTrue(c cond) bool {
+	switch c := c.(type) {
+	case anyCond:
+		e, ok := c.p.(*eqSet)
+		return ok && e.set == nil && usual[c.f.Name] == e.one
+	case existsCond, notCond:
+		return true
+	}
+	return false
+}
+
 // usual is the value most CloudTrail records have in a field.
 var usual = map[string]string{
 	"data_stream.dataset": Dataset,
 	"event.dataset":       Dataset,
 	"event.outcome":       "success",
 	"event.kind":          "event",
+	// Most CloudTrail events are calls made by assumed roles.
+	"aws.cloudtrail.user_identity.type": "AssumedRole",
 }
 
 func fieldCost(f *Field) int {
