@@ -51,6 +51,7 @@ type recordAlerts struct {
 	// why is the record's half of its alerts' reason, made on first need.
 	why    string
 	whySet bool
+	at     string // its alerts' @timestamp, taken at the first
 }
 
 // reason is Kibana's alert reason for a rule's alert on the record.
@@ -224,18 +225,36 @@ func (a *Alert) JSON() ([]byte, error) {
 // CloudTrail event and new terms always give the same id, so a record that
 // is delivered twice never makes a second, different alert.
 func AlertUUID(ruleID string, version int, eventID string, newTerms []string) string {
-	h := sha256.New()
-	for _, s := range append([]string{ruleID, strconv.Itoa(version), eventID}, newTerms...) {
-		h.Write([]byte(strconv.Itoa(len(s))))
-		h.Write([]byte{':'})
-		h.Write([]byte(s))
+	var buf [512]byte
+	var num [20]byte
+	b := appendPart(buf[:0], ruleID)
+	b = appendPart(b, string(strconv.AppendInt(num[:0], int64(version), 10)))
+	b = appendPart(b, eventID)
+	for _, t := range newTerms {
+		b = appendPart(b, t)
 	}
-	sum := h.Sum(nil)
+	sum := sha256.Sum256(b)
 	// Shaped as a version-4-style UUID for tools that expect one.
 	sum[6] = sum[6]&0x0f | 0x40
 	sum[8] = sum[8]&0x3f | 0x80
-	x := hex.EncodeToString(sum[:16])
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+	var x [32]byte
+	hex.Encode(x[:], sum[:16])
+	var u [36]byte
+	copy(u[0:8], x[0:8])
+	copy(u[9:13], x[8:12])
+	copy(u[14:18], x[12:16])
+	copy(u[19:23], x[16:20])
+	copy(u[24:36], x[20:32])
+	u[8], u[13], u[18], u[23] = '-', '-', '-', '-'
+	return string(u[:])
+}
+
+// appendPart appends s, prefixed by its length and a colon (AlertUUID's
+// unambiguous encoding).
+func appendPart(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }
 
 func cloneStrings(ss []string) []string {
@@ -313,13 +332,21 @@ func (e *Engine) buildAlert(r *conf.Rule, rec *recordAlerts, newTerms []string) 
 	if rule == nil { // not one of the engine's rules (tests)
 		rule = rulePart(r)
 	}
+	if rec.at == "" {
+		rec.at = e.now().UTC().Format("2006-01-02T15:04:05.000Z")
+	}
 	return &Alert{UUID: id, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.policy(r, rec.ev),
-		e: e, r: r, at: e.now().UTC().Format("2006-01-02T15:04:05.000Z"), terms: newTerms}
+		e: e, r: r, at: rec.at, terms: newTerms}
 }
 
 // policy is the rule's alert suppression (group values read from the
 // event) and max_signals cap.
 func (e *Engine) policy(r *conf.Rule, ev *matcher.Event) *store.Policy {
+	if s := r.AlertSuppression; s == nil || len(s.GroupBy) == 0 {
+		if p, ok := e.capPolicies[r]; ok {
+			return p // the rule's cap alone: the same for all its alerts
+		}
+	}
 	p := &store.Policy{RuleID: r.RuleID}
 	if !e.noCaps {
 		p.MaxSignals, p.Interval = r.MaxSignals, r.IntervalDur

@@ -86,6 +86,9 @@ type Engine struct {
 	histories []history
 	// ruleParts are the rule-given keys of each rule's alerts, rendered once.
 	ruleParts map[*conf.Rule]*docPart
+	// capPolicies are the policies of rules without alert suppression (the
+	// max_signals cap alone, or nil), made once.
+	capPolicies map[*conf.Rule]*store.Policy
 	queries   []*matcher.Query // the distinct queries, indexed
 	pool      sync.Pool
 }
@@ -206,8 +209,16 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		}
 	}
 	e.ruleParts = map[*conf.Rule]*docPart{}
+	e.capPolicies = map[*conf.Rule]*store.Policy{}
 	for _, r := range e.rules {
 		e.ruleParts[r] = rulePart(r)
+		if s := r.AlertSuppression; s == nil || len(s.GroupBy) == 0 {
+			var p *store.Policy
+			if !e.noCaps && r.MaxSignals > 0 {
+				p = &store.Policy{RuleID: r.RuleID, MaxSignals: r.MaxSignals, Interval: r.IntervalDur}
+			}
+			e.capPolicies[r] = p
+		}
 	}
 	sets, rules, hists := len(e.termSets), len(e.rules), len(e.histories)
 	e.pool.New = func() any {

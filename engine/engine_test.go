@@ -273,6 +273,17 @@ func TestAlertDocument(t *testing.T) {
 	if AlertUUID("r", 1, "e", nil) == AlertUUID("r", 2, "e", nil) || AlertUUID("r", 1, "e", []string{"a"}) == AlertUUID("r", 1, "e", []string{"b"}) {
 		t.Error("uuid must change with the rule version and the new terms")
 	}
+	// The ids alerts already delivered carry: they must not change.
+	for _, c := range []struct {
+		got, want string
+	}{
+		{AlertUUID("de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b", 12, "c0ffee-1", []string{"arn:aws:iam::1:user/a", "1.2.3.4"}), "b3bdb379-b79f-4e7f-95d2-917e73e2a453"},
+		{AlertUUID("r", 1, "", nil), "13194555-b5f7-415d-9f95-e70e09a6ad2c"},
+	} {
+		if c.got != c.want {
+			t.Errorf("AlertUUID = %s, want %s", c.got, c.want)
+		}
+	}
 }
 
 func TestConcurrentBatches(t *testing.T) {
