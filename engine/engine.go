@@ -89,8 +89,8 @@ type Engine struct {
 	// capPolicies are the policies of rules without alert suppression (the
 	// max_signals cap alone, or nil), made once.
 	capPolicies map[*conf.Rule]*store.Policy
-	queries   []*matcher.Query // the distinct queries, indexed
-	pool      sync.Pool
+	queries     []*matcher.Query // the distinct queries, indexed
+	pool        sync.Pool
 }
 
 // history is one new_terms history and the rules that read it.
