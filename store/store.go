@@ -296,7 +296,7 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Term is one new_terms combination of a rule and when it was seen.
+// Term is one new_terms combination of a history and when it was seen.
 type Term struct {
 	// History names the history the term belongs to: the bucket of the
 	// rule, or of the rules, whose records it counts (see Adopt).
@@ -334,7 +334,7 @@ func AppendValues(out []byte, values []string) []byte {
 }
 
 // termRef is one term of a batch: its place in the batch, its name in
-// memory (rule id, NUL, key) and its key in the rule's bucket.
+// memory (history, NUL, key) and its key in the history's bucket.
 type termRef struct {
 	i   int
 	ck  string
@@ -513,7 +513,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		}
 		v := &Verdicts{terms: b.Terms, last: make([]time.Time, len(b.Terms)), known: make([]bool, len(b.Terms)), first: first, learning: b.Learning}
 		decide := func(i int, last time.Time, known bool) { v.last[i], v.known[i] = last, known }
-		// One buffer holds every term's rule id and key; the strings that
+		// One buffer holds every term's history and key; the strings that
 		// name terms in memory are views of it, copied only when kept.
 		size := 0
 		for _, t := range b.Terms {
