@@ -249,8 +249,8 @@ func AlertUUID(ruleID string, version int, eventID string, newTerms []string) st
 	return string(u[:])
 }
 
-// appendPart appends s, prefixed by its length and a colon (AlertUUID's
-// unambiguous encoding).
+// appendPart appends s, prefixed by its length and a colon (the unambiguous
+// encoding of AlertUUID and TermKey).
 func appendPart(b []byte, s string) []byte {
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
@@ -385,13 +385,11 @@ func (e *Engine) policy(r *conf.Rule, ev *matcher.Event) *store.Policy {
 
 // TermKey encodes strings unambiguously (each part length-prefixed).
 func TermKey(parts []string) string {
-	var b strings.Builder
+	var b []byte
 	for _, s := range parts {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
+		b = appendPart(b, s)
 	}
-	return b.String()
+	return string(b)
 }
 
 // Summarize builds the summary alert of a rule's capped max_signals window
