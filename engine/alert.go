@@ -139,24 +139,32 @@ func ownPart(at, uuid, reason string, terms []string) *docPart {
 	}
 	st := alertJSON.BorrowStream(nil)
 	defer alertJSON.ReturnStream(st)
-	ends := make([]int, len(keys))
-	for i, k := range keys {
+	var ends []int
+	field := func(k string) {
 		st.WriteString(k)
 		st.WriteRaw(":")
-		if ts, ok := m[k].([]string); ok {
-			st.WriteArrayStart()
-			for j, t := range ts {
-				if j > 0 {
-					st.WriteMore()
-				}
-				st.WriteString(t)
-			}
-			st.WriteArrayEnd()
-		} else {
-			st.WriteString(m[k].(string))
-		}
-		ends[i] = st.Buffered()
 	}
+	field("@timestamp")
+	st.WriteString(at)
+	ends = append(ends, st.Buffered())
+	if terms != nil {
+		field("kibana.alert.new_terms")
+		st.WriteArrayStart()
+		for j, t := range terms {
+			if j > 0 {
+				st.WriteMore()
+			}
+			st.WriteString(t)
+		}
+		st.WriteArrayEnd()
+		ends = append(ends, st.Buffered())
+	}
+	field("kibana.alert.reason")
+	st.WriteString(reason)
+	ends = append(ends, st.Buffered())
+	field("kibana.alert.uuid")
+	st.WriteString(uuid)
+	ends = append(ends, st.Buffered())
 	buf := append([]byte(nil), st.Buffer()...)
 	p := &docPart{m: m, keys: keys, raw: make([][]byte, len(keys))}
 	start := 0

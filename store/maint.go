@@ -514,7 +514,7 @@ func (s *Store) Adopt(hs []History) (int, error) {
 const rebuildPrefix = "\x00rebuild\x00"
 
 // mergeHistory copies the terms of history from into history to, keeping
-// the later sighting of each, and gives to the longer of the two windows.
+// the later sighting of each, and keeps the longer of the two windows.
 func mergeHistory(terms, rules *bolt.Bucket, from, to string) (int, error) {
 	src := terms.Bucket([]byte(from))
 	dst, err := terms.CreateBucketIfNotExists([]byte(to))
