@@ -159,15 +159,20 @@ func listMap(rec []byte, pos int, dst []MsgpackMember, base, depth int, hot *hot
 			return dst, 0, 0, false
 		}
 		key := bytesString(k)
-		m := MsgpackMember{tag: keyTag(key), koff: uint32(len(rec) - len(rest) - len(k)), klen: uint32(len(k)), sub: -1}
-		m.voff = uint32(len(rec) - len(rest))
+		// The member's fields are kept in locals and stored into its slot
+		// one by one at the end: a MsgpackMember put together on the stack
+		// and copied whole makes the copy's wide loads wait on the narrow
+		// stores that built it (most of the walk's time, measured).
+		tag := keyTag(key)
+		voff := uint32(len(rec) - len(rest))
+		sub, cn := int32(-1), int32(0)
 		var ok bool
 		if len(rest) > 0 && isMapLead(rest[0]) &&
-			((depth == 0 && m.tag == userIdentityTag && key == "userIdentity") || (depth > 0 && depth < mpDeep)) {
-			sub := len(dst)
-			var cn, end int
-			if dst, cn, end, ok = listMap(rec, int(m.voff), dst, base, depth+1, nil); ok {
-				m.sub, m.n = int32(sub-base), int32(cn)
+			((depth == 0 && tag == userIdentityTag && key == "userIdentity") || (depth > 0 && depth < mpDeep)) {
+			first := len(dst)
+			var c, end int
+			if dst, c, end, ok = listMap(rec, int(voff), dst, base, depth+1, nil); ok {
+				sub, cn = int32(first-base), int32(c)
 				rest = rec[end:]
 			}
 		} else if len(rest) == 0 {
@@ -182,10 +187,12 @@ func listMap(rec []byte, pos int, dst []MsgpackMember, base, depth int, hot *hot
 		if !ok {
 			return dst, 0, 0, false
 		}
-		m.vlen = uint32(len(rec)-len(rest)) - m.voff
-		dst[at+i] = m
-		if hot != nil {
-			if h := hotKey(m.tag, key); h >= 0 {
+		d := &dst[at+i]
+		d.tag, d.koff, d.klen = tag, voff-uint32(len(k)), uint32(len(k))
+		d.voff, d.vlen = voff, uint32(len(rec)-len(rest))-voff
+		d.sub, d.n = sub, cn
+		if hot != nil { // hotKey, written out: it is not inlined
+			if h := int(hotTable[(tag*hotMul)>>58]) - 1; h >= 0 && hotTags[h] == tag && sameTagged(hotKeys[h], key) {
 				hot[h] = int32(i + 1)
 			}
 		}
@@ -256,6 +263,29 @@ func mpScalarAt(rec []byte, idx []MsgpackMember, key string) (Value, mpStatus) {
 
 // mpScalar reads a MessagePack value as one keyword value.
 func mpScalar(b []byte) (Value, mpStatus) {
+	// fixstr and str8 (nearly every CloudTrail value) are read here; the
+	// other kinds through msgp.
+	if len(b) > 0 {
+		var s []byte
+		switch lead := b[0]; {
+		case lead&0xe0 == 0xa0:
+			if n := 1 + int(lead&0x1f); len(b) >= n {
+				s = b[1:n]
+			}
+		case lead == 0xd9 && len(b) >= 2:
+			if n := 2 + int(b[1]); len(b) >= n {
+				s = b[2:n]
+			}
+		}
+		if s != nil {
+			switch text := bytesString(s); text {
+			case "", "-", "none":
+				return Value{}, mpRemoved
+			default:
+				return Value{Text: text}, mpFound
+			}
+		}
+	}
 	switch t := msgp.NextType(b); t {
 	case msgp.StrType, msgp.BinType:
 		var s []byte
