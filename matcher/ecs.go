@@ -267,9 +267,37 @@ func (e *Event) get(path ...string) *doc.Node {
 	return n
 }
 
+// keyPath is a path of keys with their tags worked out once (the ECS
+// derivations' paths): reading it does no hashing of keys.
+type keyPath struct {
+	keys []string
+	tags []uint64
+	hot  int // the first key's hot number, or -1
+}
+
+func newKeyPath(keys ...string) *keyPath {
+	kp := &keyPath{keys: keys, tags: make([]uint64, len(keys)), hot: -1}
+	for i, k := range keys {
+		kp.tags[i] = keyTag(k)
+	}
+	if len(keys) > 0 {
+		kp.hot = hotKey(kp.tags[0], keys[0])
+	}
+	return kp
+}
+
+// hotUnknown, as a path's hot number: not worked out yet.
+const hotUnknown = -2
+
 // mpScalar reads a path from the MessagePack bytes through the record's
 // member lists.
 func (e *Event) mpScalar(path []string) (Value, mpStatus) {
+	return e.mpScalarTagged(path, nil, hotUnknown)
+}
+
+// mpScalarTagged is mpScalar with the keys' tags given (nil: worked out
+// here) and the first key's hot number (hotUnknown: worked out here).
+func (e *Event) mpScalarTagged(path []string, tags []uint64, hot int) (Value, mpStatus) {
 	if !e.mpIdxOK {
 		idx, list, _, ok := IndexMsgpack(e.mp, e.mpIdx[:0])
 		if !ok {
@@ -281,25 +309,51 @@ func (e *Event) mpScalar(path []string) (Value, mpStatus) {
 		return Value{}, mpAbsent
 	}
 	if len(path) == 1 {
-		m := e.topMember(path[0])
+		m := e.topMemberTagged(path[0], tags, hot)
 		if m == nil {
 			return Value{}, mpAbsent
 		}
 		return mpScalar(m.val(e.mp))
 	}
-	members, st := e.mpParent(path[:len(path)-1])
+	last := len(path) - 1
+	members, st := e.mpParentTagged(path[:last], tags, hot)
 	if st != mpFound {
 		return Value{}, st
 	}
-	return mpScalarAt(e.mp, members, path[len(path)-1])
+	tag := tagAt(path, tags, last)
+	m := mpMemberTag(e.mp, members, tag, path[last])
+	if m == nil {
+		return Value{}, mpAbsent
+	}
+	return mpScalar(m.val(e.mp))
+}
+
+// tagAt returns the tag of path[i], from tags when given.
+func tagAt(path []string, tags []uint64, i int) uint64 {
+	if tags != nil {
+		return tags[i]
+	}
+	return keyTag(path[i])
 }
 
 // topMember finds a member of the record's top level (the last of
 // duplicates), nil when there is none.
-func (e *Event) topMember(key string) *MsgpackMember {
-	tag := keyTag(key)
-	if h := hotKey(tag, key); h >= 0 {
-		if p := e.mpHot[h]; p > 0 {
+func (e *Event) topMember(key string) *MsgpackMember { return e.topMemberTagged(key, nil, hotUnknown) }
+
+// topMemberTagged is topMember with the key's tag in tags[0] (nil: worked
+// out here) and its hot number (hotUnknown: worked out here).
+func (e *Event) topMemberTagged(key string, tags []uint64, hot int) *MsgpackMember {
+	var tag uint64
+	if tags != nil {
+		tag = tags[0]
+	} else {
+		tag = keyTag(key)
+	}
+	if hot == hotUnknown {
+		hot = hotKey(tag, key)
+	}
+	if hot >= 0 {
+		if p := e.mpHot[hot]; p > 0 {
 			return &e.mpIdx[p-1]
 		}
 		return nil
@@ -311,13 +365,19 @@ func (e *Event) topMember(key string) *MsgpackMember {
 // walk listed userIdentity and the maps in it; any other map is listed on
 // its first read (with the maps inside it) and kept for the record.
 func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
+	return e.mpParentTagged(parent, nil, hotUnknown)
+}
+
+// mpParentTagged is mpParent with the keys' tags given (nil: worked out
+// here) and the first key's hot number (hotUnknown: worked out here).
+func (e *Event) mpParentTagged(parent []string, tags []uint64, hot int) ([]MsgpackMember, mpStatus) {
 	list, cur := e.mpIdx, e.mpIdx[:e.mpTop]
 	for d, key := range parent {
 		var m *MsgpackMember
 		if d == 0 {
-			m = e.topMember(key)
+			m = e.topMemberTagged(key, tags, hot)
 		} else {
-			m = mpMember(e.mp, cur, key)
+			m = mpMemberTag(e.mp, cur, tagAt(parent, tags, d), key)
 		}
 		if m == nil {
 			return nil, mpAbsent
@@ -362,9 +422,14 @@ func (e *Event) listed(path []string, pos int) *mpSub {
 }
 
 // present reports whether a raw path has a value the cleanup keeps.
-func (e *Event) present(path ...string) bool {
+func (e *Event) present(path ...string) bool { return e.presentTagged(path, nil, hotUnknown) }
+
+// presentPath is present over a key path made once.
+func (e *Event) presentPath(kp *keyPath) bool { return e.presentTagged(kp.keys, kp.tags, kp.hot) }
+
+func (e *Event) presentTagged(path []string, tags []uint64, hot int) bool {
 	if e.mp != nil && !e.mpTree {
-		switch _, st := e.mpScalar(path); st {
+		switch _, st := e.mpScalarTagged(path, tags, hot); st {
 		case mpAbsent, mpRemoved:
 			return false
 		case mpFound:
@@ -375,9 +440,14 @@ func (e *Event) present(path ...string) bool {
 }
 
 // scalar reads a raw path as one keyword value.
-func (e *Event) scalar(path ...string) []Value {
+func (e *Event) scalar(path ...string) []Value { return e.scalarTagged(path, nil, hotUnknown) }
+
+// scalarPath is scalar over a key path made once.
+func (e *Event) scalarPath(kp *keyPath) []Value { return e.scalarTagged(kp.keys, kp.tags, kp.hot) }
+
+func (e *Event) scalarTagged(path []string, tags []uint64, hot int) []Value {
 	if e.mp != nil && !e.mpTree {
-		v, st := e.mpScalar(path)
+		v, st := e.mpScalarTagged(path, tags, hot)
 		switch st {
 		case mpAbsent, mpRemoved:
 			return nil
@@ -628,7 +698,7 @@ func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
 const maxFlattenedText = 32766
 
 func (e *Event) identityType() string {
-	if v := e.scalar("userIdentity", "type"); len(v) > 0 {
+	if v := e.scalarPath(kpIdentityType); len(v) > 0 {
 		return v[0].Text
 	}
 	return ""
@@ -662,7 +732,7 @@ func (e *Event) geoFields() map[string]Value {
 	if e.enricher == nil {
 		return nil
 	}
-	src := e.scalar("sourceIPAddress")
+	src := e.scalarPath(kpSourceIP)
 	if len(src) == 0 {
 		return nil
 	}
@@ -676,25 +746,46 @@ func (e *Event) geoFields() map[string]Value {
 
 func (e *Event) userName() []Value {
 	if e.assumed() {
-		if v := e.scalar("userIdentity", "sessionContext", "sessionIssuer", "userName"); v != nil {
+		if v := e.scalarPath(kpIssuerUserName); v != nil {
 			return v
 		}
 	}
-	if v := e.scalar("userIdentity", "userName"); v != nil {
+	if v := e.scalarPath(kpUserName); v != nil {
 		return v
 	}
-	if e.scalarText("eventName") == "UserAuthentication" {
+	if e.scalarTextPath(kpEventName) == "UserAuthentication" {
 		return e.scalar("additionalEventData", "UserName")
 	}
 	return nil
 }
 
-func (e *Event) scalarText(path ...string) string {
-	if v := e.scalar(path...); len(v) > 0 {
+func (e *Event) scalarText(path ...string) string { return firstText(e.scalar(path...)) }
+
+// scalarTextPath is scalarText over a key path made once.
+func (e *Event) scalarTextPath(kp *keyPath) string { return firstText(e.scalarPath(kp)) }
+
+func firstText(v []Value) string {
+	if len(v) > 0 {
 		return v[0].Text
 	}
 	return ""
 }
+
+// Key paths the derivations read from most records.
+var (
+	kpEventName      = newKeyPath("eventName")
+	kpEventSource    = newKeyPath("eventSource")
+	kpErrorCode      = newKeyPath("errorCode")
+	kpErrorMessage   = newKeyPath("errorMessage")
+	kpSourceIP       = newKeyPath("sourceIPAddress")
+	kpRecipient      = newKeyPath("recipientAccountId")
+	kpIdentityType   = newKeyPath("userIdentity", "type")
+	kpUserName       = newKeyPath("userIdentity", "userName")
+	kpAccountID      = newKeyPath("userIdentity", "accountId")
+	kpPrincipalID    = newKeyPath("userIdentity", "principalId")
+	kpIdentityARN    = newKeyPath("userIdentity", "arn")
+	kpIssuerUserName = newKeyPath("userIdentity", "sessionContext", "sessionIssuer", "userName")
+)
 
 var (
 	outcomeSuccess = []Value{{Text: "success"}}
@@ -703,10 +794,10 @@ var (
 
 func (e *Event) outcome() []Value {
 	out := outcomeSuccess
-	if e.present("errorCode") || e.present("errorMessage") {
+	if e.presentPath(kpErrorCode) || e.presentPath(kpErrorMessage) {
 		out = outcomeFailure
 	}
-	if e.scalarText("eventName") == "ConsoleLogin" {
+	if e.scalarTextPath(kpEventName) == "ConsoleLogin" {
 		if v := e.scalarText("responseElements", "ConsoleLogin"); v != "" {
 			return str(strings.ToLower(v))
 		}
@@ -733,7 +824,7 @@ func (e *Event) sessionName() string {
 	if !e.assumed() {
 		return ""
 	}
-	arn := e.scalarText("userIdentity", "arn")
+	arn := e.scalarTextPath(kpIdentityARN)
 	if !(strings.HasPrefix(arn, "arn:aws:sts:") || strings.HasPrefix(arn, "arn:aws-us-gov:sts:") ||
 		strings.Contains(arn, ":arn:aws:sts:") || strings.Contains(arn, ":arn:aws-us-gov:sts:")) {
 		return ""
@@ -807,7 +898,7 @@ func (e *Event) resources(key string) []Value {
 }
 
 func (e *Event) consoleLogin(key string, boolean bool) []Value {
-	if e.scalarText("eventName") != "ConsoleLogin" {
+	if e.scalarTextPath(kpEventName) != "ConsoleLogin" {
 		return nil
 	}
 	v := e.get("additionalEventData", key)
@@ -849,8 +940,8 @@ func (e *Event) entities(target bool) []Value {
 	for _, v := range e.resources("ARN") {
 		related[v.Text] = true
 	}
-	action := e.scalarText("eventName")
-	switch e.scalarText("eventSource") {
+	action := e.scalarTextPath(kpEventName)
+	switch e.scalarTextPath(kpEventSource) {
 	case "iam.amazonaws.com":
 		for _, k := range []string{"userName", "serialNumber", "accessKeyId", "policyArn", "roleName", "policyName"} {
 			add(related, "requestParameters", k)
@@ -986,7 +1077,10 @@ func (e *Event) tls(part string) []Value {
 
 type resolver func(e *Event) []Value
 
-func path(p ...string) resolver { return func(e *Event) []Value { return e.scalar(p...) } }
+func path(p ...string) resolver {
+	kp := newKeyPath(p...)
+	return func(e *Event) []Value { return e.scalarPath(kp) }
+}
 
 func constant(s string) resolver {
 	v := []Value{{Text: s}}
@@ -1008,18 +1102,18 @@ func init() {
 		"event.action":        path("eventName"),
 		"event.id":            path("eventID"),
 		"event.outcome":       func(e *Event) []Value { return e.outcome() },
-		"event.category":      func(e *Event) []Value { return categorize(e.scalarText("eventName"), true) },
-		"event.type":          func(e *Event) []Value { return categorize(e.scalarText("eventName"), false) },
+		"event.category":      func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), true) },
+		"event.type":          func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), false) },
 		"cloud.region":        path("awsRegion"),
 		"cloud.account.id": func(e *Event) []Value {
-			if v := e.scalar("userIdentity", "accountId"); v != nil {
+			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
 			}
-			return e.scalar("recipientAccountId")
+			return e.scalarPath(kpRecipient)
 		},
 		"source.address": path("sourceIPAddress"),
 		"source.ip": func(e *Event) []Value {
-			if v := e.scalar("sourceIPAddress"); len(v) > 0 && isIP(v[0].Text) {
+			if v := e.scalarPath(kpSourceIP); len(v) > 0 && isIP(v[0].Text) {
 				return v
 			}
 			return nil
@@ -1027,7 +1121,7 @@ func init() {
 		"user_agent.original": path("userAgent"),
 		"user.name":           func(e *Event) []Value { return e.userName() },
 		"user.id": func(e *Event) []Value {
-			if v := e.scalar("userIdentity", "principalId"); v != nil {
+			if v := e.scalarPath(kpPrincipalID); v != nil {
 				return v
 			}
 			if e.identityType() == "IdentityCenterUser" {

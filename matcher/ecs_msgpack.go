@@ -252,15 +252,6 @@ func mpMemberTag(rec []byte, idx []MsgpackMember, tag uint64, key string) *Msgpa
 	return nil
 }
 
-// mpScalarAt reads a member of a map in rec as one keyword value.
-func mpScalarAt(rec []byte, idx []MsgpackMember, key string) (Value, mpStatus) {
-	b, ok := mpLookup(rec, idx, key)
-	if !ok {
-		return Value{}, mpAbsent
-	}
-	return mpScalar(b)
-}
-
 // mpScalar reads a MessagePack value as one keyword value.
 func mpScalar(b []byte) (Value, mpStatus) {
 	// fixstr and str8 (nearly every CloudTrail value) are read here; the
