@@ -160,10 +160,14 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			}
 			arena = make([]matcher.MsgpackMember, 0, n+64)
 		}
-		idx, grown, next, ok := matcher.IndexMsgpack(body, arena)
+		// The record is put in place first and its index written into it:
+		// a Record is 150 bytes, not to be copied per record.
+		recs = append(recs, engine.Record{})
+		r := &recs[len(recs)-1]
+		grown, next, ok := matcher.IndexMsgpackInto(&r.Index, body, arena)
 		if !ok {
 			st.Malformed++
-			recs = append(recs, engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)})
+			*r = engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)}
 			data = nil
 			break
 		}
@@ -172,10 +176,11 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 		data = next
 		if group {
 			st.Groups++
+			recs = recs[:len(recs)-1]
 			continue
 		}
 		st.Events++
-		recs = append(recs, engine.Record{Msgpack: body, Index: idx})
+		r.Msgpack = body
 	}
 	return recs, st, data, i
 }

@@ -122,7 +122,7 @@ func (e *Event) ResetMsgpack(mp []byte, ingested time.Time, en Enricher) {
 // ResetMsgpackIndexed is ResetMsgpack with the top level already listed
 // (by IndexMsgpack, while reading the chunk). The event does not keep idx
 // past the next Reset.
-func (e *Event) ResetMsgpackIndexed(mp []byte, idx MsgpackIndex, ingested time.Time, en Enricher) {
+func (e *Event) ResetMsgpackIndexed(mp []byte, idx *MsgpackIndex, ingested time.Time, en Enricher) {
 	e.Reset(nil, nil, ingested, en)
 	e.mp = mp
 	e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = idx.Members, idx.Top, idx.hot, true

@@ -125,17 +125,26 @@ const mpDeep = 4
 // walk. userIdentity, which most rules read, is listed with the maps inside
 // it; other maps are listed when a rule first reads below them.
 func IndexMsgpack(b []byte, dst []MsgpackMember) (MsgpackIndex, []MsgpackMember, []byte, bool) {
-	start := len(dst)
-	if uint64(len(b)) > math.MaxUint32 {
-		return MsgpackIndex{}, dst, b, false
-	}
 	var idx MsgpackIndex
+	out, rest, ok := IndexMsgpackInto(&idx, b, dst)
+	return idx, out, rest, ok
+}
+
+// IndexMsgpackInto is IndexMsgpack writing the record's index into *idx
+// (where the caller keeps it: no copy of the index per record).
+func IndexMsgpackInto(idx *MsgpackIndex, b []byte, dst []MsgpackMember) ([]MsgpackMember, []byte, bool) {
+	start := len(dst)
+	idx.Members, idx.Top, idx.hot = nil, 0, hotPos{}
+	if uint64(len(b)) > math.MaxUint32 {
+		return dst, b, false
+	}
 	out, top, end, ok := listMap(b, 0, dst, start, 0, &idx.hot)
 	if !ok {
-		return MsgpackIndex{}, dst[:start], b, false
+		idx.hot = hotPos{}
+		return dst[:start], b, false
 	}
 	idx.Members, idx.Top = out[start:len(out):len(out)], top
-	return idx, out, b[end:], true
+	return out, b[end:], true
 }
 
 // listMap lists the members of the map at rec[pos:]: their slots are
