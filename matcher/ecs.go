@@ -184,9 +184,12 @@ func (e *Event) Values(f *Field) []Value {
 		}
 	}
 	var out []Value
-	if e.ecs != nil {
+	switch {
+	case e.ecs != nil:
 		out = ecsValues(e.ecs, f.Name, nil)
-	} else {
+	case f.kp != nil:
+		out = e.scalarPath(f.kp)
+	default:
 		out = e.resolve(f)
 	}
 	e.keep(f, out)
@@ -1077,11 +1080,6 @@ func (e *Event) tls(part string) []Value {
 
 type resolver func(e *Event) []Value
 
-func path(p ...string) resolver {
-	kp := newKeyPath(p...)
-	return func(e *Event) []Value { return e.scalarPath(kp) }
-}
-
 func constant(s string) resolver {
 	v := []Value{{Text: s}}
 	return func(*Event) []Value { return v[:1:1] }
@@ -1089,6 +1087,9 @@ func constant(s string) resolver {
 
 // resolvers is the CloudTrail-to-ECS derivation, one entry per ECS field.
 var resolvers map[string]resolver
+
+// rawPaths holds the key path of each field that is one raw path.
+var rawPaths map[string]*keyPath
 
 func init() {
 	resolvers = map[string]resolver{
@@ -1098,28 +1099,22 @@ func init() {
 		"event.dataset":       constant(Dataset),
 		"data_stream.dataset": constant(Dataset),
 		"data_stream.type":    constant("logs"),
-		"event.provider":      path("eventSource"),
-		"event.action":        path("eventName"),
-		"event.id":            path("eventID"),
 		"event.outcome":       func(e *Event) []Value { return e.outcome() },
 		"event.category":      func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), true) },
 		"event.type":          func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), false) },
-		"cloud.region":        path("awsRegion"),
 		"cloud.account.id": func(e *Event) []Value {
 			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
 			}
 			return e.scalarPath(kpRecipient)
 		},
-		"source.address": path("sourceIPAddress"),
 		"source.ip": func(e *Event) []Value {
 			if v := e.scalarPath(kpSourceIP); len(v) > 0 && isIP(v[0].Text) {
 				return v
 			}
 			return nil
 		},
-		"user_agent.original": path("userAgent"),
-		"user.name":           func(e *Event) []Value { return e.userName() },
+		"user.name": func(e *Event) []Value { return e.userName() },
 		"user.id": func(e *Event) []Value {
 			if v := e.scalarPath(kpPrincipalID); v != nil {
 				return v
@@ -1135,45 +1130,17 @@ func init() {
 			}
 			return nil
 		},
-		"user.target.name":       path("requestParameters", "userName"),
-		"user.target.id":         path("responseElements", "user", "userId"),
-		"user.changes.name":      path("requestParameters", "newUserName"),
-		"group.id":               path("responseElements", "group", "groupId"),
-		"group.name":             path("requestParameters", "groupName"),
-		"related.user":           func(e *Event) []Value { return e.relatedUser() },
-		"related.entity":         func(e *Event) []Value { return e.entities(false) },
-		"entity.target.id":       func(e *Event) []Value { return e.entities(true) },
-		"tls.client.server_name": func(e *Event) []Value { return e.tls("server_name") },
-		"tls.version":            func(e *Event) []Value { return e.tls("version") },
-		"tls.version_protocol":   func(e *Event) []Value { return e.tls("version_protocol") },
-		"tls.cipher":             func(e *Event) []Value { return e.tls("cipher") },
-
-		"aws.cloudtrail.event_version":                                             path("eventVersion"),
-		"aws.cloudtrail.event_category":                                            path("eventCategory"),
-		"aws.cloudtrail.event_type":                                                path("eventType"),
-		"aws.cloudtrail.request_id":                                                path("requestID"),
-		"aws.cloudtrail.api_version":                                               path("apiVersion"),
-		"aws.cloudtrail.recipient_account_id":                                      path("recipientAccountId"),
-		"aws.cloudtrail.shared_event_id":                                           path("sharedEventID"),
-		"aws.cloudtrail.vpc_endpoint_id":                                           path("vpcEndpointId"),
-		"aws.cloudtrail.read_only":                                                 path("readOnly"),
-		"aws.cloudtrail.error_code":                                                path("errorCode"),
-		"aws.cloudtrail.error_message":                                             path("errorMessage"),
-		"aws.cloudtrail.session_credential_from_console":                           path("sessionCredentialFromConsole"),
-		"aws.cloudtrail.user_identity.type":                                        path("userIdentity", "type"),
-		"aws.cloudtrail.user_identity.arn":                                         path("userIdentity", "arn"),
-		"aws.cloudtrail.user_identity.access_key_id":                               path("userIdentity", "accessKeyId"),
-		"aws.cloudtrail.user_identity.invoked_by":                                  path("userIdentity", "invokedBy"),
-		"aws.cloudtrail.user_identity.session_context.mfa_authenticated":           path("userIdentity", "sessionContext", "attributes", "mfaAuthenticated"),
-		"aws.cloudtrail.user_identity.session_context.creation_date":               path("userIdentity", "sessionContext", "attributes", "creationDate"),
-		"aws.cloudtrail.user_identity.session_context.session_issuer.type":         path("userIdentity", "sessionContext", "sessionIssuer", "type"),
-		"aws.cloudtrail.user_identity.session_context.session_issuer.arn":          path("userIdentity", "sessionContext", "sessionIssuer", "arn"),
-		"aws.cloudtrail.user_identity.session_context.session_issuer.principal_id": path("userIdentity", "sessionContext", "sessionIssuer", "principalId"),
-		"aws.cloudtrail.user_identity.session_context.session_issuer.account_id":   path("userIdentity", "sessionContext", "sessionIssuer", "accountId"),
-		"aws.cloudtrail.request_parameters":                                        func(e *Event) []Value { return e.javaPayload("requestParameters") },
-		"aws.cloudtrail.response_elements":                                         func(e *Event) []Value { return e.javaPayload("responseElements") },
-		"aws.cloudtrail.additional_eventdata":                                      func(e *Event) []Value { return e.javaPayload("additionalEventData") },
-		"aws.cloudtrail.service_event_details":                                     func(e *Event) []Value { return e.javaPayload("serviceEventDetails") },
+		"related.user":                         func(e *Event) []Value { return e.relatedUser() },
+		"related.entity":                       func(e *Event) []Value { return e.entities(false) },
+		"entity.target.id":                     func(e *Event) []Value { return e.entities(true) },
+		"tls.client.server_name":               func(e *Event) []Value { return e.tls("server_name") },
+		"tls.version":                          func(e *Event) []Value { return e.tls("version") },
+		"tls.version_protocol":                 func(e *Event) []Value { return e.tls("version_protocol") },
+		"tls.cipher":                           func(e *Event) []Value { return e.tls("cipher") },
+		"aws.cloudtrail.request_parameters":    func(e *Event) []Value { return e.javaPayload("requestParameters") },
+		"aws.cloudtrail.response_elements":     func(e *Event) []Value { return e.javaPayload("responseElements") },
+		"aws.cloudtrail.additional_eventdata":  func(e *Event) []Value { return e.javaPayload("additionalEventData") },
+		"aws.cloudtrail.service_event_details": func(e *Event) []Value { return e.javaPayload("serviceEventDetails") },
 		"aws.cloudtrail.management_event": func(e *Event) []Value {
 			return e.scalar("managementEvent")
 		},
@@ -1183,6 +1150,48 @@ func init() {
 		"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       func(e *Event) []Value { return e.consoleLogin("MFAUsed", true) },
 		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []Value { return e.consoleLogin("MobileVersion", true) },
 		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []Value { return e.consoleLogin("LoginTo", false) },
+	}
+	// Fields that are one raw path: read through their key path, with no
+	// resolver in between (Event.Values reads them directly).
+	rawPaths = map[string]*keyPath{}
+	for name, keys := range map[string][]string{
+		"event.provider":                                 {"eventSource"},
+		"event.action":                                   {"eventName"},
+		"event.id":                                       {"eventID"},
+		"cloud.region":                                   {"awsRegion"},
+		"source.address":                                 {"sourceIPAddress"},
+		"user_agent.original":                            {"userAgent"},
+		"user.target.name":                               {"requestParameters", "userName"},
+		"user.target.id":                                 {"responseElements", "user", "userId"},
+		"user.changes.name":                              {"requestParameters", "newUserName"},
+		"group.id":                                       {"responseElements", "group", "groupId"},
+		"group.name":                                     {"requestParameters", "groupName"},
+		"aws.cloudtrail.event_version":                   {"eventVersion"},
+		"aws.cloudtrail.event_category":                  {"eventCategory"},
+		"aws.cloudtrail.event_type":                      {"eventType"},
+		"aws.cloudtrail.request_id":                      {"requestID"},
+		"aws.cloudtrail.api_version":                     {"apiVersion"},
+		"aws.cloudtrail.recipient_account_id":            {"recipientAccountId"},
+		"aws.cloudtrail.shared_event_id":                 {"sharedEventID"},
+		"aws.cloudtrail.vpc_endpoint_id":                 {"vpcEndpointId"},
+		"aws.cloudtrail.read_only":                       {"readOnly"},
+		"aws.cloudtrail.error_code":                      {"errorCode"},
+		"aws.cloudtrail.error_message":                   {"errorMessage"},
+		"aws.cloudtrail.session_credential_from_console": {"sessionCredentialFromConsole"},
+		"aws.cloudtrail.user_identity.type":              {"userIdentity", "type"},
+		"aws.cloudtrail.user_identity.arn":               {"userIdentity", "arn"},
+		"aws.cloudtrail.user_identity.access_key_id":     {"userIdentity", "accessKeyId"},
+		"aws.cloudtrail.user_identity.invoked_by":        {"userIdentity", "invokedBy"},
+		"aws.cloudtrail.user_identity.session_context.mfa_authenticated":           {"userIdentity", "sessionContext", "attributes", "mfaAuthenticated"},
+		"aws.cloudtrail.user_identity.session_context.creation_date":               {"userIdentity", "sessionContext", "attributes", "creationDate"},
+		"aws.cloudtrail.user_identity.session_context.session_issuer.type":         {"userIdentity", "sessionContext", "sessionIssuer", "type"},
+		"aws.cloudtrail.user_identity.session_context.session_issuer.arn":          {"userIdentity", "sessionContext", "sessionIssuer", "arn"},
+		"aws.cloudtrail.user_identity.session_context.session_issuer.principal_id": {"userIdentity", "sessionContext", "sessionIssuer", "principalId"},
+		"aws.cloudtrail.user_identity.session_context.session_issuer.account_id":   {"userIdentity", "sessionContext", "sessionIssuer", "accountId"},
+	} {
+		kp := newKeyPath(keys...)
+		rawPaths[name] = kp
+		resolvers[name] = func(e *Event) []Value { return e.scalarPath(kp) }
 	}
 	resolvedFields = listResolvedFields()
 }

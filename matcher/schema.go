@@ -46,6 +46,8 @@ type Field struct {
 	FlattenedKey  string
 	// res derives the field from raw CloudTrail (nil: not a derived field).
 	res resolver
+	// kp is the raw path the field is, when it is one (res reads it too).
+	kp *keyPath
 }
 
 type mapping struct {
@@ -114,7 +116,7 @@ func (s *Schema) Field(name string) *Field {
 	if f = s.byName[name]; f != nil {
 		return f
 	}
-	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: defaultIgnoreAbove, res: resolvers[name]}
+	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: defaultIgnoreAbove, res: resolvers[name], kp: rawPaths[name]}
 	if m, ok := ecsMappings[name]; ok {
 		f.Type, f.IgnoreAbove = m.typ, m.ignoreAbove
 	} else if root, key, ok := flattenedParent(name); ok {
