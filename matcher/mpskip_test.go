@@ -124,3 +124,16 @@ func TestListingRefusesCutMaps(t *testing.T) {
 		}
 	}
 }
+
+// mpLookup finds a member of a map in rec (the last of duplicates) and
+// returns its value.
+func mpLookup(rec []byte, idx []MsgpackMember, key string) ([]byte, bool) {
+	if m := mpMember(rec, idx, key); m != nil {
+		return m.val(rec), true
+	}
+	return nil, false
+}
+
+func mpMember(rec []byte, idx []MsgpackMember, key string) *MsgpackMember {
+	return mpMemberTag(rec, idx, keyTag(key), key)
+}
