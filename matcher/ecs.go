@@ -700,12 +700,7 @@ func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
 // text of a payload and no flattened copy.
 const maxFlattenedText = 32766
 
-func (e *Event) identityType() string {
-	if v := e.scalarPath(kpIdentityType); len(v) > 0 {
-		return v[0].Text
-	}
-	return ""
-}
+func (e *Event) identityType() string { return e.scalarTextPath(kpIdentityType) }
 
 func (e *Event) assumed() bool {
 	t := e.identityType()
