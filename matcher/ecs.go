@@ -139,8 +139,8 @@ func (e *Event) RawCloudTrail(provider, action *Field) bool {
 		return false
 	}
 	var vals [2]Value
-	for i, k := range [2]string{"eventSource", "eventName"} {
-		v, st := e.mpScalar([]string{k})
+	for i, kp := range [2]*keyPath{kpEventSource, kpEventName} {
+		v, st := e.mpScalarTagged(kp.keys, kp.tags, kp.hot)
 		if st != mpFound || v.Kind != KindString {
 			return false
 		}
