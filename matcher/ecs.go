@@ -364,15 +364,11 @@ func (e *Event) topMemberTagged(key string, tags []uint64, hot int) *MsgpackMemb
 	return mpMemberTag(e.mp, e.mpIdx[:e.mpTop], tag, key)
 }
 
-// mpParent returns the members of the map at a path of keys: the record's
-// walk listed userIdentity and the maps in it; any other map is listed on
-// its first read (with the maps inside it) and kept for the record.
-func (e *Event) mpParent(parent []string) ([]MsgpackMember, mpStatus) {
-	return e.mpParentTagged(parent, nil, hotUnknown)
-}
-
-// mpParentTagged is mpParent with the keys' tags given (nil: worked out
-// here) and the first key's hot number (hotUnknown: worked out here).
+// mpParentTagged returns the members of the map at a path of keys: the
+// record's walk listed userIdentity and the maps in it; any other map is
+// listed on its first read (with the maps inside it) and kept for the
+// record. The keys' tags are given (nil: worked out here), and the first
+// key's hot number (hotUnknown: worked out here).
 func (e *Event) mpParentTagged(parent []string, tags []uint64, hot int) ([]MsgpackMember, mpStatus) {
 	list, cur := e.mpIdx, e.mpIdx[:e.mpTop]
 	for d, key := range parent {
