@@ -363,14 +363,15 @@ func (e *Engine) policy(r *conf.Rule, ev *matcher.Event) *store.Policy {
 		key := []string{r.RuleID}
 		missing := false
 		for _, f := range s.GroupBy {
-			vals := ev.Values(e.schema.Field(f))
+			field := e.schema.Field(f)
+			vals := ev.Values(field)
 			if len(vals) == 0 {
 				missing = true
 				p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: nil})
 				key = append(key, "")
 				continue
 			}
-			texts := uniqueTexts(vals)
+			texts := uniqueTexts(field, vals)
 			var v any = texts[0]
 			if len(texts) > 1 {
 				v = texts

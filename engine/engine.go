@@ -757,7 +757,7 @@ func (w *worker) termsOf(fields []*matcher.Field, ev *matcher.Event) ([][]string
 		}
 		u := uniq[i][:0]
 		for _, v := range vals {
-			u = append(u, v.Text)
+			u = append(u, f.TermText(v))
 		}
 		slices.Sort(u)
 		u = slices.Compact(u)
@@ -792,12 +792,13 @@ func (w *worker) resetArenas() {
 	w.strArena, w.comboArena, w.keyHeads, w.keyArena = w.strArena[:0], w.comboArena[:0], w.keyHeads[:0], w.keyArena[:0]
 }
 
-// uniqueTexts returns the distinct values, sorted and copied (values read in
-// place point into a chunk that is gone after the batch).
-func uniqueTexts(vs []matcher.Value) []string {
+// uniqueTexts returns the distinct values of f, as a terms aggregation
+// gives them, sorted and copied (values read in place point into a chunk
+// that is gone after the batch).
+func uniqueTexts(f *matcher.Field, vs []matcher.Value) []string {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, v.Text)
+		out = append(out, f.TermText(v))
 	}
 	sort.Strings(out)
 	out = slices.Compact(out)

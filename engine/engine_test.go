@@ -193,6 +193,25 @@ func TestNewTermsSemantics(t *testing.T) {
 	})
 }
 
+// TestNewTermsOnIPFieldsCompareAddresses: an ip field's terms are the
+// addresses Elasticsearch stores, so spellings of one address (upper case,
+// zeros written out, IPv4-mapped) are one term, given in canonical form.
+func TestNewTermsOnIPFieldsCompareAddresses(t *testing.T) {
+	e, _ := newEngine(t, ntRule(t, []string{"source.ip"}, "now-7d"), Options{})
+	var got [][]string
+	for _, ip := range []string{"2001:DB8::1", "2001:db8::1", "2001:db8:0:0::1", "::ffff:192.0.2.1", "192.0.2.1", "192.0.2.2"} {
+		res, err := e.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{"a"}, `,"sourceIPAddress":"`+ip+`"`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, newTerms(res)...)
+	}
+	want := [][]string{{"2001:db8::1"}, {"192.0.2.1"}, {"192.0.2.2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("new terms %v, want %v", got, want)
+	}
+}
+
 func TestSameTermTwiceInOneBatch(t *testing.T) {
 	e, _ := newEngine(t, ntRule(t, []string{"aws.cloudtrail.user_identity.arn"}, "now-7d"), Options{})
 	res, err := e.ProcessBatch([]Record{rec(t, "2026-11-01T00:00:00Z", []string{"a"}, ""), rec(t, "2026-11-01T00:01:00Z", []string{"a"}, "")})

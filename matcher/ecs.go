@@ -231,10 +231,10 @@ func (e *Event) resolve(f *Field) []Value {
 			}
 		}
 		src := e.flattened(root)
-		if key != "" {
-			src = walkPath(src, key)
+		if key == "" {
+			return leaves(src, nil) // the root field holds every leaf
 		}
-		return leaves(src, nil)
+		return keyedLeaves(walkPath(src, key), nil)
 	}
 	if strings.HasPrefix(f.Name, "source.geo.") || strings.HasPrefix(f.Name, "source.as.") {
 		if v, ok := e.geoFields()[f.Name]; ok {
@@ -655,6 +655,26 @@ func leaves(n *doc.Node, dst []Value) []Value {
 	return dst
 }
 
+// keyedLeaves appends the values of a keyed flattened subfield: the
+// scalars at its path, arrays flattened through. An object there holds
+// leaves of longer paths, which Elasticsearch indexes under their own keys,
+// not this one.
+func keyedLeaves(n *doc.Node, dst []Value) []Value {
+	if n == nil {
+		return dst
+	}
+	switch n.Kind {
+	case doc.Object:
+		return dst
+	case doc.Array:
+		for _, el := range n.Arr {
+			dst = keyedLeaves(el, dst)
+		}
+		return dst
+	}
+	return leaves(n, dst)
+}
+
 func javaText(n *doc.Node) []byte { return n.AppendJava(nil) }
 
 // flattenedSource maps a flattened ECS field to its raw payload key.
@@ -693,8 +713,27 @@ func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
 }
 
 // maxFlattenedText is the length from which the integration keeps only the
-// text of a payload and no flattened copy.
+// text of a payload and no flattened copy: a Java String's length, in
+// UTF-16 code units.
 const maxFlattenedText = 32766
+
+// javaLength is the length Java gives s: UTF-16 code units, one per byte
+// that is not valid UTF-8 (decoded as U+FFFD). It is never more than
+// len(s), so text shorter than maxFlattenedText bytes is not counted.
+func javaLength(s string) int {
+	if len(s) < maxFlattenedText {
+		return len(s)
+	}
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
 
 func (e *Event) identityType() string { return e.scalarTextPath(kpIdentityType) }
 
@@ -1282,7 +1321,7 @@ func (e *Event) flattened(root string) *doc.Node {
 	if n == nil {
 		return nil
 	}
-	if t, _ := e.payloadText(key); len(t) >= maxFlattenedText {
+	if t, _ := e.payloadText(key); javaLength(t) >= maxFlattenedText {
 		return nil
 	}
 	return n

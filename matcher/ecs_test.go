@@ -2,12 +2,16 @@ package matcher
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/matcher/doc"
 )
@@ -246,5 +250,97 @@ func TestCorpusFieldsResolve(t *testing.T) {
 		if f.FlattenedRoot == "" && !strings.HasPrefix(name, "source.") && !known[name] {
 			t.Errorf("no derivation for %s", name)
 		}
+	}
+}
+
+// TestFlattenedAndTextLimits checks, on records read as trees and in place,
+// what Elasticsearch's mappings make of payloads: a keyed flattened
+// subfield holds only the leaves at its own path, the flattened copy is
+// kept below 32,766 UTF-16 code units of text (not bytes), and the
+// additional_eventdata text field has the default ignore_above of 1024.
+func TestFlattenedAndTextLimits(t *testing.T) {
+	wide := strings.Repeat("日", 12000) // 36,000 bytes, 12,000 UTF-16 units
+	cases := []struct {
+		name, record string
+		want         map[string][]string // nil: absent
+	}{
+		{"object at the key", `{"eventSource":"ec2.amazonaws.com","eventName":"AuthorizeSecurityGroupIngress",
+			"requestParameters":{"groupId":"sg-1","ipPermissions":{"items":[{"fromPort":"22","ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]}}]}}}`,
+			map[string][]string{
+				"aws.cloudtrail.flattened.request_parameters.ipPermissions":                             nil,
+				"aws.cloudtrail.flattened.request_parameters.ipPermissions.items":                       nil,
+				"aws.cloudtrail.flattened.request_parameters.ipPermissions.items.fromPort":              {"22"},
+				"aws.cloudtrail.flattened.request_parameters.ipPermissions.items.ipRanges.items.cidrIp": {"0.0.0.0/0"},
+				"aws.cloudtrail.flattened.request_parameters.groupId":                                   {"sg-1"},
+				"aws.cloudtrail.flattened.request_parameters":                                           {"sg-1", "22", "0.0.0.0/0"},
+			}},
+		{"array of scalars and objects", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"requestParameters":{"k":["a",{"x":"b"},["c"]]}}`,
+			map[string][]string{
+				"aws.cloudtrail.flattened.request_parameters.k":   {"a", "c"},
+				"aws.cloudtrail.flattened.request_parameters.k.x": {"b"},
+			}},
+		{"wide characters under the limit", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"requestParameters":{"key":"k1","description":"` + wide + `"}}`,
+			map[string][]string{"aws.cloudtrail.flattened.request_parameters.key": {"k1"}},
+		},
+		{"ASCII over the limit", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"requestParameters":{"key":"k1","description":"` + strings.Repeat("x", 33000) + `"}}`,
+			map[string][]string{"aws.cloudtrail.flattened.request_parameters.key": nil},
+		},
+		{"additional_eventdata above 1024", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"additionalEventData":{"note":"` + strings.Repeat("y", 1100) + `"}}`,
+			map[string][]string{"aws.cloudtrail.additional_eventdata": nil},
+		},
+		{"additional_eventdata below 1024", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"additionalEventData":{"note":"y"}}`,
+			map[string][]string{"aws.cloudtrail.additional_eventdata": {"{note=y}"}},
+		},
+	}
+	s := NewSchema()
+	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tree, err := doc.ParseJSON([]byte(c.record))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m any
+			if err := json.Unmarshal([]byte(c.record), &m); err != nil {
+				t.Fatal(err)
+			}
+			mp, err := msgp.AppendIntf(nil, m) // members in map order: values compared sorted
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inPlace Event
+			inPlace.ResetMsgpack(mp, at, nil)
+			for name, want := range c.want {
+				q, err := Compile(s, name+": *")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for how, ev := range map[string]*Event{"tree": NewEvent(tree, at, nil), "in place": &inPlace} {
+					f := s.Field(name)
+					got := textsOf(ev.Values(f))
+					if f.Type == Keyword && f.IgnoreAbove > 0 {
+						got = nil // what a query sees: values within ignore_above
+						for _, v := range ev.Values(f) {
+							if searchable(f, &v) {
+								got = append(got, v.Text)
+							}
+						}
+					}
+					slices.Sort(got)
+					want := slices.Sorted(slices.Values(want))
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s, %s: %q, want %q", how, name, got, want)
+					}
+					if m := q.Match(ev); m != (want != nil) {
+						t.Errorf("%s, %s: *: %v, want %v", how, name, m, want != nil)
+					}
+				}
+			}
+		})
 	}
 }

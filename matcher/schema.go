@@ -1,6 +1,9 @@
 package matcher
 
-import "sync"
+import (
+	"net/netip"
+	"sync"
+)
 
 // FieldType is how Elasticsearch maps a field, which decides how a KQL value
 // is compared with the field's values.
@@ -32,6 +35,19 @@ func (t FieldType) String() string {
 // dynamic string template of logs-* data streams): a longer value is kept in
 // _source but not indexed, so no query sees it.
 const defaultIgnoreAbove = 1024
+
+// TermText is v as Elasticsearch's terms aggregation returns it for f,
+// which is how new_terms tells terms apart: an ip field's address in its
+// canonical form (IPv6 lower case and shortest, IPv4-mapped as IPv4, no
+// zone: the field stores 16 bytes), every other value as it is.
+func (f *Field) TermText(v Value) string {
+	if f.Type == IP {
+		if a, err := netip.ParseAddr(v.Text); err == nil {
+			return netip.AddrFrom16(a.As16()).Unmap().String()
+		}
+	}
+	return v.Text
+}
 
 // Field is an interned field name with its mapping. Records cache resolved
 // values by ID.
@@ -82,8 +98,8 @@ var ecsMappings = map[string]mapping{
 	"aws.cloudtrail.management_event":                                  {Keyword, defaultIgnoreAbove},
 	"aws.cloudtrail.request_parameters":                                {Keyword, 8191},
 	"aws.cloudtrail.response_elements":                                 {Keyword, 8191},
-	"aws.cloudtrail.additional_eventdata":                              {Keyword, 8191},
-	"aws.cloudtrail.service_event_details":                             {Keyword, 8191},
+	"aws.cloudtrail.additional_eventdata":                              {Keyword, defaultIgnoreAbove},
+	"aws.cloudtrail.service_event_details":                             {Keyword, defaultIgnoreAbove},
 	"aws.cloudtrail.flattened.request_parameters":                      {Flattened, 0},
 	"aws.cloudtrail.flattened.response_elements":                       {Flattened, 0},
 	"aws.cloudtrail.flattened.additional_eventdata":                    {Flattened, 0},
