@@ -53,6 +53,9 @@ type Rule struct {
 
 	Compiled *matcher.Query // nil unless the query is KQL and compiled
 	Skip     string         // why the rule does not run; "" when it runs
+	// Notes are the query's tests that Elasticsearch refuses and trailwatch
+	// runs (matcher.Note), placed in the rule's file.
+	Notes []*Error
 }
 
 // NewTerms holds a new_terms rule's parameters.
@@ -546,6 +549,10 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 			}
 		} else {
 			r.Compiled = q
+			for _, n := range q.Notes() {
+				line, col := place(&matcher.SyntaxError{Pos: n.Pos, Msg: n.Msg})
+				r.Notes = append(r.Notes, &Error{File: r.File, Line: line, Col: col, Rule: r.Name, Msg: "query: " + n.Msg})
+			}
 		}
 	} else if r.Skip == "" {
 		r.Skip = fmt.Sprintf("query language %q is not KQL", r.Language)

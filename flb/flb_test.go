@@ -168,6 +168,26 @@ func TestInstanceFlushAndReopen(t *testing.T) {
 	}
 }
 
+// TestInstanceWarnsOfTestsElasticsearchRefuses: a rule whose query has a
+// test Elasticsearch refuses runs, with a warning naming the place.
+func TestInstanceWarnsOfTestsElasticsearchRefuses(t *testing.T) {
+	dir := t.TempDir()
+	rule := "[rule]\nname = \"k\"\nrule_id = \"k-1\"\ntype = \"query\"\nquery = 'aws.cloudtrail.flattened.request_parameters.key >= a'\n"
+	if err := os.WriteFile(filepath.Join(dir, "k.toml"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	in, err := Open("trailwatch.0", props(map[string]string{"rules": dir, "db": filepath.Join(dir, "s.db"), "alert_stdout": "on"}), &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	want := "[ warn] [output:trailwatch:trailwatch.0] " + filepath.Join(dir, "k.toml") + ":5:10: rule \"k\": query: a range on aws.cloudtrail.flattened.request_parameters.key: Elasticsearch refuses it"
+	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "1 rules running") {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
+	}
+}
+
 func TestInstancePropertyErrors(t *testing.T) {
 	cases := []struct {
 		props map[string]string

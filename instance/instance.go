@@ -128,6 +128,10 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	for _, r := range rs.Rules {
 		if !r.Runs() {
 			log.Debugf("rule %q (%s) skipped: %s", r.Name, r.Type, r.Skip)
+			continue
+		}
+		for _, n := range r.Notes {
+			log.Warnf("%v", n)
 		}
 	}
 	return in, nil

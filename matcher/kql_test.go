@@ -284,6 +284,42 @@ func TestPins(t *testing.T) {
 	}
 }
 
+// TestNotesOnFlattenedKeys: Elasticsearch has no wildcard (other than a
+// prefix) and no one-sided range query on a key of a flattened field; the
+// rule fails there, and the compiled query says so, once per field and test.
+func TestNotesOnFlattenedKeys(t *testing.T) {
+	const key = "aws.cloudtrail.flattened.request_parameters.key"
+	cases := []struct {
+		query string
+		notes []string // the note's place (line:col of the value) and its start
+	}{
+		{key + `: (*.pem or *.key)`, []string{"1:51 a wildcard other than a trailing * on " + key}},
+		{key + `: secret* and ` + key + `: *`, nil}, // a prefix query and existence work
+		{key + ` >= a`, []string{"1:1 a range on " + key}},
+		{`user.name: *admin* and aws.cloudtrail.request_parameters: *x*`, nil}, // keyword fields
+		{"event.action: x and\n  " + key + `: *x`, []string{"2:52 a wildcard other than a trailing * on " + key}},
+	}
+	for _, tc := range cases {
+		q, err := Compile(NewSchema(), tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range q.Notes() {
+			got = append(got, n.Pos.String()+" "+n.Msg)
+		}
+		if len(got) != len(tc.notes) {
+			t.Errorf("%q: notes %q, want %q", tc.query, got, tc.notes)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], tc.notes[i]) || !strings.Contains(got[i], "Elasticsearch refuses it") {
+				t.Errorf("%q: note %q, want %q...", tc.query, got[i], tc.notes[i])
+			}
+		}
+	}
+}
+
 func TestIndexCandidates(t *testing.T) {
 	s := NewSchema()
 	var qs []*Query

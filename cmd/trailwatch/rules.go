@@ -71,6 +71,11 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d rules: %d runnable, %d skipped (%s)\n", len(rs.Rules), runs, skipped, strings.Join(parts, ", "))
+	for _, r := range rs.Rules {
+		for _, n := range r.Notes {
+			fmt.Fprintf(stdout, "note: %v\n", n)
+		}
+	}
 	if err != nil {
 		var errs conf.Errors
 		if errors.As(err, &errs) {

@@ -201,13 +201,31 @@ func TestRulesCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "2 rules: 2 runnable, 0 skipped") || !strings.Contains(out.String(), policyRuleID) {
 		t.Errorf("output:\n%s", out.String())
 	}
+	if strings.Contains(out.String(), "note:") {
+		t.Errorf("notes on the bundled rules:\n%s", out.String())
+	}
+	// A test Elasticsearch refuses (a suffix wildcard on a flattened key)
+	// runs, and the listing says where it is and why.
+	dir := t.TempDir()
+	src := "[rule]\nname = \"k\"\nrule_id = \"k-1\"\ntype = \"query\"\nlanguage = \"kuery\"\nquery = \"\"\"\nevent.provider: s3.amazonaws.com and\n  aws.cloudtrail.flattened.request_parameters.key: *.pem\n\"\"\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "k.toml"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"rules", dir}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if want := "note: " + filepath.Join(dir, "k.toml") + ":8:52: rule \"k\": query: a wildcard other than a trailing * on aws.cloudtrail.flattened.request_parameters.key: Elasticsearch refuses it"; !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "1 rules: 1 runnable") {
+		t.Errorf("listing lacks %q:\n%s", want, out.String())
+	}
 	const corpus = "../../../shared/detection-rules/aws"
 	if _, err := os.Stat(corpus); err != nil {
 		t.Skipf("skipping the corpus listing: Elastic's rules are not at %s (../shared beside the project)", corpus)
 	}
 	out.Reset()
 	run([]string{"rules", corpus}, nil, &out, &errb)
-	for _, want := range []string{"197 rules: 139 runnable, 58 skipped", "eql skipped 28", "esql skipped 25", "threshold skipped 5", "new_terms runs 49", "query runs 90", "cannot fire without --asn-db"} {
+	for _, want := range []string{"197 rules: 139 runnable, 58 skipped", "eql skipped 28", "esql skipped 25", "threshold skipped 5", "new_terms runs 49", "query runs 90", "cannot fire without --asn-db",
+		"note: " + corpus + "/credential_access_credentials_in_s3_bucket.toml:98:9: rule \"AWS S3 Credential File Retrieved from Bucket\": query: a wildcard other than a trailing *"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("corpus listing lacks %q", want)
 		}
