@@ -717,22 +717,24 @@ func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
 // UTF-16 code units.
 const maxFlattenedText = 32766
 
-// javaLength is the length Java gives s: UTF-16 code units, one per byte
-// that is not valid UTF-8 (decoded as U+FFFD). It is never more than
-// len(s), so text shorter than maxFlattenedText bytes is not counted.
-func javaLength(s string) int {
-	if len(s) < maxFlattenedText {
-		return len(s)
+// javaLengthAtLeast reports whether s, as a Java String, has at least n
+// UTF-16 code units. Text never has more units than bytes (a byte that is
+// not valid UTF-8 decodes as one U+FFFD), so shorter text is decided by its
+// size alone.
+func javaLengthAtLeast(s string, n int) bool {
+	if len(s) < n {
+		return false
 	}
-	n := 0
+	units := 0
 	for _, r := range s {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
+		if units++; r >= 0x10000 {
+			units++ // a surrogate pair
+		}
+		if units >= n {
+			return true
 		}
 	}
-	return n
+	return false
 }
 
 func (e *Event) identityType() string { return e.scalarTextPath(kpIdentityType) }
@@ -1321,7 +1323,7 @@ func (e *Event) flattened(root string) *doc.Node {
 	if n == nil {
 		return nil
 	}
-	if t, _ := e.payloadText(key); javaLength(t) >= maxFlattenedText {
+	if t, _ := e.payloadText(key); javaLengthAtLeast(t, maxFlattenedText) {
 		return nil
 	}
 	return n

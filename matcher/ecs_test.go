@@ -284,6 +284,10 @@ func TestFlattenedAndTextLimits(t *testing.T) {
 			"requestParameters":{"key":"k1","description":"` + wide + `"}}`,
 			map[string][]string{"aws.cloudtrail.flattened.request_parameters.key": {"k1"}},
 		},
+		{"supplementary characters count twice", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
+			"requestParameters":{"key":"k1","description":"` + strings.Repeat("\U0001F600", 16400) + `"}}`,
+			map[string][]string{"aws.cloudtrail.flattened.request_parameters.key": nil}, // 16,400 characters, 32,800 units
+		},
 		{"ASCII over the limit", `{"eventSource":"s3.amazonaws.com","eventName":"PutObject",
 			"requestParameters":{"key":"k1","description":"` + strings.Repeat("x", 33000) + `"}}`,
 			map[string][]string{"aws.cloudtrail.flattened.request_parameters.key": nil},
