@@ -6,11 +6,11 @@ SAMPLE    ?= testdata/cloudtrail/sample.ndjson
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test vet fmt-check fuzz bench clean harness
+.PHONY: all build run test vet fmt-check tidy-check fuzz bench clean harness
 
 all: build
 
-GOSRC     := $(shell find cmd conf matcher store engine flb instance sink enrich plugin -name '*.go' 2>/dev/null) go.mod go.sum
+GOSRC     := $(shell find cmd conf matcher cloudtrail store engine flb instance sink enrich plugin -name '*.go' 2>/dev/null) go.mod go.sum
 
 build: $(BIN)/trailwatch $(BIN)/out_trailwatch.so
 
@@ -35,9 +35,13 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
+# go.mod and go.sum are what `go mod tidy` would leave.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
 # Every test, with the race detector, and the fuzz targets' seed corpora;
 # then the C harness drives the built plugin as Fluent Bit's Go proxy does.
-test: fmt-check vet
+test: fmt-check tidy-check vet
 	$(GO) test -race -count=1 $(PKGS)
 	$(MAKE) harness
 

@@ -13,6 +13,7 @@ import (
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/kql"
 )
 
 // Exception is one compiled exception: a record it matches neither alerts
@@ -106,7 +107,7 @@ func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) 
 			errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("exception %d: rule_id and query are required (rule_id \"*\" for every rule)", i+1)})
 			continue
 		}
-		q, err := matcher.Compile(schema, e.Query)
+		q, err := kql.Compile(schema, e.Query)
 		if err != nil {
 			errs = append(errs, &Error{File: path, Line: queryLineIn(data, e.Query, err), Msg: fmt.Sprintf("exception %d: query: %v", i+1, err)})
 			continue
@@ -170,14 +171,14 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 		if item.ItemID == "" {
 			continue // a list container or the export summary
 		}
-		kql, err := entriesKQL(item.Entries, "")
+		src, err := entriesKQL(item.Entries, "")
 		if err != nil {
 			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v", item.ItemID, err)})
 			continue
 		}
-		q, err := matcher.Compile(schema, kql)
+		q, err := kql.Compile(schema, src)
 		if err != nil {
-			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v (as KQL: %s)", item.ItemID, err, kql)})
+			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v (as KQL: %s)", item.ItemID, err, src)})
 			continue
 		}
 		x.ByList[item.ListID] = append(x.ByList[item.ListID], &Exception{

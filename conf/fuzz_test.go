@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/cloudtrail"
 )
 
 func fuzzLoad(t *testing.T, name string, data []byte) {
@@ -14,7 +14,7 @@ func fuzzLoad(t *testing.T, name string, data []byte) {
 	if err := os.WriteFile(p, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadRules(matcher.NewSchema(), p)
+	_, err := LoadRules(cloudtrail.NewSchema(), p)
 	var es Errors
 	if err != nil && !errors.As(err, &es) {
 		t.Fatalf("error of type %T: %v", err, err)

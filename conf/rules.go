@@ -20,6 +20,7 @@ import (
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/kql"
 )
 
 // Rule is one detection rule, in the fields trailwatch uses of Elastic's
@@ -538,7 +539,7 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 		r.Skip = fmt.Sprintf("unknown rule type %q", r.Type)
 	}
 	if r.Language == "kuery" {
-		q, err := matcher.Compile(schema, r.Query)
+		q, err := kql.Compile(schema, r.Query)
 		if err != nil {
 			var qe *matcher.SyntaxError
 			if errors.As(err, &qe) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -17,7 +18,7 @@ func TestElasticCorpusLoads(t *testing.T) {
 	if _, err := os.Stat(corpus); err != nil {
 		t.Skipf("skipping: Elastic's rule corpus is not at %s (it lives in ../shared beside the project): %v", corpus, err)
 	}
-	rs, err := LoadRules(matcher.NewSchema(), corpus)
+	rs, err := LoadRules(cloudtrail.NewSchema(), corpus)
 	if err != nil {
 		t.Fatalf("the corpus must load without errors: %v", err)
 	}
@@ -61,7 +62,7 @@ func TestElasticCorpusLoads(t *testing.T) {
 }
 
 func TestSeedRules(t *testing.T) {
-	rs, err := LoadRules(matcher.NewSchema(), "rules")
+	rs, err := LoadRules(cloudtrail.NewSchema(), "rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestSeedRules(t *testing.T) {
 // TestEveryErrorReportedWithPlace loads a folder of broken rules and expects
 // each problem, with its file, line and column.
 func TestEveryErrorReportedWithPlace(t *testing.T) {
-	_, err := LoadRules(matcher.NewSchema(), "../testdata/rules/bad")
+	_, err := LoadRules(cloudtrail.NewSchema(), "../testdata/rules/bad")
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("err = %v, want Errors", err)
@@ -120,7 +121,7 @@ func TestEveryErrorReportedWithPlace(t *testing.T) {
 }
 
 func TestKibanaExport(t *testing.T) {
-	rs, err := LoadRules(matcher.NewSchema(), "../testdata/rules/export")
+	rs, err := LoadRules(cloudtrail.NewSchema(), "../testdata/rules/export")
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 2 {
 		t.Fatalf("want 2 errors (broken query on line 3, non-JSON line 4), got %v", err)
@@ -160,17 +161,17 @@ func TestPathsAndDuplicates(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a", "b", "one.toml"), seed, 0o644)
 	os.WriteFile(filepath.Join(dir, "two.toml"), seed, 0o644)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
-	rs, err := LoadRules(matcher.NewSchema(), dir, filepath.Join(dir, "two.toml"))
+	rs, err := LoadRules(cloudtrail.NewSchema(), dir, filepath.Join(dir, "two.toml"))
 	if err == nil || !strings.Contains(err.Error(), "is also used by") {
 		t.Fatalf("duplicate rule_id across files: err = %v", err)
 	}
 	if len(rs.Rules) != 2 {
 		t.Errorf("%d rules: the same file named twice must load once, nested folders must be walked", len(rs.Rules))
 	}
-	if _, err := LoadRules(matcher.NewSchema(), filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := LoadRules(cloudtrail.NewSchema(), filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing path: %v", err)
 	}
-	if _, err := LoadRules(matcher.NewSchema()); err == nil {
+	if _, err := LoadRules(cloudtrail.NewSchema()); err == nil {
 		t.Error("no path: no error")
 	}
 }

@@ -11,9 +11,10 @@ import (
 
 	jsoniter "github.com/json-iterator/go"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -46,7 +47,7 @@ type Alert struct {
 // its part of their documents.
 type recordAlerts struct {
 	e    *Engine
-	ev   *matcher.Event
+	ev   *cloudtrail.Event
 	part *docPart
 	// why is the record's half of its alerts' reason, made on first need.
 	why    string
@@ -274,7 +275,7 @@ func cloneStrings(ss []string) []string {
 }
 
 // eventPart is the part of an event's alerts that comes from the event.
-func (e *Engine) eventPart(ev *matcher.Event) *docPart {
+func (e *Engine) eventPart(ev *cloudtrail.Event) *docPart {
 	d := ECSDocument(e.schema, ev)
 	eventID := ev.Value(e.schema, "event.id")
 	if eventID == "" {
@@ -349,7 +350,7 @@ func (e *Engine) buildAlert(r *conf.Rule, rec *recordAlerts, newTerms []string) 
 
 // policy is the rule's alert suppression (group values read from the
 // event) and max_signals cap.
-func (e *Engine) policy(r *conf.Rule, ev *matcher.Event) *store.Policy {
+func (e *Engine) policy(r *conf.Rule, ev *cloudtrail.Event) *store.Policy {
 	if s := r.AlertSuppression; s == nil || len(s.GroupBy) == 0 {
 		if p, ok := e.capPolicies[r]; ok {
 			return p // the rule's cap alone: the same for all its alerts
@@ -435,12 +436,12 @@ func (e *Engine) Summarize(ruleDoc []byte, ruleID string, capped int, start, end
 
 // ECSDocument builds the full ECS view of an event: what Elastic's pipeline
 // would have indexed. An already-ECS document is returned as it came.
-func ECSDocument(s *matcher.Schema, ev *matcher.Event) map[string]any {
+func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
 	out := map[string]any{}
 	if ev.IsECS() {
 		return nodeToAny(ev.ECSNode()).(map[string]any)
 	}
-	for _, name := range matcher.ResolvedFields() {
+	for _, name := range cloudtrail.ResolvedFields() {
 		f := s.Field(name)
 		if f.Type == matcher.Flattened {
 			if n := ev.Payload(f); n != nil {

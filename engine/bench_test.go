@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
-	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -38,7 +38,7 @@ func benchBatch(b *testing.B, users, offset int) []Record {
 // with an empty history and with 1,000,000 distinct terms already stored,
 // and reports the file size per million terms.
 func BenchmarkNewTermsHistory(b *testing.B) {
-	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules")
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,9 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -60,7 +61,7 @@ type Engine struct {
 	rules    []*conf.Rule
 	index    *matcher.Index
 	byID     map[string]*conf.Rule
-	enricher matcher.Enricher
+	enricher cloudtrail.Enricher
 	state    State
 	source   TimeSource
 	learning time.Duration
@@ -106,7 +107,7 @@ type history struct {
 
 // Options configure an engine.
 type Options struct {
-	Enricher   matcher.Enricher
+	Enricher   cloudtrail.Enricher
 	State      State      // required: history and outbox
 	TimeSource TimeSource // default Ingested
 	// Learning: for this long after the first term the state records,
@@ -329,7 +330,7 @@ type Record struct {
 	Msgpack []byte
 	// Index, when set, lists Msgpack's top-level members (read with the
 	// chunk, so the record is walked once).
-	Index matcher.MsgpackIndex
+	Index cloudtrail.MsgpackIndex
 	Err   error
 	Where string // file:line, or the Fluent Bit tag and index
 }
@@ -351,7 +352,7 @@ func (e *Engine) EvalTime() map[string][2]int64 {
 
 type worker struct {
 	n     uint64 // the record being evaluated, counted
-	ev    matcher.Event
+	ev    cloudtrail.Event
 	cands []int
 	provs []string
 	acts  []string
@@ -487,7 +488,7 @@ func (b *Batch) Add(recs []Record) {
 			}
 			node = n
 		}
-		shape := matcher.Split(node, func(n *doc.Node, ecs bool) {
+		shape := cloudtrail.Split(node, func(n *doc.Node, ecs bool) {
 			st.Events++
 			if ecs {
 				w.ev.Reset(nil, n, b.ingested, nil)
@@ -496,7 +497,7 @@ func (b *Batch) Add(recs []Record) {
 			}
 			b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 		})
-		if shape == matcher.ShapeUnknown {
+		if shape == cloudtrail.ShapeUnknown {
 			st.skip("not CloudTrail")
 		}
 	}
@@ -556,7 +557,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			// reading of it, over its own copy (the alert outlives the
 			// chunk).
 			if of == nil || !sameRecord(of, p) {
-				ev := &matcher.Event{}
+				ev := &cloudtrail.Event{}
 				switch {
 				case p.ecs:
 					ev.Reset(nil, p.raw, ingested, nil)
@@ -719,8 +720,8 @@ func sameRecord(a, b *pendingTerm) bool {
 // borrowed bytes: an event read in place from MessagePack gets its own copy
 // of them (a record the tree reader refuses still gives its alert, with the
 // fields that could be read).
-func (e *Engine) owned(ev *matcher.Event) *matcher.Event {
-	x := &matcher.Event{}
+func (e *Engine) owned(ev *cloudtrail.Event) *cloudtrail.Event {
+	x := &cloudtrail.Event{}
 	switch {
 	case ev.Msgpack() != nil:
 		x.ResetMsgpack(bytes.Clone(ev.Msgpack()), ev.Ingested, e.enricher)
@@ -744,7 +745,7 @@ func textsOf(dst []string, vs []matcher.Value) []string {
 // on the event (nothing when a field is missing), with each combination's
 // encoded key. Both live in the worker's batch arenas: the values are views
 // of the record, good until the batch is done (an alert copies its own).
-func (w *worker) termsOf(fields []*matcher.Field, ev *matcher.Event) ([][]string, [][]byte) {
+func (w *worker) termsOf(fields []*matcher.Field, ev *cloudtrail.Event) ([][]string, [][]byte) {
 	if cap(w.uniq) < len(fields) {
 		w.uniq = make([][]string, len(fields))
 	}
@@ -810,7 +811,7 @@ func uniqueTexts(f *matcher.Field, vs []matcher.Value) []string {
 
 // reasonOf is the record's half of Kibana's alert reason, in its own
 // words' shape (recordAlerts.reason adds the rule's).
-func reasonOf(ev *matcher.Event, s *matcher.Schema) string {
+func reasonOf(ev *cloudtrail.Event, s *matcher.Schema) string {
 	var b strings.Builder
 	b.WriteString("event")
 	if a := ev.Value(s, matcher.ActionField); a != "" {

@@ -13,10 +13,11 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/internal/gen"
-	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/matcher/kql"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -51,7 +52,7 @@ func ntRule(t *testing.T, fields []string, window string) *conf.RuleSet {
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), p)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestBackfillRecordsWithoutAlerts(t *testing.T) {
 }
 
 func TestAlertDocument(t *testing.T) {
-	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules")
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func TestConcurrentBatches(t *testing.T) {
 // FLB_RETRY after a lost answer, an HTTP sender's retry) writes its query
 // alerts once.
 func TestRetriedBatchMakesNoDuplicate(t *testing.T) {
-	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules")
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +380,7 @@ func TestRulesSharingQueryAndFieldsShareOneHistory(t *testing.T) {
 		for _, f := range files {
 			paths = append(paths, filepath.Join(dir, f+".toml"))
 		}
-		rs, err := conf.LoadRules(matcher.NewSchema(), paths...)
+		rs, err := conf.LoadRules(cloudtrail.NewSchema(), paths...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +447,7 @@ func TestRulesSharingQueryAndFieldsShareOneHistory(t *testing.T) {
 	// An exception on one copy: the records it counts differ, so it reads
 	// a history of its own.
 	rs := load("copy-2", "copy-3")
-	q, err := matcher.Compile(rs.Schema, `source.ip: "10.0.0.1"`)
+	q, err := kql.Compile(rs.Schema, `source.ip: "10.0.0.1"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +555,7 @@ func corpusRules(t testing.TB) (rs *conf.RuleSet, corpus bool) {
 	} else {
 		corpus = true
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), path)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

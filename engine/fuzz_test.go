@@ -7,8 +7,8 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -66,14 +66,14 @@ func FuzzRecordJSON(f *testing.F) {
 		if _, err := e.ProcessBatch([]Record{{Node: n}}); err != nil {
 			t.Fatal(err)
 		}
-		matcher.Split(n, func(ev *doc.Node, ecs bool) {
-			var x *matcher.Event
+		cloudtrail.Split(n, func(ev *doc.Node, ecs bool) {
+			var x *cloudtrail.Event
 			if ecs {
-				x = matcher.NewECSEvent(ev, time.Now())
+				x = cloudtrail.NewECSEvent(ev, time.Now())
 			} else {
-				x = matcher.NewEvent(ev, time.Now(), nil)
+				x = cloudtrail.NewEvent(ev, time.Now(), nil)
 			}
-			for _, name := range matcher.ResolvedFields() {
+			for _, name := range cloudtrail.ResolvedFields() {
 				x.Values(e.schema.Field(name))
 			}
 			ECSDocument(e.schema, x)

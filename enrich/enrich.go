@@ -39,6 +39,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -67,7 +68,7 @@ type readers struct {
 	city, asn *maxminddb.Reader
 }
 
-var _ matcher.Enricher = (*DB)(nil)
+var _ cloudtrail.Enricher = (*DB)(nil)
 
 // kind tells which database a path is meant to hold.
 type kind struct {

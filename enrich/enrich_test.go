@@ -15,6 +15,7 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -290,9 +291,9 @@ func TestLookupInvalidAndNil(t *testing.T) {
 	if err := nilDB.Close(); err != nil {
 		t.Errorf("nil DB Close = %v", err)
 	}
-	var en matcher.Enricher = db
+	var en cloudtrail.Enricher = db
 	if got := en.Lookup(netip.MustParseAddr("203.0.113.7")); got[FieldCityName] != str("Ashburn") {
-		t.Errorf("through matcher.Enricher: %v", got)
+		t.Errorf("through cloudtrail.Enricher: %v", got)
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 	"github.com/fluent/fluent-bit-go/output"
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/internal/gen"
-	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -92,7 +92,7 @@ func benchEngine(b testing.TB, copies int) (*engine.Engine, *store.Store, int) {
 		b.Logf("Elastic's corpus is not at %s; benchmarking the bundled rules", path)
 		path = "../conf/rules"
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), path)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func BenchmarkChunkPath(b *testing.B) {
 }
 
 func benchOneRule(b *testing.B) (*engine.Engine, *store.Store, int) {
-	rs, err := conf.LoadRules(matcher.NewSchema(), "../conf/rules/bedrock_resource_policy_modified_or_deleted.toml")
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules/bedrock_resource_policy_modified_or_deleted.toml")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // Status is what a flush returns to Fluent Bit.
@@ -72,7 +72,7 @@ func (b *chunkBuf) feed(tag string, data []byte, add func([]engine.Record)) Chun
 // nothing of it outlives the flush that reads it.
 type chunkBuf struct {
 	recs  []engine.Record
-	arena []matcher.MsgpackMember
+	arena []cloudtrail.MsgpackMember
 }
 
 var bufs = sync.Pool{New: func() any { return &chunkBuf{} }}
@@ -103,7 +103,7 @@ func DecodeChunk(tag string, data []byte) ([]engine.Record, ChunkStats) {
 
 // DecodeChunkInto is DecodeChunk appending to recs.
 func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Record, ChunkStats) {
-	var arena []matcher.MsgpackMember
+	var arena []cloudtrail.MsgpackMember
 	recs, st, _, _ := decodeChunk(recs, &arena, tag, data, 0, -1)
 	return recs, st
 }
@@ -112,7 +112,7 @@ func DecodeChunkInto(recs []engine.Record, tag string, data []byte) ([]engine.Re
 // records (no limit when negative), listing the records' members in
 // *arenap (emptied first, grown as needed; records keep slices of it). It
 // returns the rest of the chunk and the number of its first event.
-func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag string, data []byte, first, limit int) ([]engine.Record, ChunkStats, []byte, int) {
+func decodeChunk(recs []engine.Record, arenap *[]cloudtrail.MsgpackMember, tag string, data []byte, first, limit int) ([]engine.Record, ChunkStats, []byte, int) {
 	var st ChunkStats
 	// One walk: each event's header, then its body's top level, which both
 	// indexes the record for the engine and finds where the next begins.
@@ -158,13 +158,13 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 			if limit >= 0 {
 				n = min(n, limit*64)
 			}
-			arena = make([]matcher.MsgpackMember, 0, n+64)
+			arena = make([]cloudtrail.MsgpackMember, 0, n+64)
 		}
 		// The record is put in place first and its index written into it:
 		// a Record is 150 bytes, not to be copied per record.
 		recs = append(recs, engine.Record{})
 		r := &recs[len(recs)-1]
-		grown, next, ok := matcher.IndexMsgpackInto(&r.Index, body, arena)
+		grown, next, ok := cloudtrail.IndexMsgpackInto(&r.Index, body, arena)
 		if !ok {
 			st.Malformed++
 			*r = engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/engine"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // FuzzDecodeChunk: any bytes as a Fluent Bit chunk: no panic, no hang, and
@@ -43,7 +43,7 @@ func checkPieces(t *testing.T, data []byte, whole []engine.Record, wst ChunkStat
 			t.Fatalf("a piece of %d records", len(recs))
 		}
 		for _, r := range recs {
-			r.Index = matcher.MsgpackIndex{} // reused by the next piece
+			r.Index = cloudtrail.MsgpackIndex{} // reused by the next piece
 			got = append(got, r)
 		}
 	})

@@ -1,14 +1,14 @@
 package instance
 
 import (
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/enrich"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // openEnricher opens the GeoIP/ASN databases the settings name (none: no
 // source.geo.* and source.as.* fields).
-func openEnricher(set *conf.Settings) (matcher.Enricher, *enrich.DB, error) {
+func openEnricher(set *conf.Settings) (cloudtrail.Enricher, *enrich.DB, error) {
 	db, err := enrich.Open(set.GeoIPDB, set.ASNDB)
 	if err != nil {
 		return nil, nil, err

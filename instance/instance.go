@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/enrich"
-	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/sink"
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -64,7 +64,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		return nil, err
 	}
 	log := NewLogger(logw, name, ParseLevel(set.LogLevel))
-	rs, err := conf.LoadRules(matcher.NewSchema(), set.Rules...)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), set.Rules...)
 	if err != nil {
 		var es conf.Errors
 		if errors.As(err, &es) {
@@ -242,7 +242,7 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 // the running one kept. History of unchanged rules is kept (it lives in the
 // state file, keyed by rule_id).
 func (in *Instance) Reload() error {
-	rs, err := conf.LoadRules(matcher.NewSchema(), in.set.Rules...)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), in.set.Rules...)
 	if err != nil {
 		var es conf.Errors
 		if errors.As(err, &es) {

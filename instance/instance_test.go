@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 const queryRule = `[rule]

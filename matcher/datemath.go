@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// parseDate reads a date as Elasticsearch's default date format
+// ParseDate reads a date as Elasticsearch's default date format
 // (strict_date_optional_time||epoch_millis) does. A missing offset is UTC.
-func parseDate(s string) (time.Time, error) {
+func ParseDate(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("empty date")
 	}
@@ -67,10 +67,10 @@ func isDigits(s string) bool {
 	return true
 }
 
-// dateMath is a date expression: an anchor ("now" or a date, written
+// DateMath is a date expression: an anchor ("now" or a date, written
 // "date||" before math) followed by +N/-N units and an optional /unit
 // rounding, as Elasticsearch's date math.
-type dateMath struct {
+type DateMath struct {
 	now    bool
 	anchor time.Time
 	ops    []dateOp
@@ -82,8 +82,8 @@ type dateOp struct {
 	unit byte // y M w d h H m s
 }
 
-func parseDateMath(s string) (dateMath, error) {
-	var d dateMath
+func ParseDateMath(s string) (DateMath, error) {
+	var d DateMath
 	var math string
 	switch {
 	case strings.HasPrefix(s, "now"):
@@ -93,7 +93,7 @@ func parseDateMath(s string) (dateMath, error) {
 		if i := strings.Index(s, "||"); i >= 0 {
 			anchor, math = s[:i], s[i+2:]
 		}
-		t, err := parseDate(anchor)
+		t, err := ParseDate(anchor)
 		if err != nil {
 			return d, err
 		}
@@ -132,7 +132,7 @@ func parseDateMath(s string) (dateMath, error) {
 
 // resolve gives the expression's instant in epoch milliseconds; roundUp picks
 // the last millisecond of a rounded unit instead of the first.
-func (d dateMath) resolve(now time.Time, roundUp bool) int64 {
+func (d DateMath) resolve(now time.Time, roundUp bool) int64 {
 	t := d.anchor
 	if d.now {
 		t = now.UTC()
@@ -205,7 +205,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if !strings.HasPrefix(expr, "now") {
 		expr = "now-" + expr
 	}
-	d, err := parseDateMath(expr)
+	d, err := ParseDateMath(expr)
 	if err != nil || !d.now || len(d.ops) == 0 {
 		return 0, fmt.Errorf("%q is not a duration such as now-7d, 7d, 24h or 30m", s)
 	}

@@ -30,7 +30,7 @@ func (p pinSet) list() []Pin {
 }
 
 // pinsOf derives the pins a condition implies; nil means none.
-func pinsOf(c cond) pinSet {
+func pinsOf(c Cond) pinSet {
 	switch c := c.(type) {
 	case anyCond:
 		e, ok := c.p.(*eqSet)

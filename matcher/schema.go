@@ -31,10 +31,10 @@ func (t FieldType) String() string {
 	return "unknown"
 }
 
-// defaultIgnoreAbove is the ignore_above of ECS keyword fields (and of the
+// DefaultIgnoreAbove is the ignore_above of ECS keyword fields (and of the
 // dynamic string template of logs-* data streams): a longer value is kept in
 // _source but not indexed, so no query sees it.
-const defaultIgnoreAbove = 1024
+const DefaultIgnoreAbove = 1024
 
 // TermText is v as Elasticsearch's terms aggregation returns it for f,
 // which is how new_terms tells terms apart: an ip field's address in its
@@ -60,64 +60,38 @@ type Field struct {
 	// ("" when it is not a flattened key); FlattenedKey is the key below it.
 	FlattenedRoot string
 	FlattenedKey  string
-	// res derives the field from raw CloudTrail (nil: not a derived field).
-	res resolver
-	// kp is the raw path the field is, when it is one (res reads it too).
-	kp *keyPath
+	// ReadCost is what reading the field from a record takes, relative to
+	// reading a top-level string (1); the reader's mapping sets it, and
+	// conjunctions read cheap fields first.
+	ReadCost int
+	// Usual is the value nearly every record has in the field ("" when
+	// none): a test for it is likely true, so conjunctions run it last.
+	Usual string
+	// Reader is what the record reader attached to the field (how to derive
+	// it); the core never reads it.
+	Reader any
 }
 
-type mapping struct {
-	typ         FieldType
-	ignoreAbove int
-}
-
-// ecsMappings holds the fields whose mapping is not a 1024-limited keyword,
-// as the AWS integration (cloudtrail data stream) and ECS define them.
-var ecsMappings = map[string]mapping{
-	"@timestamp":                {Date, 0},
-	"event.ingested":            {Date, 0},
-	"event.created":             {Date, 0},
-	"event.start":               {Date, 0},
-	"event.end":                 {Date, 0},
-	"event.duration":            {Long, 0},
-	"event.severity":            {Long, 0},
-	"event.sequence":            {Long, 0},
-	"source.ip":                 {IP, 0},
-	"client.ip":                 {IP, 0},
-	"destination.ip":            {IP, 0},
-	"host.ip":                   {IP, 0},
-	"related.ip":                {IP, 0},
-	"source.port":               {Long, 0},
-	"source.as.number":          {Long, 0},
-	"source.geo.location":       {GeoPoint, 0},
-	"aws.cloudtrail.event_time": {Date, 0},
-	"aws.cloudtrail.user_identity.session_context.creation_date":       {Date, 0},
-	"aws.cloudtrail.user_identity.session_context.mfa_authenticated":   {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       {Boolean, 0},
-	"aws.cloudtrail.read_only":                                         {Boolean, 0},
-	"aws.cloudtrail.management_event":                                  {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.request_parameters":                                {Keyword, 8191},
-	"aws.cloudtrail.response_elements":                                 {Keyword, 8191},
-	"aws.cloudtrail.additional_eventdata":                              {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.service_event_details":                             {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.flattened.request_parameters":                      {Flattened, 0},
-	"aws.cloudtrail.flattened.response_elements":                       {Flattened, 0},
-	"aws.cloudtrail.flattened.additional_eventdata":                    {Flattened, 0},
-	"aws.cloudtrail.flattened.service_event_details":                   {Flattened, 0},
-	"aws.cloudtrail.insight_details.state":                             {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.console_login.additional_eventdata.login_to":       {Keyword, defaultIgnoreAbove},
-	"aws.cloudtrail.console_login.additional_eventdata.mobile_version": {Keyword, defaultIgnoreAbove},
+// Mapping is what a kind of record (CloudTrail through the AWS integration)
+// tells a schema about its fields.
+type Mapping interface {
+	// Map completes a new field: its Type and IgnoreAbove (a 1024-limited
+	// keyword unless it says otherwise), flattened parent, cost, usual value
+	// and reader.
+	Map(f *Field)
 }
 
 // Schema interns field names. It is safe for concurrent use.
 type Schema struct {
+	m      Mapping
 	mu     sync.RWMutex
 	byName map[string]*Field
 	list   []*Field
 }
 
-// NewSchema returns an empty schema.
-func NewSchema() *Schema { return &Schema{byName: map[string]*Field{}} }
+// NewSchema returns an empty schema whose fields m maps (nil: every field is
+// a 1024-limited keyword).
+func NewSchema(m Mapping) *Schema { return &Schema{m: m, byName: map[string]*Field{}} }
 
 // Field returns the interned field for name, creating it on first use.
 func (s *Schema) Field(name string) *Field {
@@ -132,18 +106,20 @@ func (s *Schema) Field(name string) *Field {
 	if f = s.byName[name]; f != nil {
 		return f
 	}
-	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: defaultIgnoreAbove, res: resolvers[name], kp: rawPaths[name]}
-	if m, ok := ecsMappings[name]; ok {
-		f.Type, f.IgnoreAbove = m.typ, m.ignoreAbove
-	} else if root, key, ok := flattenedParent(name); ok {
-		// A key inside a flattened field: its values are keywords, with no
-		// ignore_above unless the flattened field sets one.
-		f.Type, f.IgnoreAbove = Keyword, 0
-		f.FlattenedRoot, f.FlattenedKey = root, key
+	f = &Field{ID: len(s.list), Name: name, Type: Keyword, IgnoreAbove: DefaultIgnoreAbove}
+	if s.m != nil {
+		s.m.Map(f)
 	}
 	s.byName[name] = f
 	s.list = append(s.list, f)
 	return f
+}
+
+// Fields lists the schema's fields in the order they were interned.
+func (s *Schema) Fields() []*Field {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*Field(nil), s.list...)
 }
 
 // Declare sets the mapping of a field, overriding the built-in table (for
@@ -154,16 +130,4 @@ func (s *Schema) Declare(name string, t FieldType, ignoreAbove int) {
 	s.mu.Lock()
 	f.Type, f.IgnoreAbove = t, ignoreAbove
 	s.mu.Unlock()
-}
-
-func flattenedParent(name string) (root, key string, ok bool) {
-	for i := len(name) - 1; i > 0; i-- {
-		if name[i] != '.' {
-			continue
-		}
-		if m, found := ecsMappings[name[:i]]; found && m.typ == Flattened {
-			return name[:i], name[i+1:], true
-		}
-	}
-	return "", "", false
 }

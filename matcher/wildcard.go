@@ -34,7 +34,7 @@ func newGlob(parts []string) *glob {
 	return g
 }
 
-func (g *glob) test(v *Value) bool { return g.match(v.Text) }
+func (g *glob) Test(v *Value) bool { return g.match(v.Text) }
 
 func (g *glob) match(s string) bool {
 	p := g.parts

@@ -18,10 +18,10 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/flb"
 	"github.com/trailwatch/trailwatch/instance"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // ForwardOptions tune the forward protocol listener.

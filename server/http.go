@@ -24,9 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // HTTPOptions tune the HTTP listener.

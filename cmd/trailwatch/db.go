@@ -8,9 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
-	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -116,7 +116,7 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 	case "prune":
 		windows := map[string]time.Duration{}
 		if len(rules) > 0 {
-			rs, err := conf.LoadRules(matcher.NewSchema(), rules...)
+			rs, err := conf.LoadRules(cloudtrail.NewSchema(), rules...)
 			if err != nil {
 				fmt.Fprintf(stderr, "trailwatch db prune: the rule set has errors:\n%v\n", err)
 				return 2

@@ -10,8 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // maxLine bounds one NDJSON line, and maxDocument a file that is one JSON

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 func cmdRules(args []string, stdout, stderr io.Writer) int {
@@ -30,7 +30,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), fs.Args()...)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), fs.Args()...)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tRULE_ID\tTYPE\tSTATUS\tFIELDS")
 	type key struct{ typ, status string }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/enrich"
@@ -61,7 +62,7 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 			return fail("--learning-period %q: expected a duration such as 24h or 7d", f.learningPeriod)
 		}
 	}
-	rs, err := conf.LoadRules(matcher.NewSchema(), f.rules...)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), f.rules...)
 	if err != nil {
 		return fail("the rule set has errors; fix them or remove the rules:\n%v", err)
 	}
@@ -75,7 +76,7 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	if err != nil {
 		return fail("%v", err)
 	}
-	var enr matcher.Enricher
+	var enr cloudtrail.Enricher
 	if geo != nil {
 		enr = geo
 	}

@@ -1,10 +1,12 @@
-package matcher
+package cloudtrail
 
 import (
 	"bytes"
 	"encoding/base64"
 
-	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/matcher"
+
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
 
 // Shape is the form a record came in.
@@ -124,5 +126,5 @@ func isRawEvent(n *doc.Node) bool {
 // isECS recognizes an ECS document by its event.provider or event.action,
 // written nested or with dotted keys.
 func isECS(n *doc.Node) bool {
-	return len(ecsValues(n, ProviderField, nil)) > 0 || len(ecsValues(n, ActionField, nil)) > 0
+	return len(ecsValues(n, matcher.ProviderField, nil)) > 0 || len(ecsValues(n, matcher.ActionField, nil)) > 0
 }

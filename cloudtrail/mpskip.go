@@ -1,4 +1,4 @@
-package matcher
+package cloudtrail
 
 import "encoding/binary"
 

@@ -1,4 +1,4 @@
-package matcher
+package cloudtrail
 
 import (
 	"encoding/base64"
@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/kql"
+
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
 
 func loadEvent(t *testing.T, name string) *Event {
@@ -164,7 +167,7 @@ func TestECSDerivations(t *testing.T) {
 	}
 }
 
-func textsOf(vs []Value) []string {
+func textsOf(vs []matcher.Value) []string {
 	var out []string
 	for _, v := range vs {
 		out = append(out, v.Text)
@@ -320,17 +323,17 @@ func TestFlattenedAndTextLimits(t *testing.T) {
 			var inPlace Event
 			inPlace.ResetMsgpack(mp, at, nil)
 			for name, want := range c.want {
-				q, err := Compile(s, name+": *")
+				q, err := kql.Compile(s, name+": *")
 				if err != nil {
 					t.Fatal(err)
 				}
 				for how, ev := range map[string]*Event{"tree": NewEvent(tree, at, nil), "in place": &inPlace} {
 					f := s.Field(name)
 					got := textsOf(ev.Values(f))
-					if f.Type == Keyword && f.IgnoreAbove > 0 {
+					if f.Type == matcher.Keyword && f.IgnoreAbove > 0 {
 						got = nil // what a query sees: values within ignore_above
 						for _, v := range ev.Values(f) {
-							if searchable(f, &v) {
+							if matcher.Searchable(f, &v) {
 								got = append(got, v.Text)
 							}
 						}

@@ -1,15 +1,18 @@
-package matcher
+package cloudtrail
 
 import (
 	"net/netip"
 	"slices"
 
-	"github.com/tinylib/msgp/msgp"
+	"github.com/trailwatch/trailwatch/matcher"
+
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/trailwatch/trailwatch/matcher/doc"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
 
 // This file derives, from a raw CloudTrail event, the ECS fields that
@@ -27,7 +30,7 @@ const Dataset = "aws.cloudtrail"
 type Enricher interface {
 	// Lookup returns the ECS fields (source.geo.*, source.as.*) for an
 	// address; absent ones are not in the map.
-	Lookup(ip netip.Addr) map[string]Value
+	Lookup(ip netip.Addr) map[string]matcher.Value
 }
 
 // Event is one CloudTrail record seen through ECS field names. It is not
@@ -55,15 +58,15 @@ type Event struct {
 	// belong to the current record, so Reset costs nothing per field.
 	cache  []cached
 	gen    uint32
-	arena  []Value             // backing store for resolved values
+	arena  []matcher.Value     // backing store for resolved values
 	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
-	geo    map[string]Value
+	geo    map[string]matcher.Value
 	geoSet bool
 }
 
 type cached struct {
 	gen  uint32
-	vals []Value
+	vals []matcher.Value
 }
 
 // payload is a raw payload object after the integration's cleanup, with its
@@ -134,22 +137,22 @@ func (e *Event) ResetMsgpackIndexed(mp []byte, idx *MsgpackIndex, ingested time.
 // its top level. What it reads are the values of event.provider and
 // event.action: given those fields, it keeps them, so that reading them
 // next (as the candidate index does) reads nothing again.
-func (e *Event) RawCloudTrail(provider, action *Field) bool {
+func (e *Event) RawCloudTrail(provider, action *matcher.Field) bool {
 	if e.mp == nil {
 		return false
 	}
-	var vals [2]Value
+	var vals [2]matcher.Value
 	for i, kp := range [2]*keyPath{kpEventSource, kpEventName} {
 		v, st := e.mpScalarTagged(kp.keys, kp.tags, kp.hot)
-		if st != mpFound || v.Kind != KindString {
+		if st != mpFound || v.Kind != matcher.KindString {
 			return false
 		}
 		vals[i] = v
 	}
-	if provider != nil && provider.Name == ProviderField {
+	if provider != nil && provider.Name == matcher.ProviderField {
 		e.keep(provider, e.one(vals[0]))
 	}
-	if action != nil && action.Name == ActionField {
+	if action != nil && action.Name == matcher.ActionField {
 		e.keep(action, e.one(vals[1]))
 	}
 	return true
@@ -177,27 +180,28 @@ func (e *Event) Raw() *doc.Node { return e.tree() }
 func (e *Event) Msgpack() []byte { return e.mp }
 
 // Values implements Fields.
-func (e *Event) Values(f *Field) []Value {
+func (e *Event) Values(f *matcher.Field) []matcher.Value {
 	if f.ID < len(e.cache) {
 		if c := &e.cache[f.ID]; c.gen == e.gen {
 			return c.vals
 		}
 	}
-	var out []Value
+	var out []matcher.Value
+	fr, _ := f.Reader.(*fieldReader)
 	switch {
 	case e.ecs != nil:
 		out = ecsValues(e.ecs, f.Name, nil)
-	case f.kp != nil:
-		out = e.scalarPath(f.kp)
+	case fr != nil && fr.kp != nil:
+		out = e.scalarPath(fr.kp)
 	default:
-		out = e.resolve(f)
+		out = e.resolve(f, fr)
 	}
 	e.keep(f, out)
 	return out
 }
 
 // keep caches a field's values for the current record.
-func (e *Event) keep(f *Field, vals []Value) {
+func (e *Event) keep(f *matcher.Field, vals []matcher.Value) {
 	if f.ID >= len(e.cache) {
 		e.cache = append(e.cache, make([]cached, f.ID+1-len(e.cache))...)
 	}
@@ -205,22 +209,22 @@ func (e *Event) keep(f *Field, vals []Value) {
 }
 
 // Elements implements Fields: CloudTrail's ECS view has no nested fields.
-func (e *Event) Elements(*Field) []Fields { return nil }
+func (e *Event) Elements(*matcher.Field) []matcher.Fields { return nil }
 
 // Value returns the first value of a field by name (for alert reasons and
 // keys), or "".
-func (e *Event) Value(s *Schema, name string) string {
+func (e *Event) Value(s *matcher.Schema, name string) string {
 	if v := e.Values(s.Field(name)); len(v) > 0 {
 		return v[0].Text
 	}
 	return ""
 }
 
-func (e *Event) resolve(f *Field) []Value {
-	if f.res != nil {
-		return f.res(e)
+func (e *Event) resolve(f *matcher.Field, fr *fieldReader) []matcher.Value {
+	if fr != nil && fr.res != nil {
+		return fr.res(e)
 	}
-	if f.FlattenedRoot != "" || (f.Type == Flattened) {
+	if f.FlattenedRoot != "" || (f.Type == matcher.Flattened) {
 		root, key := f.FlattenedRoot, f.FlattenedKey
 		if root == "" {
 			root = f.Name
@@ -238,7 +242,7 @@ func (e *Event) resolve(f *Field) []Value {
 	}
 	if strings.HasPrefix(f.Name, "source.geo.") || strings.HasPrefix(f.Name, "source.as.") {
 		if v, ok := e.geoFields()[f.Name]; ok {
-			return []Value{v}
+			return []matcher.Value{v}
 		}
 	}
 	return nil
@@ -294,39 +298,39 @@ const hotUnknown = -2
 
 // mpScalar reads a path from the MessagePack bytes through the record's
 // member lists.
-func (e *Event) mpScalar(path []string) (Value, mpStatus) {
+func (e *Event) mpScalar(path []string) (matcher.Value, mpStatus) {
 	return e.mpScalarTagged(path, nil, hotUnknown)
 }
 
 // mpScalarTagged is mpScalar with the keys' tags given (nil: worked out
 // here) and the first key's hot number (hotUnknown: worked out here).
-func (e *Event) mpScalarTagged(path []string, tags []uint64, hot int) (Value, mpStatus) {
+func (e *Event) mpScalarTagged(path []string, tags []uint64, hot int) (matcher.Value, mpStatus) {
 	if !e.mpIdxOK {
 		idx, list, _, ok := IndexMsgpack(e.mp, e.mpIdx[:0])
 		if !ok {
-			return Value{}, mpContainer // unreadable: let the tree decide
+			return matcher.Value{}, mpContainer // unreadable: let the tree decide
 		}
 		e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = list, idx.Top, idx.hot, true
 	}
 	if len(path) == 0 {
-		return Value{}, mpAbsent
+		return matcher.Value{}, mpAbsent
 	}
 	if len(path) == 1 {
 		m := e.topMemberTagged(path[0], tags, hot)
 		if m == nil {
-			return Value{}, mpAbsent
+			return matcher.Value{}, mpAbsent
 		}
 		return mpScalar(m.val(e.mp))
 	}
 	last := len(path) - 1
 	members, st := e.mpParentTagged(path[:last], tags, hot)
 	if st != mpFound {
-		return Value{}, st
+		return matcher.Value{}, st
 	}
 	tag := tagAt(path, tags, last)
 	m := mpMemberTag(e.mp, members, tag, path[last])
 	if m == nil {
-		return Value{}, mpAbsent
+		return matcher.Value{}, mpAbsent
 	}
 	return mpScalar(m.val(e.mp))
 }
@@ -439,12 +443,14 @@ func (e *Event) presentTagged(path []string, tags []uint64, hot int) bool {
 }
 
 // scalar reads a raw path as one keyword value.
-func (e *Event) scalar(path ...string) []Value { return e.scalarTagged(path, nil, hotUnknown) }
+func (e *Event) scalar(path ...string) []matcher.Value { return e.scalarTagged(path, nil, hotUnknown) }
 
 // scalarPath is scalar over a key path made once.
-func (e *Event) scalarPath(kp *keyPath) []Value { return e.scalarTagged(kp.keys, kp.tags, kp.hot) }
+func (e *Event) scalarPath(kp *keyPath) []matcher.Value {
+	return e.scalarTagged(kp.keys, kp.tags, kp.hot)
+}
 
-func (e *Event) scalarTagged(path []string, tags []uint64, hot int) []Value {
+func (e *Event) scalarTagged(path []string, tags []uint64, hot int) []matcher.Value {
 	if e.mp != nil && !e.mpTree {
 		v, st := e.mpScalarTagged(path, tags, hot)
 		switch st {
@@ -458,12 +464,12 @@ func (e *Event) scalarTagged(path []string, tags []uint64, hot int) []Value {
 	return e.scalarValue(e.get(path...))
 }
 
-func (e *Event) scalarValue(n *doc.Node) []Value {
+func (e *Event) scalarValue(n *doc.Node) []matcher.Value {
 	if n == nil {
 		return nil
 	}
 	if t, ok := n.KeywordText(); ok {
-		return e.one(Value{Text: t, Kind: kindOf(n)})
+		return e.one(matcher.Value{Text: t, Kind: kindOf(n)})
 	}
 	if n.Kind == doc.Array {
 		return leaves(n, nil)
@@ -471,17 +477,17 @@ func (e *Event) scalarValue(n *doc.Node) []Value {
 	return nil
 }
 
-func kindOf(n *doc.Node) ValueKind {
+func kindOf(n *doc.Node) matcher.ValueKind {
 	switch n.Kind {
 	case doc.Number:
-		return KindNumber
+		return matcher.KindNumber
 	case doc.Bool:
-		return KindBool
+		return matcher.KindBool
 	}
-	return KindString
+	return matcher.KindString
 }
 
-func str(s string) []Value { return []Value{{Text: s}} }
+func str(s string) []matcher.Value { return []matcher.Value{{Text: s}} }
 
 // payload returns a cleaned copy of a raw payload object (requestParameters,
 // responseElements, ...), memoized per event.
@@ -628,7 +634,7 @@ func walkPath(n *doc.Node, path string) *doc.Node {
 
 // leaves appends every scalar below n as keyword text, arrays and objects
 // flattened through, as a flattened field indexes its leaves.
-func leaves(n *doc.Node, dst []Value) []Value {
+func leaves(n *doc.Node, dst []matcher.Value) []matcher.Value {
 	if n == nil {
 		return dst
 	}
@@ -650,7 +656,7 @@ func leaves(n *doc.Node, dst []Value) []Value {
 			// Flattened leaves are the Java value re-serialized: Double.
 			t = string(javaText(n))
 		}
-		dst = append(dst, Value{Text: t, Kind: kindOf(n)})
+		dst = append(dst, matcher.Value{Text: t, Kind: kindOf(n)})
 	}
 	return dst
 }
@@ -659,7 +665,7 @@ func leaves(n *doc.Node, dst []Value) []Value {
 // scalars at its path, arrays flattened through. An object there holds
 // leaves of longer paths, which Elasticsearch indexes under their own keys,
 // not this one.
-func keyedLeaves(n *doc.Node, dst []Value) []Value {
+func keyedLeaves(n *doc.Node, dst []matcher.Value) []matcher.Value {
 	if n == nil {
 		return dst
 	}
@@ -691,7 +697,7 @@ var flattenedSource = map[string]string{
 // needed to know the flattened copy is kept: each byte of MessagePack gives
 // fewer than eight characters of Map.toString() text). Anything else, and
 // ok is false: the tree answers.
-func (e *Event) mpFlattenedLeaf(root, key string) (vals []Value, ok bool) {
+func (e *Event) mpFlattenedLeaf(root, key string) (vals []matcher.Value, ok bool) {
 	src := flattenedSource[root]
 	if src == "" || strings.IndexByte(key, '.') >= 0 {
 		return nil, false
@@ -759,7 +765,7 @@ func isIP(s string) bool {
 	return err == nil
 }
 
-func (e *Event) geoFields() map[string]Value {
+func (e *Event) geoFields() map[string]matcher.Value {
 	if e.geoSet {
 		return e.geo
 	}
@@ -779,7 +785,7 @@ func (e *Event) geoFields() map[string]Value {
 	return e.geo
 }
 
-func (e *Event) userName() []Value {
+func (e *Event) userName() []matcher.Value {
 	if e.assumed() {
 		if v := e.scalarPath(kpIssuerUserName); v != nil {
 			return v
@@ -799,7 +805,7 @@ func (e *Event) scalarText(path ...string) string { return firstText(e.scalar(pa
 // scalarTextPath is scalarText over a key path made once.
 func (e *Event) scalarTextPath(kp *keyPath) string { return firstText(e.scalarPath(kp)) }
 
-func firstText(v []Value) string {
+func firstText(v []matcher.Value) string {
 	if len(v) > 0 {
 		return v[0].Text
 	}
@@ -823,11 +829,11 @@ var (
 )
 
 var (
-	outcomeSuccess = []Value{{Text: "success"}}
-	outcomeFailure = []Value{{Text: "failure"}}
+	outcomeSuccess = []matcher.Value{{Text: "success"}}
+	outcomeFailure = []matcher.Value{{Text: "failure"}}
 )
 
-func (e *Event) outcome() []Value {
+func (e *Event) outcome() []matcher.Value {
 	out := outcomeSuccess
 	if e.presentPath(kpErrorCode) || e.presentPath(kpErrorMessage) {
 		out = outcomeFailure
@@ -841,15 +847,15 @@ func (e *Event) outcome() []Value {
 }
 
 // javaPayload renders a payload as the integration's keyword text field.
-func (e *Event) javaPayload(key string) []Value {
+func (e *Event) javaPayload(key string) []matcher.Value {
 	if t, ok := e.payloadText(key); ok {
-		return e.one(Value{Text: t})
+		return e.one(matcher.Value{Text: t})
 	}
 	return nil
 }
 
 // one returns a one-value slice carved from the event's arena.
-func (e *Event) one(v Value) []Value {
+func (e *Event) one(v matcher.Value) []matcher.Value {
 	e.arena = append(e.arena, v)
 	n := len(e.arena)
 	return e.arena[n-1 : n : n]
@@ -871,14 +877,14 @@ func (e *Event) sessionName() string {
 	return arn[i+1:]
 }
 
-func (e *Event) relatedUser() []Value {
-	var out []Value
+func (e *Event) relatedUser() []matcher.Value {
+	var out []matcher.Value
 	seen := map[string]bool{}
-	add := func(vs []Value) {
+	add := func(vs []matcher.Value) {
 		for _, v := range vs {
 			if v.Text != "" && !seen[v.Text] {
 				seen[v.Text] = true
-				out = append(out, Value{Text: v.Text})
+				out = append(out, matcher.Value{Text: v.Text})
 			}
 		}
 	}
@@ -899,7 +905,7 @@ func (e *Event) relatedUser() []Value {
 
 // resources returns the deduplicated resources elements (ARN renamed arn,
 // accountId renamed account_id).
-func (e *Event) resources(key string) []Value {
+func (e *Event) resources(key string) []matcher.Value {
 	if !e.present("resources") {
 		return nil
 	}
@@ -907,7 +913,7 @@ func (e *Event) resources(key string) []Value {
 	if rs == nil || rs.Kind != doc.Array {
 		return nil
 	}
-	var out []Value
+	var out []matcher.Value
 	seen := map[string]bool{}
 	for _, el := range rs.Arr {
 		if el.Kind != doc.Object {
@@ -932,7 +938,7 @@ func (e *Event) resources(key string) []Value {
 	return out
 }
 
-func (e *Event) consoleLogin(key string, boolean bool) []Value {
+func (e *Event) consoleLogin(key string, boolean bool) []matcher.Value {
 	if e.scalarTextPath(kpEventName) != "ConsoleLogin" {
 		return nil
 	}
@@ -945,15 +951,15 @@ func (e *Event) consoleLogin(key string, boolean bool) []Value {
 	}
 	t, _ := v.KeywordText()
 	if t == "No" {
-		return []Value{{Text: "false", Kind: KindBool}}
+		return []matcher.Value{{Text: "false", Kind: matcher.KindBool}}
 	}
-	return []Value{{Text: "true", Kind: KindBool}}
+	return []matcher.Value{{Text: "true", Kind: matcher.KindBool}}
 }
 
 // entities derives related.entity and entity.target.id for the services the
 // corpus's rules read them on (IAM and STS) and for every event's actor and
 // resources.
-func (e *Event) entities(target bool) []Value {
+func (e *Event) entities(target bool) []matcher.Value {
 	if !e.EntityMapping || !e.present("eventName") {
 		return nil
 	}
@@ -1039,9 +1045,9 @@ func (e *Event) entities(target bool) []Value {
 		return nil
 	}
 	sort.Strings(out) // the integration collects them in a Java TreeSet
-	vals := make([]Value, len(out))
+	vals := make([]matcher.Value, len(out))
 	for i, s := range out {
-		vals[i] = Value{Text: s}
+		vals[i] = matcher.Value{Text: s}
 	}
 	return vals
 }
@@ -1086,7 +1092,7 @@ func entityClass(v string) string {
 	return ""
 }
 
-func (e *Event) tls(part string) []Value {
+func (e *Event) tls(part string) []matcher.Value {
 	v := e.scalarText("tlsDetails", "tlsVersion")
 	if v == "tlsVersion" {
 		return nil
@@ -1110,11 +1116,11 @@ func (e *Event) tls(part string) []Value {
 	return e.scalar("tlsDetails", "clientProvidedHostHeader")
 }
 
-type resolver func(e *Event) []Value
+type resolver func(e *Event) []matcher.Value
 
 func constant(s string) resolver {
-	v := []Value{{Text: s}}
-	return func(*Event) []Value { return v[:1:1] }
+	v := []matcher.Value{{Text: s}}
+	return func(*Event) []matcher.Value { return v[:1:1] }
 }
 
 // resolvers is the CloudTrail-to-ECS derivation, one entry per ECS field.
@@ -1125,29 +1131,29 @@ var rawPaths map[string]*keyPath
 
 func init() {
 	resolvers = map[string]resolver{
-		"@timestamp":          func(e *Event) []Value { return e.timestamp() },
-		"event.ingested":      func(e *Event) []Value { return str(e.Ingested.UTC().Format(time.RFC3339)) },
+		"@timestamp":          func(e *Event) []matcher.Value { return e.timestamp() },
+		"event.ingested":      func(e *Event) []matcher.Value { return str(e.Ingested.UTC().Format(time.RFC3339)) },
 		"event.kind":          constant("event"),
 		"event.dataset":       constant(Dataset),
 		"data_stream.dataset": constant(Dataset),
 		"data_stream.type":    constant("logs"),
-		"event.outcome":       func(e *Event) []Value { return e.outcome() },
-		"event.category":      func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), true) },
-		"event.type":          func(e *Event) []Value { return categorize(e.scalarTextPath(kpEventName), false) },
-		"cloud.account.id": func(e *Event) []Value {
+		"event.outcome":       func(e *Event) []matcher.Value { return e.outcome() },
+		"event.category":      func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), true) },
+		"event.type":          func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), false) },
+		"cloud.account.id": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
 			}
 			return e.scalarPath(kpRecipient)
 		},
-		"source.ip": func(e *Event) []Value {
+		"source.ip": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpSourceIP); len(v) > 0 && isIP(v[0].Text) {
 				return v
 			}
 			return nil
 		},
-		"user.name": func(e *Event) []Value { return e.userName() },
-		"user.id": func(e *Event) []Value {
+		"user.name": func(e *Event) []matcher.Value { return e.userName() },
+		"user.id": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpPrincipalID); v != nil {
 				return v
 			}
@@ -1156,32 +1162,32 @@ func init() {
 			}
 			return nil
 		},
-		"user.email": func(e *Event) []Value {
+		"user.email": func(e *Event) []matcher.Value {
 			if v := e.userName(); len(v) > 0 && strings.IndexByte(v[0].Text, '@') > 0 {
 				return v
 			}
 			return nil
 		},
-		"related.user":                         func(e *Event) []Value { return e.relatedUser() },
-		"related.entity":                       func(e *Event) []Value { return e.entities(false) },
-		"entity.target.id":                     func(e *Event) []Value { return e.entities(true) },
-		"tls.client.server_name":               func(e *Event) []Value { return e.tls("server_name") },
-		"tls.version":                          func(e *Event) []Value { return e.tls("version") },
-		"tls.version_protocol":                 func(e *Event) []Value { return e.tls("version_protocol") },
-		"tls.cipher":                           func(e *Event) []Value { return e.tls("cipher") },
-		"aws.cloudtrail.request_parameters":    func(e *Event) []Value { return e.javaPayload("requestParameters") },
-		"aws.cloudtrail.response_elements":     func(e *Event) []Value { return e.javaPayload("responseElements") },
-		"aws.cloudtrail.additional_eventdata":  func(e *Event) []Value { return e.javaPayload("additionalEventData") },
-		"aws.cloudtrail.service_event_details": func(e *Event) []Value { return e.javaPayload("serviceEventDetails") },
-		"aws.cloudtrail.management_event": func(e *Event) []Value {
+		"related.user":                         func(e *Event) []matcher.Value { return e.relatedUser() },
+		"related.entity":                       func(e *Event) []matcher.Value { return e.entities(false) },
+		"entity.target.id":                     func(e *Event) []matcher.Value { return e.entities(true) },
+		"tls.client.server_name":               func(e *Event) []matcher.Value { return e.tls("server_name") },
+		"tls.version":                          func(e *Event) []matcher.Value { return e.tls("version") },
+		"tls.version_protocol":                 func(e *Event) []matcher.Value { return e.tls("version_protocol") },
+		"tls.cipher":                           func(e *Event) []matcher.Value { return e.tls("cipher") },
+		"aws.cloudtrail.request_parameters":    func(e *Event) []matcher.Value { return e.javaPayload("requestParameters") },
+		"aws.cloudtrail.response_elements":     func(e *Event) []matcher.Value { return e.javaPayload("responseElements") },
+		"aws.cloudtrail.additional_eventdata":  func(e *Event) []matcher.Value { return e.javaPayload("additionalEventData") },
+		"aws.cloudtrail.service_event_details": func(e *Event) []matcher.Value { return e.javaPayload("serviceEventDetails") },
+		"aws.cloudtrail.management_event": func(e *Event) []matcher.Value {
 			return e.scalar("managementEvent")
 		},
-		"aws.cloudtrail.resources.arn":                                     func(e *Event) []Value { return e.resources("ARN") },
-		"aws.cloudtrail.resources.account_id":                              func(e *Event) []Value { return e.resources("accountId") },
-		"aws.cloudtrail.resources.type":                                    func(e *Event) []Value { return e.resources("type") },
-		"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       func(e *Event) []Value { return e.consoleLogin("MFAUsed", true) },
-		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []Value { return e.consoleLogin("MobileVersion", true) },
-		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []Value { return e.consoleLogin("LoginTo", false) },
+		"aws.cloudtrail.resources.arn":                                     func(e *Event) []matcher.Value { return e.resources("ARN") },
+		"aws.cloudtrail.resources.account_id":                              func(e *Event) []matcher.Value { return e.resources("accountId") },
+		"aws.cloudtrail.resources.type":                                    func(e *Event) []matcher.Value { return e.resources("type") },
+		"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       func(e *Event) []matcher.Value { return e.consoleLogin("MFAUsed", true) },
+		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []matcher.Value { return e.consoleLogin("MobileVersion", true) },
+		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []matcher.Value { return e.consoleLogin("LoginTo", false) },
 	}
 	// Fields that are one raw path: read through their key path, with no
 	// resolver in between (Event.Values reads them directly).
@@ -1223,13 +1229,13 @@ func init() {
 	} {
 		kp := newKeyPath(keys...)
 		rawPaths[name] = kp
-		resolvers[name] = func(e *Event) []Value { return e.scalarPath(kp) }
+		resolvers[name] = func(e *Event) []matcher.Value { return e.scalarPath(kp) }
 	}
 	resolvedFields = listResolvedFields()
 }
 
 // timestamp renders eventTime as Elasticsearch stores the parsed date.
-func (e *Event) timestamp() []Value {
+func (e *Event) timestamp() []matcher.Value {
 	t := e.EventTime()
 	if t.IsZero() {
 		return nil
@@ -1250,7 +1256,7 @@ func (e *Event) EventTime() time.Time {
 	if s == "" {
 		return time.Time{}
 	}
-	t, err := parseDate(s)
+	t, err := matcher.ParseDate(s)
 	if err != nil {
 		return time.Time{}
 	}
@@ -1280,7 +1286,7 @@ func listResolvedFields() []string {
 // ecsValues reads a dotted field name from an ECS document, where each dot
 // may be an object level or part of a key ("event.action" or
 // {"event":{"action":...}}), collecting through arrays.
-func ecsValues(n *doc.Node, name string, dst []Value) []Value {
+func ecsValues(n *doc.Node, name string, dst []matcher.Value) []matcher.Value {
 	if n == nil {
 		return dst
 	}
@@ -1315,7 +1321,7 @@ func (e *Event) ECSNode() *doc.Node { return e.ecs }
 
 // Payload returns the cleaned raw payload behind a flattened field (nil when
 // absent, or when its text is too long for the integration to keep a copy).
-func (e *Event) Payload(f *Field) *doc.Node { return e.flattened(f.Name) }
+func (e *Event) Payload(f *matcher.Field) *doc.Node { return e.flattened(f.Name) }
 
 func (e *Event) flattened(root string) *doc.Node {
 	key := flattenedSource[root]
@@ -1330,4 +1336,4 @@ func (e *Event) flattened(root string) *doc.Node {
 }
 
 // GeoFields returns the GeoIP/ASN fields of the event's source address.
-func (e *Event) GeoFields() map[string]Value { return e.geoFields() }
+func (e *Event) GeoFields() map[string]matcher.Value { return e.geoFields() }

@@ -1,25 +1,29 @@
-package matcher
+package kql
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/matcher"
 )
 
-// rec builds MapFields from "field=value" pairs; a field given several times
+// rec builds matcher.MapFields from "field=value" pairs; a field given several times
 // is an array. "field=#5" is the number 5, "field=?true" the boolean true.
-func rec(pairs ...string) MapFields {
-	m := MapFields{}
+func rec(pairs ...string) matcher.MapFields {
+	m := matcher.MapFields{}
 	for _, p := range pairs {
 		k, v, _ := strings.Cut(p, "=")
-		val := Value{Text: v}
+		val := matcher.Value{Text: v}
 		switch {
 		case strings.HasPrefix(v, "#"):
-			val = Value{Text: v[1:], Kind: KindNumber}
+			val = matcher.Value{Text: v[1:], Kind: matcher.KindNumber}
 		case strings.HasPrefix(v, "?"):
-			val = Value{Text: v[1:], Kind: KindBool}
+			val = matcher.Value{Text: v[1:], Kind: matcher.KindBool}
 		}
 		m[k] = append(m[k], val)
 	}
@@ -32,8 +36,8 @@ func TestKQLSemantics(t *testing.T) {
 	cases := []struct {
 		name  string
 		query string
-		yes   MapFields
-		no    MapFields
+		yes   matcher.MapFields
+		no    matcher.MapFields
 	}{
 		{"exact keyword", `event.action: CreateUser`, rec("event.action=CreateUser"), rec("event.action=CreateUserX")},
 		{"case-sensitive", `event.action: CreateUser`, rec("event.action=CreateUser"), rec("event.action=createuser")},
@@ -112,11 +116,11 @@ func TestKQLSemantics(t *testing.T) {
 		{"nested value lists", `f: (a or (b and c))`, rec("f=b", "f=c"), rec("f=b")},
 	}
 	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
-	nowFunc = func() time.Time { return now }
-	defer func() { nowFunc = time.Now }()
+	matcher.Now = func() time.Time { return now }
+	defer func() { matcher.Now = time.Now }()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q, err := Compile(NewSchema(), tc.query)
+			q, err := Compile(cloudtrail.NewSchema(), tc.query)
 			if tc.name == "double not" {
 				// Kibana's grammar: Not SubQuery, and SubQuery cannot start with NOT.
 				if err == nil {
@@ -143,7 +147,7 @@ func TestKQLSemantics(t *testing.T) {
 func TestPythonEvaluatorDivergences(t *testing.T) {
 	cases := []struct {
 		name, query string
-		doc         MapFields
+		doc         matcher.MapFields
 		want        bool
 		why         string
 	}{
@@ -159,7 +163,7 @@ func TestPythonEvaluatorDivergences(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q, err := Compile(NewSchema(), tc.query)
+			q, err := Compile(cloudtrail.NewSchema(), tc.query)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,11 +176,11 @@ func TestPythonEvaluatorDivergences(t *testing.T) {
 
 // nestedDoc is a record with a nested field "n" holding elements.
 type nestedDoc struct {
-	MapFields
-	elems []Fields
+	matcher.MapFields
+	elems []matcher.Fields
 }
 
-func (d nestedDoc) Elements(f *Field) []Fields {
+func (d nestedDoc) Elements(f *matcher.Field) []matcher.Fields {
 	if f.Name == "n" {
 		return d.elems
 	}
@@ -184,21 +188,21 @@ func (d nestedDoc) Elements(f *Field) []Fields {
 }
 
 func TestNestedSameElement(t *testing.T) {
-	s := NewSchema()
-	s.Declare("n", Nested, 0)
+	s := cloudtrail.NewSchema()
+	s.Declare("n", matcher.Nested, 0)
 	q, err := Compile(s, `n:{ k: a and v: 1 }`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := nestedDoc{elems: []Fields{rec("n.k=a", "n.v=1"), rec("n.k=b", "n.v=2")}}
-	split := nestedDoc{elems: []Fields{rec("n.k=a", "n.v=2"), rec("n.k=b", "n.v=1")}}
+	same := nestedDoc{elems: []matcher.Fields{rec("n.k=a", "n.v=1"), rec("n.k=b", "n.v=2")}}
+	split := nestedDoc{elems: []matcher.Fields{rec("n.k=a", "n.v=2"), rec("n.k=b", "n.v=1")}}
 	if !q.Match(same) {
 		t.Error("conditions met in one element should match")
 	}
 	if q.Match(split) {
 		t.Error("conditions met only across elements must not match")
 	}
-	if _, err := Compile(NewSchema(), `user:{ name: x }`); err == nil || !strings.Contains(err.Error(), "not a nested field") {
+	if _, err := Compile(cloudtrail.NewSchema(), `user:{ name: x }`); err == nil || !strings.Contains(err.Error(), "not a nested field") {
 		t.Errorf("nested query on an object field: err = %v, want 'not a nested field'", err)
 	}
 }
@@ -226,14 +230,14 @@ func TestSyntaxErrors(t *testing.T) {
 		{"a:" + strings.Repeat("(", 10000) + "b" + strings.Repeat(")", 10000), "1:259", "nested deeper"},
 	}
 	for _, tc := range cases {
-		_, err := Compile(NewSchema(), tc.query)
+		_, err := Compile(cloudtrail.NewSchema(), tc.query)
 		if err == nil {
 			t.Errorf("%q: no error", tc.query)
 			continue
 		}
-		se, ok := err.(*SyntaxError)
+		se, ok := err.(*matcher.SyntaxError)
 		if !ok {
-			t.Errorf("%q: error %T, want *SyntaxError", tc.query, err)
+			t.Errorf("%q: error %T, want *matcher.SyntaxError", tc.query, err)
 			continue
 		}
 		if tc.msg != "" && se.Pos.String() != tc.pos {
@@ -249,20 +253,20 @@ func TestPins(t *testing.T) {
 	cases := []struct {
 		query  string
 		pinned bool
-		pins   []Pin
+		pins   []matcher.Pin
 	}{
 		{`event.provider: iam.amazonaws.com and event.action: (CreateUser or DeleteUser)`, true,
-			[]Pin{{"iam.amazonaws.com", "CreateUser"}, {"iam.amazonaws.com", "DeleteUser"}}},
-		{`event.provider: s3.amazonaws.com and event.action: Put*`, true, []Pin{{Provider: "s3.amazonaws.com"}}},
+			[]matcher.Pin{{Provider: "iam.amazonaws.com", Action: "CreateUser"}, {Provider: "iam.amazonaws.com", Action: "DeleteUser"}}},
+		{`event.provider: s3.amazonaws.com and event.action: Put*`, true, []matcher.Pin{{Provider: "s3.amazonaws.com"}}},
 		{`event.action: Put*`, false, nil},
 		{`not event.provider: x`, false, nil},
-		{`(event.provider: a and event.action: x) or (event.provider: b and event.action: y)`, true, []Pin{{"a", "x"}, {"b", "y"}}},
+		{`(event.provider: a and event.action: x) or (event.provider: b and event.action: y)`, true, []matcher.Pin{{Provider: "a", Action: "x"}, {Provider: "b", Action: "y"}}},
 		{`event.provider: a or user.name: root`, false, nil},
-		{`event.action: (x or y) and data_stream.dataset: aws.cloudtrail`, true, []Pin{{Action: "x"}, {Action: "y"}}},
+		{`event.action: (x or y) and data_stream.dataset: aws.cloudtrail`, true, []matcher.Pin{{Action: "x"}, {Action: "y"}}},
 		{`source.as.number: 1.5 and event.action: x`, true, nil}, // can never match: no candidate
 	}
 	for _, tc := range cases {
-		q, err := Compile(NewSchema(), tc.query)
+		q, err := Compile(cloudtrail.NewSchema(), tc.query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +304,7 @@ func TestNotesOnFlattenedKeys(t *testing.T) {
 		{"event.action: x and\n  " + key + `: *x`, []string{"2:52 a wildcard other than a trailing * on " + key}},
 	}
 	for _, tc := range cases {
-		q, err := Compile(NewSchema(), tc.query)
+		q, err := Compile(cloudtrail.NewSchema(), tc.query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,8 +325,8 @@ func TestNotesOnFlattenedKeys(t *testing.T) {
 }
 
 func TestIndexCandidates(t *testing.T) {
-	s := NewSchema()
-	var qs []*Query
+	s := cloudtrail.NewSchema()
+	var qs []*matcher.Query
 	for _, src := range []string{
 		`event.provider: iam.amazonaws.com and event.action: CreateUser`, // 0
 		`event.provider: iam.amazonaws.com`,                              // 1
@@ -336,7 +340,7 @@ func TestIndexCandidates(t *testing.T) {
 		}
 		qs = append(qs, q)
 	}
-	ix := NewIndex(qs)
+	ix := matcher.NewIndex(qs)
 	check := func(p, a []string, want ...int) {
 		t.Helper()
 		got := ix.Candidates(nil, p, a)
@@ -382,14 +386,14 @@ func TestParseDuration(t *testing.T) {
 		"now-7d": 7 * 24 * time.Hour, "now-10d": 240 * time.Hour, "14d": 14 * 24 * time.Hour,
 		"24h": 24 * time.Hour, "30m": 30 * time.Minute, "now-1w": 7 * 24 * time.Hour,
 	} {
-		got, err := ParseDuration(in)
+		got, err := matcher.ParseDuration(in)
 		if err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("matcher.ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "now", "7x", "yesterday"} {
-		if _, err := ParseDuration(bad); err == nil {
-			t.Errorf("ParseDuration(%q): no error", bad)
+		if _, err := matcher.ParseDuration(bad); err == nil {
+			t.Errorf("matcher.ParseDuration(%q): no error", bad)
 		}
 	}
 }
@@ -403,9 +407,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		q, err := Compile(NewSchema(), src)
+		q, err := Compile(cloudtrail.NewSchema(), src)
 		if err != nil {
-			if _, ok := err.(*SyntaxError); !ok {
+			if _, ok := err.(*matcher.SyntaxError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			return
@@ -418,7 +422,7 @@ func FuzzParse(f *testing.F) {
 // disjunction of its parts (it is compiled into one set of values and
 // wildcards), for values that end, begin and contain what the parts name.
 func TestOrOfWildcardsOnOneField(t *testing.T) {
-	s := NewSchema()
+	s := cloudtrail.NewSchema()
 	parts := []string{`*/.aws/credentials`, `*/id_rsa`, `*.pem`, `*.key`, `*private_key*`, `*/.env.*`,
 		`exact`, `other`, `pre*`, `*a*b*c`, `*`, `"*.pem"`, `x?y`}
 	whole, err := Compile(s, `aws.cloudtrail.user_identity.arn: (`+strings.Join(parts, " or ")+`)`)
@@ -429,7 +433,7 @@ func TestOrOfWildcardsOnOneField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var one []*Query
+	var one []*matcher.Query
 	for _, p := range slices.Delete(slices.Clone(parts), 10, 11) {
 		q, err := Compile(s, `aws.cloudtrail.user_identity.arn: `+p)
 		if err != nil {
@@ -441,7 +445,7 @@ func TestOrOfWildcardsOnOneField(t *testing.T) {
 		"k/id_rsa", "id_rsa", "cert.pem", ".pem", "*.pem", "x.key", "keys", "my_private_key_1", "/.env.prod", "/.env", "axbyc", "abc", "ab",
 		"x?y", "xzy", "q.pem.txt", "PRE"}
 	for _, v := range values {
-		f := MapFields{"aws.cloudtrail.user_identity.arn": {{Text: v}}}
+		f := matcher.MapFields{"aws.cloudtrail.user_identity.arn": {{Text: v}}}
 		want := false
 		for _, q := range one {
 			want = want || q.Match(f)
@@ -452,5 +456,38 @@ func TestOrOfWildcardsOnOneField(t *testing.T) {
 		if !whole.Match(f) {
 			t.Errorf("%q: a disjunction with `*` must match", v)
 		}
+	}
+}
+
+// TestLongQueryLoadsInLinearTime: a query that ORs 50,000 values (690 KB on
+// one line) asks the parser for a place at every value; each must cost no
+// more than a lookup, so the whole load takes well under a second where a
+// count from the start of the text took minutes.
+func TestLongQueryLoadsInLinearTime(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("user.name: (")
+	for i := range 50000 {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		fmt.Fprintf(&b, "u%07d", i)
+	}
+	b.WriteString(")")
+	start := time.Now()
+	q, err := Compile(cloudtrail.NewSchema(), b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a %d-byte query took %v to compile", b.Len(), d)
+	}
+	if !q.Match(rec("user.name=u0049999")) || q.Match(rec("user.name=u0050000")) {
+		t.Error("the long query does not test its values")
+	}
+	// An error at its end still names the place.
+	_, err = Parse(b.String() + " and (")
+	var se *matcher.SyntaxError
+	if !errors.As(err, &se) || se.Pos.Col < b.Len() {
+		t.Errorf("error at the end: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package matcher
+package cloudtrail
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"unsafe"
+
+	"github.com/trailwatch/trailwatch/matcher"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -250,7 +252,7 @@ func mpMemberTag(rec []byte, idx []MsgpackMember, tag uint64, key string) *Msgpa
 }
 
 // mpScalar reads a MessagePack value as one keyword value.
-func mpScalar(b []byte) (Value, mpStatus) {
+func mpScalar(b []byte) (matcher.Value, mpStatus) {
 	// fixstr and str8 (nearly every CloudTrail value) are read here; the
 	// other kinds through msgp.
 	if len(b) > 0 {
@@ -268,9 +270,9 @@ func mpScalar(b []byte) (Value, mpStatus) {
 		if s != nil {
 			switch text := bytesString(s); text {
 			case "", "-", "none":
-				return Value{}, mpRemoved
+				return matcher.Value{}, mpRemoved
 			default:
-				return Value{Text: text}, mpFound
+				return matcher.Value{Text: text}, mpFound
 			}
 		}
 	}
@@ -284,34 +286,34 @@ func mpScalar(b []byte) (Value, mpStatus) {
 			s, _, err = msgp.ReadBytesZC(b)
 		}
 		if err != nil {
-			return Value{}, mpAbsent
+			return matcher.Value{}, mpAbsent
 		}
 		switch text := bytesString(s); text {
 		case "", "-", "none":
-			return Value{}, mpRemoved
+			return matcher.Value{}, mpRemoved
 		default:
-			return Value{Text: text}, mpFound
+			return matcher.Value{Text: text}, mpFound
 		}
 	case msgp.BoolType:
 		v, _, err := msgp.ReadBoolBytes(b)
 		if err != nil {
-			return Value{}, mpAbsent
+			return matcher.Value{}, mpAbsent
 		}
-		return Value{Text: strconv.FormatBool(v), Kind: KindBool}, mpFound
+		return matcher.Value{Text: strconv.FormatBool(v), Kind: matcher.KindBool}, mpFound
 	case msgp.NilType:
-		return Value{}, mpRemoved
+		return matcher.Value{}, mpRemoved
 	case msgp.IntType:
 		v, _, err := msgp.ReadInt64Bytes(b)
 		if err != nil {
-			return Value{}, mpAbsent
+			return matcher.Value{}, mpAbsent
 		}
-		return Value{Text: strconv.FormatInt(v, 10), Kind: KindNumber}, mpFound
+		return matcher.Value{Text: strconv.FormatInt(v, 10), Kind: matcher.KindNumber}, mpFound
 	case msgp.UintType:
 		v, _, err := msgp.ReadUint64Bytes(b)
 		if err != nil {
-			return Value{}, mpAbsent
+			return matcher.Value{}, mpAbsent
 		}
-		return Value{Text: strconv.FormatUint(v, 10), Kind: KindNumber}, mpFound
+		return matcher.Value{Text: strconv.FormatUint(v, 10), Kind: matcher.KindNumber}, mpFound
 	}
-	return Value{}, mpContainer
+	return matcher.Value{}, mpContainer
 }

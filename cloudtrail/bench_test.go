@@ -1,19 +1,20 @@
-package matcher_test
+package cloudtrail_test
 
 import (
 	"os"
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // benchRules loads Elastic's AWS rules beside the project, or the bundled
 // seed rules when they are absent.
 func benchRules(b *testing.B) (*matcher.Schema, []*conf.Rule) {
-	s := matcher.NewSchema()
+	s := cloudtrail.NewSchema()
 	path := "../../shared/detection-rules/aws"
 	if _, err := os.Stat(path); err != nil {
 		b.Logf("Elastic's corpus is not at %s; benchmarking the bundled rules", path)
@@ -52,7 +53,7 @@ func BenchmarkRules(b *testing.B) {
 		raw := benchEvent(b, file)
 		now := time.Now()
 		b.Run("index/"+file, func(b *testing.B) {
-			var ev matcher.Event
+			var ev cloudtrail.Event
 			var cands []int
 			var ps, as []string
 			b.ReportAllocs()
@@ -72,7 +73,7 @@ func BenchmarkRules(b *testing.B) {
 			}
 		})
 		b.Run("all/"+file, func(b *testing.B) {
-			var ev matcher.Event
+			var ev cloudtrail.Event
 			b.ReportAllocs()
 			for b.Loop() {
 				ev.Reset(raw, nil, now, nil)

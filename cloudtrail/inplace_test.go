@@ -1,4 +1,4 @@
-package matcher
+package cloudtrail
 
 import (
 	"encoding/json"
@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/matcher"
+
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/internal/gen"
-	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
 // Reading a record in place from its MessagePack bytes is an optimization
@@ -21,7 +23,7 @@ import (
 
 // inPlaceFields lists every field with a resolver (resolvers is filled by
 // init, after package variables: call this from tests only).
-func inPlaceFields() []*Field {
+func inPlaceFields() []*matcher.Field {
 	s := NewSchema()
 	names := make([]string, 0, len(resolvers))
 	for n := range resolvers {
@@ -39,10 +41,10 @@ func inPlaceFields() []*Field {
 		"aws.cloudtrail.flattened.request_parameters.x", "aws.cloudtrail.flattened.request_parameters.a.b"} {
 		s.Field(n)
 	}
-	if len(s.list) < 50 {
+	if len(s.Fields()) < 50 {
 		panic("the resolvers are not listed yet")
 	}
-	return s.list
+	return s.Fields()
 }
 
 // checkInPlace compares, field by field, a record read in place with the
@@ -60,18 +62,18 @@ func checkInPlace(t *testing.T, mp []byte) {
 	fields := inPlaceFields()
 	// What RawCloudTrail keeps of event.provider and event.action is what
 	// reading them gives.
-	var provider, action *Field
+	var provider, action *matcher.Field
 	for _, f := range fields {
 		switch f.Name {
-		case ProviderField:
+		case matcher.ProviderField:
 			provider = f
-		case ActionField:
+		case matcher.ActionField:
 			action = f
 		}
 	}
 	fresh.ResetMsgpack(mp, at, nil)
 	if fresh.RawCloudTrail(provider, action) {
-		for _, f := range [2]*Field{provider, action} {
+		for _, f := range [2]*matcher.Field{provider, action} {
 			if got, want := fresh.Values(f), ref.Values(f); !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s kept by RawCloudTrail: %v, tree %v", f.Name, got, want)
 			}

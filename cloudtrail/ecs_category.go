@@ -1,6 +1,10 @@
-package matcher
+package cloudtrail
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/trailwatch/trailwatch/matcher"
+)
 
 // categories is the integration's categorization table: event.action to
 // event.category and event.type. Actions not listed get event.type info and
@@ -50,7 +54,7 @@ func init() {
 	}
 }
 
-func categorize(action string, category bool) []Value {
+func categorize(action string, category bool) []matcher.Value {
 	c, ok := categories[action]
 	if category {
 		if !ok {
@@ -61,9 +65,9 @@ func categorize(action string, category bool) []Value {
 	if !ok {
 		return str("info")
 	}
-	var out []Value
+	var out []matcher.Value
 	for _, t := range strings.Fields(c[1]) {
-		out = append(out, Value{Text: t})
+		out = append(out, matcher.Value{Text: t})
 	}
 	return out
 }

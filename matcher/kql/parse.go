@@ -1,4 +1,4 @@
-package matcher
+package kql
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // The KQL parser follows Kibana's grammar (kbn-es-query, grammar.peggy) rule
@@ -60,34 +62,19 @@ func (l Literal) Text() string { return strings.Join(l.Parts, "*") }
 // Node is one node of a parsed KQL query.
 type Node struct {
 	Kind     NodeKind
-	Pos      Pos     // where the node starts in the query text
-	Field    string  // NodeIs, NodeRange, NodeNested
-	Op       string  // NodeRange: "lt", "lte", "gt", "gte"
-	Value    Literal // NodeIs, NodeRange
+	Pos      matcher.Pos // where the node starts in the query text
+	Field    string      // NodeIs, NodeRange, NodeNested
+	Op       string      // NodeRange: "lt", "lte", "gt", "gte"
+	Value    Literal     // NodeIs, NodeRange
 	Children []*Node
 }
-
-// Pos is a place in a query text: 1-based line and column (in characters),
-// and the byte offset.
-type Pos struct {
-	Offset, Line, Col int
-}
-
-func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }
-
-// SyntaxError is a KQL parse error with the place it was found.
-type SyntaxError struct {
-	Pos Pos
-	Msg string
-}
-
-func (e *SyntaxError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
 
 // maxDepth bounds the nesting of parentheses and braces, so that a hostile
 // query cannot exhaust the stack.
 const maxDepth = 256
 
 type parser struct {
+	lines matcher.Lines
 	src   string
 	pos   int
 	depth int
@@ -104,10 +91,10 @@ func Parse(src string) (*Node, error) {
 			}
 			i += n
 		}
-		p := &parser{src: src}
-		return nil, &SyntaxError{Pos: p.posAt(i), Msg: "invalid UTF-8 in query"}
+		p := &parser{src: src, lines: matcher.Lines{Src: src}}
+		return nil, &matcher.SyntaxError{Pos: p.posAt(i), Msg: "invalid UTF-8 in query"}
 	}
-	p := &parser{src: src}
+	p := &parser{src: src, lines: matcher.Lines{Src: src}}
 	p.spaces()
 	if p.eof() {
 		return &Node{Kind: NodeAll, Pos: p.posAt(0)}, nil
@@ -191,24 +178,10 @@ func (p *parser) keywordAt(i int) bool {
 	return ok
 }
 
-func (p *parser) posAt(off int) Pos {
-	line, col := 1, 1
-	for i, r := range p.src {
-		if i >= off {
-			break
-		}
-		if r == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return Pos{Offset: off, Line: line, Col: col}
-}
+func (p *parser) posAt(off int) matcher.Pos { return p.lines.Pos(off) }
 
 func (p *parser) errorf(format string, args ...any) error {
-	return &SyntaxError{Pos: p.posAt(p.pos), Msg: fmt.Sprintf(format, args...)}
+	return &matcher.SyntaxError{Pos: p.posAt(p.pos), Msg: fmt.Sprintf(format, args...)}
 }
 
 func (p *parser) found() string {
@@ -377,7 +350,7 @@ func (p *parser) expression() (*Node, error) {
 		return p.listOfValues(field)
 	default:
 		p.pos = afterLit
-		return nil, &SyntaxError{Pos: start, Msg: fmt.Sprintf(
+		return nil, &matcher.SyntaxError{Pos: start, Msg: fmt.Sprintf(
 			"a value without a field (%q) searches every field; write field:value", lit.Text())}
 	}
 }
@@ -389,10 +362,10 @@ func (p *parser) fieldName(lit Literal, at int) (string, error) {
 	case lit.Null:
 		name = "null"
 	case lit.Wildcard():
-		return "", &SyntaxError{Pos: p.posAt(at), Msg: fmt.Sprintf(
+		return "", &matcher.SyntaxError{Pos: p.posAt(at), Msg: fmt.Sprintf(
 			"field name %q has a wildcard; name one field", name)}
 	case name == "":
-		return "", &SyntaxError{Pos: p.posAt(at), Msg: "empty field name"}
+		return "", &matcher.SyntaxError{Pos: p.posAt(at), Msg: "empty field name"}
 	}
 	return name, nil
 }
