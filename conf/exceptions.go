@@ -398,6 +398,7 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 			}
 			continue // or the export summary
 		}
+		list := x.list(item.ListID, path, line)
 		kql, err := entriesKQL(item.Entries, "")
 		if err != nil {
 			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v", item.ItemID, err)})
@@ -408,7 +409,7 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v (as KQL: %s)", item.ItemID, err, kql)})
 			continue
 		}
-		x.list(item.ListID, path, line).Items++
+		list.Items++
 		x.ByList[item.ListID] = append(x.ByList[item.ListID], &Exception{
 			Name: firstNonEmpty(item.Name, item.ItemID), Query: q, Where: fmt.Sprintf("%s:%d", path, line)})
 	}

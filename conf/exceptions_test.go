@@ -230,3 +230,21 @@ func TestTableKeyLine(t *testing.T) {
 		t.Errorf("inline array of tables: line %d, want 2", got)
 	}
 }
+
+// TestListOfABadItemIsKnown: an item that cannot be read is an error at its
+// line; its list is still known, so an [[attach]] of it is not a second,
+// misleading error.
+func TestListOfABadItemIsKnown(t *testing.T) {
+	f := writeFiles(t, map[string]string{
+		"lists.ndjson": `{"item_id":"v","list_id":"vals","type":"simple","entries":[{"field":"source.ip","operator":"included","type":"list","list":{"id":"ips","type":"ip"}}]}` + "\n",
+		"attach.toml":  "[[attach]]\nlist_id = \"vals\"\nrule_id = \"*\"\n",
+	})
+	x, err := LoadExceptions(matcher.NewSchema(), f["lists.ndjson"], f["attach.toml"])
+	es, _ := err.(Errors)
+	if len(es) != 1 || !strings.HasPrefix(es[0].Error(), f["lists.ndjson"]+`:1: item "v": entry source.ip: value lists`) {
+		t.Errorf("errors %v, want the item's only", err)
+	}
+	if l := x.Lists["vals"]; l == nil || l.Items != 0 || l.Line != 1 {
+		t.Errorf("list %+v, want it known at line 1 with no item read", l)
+	}
+}
