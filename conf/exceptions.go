@@ -3,9 +3,12 @@ package conf
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,23 +28,92 @@ type Exception struct {
 }
 
 // Exceptions holds the exceptions of a rule set: by rule_id, by Kibana
-// exception list_id (attached through a rule's exceptions_list), and for
-// every rule.
+// exception list_id (applied through a rule's exceptions_list or an
+// [[attach]] table), and for every rule.
 type Exceptions struct {
 	ByRule map[string][]*Exception
 	ByList map[string][]*Exception
 	All    []*Exception
+	// Lists are the Kibana exception lists the exports hold, by list_id.
+	Lists map[string]*List
+	// Attached are the [[attach]] tables of trailwatch TOML files.
+	Attached []*Attachment
 }
 
-// For returns the exceptions that apply to a rule.
+// List is a Kibana exception list read from an export.
+type List struct {
+	ID, Name string
+	File     string
+	Line     int // its container's line, or its first item's
+	Items    int
+}
+
+// Attachment is one [[attach]] table: a Kibana list applied to rules by
+// rule_id, or to every rule, as if each named it in its exceptions_list.
+type Attachment struct {
+	ListID   string
+	RuleIDs  []string // nil: every rule (rule_id = "*")
+	File     string
+	Line     int // its list_id's line
+	RuleLine int // its rule_id's line
+}
+
+func (a *Attachment) where() string { return fmt.Sprintf("%s:%d", a.File, a.Line) }
+
+// ListUse is a Kibana list that applies to a rule, and how.
+type ListUse struct {
+	ListID string
+	List   *List  // nil when no export given holds it
+	Via    string // "exceptions_list", or the [[attach]]'s file:line
+}
+
+// ListsFor returns the Kibana lists that apply to a rule, each once: those its
+// exceptions_list names, then those an [[attach]] attaches to it.
+func (x *Exceptions) ListsFor(r *Rule) []ListUse {
+	var out []ListUse
+	seen := map[string]bool{}
+	add := func(id, via string) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		u := ListUse{ListID: id, Via: via}
+		if x != nil {
+			u.List = x.Lists[id]
+		}
+		out = append(out, u)
+	}
+	for _, ref := range r.ExceptionsList {
+		add(ref.ListID, "exceptions_list")
+	}
+	if x != nil {
+		for _, a := range x.Attached {
+			if a.RuleIDs == nil || slices.Contains(a.RuleIDs, r.RuleID) {
+				add(a.ListID, a.where())
+			}
+		}
+	}
+	return out
+}
+
+// Local returns trailwatch TOML's [[exception]] entries that apply to a
+// rule: those for every rule, then its own.
+func (x *Exceptions) Local(r *Rule) []*Exception {
+	if x == nil {
+		return nil
+	}
+	return append(append([]*Exception(nil), x.All...), x.ByRule[r.RuleID]...)
+}
+
+// For returns the exceptions that apply to a rule: the local ones, then the
+// items of its Kibana lists.
 func (x *Exceptions) For(r *Rule) []*Exception {
 	if x == nil {
 		return nil
 	}
-	out := append([]*Exception(nil), x.All...)
-	out = append(out, x.ByRule[r.RuleID]...)
-	for _, ref := range r.ExceptionsList {
-		out = append(out, x.ByList[ref.ListID]...)
+	out := x.Local(r)
+	for _, u := range x.ListsFor(r) {
+		out = append(out, x.ByList[u.ListID]...)
 	}
 	return out
 }
@@ -54,11 +126,29 @@ type ListRef struct {
 	NamespaceType string `toml:"namespace_type" json:"namespace_type"`
 }
 
+// LoadExceptionsFor reads exception files for a rule set (LoadExceptions)
+// and holds them against it (Check). Warnings do not stop a rule set; every
+// error is in err, each with its place.
+func LoadExceptionsFor(rs *RuleSet, paths ...string) (x *Exceptions, warnings Errors, err error) {
+	x, err = LoadExceptions(rs.Schema, paths...)
+	var errs Errors
+	if err != nil && !errors.As(err, &errs) {
+		return x, nil, err
+	}
+	warnings, cerrs := x.Check(rs)
+	if errs = append(errs, cerrs...); len(errs) > 0 {
+		return x, warnings, errs
+	}
+	return x, warnings, nil
+}
+
 // LoadExceptions reads exception files: Kibana's exception-list export
 // (.ndjson) and trailwatch's own TOML of KQL filters per rule_id ("*" for
-// every rule). Every problem is reported, each with its place.
+// every rule) and of Kibana lists attached to rules. Every problem is
+// reported, each with its place; an [[attach]] of a list no export holds
+// is one.
 func LoadExceptions(schema *matcher.Schema, paths ...string) (*Exceptions, error) {
-	x := &Exceptions{ByRule: map[string][]*Exception{}, ByList: map[string][]*Exception{}}
+	x := &Exceptions{ByRule: map[string][]*Exception{}, ByList: map[string][]*Exception{}, Lists: map[string]*List{}}
 	var errs Errors
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
@@ -76,10 +166,57 @@ func LoadExceptions(schema *matcher.Schema, paths ...string) (*Exceptions, error
 			errs = append(errs, x.loadKibana(schema, p, data)...)
 		}
 	}
+	for _, a := range x.Attached {
+		if x.Lists[a.ListID] == nil {
+			errs = append(errs, &Error{File: a.File, Line: a.Line, Msg: fmt.Sprintf("[[attach]] list_id %q: no exception-list export given holds that list (%s)", a.ListID, x.listsLoaded())})
+		}
+	}
 	if len(errs) > 0 {
 		return x, errs
 	}
 	return x, nil
+}
+
+func (x *Exceptions) listsLoaded() string {
+	if len(x.Lists) == 0 {
+		return "no Kibana list is loaded"
+	}
+	return "lists loaded: " + strings.Join(slices.Sorted(maps.Keys(x.Lists)), ", ")
+}
+
+// Check holds the exceptions against the rule set they apply to. An
+// [[attach]] naming a rule_id the set does not hold is an error with its
+// place. A Kibana list that applies to no running rule, through a rule's
+// exceptions_list or an [[attach]], excepts nothing: it is a warning
+// naming the list and its file.
+func (x *Exceptions) Check(rs *RuleSet) (warnings, errs Errors) {
+	if x == nil {
+		return nil, nil
+	}
+	ids := map[string]bool{}
+	for _, r := range rs.Rules {
+		ids[r.RuleID] = true
+	}
+	for _, a := range x.Attached {
+		for _, id := range a.RuleIDs {
+			if !ids[id] {
+				errs = append(errs, &Error{File: a.File, Line: a.RuleLine, Msg: fmt.Sprintf("[[attach]] rule_id %q: no rule of the rule set has that rule_id", id)})
+			}
+		}
+	}
+	used := map[string]bool{}
+	for _, r := range rs.Runnable() {
+		for _, u := range x.ListsFor(r) {
+			used[u.ListID] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(x.Lists)) {
+		if l := x.Lists[id]; !used[id] {
+			warnings = append(warnings, &Error{File: l.File, Line: l.Line, Msg: fmt.Sprintf(
+				"exception list %q is attached to no running rule, so it excepts nothing: name it in a rule's exceptions_list, or attach it in an exception TOML ([[attach]] list_id = %q, rule_id = \"*\" or the rule_ids)", id, id)})
+		}
+	}
+	return warnings, errs
 }
 
 func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) Errors {
@@ -89,6 +226,11 @@ func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) 
 			Query   string `toml:"query"`
 			Comment string `toml:"comment"`
 		} `toml:"exception"`
+		Attach []struct {
+			ListID  string `toml:"list_id"`
+			RuleID  any    `toml:"rule_id"`
+			Comment string `toml:"comment"`
+		} `toml:"attach"`
 	}
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
@@ -99,27 +241,110 @@ func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) 
 	}
 	var errs Errors
 	for _, k := range md.Undecoded() {
-		errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("unknown key %q (an [[exception]] has rule_id, query and comment)", k.String())})
+		errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("unknown key %q (an [[exception]] has rule_id, query and comment; an [[attach]] has list_id, rule_id and comment)", k.String())})
 	}
 	for i, e := range f.Exception {
-		where := fmt.Sprintf("%s: exception %d", path, i+1)
+		line := tableKeyLine(data, "exception", i, "")
 		if e.RuleID == "" || e.Query == "" {
-			errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("exception %d: rule_id and query are required (rule_id \"*\" for every rule)", i+1)})
+			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("exception %d: rule_id and query are required (rule_id \"*\" for every rule)", i+1)})
 			continue
 		}
 		q, err := kql.Compile(schema, e.Query)
 		if err != nil {
-			errs = append(errs, &Error{File: path, Line: queryLineIn(data, e.Query, err), Msg: fmt.Sprintf("exception %d: query: %v", i+1, err)})
+			errs = append(errs, &Error{File: path, Line: max(queryLineIn(data, e.Query, err), line), Msg: fmt.Sprintf("exception %d: query: %v", i+1, err)})
 			continue
 		}
-		ex := &Exception{Name: firstNonEmpty(e.Comment, e.Query), Query: q, Where: where}
+		ex := &Exception{Name: firstNonEmpty(e.Comment, e.Query), Query: q, Where: fmt.Sprintf("%s:%d", path, line)}
 		if e.RuleID == "*" {
 			x.All = append(x.All, ex)
 		} else {
 			x.ByRule[e.RuleID] = append(x.ByRule[e.RuleID], ex)
 		}
 	}
+	for i, a := range f.Attach {
+		place := func(key string) *Error { return &Error{File: path, Line: tableKeyLine(data, "attach", i, key)} }
+		if a.ListID == "" {
+			e := place("list_id")
+			e.Msg = "[[attach]]: list_id is required (the list_id of a list in a Kibana exception-list export)"
+			errs = append(errs, e)
+			continue
+		}
+		ids, err := attachRuleIDs(a.RuleID)
+		if err != nil {
+			e := place("rule_id")
+			e.Msg = fmt.Sprintf("[[attach]] of %q: rule_id %v", a.ListID, err)
+			errs = append(errs, e)
+			continue
+		}
+		x.Attached = append(x.Attached, &Attachment{ListID: a.ListID, RuleIDs: ids, File: path, Line: place("list_id").Line, RuleLine: place("rule_id").Line})
+	}
 	return errs
+}
+
+// attachRuleIDs reads an [[attach]]'s rule_id: "*" (every rule: nil), one
+// rule_id, or a list of them.
+func attachRuleIDs(v any) ([]string, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, fmt.Errorf("is required: \"*\" for every rule, a rule_id, or a list of them")
+	case string:
+		switch v {
+		case "*":
+			return nil, nil
+		case "":
+			return nil, fmt.Errorf("is empty: \"*\" for every rule, a rule_id, or a list of them")
+		}
+		return []string{v}, nil
+	case []any:
+		if len(v) == 0 {
+			return nil, fmt.Errorf("is an empty list: \"*\" for every rule, a rule_id, or a list of them")
+		}
+		var ids []string
+		for _, e := range v {
+			s, ok := e.(string)
+			switch {
+			case !ok || s == "":
+				return nil, fmt.Errorf("holds %#v: a list of rule_ids holds non-empty strings", e)
+			case s == "*":
+				return nil, fmt.Errorf("holds \"*\": for every rule write rule_id = \"*\", not in a list")
+			}
+			ids = append(ids, s)
+		}
+		return ids, nil
+	}
+	return nil, fmt.Errorf("is %#v: \"*\" for every rule, a rule_id, or a list of them", v)
+}
+
+// tableKeyLine finds, in a TOML file, the line of `key =` in the n-th
+// (from 0) [[table]] of the given name, or the table's header line when
+// key is "" or not found there; 0 when the file has no such table.
+func tableKeyLine(data []byte, table string, n int, key string) int {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), maxRuleFile)
+	header, seen := 0, -1
+	for line := 1; sc.Scan(); line++ {
+		l := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(l, "[") {
+			if seen == n {
+				break // the table ended
+			}
+			if name, ok := strings.CutPrefix(l, "[["); ok {
+				if name, _, ok = strings.Cut(name, "]]"); ok && strings.TrimSpace(name) == table {
+					if seen++; seen == n {
+						header = line
+					}
+				}
+			}
+			continue
+		}
+		if seen == n && key != "" && strings.HasPrefix(l, key) && strings.HasPrefix(strings.TrimSpace(l[len(key):]), "=") {
+			return line
+		}
+	}
+	if header == 0 {
+		return keyLine(data, table) // an inline array of tables
+	}
+	return header
 }
 
 func queryLineIn(data []byte, query string, err error) int {
@@ -169,8 +394,12 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 			continue
 		}
 		if item.ItemID == "" {
-			continue // a list container or the export summary
+			if item.ListID != "" && item.ExportedCount == nil {
+				x.list(item.ListID, path, line).Name = item.Name // a list container
+			}
+			continue // or the export summary
 		}
+		list := x.list(item.ListID, path, line)
 		src, err := entriesKQL(item.Entries, "")
 		if err != nil {
 			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v", item.ItemID, err)})
@@ -181,10 +410,21 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v (as KQL: %s)", item.ItemID, err, src)})
 			continue
 		}
+		list.Items++
 		x.ByList[item.ListID] = append(x.ByList[item.ListID], &Exception{
 			Name: firstNonEmpty(item.Name, item.ItemID), Query: q, Where: fmt.Sprintf("%s:%d", path, line)})
 	}
 	return errs
+}
+
+// list returns the list of an id, made at its first place.
+func (x *Exceptions) list(id, path string, line int) *List {
+	l := x.Lists[id]
+	if l == nil {
+		l = &List{ID: id, File: path, Line: line}
+		x.Lists[id] = l
+	}
+	return l
 }
 
 // entriesKQL writes an item's entries (all of which must hold) as KQL, the

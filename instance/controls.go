@@ -17,16 +17,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trailwatch/trailwatch/conf"
-	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // loadExceptions compiles the exception files against the rule set's
-// schema (field ids must agree with the rules').
-func loadExceptions(set *conf.Settings, schema *matcher.Schema, log *Logger) (*conf.Exceptions, error) {
+// schema (field ids must agree with the rules') and holds them against its
+// rules: a Kibana list that applies to no running rule is logged as a
+// warning.
+func loadExceptions(set *conf.Settings, rs *conf.RuleSet, log *Logger) (*conf.Exceptions, error) {
 	if len(set.Exceptions) == 0 {
 		return nil, nil
 	}
-	exc, err := conf.LoadExceptions(schema, set.Exceptions...)
+	exc, warnings, err := conf.LoadExceptionsFor(rs, set.Exceptions...)
+	for _, w := range warnings {
+		log.Warnf("exceptions: %v", w)
+	}
 	if err != nil {
 		var es conf.Errors
 		if errors.As(err, &es) {

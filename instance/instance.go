@@ -74,7 +74,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 		return nil, fmt.Errorf("property rules: the rule set has errors: %w", err)
 	}
-	exc, err := loadExceptions(set, rs.Schema, log)
+	exc, err := loadExceptions(set, rs, log)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func (in *Instance) Reload() error {
 		}
 		return fmt.Errorf("the new rule set has errors; the running one is kept: %w", err)
 	}
-	exc, err := loadExceptions(in.set, rs.Schema, in.Log)
+	exc, err := loadExceptions(in.set, rs, in.Log)
 	if err != nil {
 		in.Log.Errorf("reload refused, keeping the running rules: %v", err)
 		return err

@@ -49,31 +49,39 @@ func record(t *testing.T, id int, action, arn, user string) engine.Record {
 	return engine.Record{Node: n}
 }
 
-func open(t *testing.T, props map[string]string) (*Instance, string, *bytes.Buffer) {
+func open(t *testing.T, props map[string]string) (*Instance, string, *syncWriter) {
 	t.Helper()
 	dir := t.TempDir()
 	p := map[string]string{"db": filepath.Join(dir, "state.db"), "alert_file": filepath.Join(dir, "alerts.ndjson"), "exit_timeout": "5s", "no_sync": "on", "rules_watch": "0"}
 	for k, v := range props {
 		p[k] = v
 	}
-	var logs bytes.Buffer
-	in, err := Open("test", func(k string) string { return p[k] }, &syncWriter{w: &logs})
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	in, err := Open("test", func(k string) string { return p[k] }, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	return in, p["alert_file"], &logs
+	return in, p["alert_file"], logs
 }
 
+// syncWriter is a log that goroutines write while a test reads it.
 type syncWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String is what was written so far.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
 
 func readAlerts(t *testing.T, path string, want int) []map[string]any {

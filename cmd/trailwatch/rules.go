@@ -18,9 +18,11 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	geoip := fs.String("geoip-db", "", "MaxMind GeoIP2/GeoLite2 City database (fills source.geo.*)")
 	asn := fs.String("asn-db", "", "MaxMind GeoLite2 ASN database (fills source.as.*)")
+	var exceptions listFlag
+	fs.Var(&exceptions, "exceptions", "exception file: a Kibana exception-list export (.ndjson) or trailwatch TOML (repeatable, or comma-separated)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: trailwatch rules [--geoip-db FILE] [--asn-db FILE] PATH...")
-		fmt.Fprintln(stderr, "Lists each rule: name, rule_id, type, whether it runs (or why not) and the fields it reads.")
+		fmt.Fprintln(stderr, "Usage: trailwatch rules [--exceptions FILE] [--geoip-db FILE] [--asn-db FILE] PATH...")
+		fmt.Fprintln(stderr, "Lists each rule: name, rule_id, type, whether it runs (or why not), the exceptions that apply to it and the fields it reads.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,8 +33,15 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	rs, err := conf.LoadRules(cloudtrail.NewSchema(), fs.Args()...)
+	var exc *conf.Exceptions
+	var warnings conf.Errors
+	if len(exceptions) > 0 {
+		var xerr error
+		exc, warnings, xerr = conf.LoadExceptionsFor(rs, exceptions...)
+		err = errors.Join(err, xerr)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tRULE_ID\tTYPE\tSTATUS\tFIELDS")
+	fmt.Fprintln(tw, "NAME\tRULE_ID\tTYPE\tSTATUS\tEXCEPTIONS\tFIELDS")
 	type key struct{ typ, status string }
 	counts := map[key]int{}
 	for _, r := range rs.Rules {
@@ -42,7 +51,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		} else if need := missingEnrichment(r, *geoip != "", *asn != ""); need != "" {
 			status = "runs (cannot fire without " + need + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.RuleID, r.Type, status, strings.Join(r.ReadsFields(), ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RuleID, r.Type, status, exceptionsColumn(exc, r), strings.Join(r.ReadsFields(), ","))
 		short := "runs"
 		if !r.Runs() {
 			short = "skipped"
@@ -76,19 +85,91 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "note: %v\n", n)
 		}
 	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "warning: %v\n", w)
+	}
+	printExceptions(stdout, exc, rs)
 	if err != nil {
-		var errs conf.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
+		var errs []*conf.Error
+		for _, e := range unwrapAll(err) {
+			var es conf.Errors
+			if errors.As(e, &es) {
+				errs = append(errs, es...)
+			} else {
 				fmt.Fprintln(stderr, e)
 			}
-			fmt.Fprintf(stderr, "%d errors in the rule set\n", len(errs))
-		} else {
-			fmt.Fprintln(stderr, err)
 		}
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e)
+		}
+		fmt.Fprintf(stderr, "%d errors in the rule set and its exceptions\n", len(errs))
 		return 1
 	}
 	return 0
+}
+
+// unwrapAll lists the errors errors.Join put together.
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// exceptionsColumn names the Kibana lists that apply to a rule and counts
+// its local exceptions.
+func exceptionsColumn(x *conf.Exceptions, r *conf.Rule) string {
+	var parts []string
+	for _, u := range x.ListsFor(r) {
+		if u.List == nil {
+			parts = append(parts, u.ListID+" (not loaded)")
+		} else {
+			parts = append(parts, u.ListID)
+		}
+	}
+	if n := len(x.Local(r)); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d local", n))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+// printExceptions writes, for each rule that has any, the exceptions that
+// apply to it: each Kibana list, where it was loaded from and how it is
+// attached, and each local exception with its place.
+func printExceptions(w io.Writer, x *conf.Exceptions, rs *conf.RuleSet) {
+	header := false
+	for _, r := range rs.Rules {
+		lists, local := x.ListsFor(r), x.Local(r)
+		if len(lists)+len(local) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nexceptions that apply:")
+			header = true
+		}
+		fmt.Fprintf(w, "  %s (%s):\n", r.Name, r.RuleID)
+		for _, u := range lists {
+			how := "named in its exceptions_list"
+			if u.Via != "exceptions_list" {
+				how = "attached at " + u.Via
+			}
+			if u.List == nil {
+				fmt.Fprintf(w, "    list %q: %s; no exception file given holds it\n", u.ListID, how)
+				continue
+			}
+			name := ""
+			if u.List.Name != "" {
+				name = fmt.Sprintf(" (%s)", u.List.Name)
+			}
+			fmt.Fprintf(w, "    list %q%s: %s from %s:%d, %s\n", u.ListID, name, plural(u.List.Items, "item"), u.List.File, u.List.Line, how)
+		}
+		for _, e := range local {
+			fmt.Fprintf(w, "    local %q (%s)\n", e.Name, e.Where)
+		}
+	}
 }
 
 // missingEnrichment names the database a rule needs that is not configured:

@@ -68,7 +68,12 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	}
 	var exc *conf.Exceptions
 	if len(f.exceptions) > 0 {
-		if exc, err = conf.LoadExceptions(rs.Schema, f.exceptions...); err != nil {
+		var warnings conf.Errors
+		exc, warnings, err = conf.LoadExceptionsFor(rs, f.exceptions...)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "trailwatch %s: warning: %v\n", cmd, w)
+		}
+		if err != nil {
 			return fail("the exceptions have errors:\n%v", err)
 		}
 	}

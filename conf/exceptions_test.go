@@ -1,0 +1,250 @@
+package conf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trailwatch/trailwatch/cloudtrail"
+)
+
+const (
+	policyRuleID = "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b" // new_terms, in rules/
+	accessRuleID = "aed4b9d5-f853-40cf-8489-4fdcff03e272" // query, in rules/
+)
+
+// iacExport is a Kibana exception-list export: the list "iac" with one
+// item, and the list "ci" with two.
+const iacExport = `{"list_id":"iac","type":"detection","name":"IaC identities","namespace_type":"single"}
+{"item_id":"terraform","list_id":"iac","type":"simple","name":"Terraform deployer","namespace_type":"single","entries":[{"field":"aws.cloudtrail.user_identity.arn","operator":"included","type":"match","value":"arn:aws:iam::111122223333:user/terraform"}]}
+{"list_id":"ci","type":"detection","name":"CI runners","namespace_type":"single"}
+{"item_id":"gh","list_id":"ci","type":"simple","name":"GitHub Actions","namespace_type":"single","entries":[{"field":"user.name","operator":"included","type":"match","value":"gh-actions"}]}
+{"item_id":"gl","list_id":"ci","type":"simple","name":"GitLab","namespace_type":"single","entries":[{"field":"user.name","operator":"included","type":"match","value":"gitlab-runner"}]}
+{"exported_exception_list_count":2,"exported_exception_list_item_count":3,"missing_exception_list_item_count":0}
+`
+
+func writeFiles(t *testing.T, files map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	paths := map[string]string{}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths[name] = p
+	}
+	return paths
+}
+
+func seedRules(t *testing.T) (*RuleSet, map[string]*Rule) {
+	t.Helper()
+	rs, err := LoadRules(cloudtrail.NewSchema(), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*Rule{}
+	for _, r := range rs.Rules {
+		byID[r.RuleID] = r
+	}
+	return rs, byID
+}
+
+func names(xs []*Exception) string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, x.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestAttachAppliesListsToRules: [[attach]] applies a Kibana list to every
+// rule ("*"), to one rule_id, or to a list of them, as a rule's own
+// exceptions_list does; a list that reaches a rule both ways applies once.
+func TestAttachAppliesListsToRules(t *testing.T) {
+	rs, byID := seedRules(t)
+	f := writeFiles(t, map[string]string{"lists.ndjson": iacExport, "attach.toml": `# IaC everywhere, CI on the policy rule
+[[attach]]
+list_id = "iac"
+rule_id = "*"
+
+[[attach]] # by rule_id
+list_id = "ci"
+rule_id = ["` + policyRuleID + `"]
+
+[[attach]]
+list_id = "ci"
+rule_id = "` + policyRuleID + `"
+comment = "twice: applies once"
+
+[[exception]]
+rule_id = "*"
+query = 'user.name: sandbox-*'
+comment = "sandbox accounts"
+`})
+	x, warnings, err := LoadExceptionsFor(rs, f["lists.ndjson"], f["attach.toml"])
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("err %v, warnings %v", err, warnings)
+	}
+	if got := names(x.For(byID[policyRuleID])); got != "sandbox accounts,Terraform deployer,GitHub Actions,GitLab" {
+		t.Errorf("policy rule's exceptions: %s", got)
+	}
+	if got := names(x.For(byID[accessRuleID])); got != "sandbox accounts,Terraform deployer" {
+		t.Errorf("access rule's exceptions: %s", got)
+	}
+	uses := x.ListsFor(byID[policyRuleID])
+	if len(uses) != 2 || uses[0].Via != f["attach.toml"]+":3" || uses[1].Via != f["attach.toml"]+":7" ||
+		uses[0].List.Name != "IaC identities" || uses[0].List.Items != 1 || uses[1].List.Items != 2 || uses[1].List.Line != 3 {
+		t.Errorf("lists of the policy rule: %+v", uses)
+	}
+	if l := x.Local(byID[accessRuleID]); len(l) != 1 || l[0].Where != f["attach.toml"]+":15" {
+		t.Errorf("local exceptions %+v, want one placed at line 15", l)
+	}
+	// The rule names "ci" itself as well: it still applies once, first as
+	// the rule's own.
+	byID[policyRuleID].ExceptionsList = []ListRef{{ListID: "ci"}}
+	defer func() { byID[policyRuleID].ExceptionsList = nil }()
+	if got := names(x.For(byID[policyRuleID])); got != "sandbox accounts,GitHub Actions,GitLab,Terraform deployer" {
+		t.Errorf("policy rule's exceptions with ci in its exceptions_list: %s", got)
+	}
+	if uses := x.ListsFor(byID[policyRuleID]); uses[0].Via != "exceptions_list" {
+		t.Errorf("first use %+v, want the rule's exceptions_list", uses[0])
+	}
+}
+
+// TestUnattachedListWarns: a list loaded but attached to no running rule
+// excepts nothing and is a warning naming the list and its file; one the
+// rule's own exceptions_list names is not.
+func TestUnattachedListWarns(t *testing.T) {
+	rs, byID := seedRules(t)
+	f := writeFiles(t, map[string]string{"lists.ndjson": iacExport})
+	x, warnings, err := LoadExceptionsFor(rs, f["lists.ndjson"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.For(byID[policyRuleID]))+len(x.For(byID[accessRuleID])) != 0 {
+		t.Errorf("an unattached list applies: %v %v", x.For(byID[policyRuleID]), x.For(byID[accessRuleID]))
+	}
+	want := []string{f["lists.ndjson"] + `:3: exception list "ci" is attached to no running rule`, f["lists.ndjson"] + `:1: exception list "iac" is attached to no running rule`}
+	if len(warnings) != 2 || !strings.HasPrefix(warnings[0].Error(), want[0]) || !strings.HasPrefix(warnings[1].Error(), want[1]) {
+		t.Errorf("warnings %v, want them to start with %q", warnings, want)
+	}
+	byID[accessRuleID].ExceptionsList = []ListRef{{ListID: "iac"}}
+	defer func() { byID[accessRuleID].ExceptionsList = nil }()
+	if _, warnings, _ = LoadExceptionsFor(rs, f["lists.ndjson"]); len(warnings) != 1 || !strings.Contains(warnings[0].Error(), `"ci"`) {
+		t.Errorf("with iac in a rule's exceptions_list: warnings %v, want only ci's", warnings)
+	}
+	// A list attached only to a rule that does not run excepts nothing.
+	byID[accessRuleID].ExceptionsList = nil
+	eql := writeFiles(t, map[string]string{"eql.toml": "[rule]\nname = \"e\"\nrule_id = \"eql-1\"\ntype = \"eql\"\nlanguage = \"eql\"\nquery = 'any where true'\n",
+		"attach.toml": "[[attach]]\nlist_id = \"iac\"\nrule_id = \"eql-1\"\n[[attach]]\nlist_id = \"ci\"\nrule_id = \"*\"\n"})
+	rs2, err := LoadRules(cloudtrail.NewSchema(), "rules", eql["eql.toml"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, warnings, err = LoadExceptionsFor(rs2, f["lists.ndjson"], eql["attach.toml"])
+	if err != nil || len(warnings) != 1 || !strings.HasPrefix(warnings[0].Error(), want[1]) {
+		t.Errorf("iac attached to a skipped rule only: err %v, warnings %v", err, warnings)
+	}
+}
+
+// TestAttachErrorsArePlaced: an [[attach]] naming an unknown list or
+// rule_id, or malformed, is an error with its file and line.
+func TestAttachErrorsArePlaced(t *testing.T) {
+	rs, _ := seedRules(t)
+	f := writeFiles(t, map[string]string{"lists.ndjson": iacExport, "bad.toml": `[[attach]]
+list_id = "iac"
+rule_id = ["no-such-rule", "` + policyRuleID + `"]
+
+  [[ attach ]]
+  list_id = "nope"
+  rule_id = "*"
+
+[[attach]]
+rule_id = "*"
+
+[[attach]]
+list_id = "ci"
+rule_id = 3
+
+[[attach]]
+list_id = "ci"
+rule_id = ["*"]
+
+[[attach]]
+list_id = "ci"
+
+[[attach]]
+list_id = "ci"
+rule_id = []
+rule = "x"
+`})
+	_, _, err := LoadExceptionsFor(rs, f["lists.ndjson"], f["bad.toml"])
+	if err == nil {
+		t.Fatal("no error")
+	}
+	p := f["bad.toml"]
+	for _, want := range []string{
+		p + `:3: [[attach]] rule_id "no-such-rule": no rule of the rule set has that rule_id`,
+		p + `:6: [[attach]] list_id "nope": no exception-list export given holds that list (lists loaded: ci, iac)`,
+		p + `:9: [[attach]]: list_id is required`,
+		p + `:14: [[attach]] of "ci": rule_id is 3`,
+		p + `:18: [[attach]] of "ci": rule_id holds "*": for every rule write rule_id = "*", not in a list`,
+		p + `:20: [[attach]] of "ci": rule_id is required`,
+		p + `:25: [[attach]] of "ci": rule_id is an empty list`,
+		p + `: unknown key "attach.rule"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+	if n := len(err.(Errors)); n != 8 {
+		t.Errorf("%d errors, want 8:\n%v", n, err)
+	}
+	// Without any export, the message says no list is loaded.
+	_, err = LoadExceptions(rs.Schema, f["bad.toml"])
+	if err == nil || !strings.Contains(err.Error(), `list_id "iac": no exception-list export given holds that list (no Kibana list is loaded)`) {
+		t.Errorf("without an export: %v", err)
+	}
+}
+
+// TestTableKeyLine: the line of a key in the n-th [[table]], of the table
+// when the key is not there, of an inline array of tables, or 0.
+func TestTableKeyLine(t *testing.T) {
+	data := []byte("# c\n[[attach]] # first\nlist_id = \"a\"\n\n[[exception]]\nrule_id = \"*\"\n[[attach]]\nrule_ids = 1\nrule_id = \"x\"\n")
+	for _, c := range []struct {
+		table string
+		n     int
+		key   string
+		want  int
+	}{
+		{"attach", 0, "list_id", 3}, {"attach", 0, "rule_id", 2}, {"attach", 1, "rule_id", 9}, {"attach", 1, "list_id", 7},
+		{"exception", 0, "", 5}, {"exception", 0, "rule_id", 6}, {"attach", 2, "rule_id", 0},
+	} {
+		if got := tableKeyLine(data, c.table, c.n, c.key); got != c.want {
+			t.Errorf("%s %d %s: line %d, want %d", c.table, c.n, c.key, got, c.want)
+		}
+	}
+	if got := tableKeyLine([]byte("\nattach = [{list_id = \"a\", rule_id = \"*\"}]\n"), "attach", 0, "list_id"); got != 2 {
+		t.Errorf("inline array of tables: line %d, want 2", got)
+	}
+}
+
+// TestListOfABadItemIsKnown: an item that cannot be read is an error at its
+// line; its list is still known, so an [[attach]] of it is not a second,
+// misleading error.
+func TestListOfABadItemIsKnown(t *testing.T) {
+	f := writeFiles(t, map[string]string{
+		"lists.ndjson": `{"item_id":"v","list_id":"vals","type":"simple","entries":[{"field":"source.ip","operator":"included","type":"list","list":{"id":"ips","type":"ip"}}]}` + "\n",
+		"attach.toml":  "[[attach]]\nlist_id = \"vals\"\nrule_id = \"*\"\n",
+	})
+	x, err := LoadExceptions(cloudtrail.NewSchema(), f["lists.ndjson"], f["attach.toml"])
+	es, _ := err.(Errors)
+	if len(es) != 1 || !strings.HasPrefix(es[0].Error(), f["lists.ndjson"]+`:1: item "v": entry source.ip: value lists`) {
+		t.Errorf("errors %v, want the item's only", err)
+	}
+	if l := x.Lists["vals"]; l == nil || l.Items != 0 || l.Line != 1 {
+		t.Errorf("list %+v, want it known at line 1 with no item read", l)
+	}
+}
