@@ -40,6 +40,7 @@ type Rule struct {
 	RiskScore         int
 	Tags              []string
 	From              string
+	FromDur           time.Duration // how far back each run looks (From, parsed; now-6m when unset)
 	Interval          string
 	IntervalDur       time.Duration // Interval, parsed
 	MaxSignals        int
@@ -49,6 +50,7 @@ type Rule struct {
 	AlertSuppression  *AlertSuppression
 	NewTerms          *NewTerms
 	Threshold         map[string]any
+	ThresholdSpec     *Threshold // Threshold, checked (threshold rules)
 	Enabled           bool
 	ExceptionsList    []ListRef // Kibana exception lists attached to the rule
 
@@ -64,6 +66,21 @@ type NewTerms struct {
 	Fields             []string
 	HistoryWindowStart string
 	Window             time.Duration
+}
+
+// Threshold is a threshold rule's grouping and counts, as Kibana reads its
+// threshold block.
+type Threshold struct {
+	Fields      []string // 0 to 3 group fields
+	Value       int      // a group alerts at this many events
+	Cardinality []Cardinality
+}
+
+// Cardinality is a threshold's condition on the distinct values of a field
+// in a group.
+type Cardinality struct {
+	Field string
+	Value int
 }
 
 // Threat is one MITRE ATT&CK mapping, as Kibana stores it.
@@ -136,6 +153,14 @@ func (r *Rule) ReadsFields() []string {
 	if r.NewTerms != nil {
 		for _, f := range r.NewTerms.Fields {
 			add(f)
+		}
+	}
+	if t := r.ThresholdSpec; t != nil {
+		for _, f := range t.Fields {
+			add(f)
+		}
+		for _, c := range t.Cardinality {
+			add(c.Field)
 		}
 	}
 	return out
@@ -485,7 +510,6 @@ func firstLine(s string) string {
 var skippedTypes = map[string]string{
 	"eql":              "EQL rules are not evaluated at the edge (sequences need a correlation window)",
 	"esql":             "ES|QL rules are not evaluated at the edge (they aggregate over indices)",
-	"threshold":        "threshold rules count over a window; not evaluated at the edge yet",
 	"machine_learning": "machine learning rules need Elastic's anomaly detection jobs",
 	"threat_match":     "indicator match rules need a threat intelligence index",
 	"saved_query":      "saved_query rules reference a query saved in Kibana",
@@ -522,6 +546,14 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	} else {
 		r.IntervalDur = d
 	}
+	if r.From == "" {
+		r.From = "now-6m"
+	}
+	if d, err := matcher.ParseDuration(r.From); err != nil || d <= 0 {
+		bad("from %q: expected date math such as now-6m", r.From)
+	} else {
+		r.FromDur = d
+	}
 	if r.Language == "" && (r.Type == "query" || r.Type == "new_terms" || r.Type == "threshold") {
 		r.Language = "kuery"
 	}
@@ -535,7 +567,7 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	}
 	if reason, ok := skippedTypes[r.Type]; ok {
 		r.Skip = reason
-	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "" {
+	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "threshold" && r.Type != "" {
 		r.Skip = fmt.Sprintf("unknown rule type %q", r.Type)
 	}
 	if r.Language == "kuery" {
@@ -570,6 +602,13 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 			nt.Window = d
 		}
 	}
+	if r.Type == "threshold" {
+		spec, err := parseThreshold(r.Threshold)
+		if err != nil {
+			bad("threshold: %v", err)
+		}
+		r.ThresholdSpec = spec
+	}
 	if !r.Enabled && r.Skip == "" {
 		r.Skip = "disabled in its rule file"
 	}
@@ -597,4 +636,82 @@ func checkDuplicates(rules []*Rule) Errors {
 		first[r.RuleID] = r
 	}
 	return errs
+}
+
+// parseThreshold checks a threshold block: field (a name or a list of up to
+// 3), value (at least 1), and cardinality ([{field, value}], at most one, as
+// Kibana allows).
+func parseThreshold(m map[string]any) (*Threshold, error) {
+	if m == nil {
+		return nil, fmt.Errorf("the threshold block is missing")
+	}
+	t := &Threshold{}
+	switch f := m["field"].(type) {
+	case nil:
+	case string:
+		if f != "" {
+			t.Fields = []string{f}
+		}
+	case []any:
+		for _, x := range f {
+			s, ok := x.(string)
+			if !ok || s == "" {
+				return nil, fmt.Errorf("field: expected field names, found %v", x)
+			}
+			t.Fields = append(t.Fields, s)
+		}
+	default:
+		return nil, fmt.Errorf("field: expected a field name or a list of them, found %v", f)
+	}
+	if len(t.Fields) > 3 {
+		return nil, fmt.Errorf("field has %d fields; Kibana allows at most 3", len(t.Fields))
+	}
+	v, ok := intOf(m["value"])
+	if !ok || v < 1 {
+		return nil, fmt.Errorf("value: expected a whole number of at least 1, found %v", m["value"])
+	}
+	t.Value = v
+	if c, present := m["cardinality"]; present {
+		list, ok := c.([]any)
+		if !ok {
+			if mm, isMap := c.([]map[string]any); isMap {
+				for _, x := range mm {
+					list = append(list, x)
+				}
+			} else {
+				return nil, fmt.Errorf("cardinality: expected a list of {field, value}, found %v", c)
+			}
+		}
+		if len(list) > 1 {
+			return nil, fmt.Errorf("cardinality has %d conditions; Kibana allows one", len(list))
+		}
+		for _, x := range list {
+			cm, ok := x.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("cardinality: expected {field, value}, found %v", x)
+			}
+			f, _ := cm["field"].(string)
+			n, ok := intOf(cm["value"])
+			if f == "" || !ok || n < 1 {
+				return nil, fmt.Errorf("cardinality: expected a field and a whole number of at least 1, found %v", x)
+			}
+			t.Cardinality = append(t.Cardinality, Cardinality{Field: f, Value: n})
+		}
+	}
+	return t, nil
+}
+
+// intOf reads a whole number from TOML (int64) or JSON (float64).
+func intOf(v any) (int, bool) {
+	switch n := v.(type) {
+	case int64:
+		return int(n), n >= 0 && n <= 1<<31
+	case int:
+		return n, true
+	case float64:
+		if n == float64(int(n)) && n >= 0 && n <= 1<<31 {
+			return int(n), true
+		}
+	}
+	return 0, false
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
@@ -35,7 +36,7 @@ func TestElasticCorpusLoads(t *testing.T) {
 				t.Errorf("%s: KQL query did not compile", r.File)
 			}
 		}
-		if r.Runs() != (r.Type == "query" || r.Type == "new_terms") {
+		if r.Runs() != (r.Type == "query" || r.Type == "new_terms" || r.Type == "threshold") {
 			t.Errorf("%s: type %s runs=%v (skip %q)", r.File, r.Type, r.Runs(), r.Skip)
 		}
 		if !r.Runs() && r.Skip == "" {
@@ -51,10 +52,13 @@ func TestElasticCorpusLoads(t *testing.T) {
 	if kql != 144 {
 		t.Errorf("%d KQL rules compiled, want 144", kql)
 	}
-	if n := len(rs.Runnable()); n != 139 {
-		t.Errorf("%d runnable rules, want 139", n)
+	if n := len(rs.Runnable()); n != 144 {
+		t.Errorf("%d runnable rules, want 144 (90 query, 49 new_terms, 5 threshold)", n)
 	}
 	for _, r := range rs.Runnable() {
+		if r.Type == "threshold" && (r.ThresholdSpec == nil || r.ThresholdSpec.Value < 1 || r.FromDur != 6*time.Minute) {
+			t.Errorf("%s: threshold parameters not loaded: %+v from %v", r.File, r.ThresholdSpec, r.FromDur)
+		}
 		if r.Type == "new_terms" && (r.NewTerms == nil || r.NewTerms.Window <= 0 || len(r.NewTerms.Fields) == 0) {
 			t.Errorf("%s: new_terms parameters not loaded: %+v", r.File, r.NewTerms)
 		}

@@ -91,7 +91,15 @@ type Engine struct {
 	// max_signals cap alone, or nil), made once.
 	capPolicies map[*conf.Rule]*store.Policy
 	queries     []*matcher.Query // the distinct queries, indexed
-	pool        sync.Pool
+	// scheduled are the rules evaluated in runs (threshold); schedOf is
+	// each one's place in it.
+	scheduled []*scheduled
+	schedOf   map[*conf.Rule]int
+	maxFrom   time.Duration
+	// nextDue is the earliest run time (Unix ms) not made yet, as far as
+	// the last commit knew (0: unknown, look at the state).
+	nextDue atomic.Int64
+	pool    sync.Pool
 }
 
 // history is one new_terms history and the rules that read it.
@@ -221,6 +229,14 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.capPolicies[r] = p
 		}
 	}
+	e.schedOf = map[*conf.Rule]int{}
+	for _, r := range e.rules {
+		if r.Type == "threshold" && r.ThresholdSpec != nil {
+			e.schedOf[r] = len(e.scheduled)
+			e.scheduled = append(e.scheduled, newScheduled(e.schema, r))
+			e.maxFrom = max(e.maxFrom, r.FromDur)
+		}
+	}
 	sets, rules, hists := len(e.termSets), len(e.rules), len(e.histories)
 	e.pool.New = func() any {
 		return &worker{terms: make([]termMemo, sets), hists: make([]histMemo, hists), matches: make([]int, rules)}
@@ -282,6 +298,10 @@ type Stats struct {
 	Suppressed  int            // alerts counted into an open suppression group
 	Capped      int            // alerts over their rule's max_signals in its interval
 	Excepted    map[string]int // records that matched a rule but an exception, by rule name
+	Runs        int            // scheduled rules' runs made
+	RunsBy      map[string]int // the same by rule name
+	WindowFull  int            // counts of scheduled rules refused at their WindowCap
+	Late        int            // counts older than every run to come (not kept)
 }
 
 func (s *Stats) skip(reason string) {
@@ -301,6 +321,15 @@ func (s *Stats) Add(o Stats) {
 	s.Duplicates += o.Duplicates
 	s.Suppressed += o.Suppressed
 	s.Capped += o.Capped
+	s.Runs += o.Runs
+	for k, v := range o.RunsBy {
+		if s.RunsBy == nil {
+			s.RunsBy = map[string]int{}
+		}
+		s.RunsBy[k] += v
+	}
+	s.WindowFull += o.WindowFull
+	s.Late += o.Late
 	for k, v := range o.Excepted {
 		if s.Excepted == nil {
 			s.Excepted = map[string]int{}
@@ -372,6 +401,10 @@ type worker struct {
 	keyArena   []byte
 	keyHeads   [][]byte
 	uniq       [][]string
+	// counts are the batch's threshold counts; maxEvent the latest event
+	// time of its records (the event clock, when scheduled rules run on it).
+	counts   map[countKey]*groupAgg
+	maxEvent time.Time
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -442,6 +475,7 @@ type Batch struct {
 	alerts   []*Alert
 	pending  []pendingTerm
 	ingested time.Time
+	drain    bool // Drain's batch
 }
 
 // NewBatch starts a batch.
@@ -525,15 +559,55 @@ func (b *Batch) Commit() (Result, error) {
 			w.matches[i] = 0
 		}
 	}
-	if len(b.alerts) == 0 {
+	clock := e.clockOf(b)
+	if len(b.alerts) == 0 && len(w.counts) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
 		return Result{Stats: b.stats}, nil
 	}
-	return e.commit(w, b.stats, b.alerts, b.pending, b.ingested)
+	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain)
+	clear(w.counts)
+	w.maxEvent = time.Time{}
+	return res, err
+}
+
+// clockOf is the time a batch moves the scheduled rules' clock to: when
+// it was read, or the latest event time in it (zero: it moves nothing).
+func (e *Engine) clockOf(b *Batch) time.Time {
+	if len(e.scheduled) == 0 {
+		return time.Time{}
+	}
+	if e.source == EventTime {
+		return b.w.maxEvent
+	}
+	return b.ingested
+}
+
+// RunDue makes the scheduled runs the clock has passed and commits their
+// alerts: at now with the ingested clock (a timer calls it, so that runs
+// happen when no record arrives), at the state's event clock otherwise.
+func (e *Engine) RunDue(now time.Time) (Result, error) {
+	if len(e.scheduled) == 0 {
+		return Result{}, nil
+	}
+	b := e.NewBatch()
+	b.ingested = now
+	return b.Commit()
+}
+
+// Drain moves the scheduled rules' clock past the latest time counted by
+// the longest window, so that every run that covers a counted record is
+// made (the end of a scan or backfill), and commits their alerts.
+func (e *Engine) Drain() (Result, error) {
+	if len(e.scheduled) == 0 {
+		return Result{}, nil
+	}
+	b := e.NewBatch()
+	b.drain = true
+	return b.Commit()
 }
 
 // commit looks the batch's terms up, builds the alerts of the new ones and
 // commits the lot in one State transaction.
-func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested time.Time) (Result, error) {
+func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested, clock time.Time, drain bool) (Result, error) {
 	res := Result{Stats: stats}
 	st := &res.Stats
 	terms := w.batchTerms
@@ -572,6 +646,24 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
+		if len(e.scheduled) > 0 && v.Windows() != nil {
+			var rs runStats
+			if drain {
+				clock = e.drainClock(v.Windows(), ingested)
+			}
+			sched, err := e.scheduledEmit(v.Windows(), w.counts, clock, &rs)
+			if err != nil {
+				return nil, err
+			}
+			st.Runs += rs.runs
+			st.RunsBy = rs.by
+			st.WindowFull += rs.overflow
+			st.Late += rs.late
+			for _, a := range sched {
+				alerts = append(alerts, a)
+				drop = append(drop, false)
+			}
+		}
 		for i, a := range alerts {
 			if drop[i] {
 				continue
@@ -622,6 +714,13 @@ func (e *Engine) Windows() map[string]time.Duration {
 
 func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev := &w.ev
+	if e.source == EventTime && len(e.scheduled) > 0 {
+		// Every record moves the event clock that scheduled runs follow,
+		// but none beyond the wall clock's reach.
+		if t := ev.EventTime(); t.After(w.maxEvent) && !t.After(ev.Ingested.Add(futureSlack)) {
+			w.maxEvent = t
+		}
+	}
 	w.provs = textsOf(w.provs[:0], ev.Values(e.provider))
 	w.acts = textsOf(w.acts[:0], ev.Values(e.action))
 	w.cands = e.index.Candidates(w.cands[:0], w.provs, w.acts)
@@ -664,6 +763,10 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		}
 	}
 	w.matches[rm.i]++
+	if si, ok := e.schedOf[r]; ok {
+		e.countThreshold(w, si, e.seenAt(ev))
+		return alerts, pending
+	}
 	if r.Type != "new_terms" {
 		if *ra == nil {
 			*ra = &recordAlerts{e: e, ev: e.owned(ev)}
@@ -671,12 +774,7 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		alerts = append(alerts, e.buildAlert(r, *ra, nil))
 		return alerts, pending
 	}
-	seen := ev.Ingested
-	if e.source == EventTime {
-		if t := ev.EventTime(); !t.IsZero() {
-			seen = t
-		}
-	}
+	seen := e.seenAt(ev)
 	ecs, mp := ev.IsECS(), ev.Msgpack()
 	var node *doc.Node
 	switch {
@@ -705,6 +803,17 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		alerts = append(alerts, nil)
 	}
 	return alerts, pending
+}
+
+// seenAt is the time the engine's clock gives a record: when it was read,
+// or its eventTime (when it has one) with the event clock.
+func (e *Engine) seenAt(ev *cloudtrail.Event) time.Time {
+	if e.source == EventTime {
+		if t := ev.EventTime(); !t.IsZero() {
+			return t
+		}
+	}
+	return ev.Ingested
 }
 
 // sameRecord reports whether two pending terms come from the same record.

@@ -43,8 +43,10 @@ type Instance struct {
 	Overflow  atomic.Int64
 	// Suppressed alerts counted into a suppression group; Capped alerts
 	// over their rule's max_signals.
-	Suppressed  atomic.Int64
-	Capped      atomic.Int64
+	Suppressed atomic.Int64
+	Capped     atomic.Int64
+	// WindowFull counts scheduled rules' counts refused at their cap.
+	WindowFull  atomic.Int64
 	watched     string // fingerprint of the rule and exception files
 	metrics     *http.Server
 	metricsAddr string
@@ -54,6 +56,7 @@ type Instance struct {
 	alertsBy map[string]int64 // alerts made, by rule name
 	excepted map[string]int64 // records excepted, by rule name
 	skipped  map[string]int64 // records skipped, by reason
+	runs     map[string]int64 // scheduled runs made, by rule name
 }
 
 // Open builds an instance from its properties. Every invalid property and
@@ -106,11 +109,12 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}}
+	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}, runs: map[string]int64{}}
 	in.eng.Store(eng)
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
-	in.wg.Add(2)
+	in.wg.Add(3)
 	go in.every(set.PruneInterval, in.prune)
+	go in.every(time.Second, func() { in.RunDue(time.Now()) })
 	go in.every(sweepInterval, func() { in.Sweep(time.Now()) })
 	if set.RulesWatch > 0 {
 		in.watched = fingerprint(set)
@@ -200,7 +204,36 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 		in.Log.Errorf("batch of %d records not committed: %v", res.Stats.Records, err)
 		return res, err
 	}
+	in.account(res)
+	return res, nil
+}
+
+// RunDue makes the scheduled rules' runs that the ingested clock has
+// passed (a timer calls it every second, so that runs happen when no
+// record arrives).
+func (in *Instance) RunDue(now time.Time) {
+	res, err := in.eng.Load().RunDue(now)
+	if err != nil {
+		in.Log.Errorf("scheduled runs not made (they will be at the next tick): %v", err)
+		return
+	}
+	in.account(res)
+}
+
+// account counts a committed batch's result and wakes the sinks.
+func (in *Instance) account(res engine.Result) {
 	in.Records.Add(int64(res.Stats.Records))
+	if len(res.Stats.RunsBy) > 0 {
+		in.mu.Lock()
+		for rule, n := range res.Stats.RunsBy {
+			in.runs[rule] += int64(n)
+		}
+		in.mu.Unlock()
+	}
+	in.WindowFull.Add(int64(res.Stats.WindowFull))
+	if res.Stats.WindowFull > 0 {
+		in.Log.Warnf("%d counts of scheduled rules not kept: a rule's window state is full (%d entries)", res.Stats.WindowFull, engine.WindowCap)
+	}
 	if len(res.Stats.Matches) > 0 || len(res.Alerts) > 0 {
 		in.mu.Lock()
 		for rule, n := range res.Stats.Matches {
@@ -234,7 +267,6 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 		in.Overflow.Add(int64(res.Stats.Overflow))
 		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)
 	}
-	return res, nil
 }
 
 // Reload loads the rule set again from the configured paths and swaps it in

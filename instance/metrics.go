@@ -11,6 +11,7 @@ type collector struct {
 	matched, alerts, delivered, failures, depth *prometheus.Desc
 	storeSize, suppressed, capped, excepted     *prometheus.Desc
 	skipped, evalSeconds, evalSamples           *prometheus.Desc
+	runs, windowFull, windowGroups              *prometheus.Desc
 }
 
 // NewCollector exposes an instance's counters to Prometheus.
@@ -19,29 +20,32 @@ func NewCollector(in *Instance) prometheus.Collector {
 		return prometheus.NewDesc("trailwatch_"+name, help, labels, nil)
 	}
 	return &collector{
-		in:          in,
-		records:     d("records_total", "Records received."),
-		malformed:   d("malformed_records_total", "Records that could not be read, skipped."),
-		retries:     d("uncommitted_batches_total", "Batches whose state could not be committed (the sender retries)."),
-		overflow:    d("alerts_dropped_total", "Alerts dropped because the outbox was full."),
-		matched:     d("rule_matches_total", "Records matched, by rule.", "rule"),
-		alerts:      d("rule_alerts_total", "Alerts made, by rule.", "rule"),
-		delivered:   d("sink_alerts_total", "Alerts taken by each sink.", "sink"),
-		failures:    d("sink_failures_total", "Failed sends, by sink.", "sink"),
-		depth:       d("outbox_alerts", "Alerts waiting in the outbox."),
-		storeSize:   d("state_file_bytes", "Size of the state file."),
-		suppressed:  d("alerts_suppressed_total", "Alerts counted into a suppression group."),
-		capped:      d("alerts_capped_total", "Alerts over their rule's max_signals in its interval."),
-		excepted:    d("rule_exceptions_total", "Records that matched a rule but an exception, by rule.", "rule"),
-		skipped:     d("records_skipped_total", "Records passed over, by reason (malformed, not CloudTrail).", "reason"),
-		evalSeconds: d("rule_eval_seconds_total", "Time spent evaluating each rule, on sampled records (one in 64).", "rule"),
-		evalSamples: d("rule_eval_samples_total", "Sampled evaluations of each rule.", "rule"),
+		in:           in,
+		records:      d("records_total", "Records received."),
+		malformed:    d("malformed_records_total", "Records that could not be read, skipped."),
+		retries:      d("uncommitted_batches_total", "Batches whose state could not be committed (the sender retries)."),
+		overflow:     d("alerts_dropped_total", "Alerts dropped because the outbox was full."),
+		matched:      d("rule_matches_total", "Records matched, by rule.", "rule"),
+		alerts:       d("rule_alerts_total", "Alerts made, by rule.", "rule"),
+		delivered:    d("sink_alerts_total", "Alerts taken by each sink.", "sink"),
+		failures:     d("sink_failures_total", "Failed sends, by sink.", "sink"),
+		depth:        d("outbox_alerts", "Alerts waiting in the outbox."),
+		storeSize:    d("state_file_bytes", "Size of the state file."),
+		suppressed:   d("alerts_suppressed_total", "Alerts counted into a suppression group."),
+		capped:       d("alerts_capped_total", "Alerts over their rule's max_signals in its interval."),
+		excepted:     d("rule_exceptions_total", "Records that matched a rule but an exception, by rule.", "rule"),
+		skipped:      d("records_skipped_total", "Records passed over, by reason (malformed, not CloudTrail).", "reason"),
+		evalSeconds:  d("rule_eval_seconds_total", "Time spent evaluating each rule, on sampled records (one in 64).", "rule"),
+		evalSamples:  d("rule_eval_samples_total", "Sampled evaluations of each rule.", "rule"),
+		runs:         d("rule_runs_total", "Scheduled runs made (threshold rules), by rule.", "rule"),
+		windowFull:   d("window_counts_dropped_total", "Counts of scheduled rules not kept: the rule's window state was full."),
+		windowGroups: d("rule_window_groups", "Groups a scheduled rule holds in its window state, by rule_id.", "rule_id"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.matched, c.alerts, c.delivered, c.failures,
-		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples} {
+		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups} {
 		ch <- d
 	}
 }
@@ -77,7 +81,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range c.in.skipped {
 		counter(c.skipped, n, reason)
 	}
+	for rule, n := range c.in.runs {
+		counter(c.runs, n, rule)
+	}
 	c.in.mu.Unlock()
+	counter(c.windowFull, c.in.WindowFull.Load())
+	if ws, err := c.in.st.WindowStats(); err == nil {
+		for _, w := range ws {
+			ch <- prometheus.MustNewConstMetric(c.windowGroups, prometheus.GaugeValue, float64(w.Groups), w.Rule)
+		}
+	}
 	for rule, v := range c.in.eng.Load().EvalTime() {
 		ch <- prometheus.MustNewConstMetric(c.evalSeconds, prometheus.CounterValue, float64(v[1])/1e9, rule)
 		counter(c.evalSamples, v[0], rule)

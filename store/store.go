@@ -410,7 +410,12 @@ type Verdicts struct {
 	known    []bool
 	first    time.Time // the history's first sighting (learning period start)
 	learning time.Duration
+	windows  *Windows
 }
+
+// Windows is the scheduled rules' state, in the commit's transaction: what
+// Emit reads and writes of it commits with the batch, or not at all.
+func (v *Verdicts) Windows() *Windows { return v.windows }
 
 // AllNew is the verdicts of a state that keeps no history: every term is
 // new (tests, and runs that only look at the record path).
@@ -511,7 +516,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				latest, hasLatest = t.Seen, true
 			}
 		}
-		v := &Verdicts{terms: b.Terms, last: make([]time.Time, len(b.Terms)), known: make([]bool, len(b.Terms)), first: first, learning: b.Learning}
+		v := &Verdicts{terms: b.Terms, last: make([]time.Time, len(b.Terms)), known: make([]bool, len(b.Terms)), first: first, learning: b.Learning, windows: &Windows{tx: tx}}
 		decide := func(i int, last time.Time, known bool) { v.last[i], v.known[i] = last, known }
 		// One buffer holds every term's history and key; the strings that
 		// name terms in memory are views of it, copied only when kept.

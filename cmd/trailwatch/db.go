@@ -111,6 +111,19 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.RuleID, r.Terms, r.Window, stamp(r.Oldest), stamp(r.Newest))
 		}
 		tw.Flush()
+		ws, err := st.WindowStats()
+		if err != nil {
+			fmt.Fprintln(stderr, "trailwatch db stats:", err)
+			return 1
+		}
+		if len(ws) > 0 {
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "\nSCHEDULED RULE\tGROUPS\tBUCKETS\tENTRIES\tSIGNALS\tLAST RUN")
+			for _, w := range ws {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", w.Rule, w.Groups, w.Buckets, w.Entries, w.Signals, stamp(w.LastRun))
+			}
+			tw.Flush()
+		}
 		fmt.Fprintf(stdout, "\n%s: %d bytes, %s in %s, %s in the outbox, %d dropped on a full outbox\n",
 			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "history"), plural(s.Outbox, "alert"), s.Overflowed)
 	case "prune":

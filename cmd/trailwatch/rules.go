@@ -51,6 +51,13 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		} else if need := missingEnrichment(r, *geoip != "", *asn != ""); need != "" {
 			status = "runs (cannot fire without " + need + ")"
 		}
+		if t := r.ThresholdSpec; t != nil && r.Runs() {
+			status += fmt.Sprintf(" (every %s over %s, by [%s], >= %d", r.Interval, r.From, strings.Join(t.Fields, ","), t.Value)
+			for _, c := range t.Cardinality {
+				status += fmt.Sprintf(", %d distinct %s", c.Value, c.Field)
+			}
+			status += ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RuleID, r.Type, status, exceptionsColumn(exc, r), strings.Join(r.ReadsFields(), ","))
 		short := "runs"
 		if !r.Runs() {

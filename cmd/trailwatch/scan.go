@@ -158,6 +158,18 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 		}
 		src.close()
 	}
+	// Scheduled rules (threshold): the clock moves past the last record by
+	// the longest window, so every run that covers a scanned record is made.
+	res, err := eng.Drain()
+	if err != nil {
+		return total, malformed, err
+	}
+	total.Add(res.Stats)
+	if onResult != nil {
+		if err := onResult(res); err != nil {
+			return total, malformed, err
+		}
+	}
 	if progress != nil {
 		fmt.Fprint(progress, "\r\033[K")
 	}
@@ -190,6 +202,15 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	}
 	if st.Suppressed > 0 {
 		fmt.Fprintf(w, "  suppressed %d alerts into their groups (alert_suppression)\n", st.Suppressed)
+	}
+	if st.Runs > 0 {
+		fmt.Fprintf(w, "  %s of scheduled rules (threshold)\n", plural(st.Runs, "run"))
+	}
+	if st.WindowFull > 0 {
+		fmt.Fprintf(w, "  %d counts of scheduled rules not kept: a rule's window state was full (%d entries)\n", st.WindowFull, engine.WindowCap)
+	}
+	if st.Late > 0 {
+		fmt.Fprintf(w, "  %d counts of scheduled rules not kept: older than every run to come\n", st.Late)
 	}
 	for rule, n := range st.Excepted {
 		fmt.Fprintf(w, "  rule %q: %s excepted\n", rule, plural(n, "record"))

@@ -1,0 +1,502 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// Scheduled rules (threshold) are Kibana's runs replayed at the edge: the
+// rule runs every interval, each run over [run - from, run), on the
+// engine's clock (ingested or event time). Runs sit at multiples of the
+// interval since the Unix epoch, so two nodes, a restart and a replay agree.
+// Matching records are counted into the state as they arrive, per group in
+// time buckets of gcd(interval, from), which answer every run's window
+// exactly; a run merges its window's buckets.
+
+// WindowCap is the most (bucket, group) entries a scheduled rule keeps in
+// the state; records of new groups past it are counted as overflow, not
+// kept (memory and file size stay bounded whatever the input).
+const WindowCap = 100_000
+
+// DistinctCap is the most distinct values of a threshold's cardinality
+// field kept per group and bucket: the count is exact up to it.
+const DistinctCap = 10_000
+
+// futureSlack is how far past the wall clock an event time may move the
+// event clock (CloudTrail's clocks are close to real time; a record dated
+// years ahead must not make every run at once).
+const futureSlack = 15 * time.Minute
+
+// scheduled is one threshold rule's schedule and grouping.
+type scheduled struct {
+	rule     *conf.Rule
+	fields   []*matcher.Field // group fields
+	distinct *matcher.Field   // the cardinality field, or nil
+	bucket   int64            // bucket width, ms
+	interval int64            // ms
+	from     int64            // ms
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func newScheduled(s *matcher.Schema, r *conf.Rule) *scheduled {
+	sc := &scheduled{rule: r, interval: r.IntervalDur.Milliseconds(), from: r.FromDur.Milliseconds()}
+	sc.bucket = gcd(sc.interval, sc.from)
+	if sc.bucket <= 0 {
+		sc.bucket = max(sc.interval, 1)
+	}
+	for _, f := range r.ThresholdSpec.Fields {
+		sc.fields = append(sc.fields, s.Field(f))
+	}
+	if c := r.ThresholdSpec.Cardinality; len(c) > 0 {
+		sc.distinct = s.Field(c[0].Field)
+	}
+	return sc
+}
+
+// groupAgg is one group's counts in one bucket (or merged over a window).
+type groupAgg struct {
+	count    uint64
+	min, max int64 // event times, ms
+	hashes   map[uint64]struct{}
+	capped   bool // hashes reached DistinctCap
+}
+
+func (g *groupAgg) add(o *groupAgg) {
+	if g.count == 0 || o.min < g.min {
+		g.min = o.min
+	}
+	if g.count == 0 || o.max > g.max {
+		g.max = o.max
+	}
+	g.count += o.count
+	for h := range o.hashes {
+		g.addHash(h)
+	}
+	g.capped = g.capped || o.capped
+}
+
+func (g *groupAgg) addHash(h uint64) {
+	if g.hashes == nil {
+		g.hashes = map[uint64]struct{}{}
+	}
+	if len(g.hashes) >= DistinctCap {
+		if _, ok := g.hashes[h]; !ok {
+			g.capped = true
+		}
+		return
+	}
+	g.hashes[h] = struct{}{}
+}
+
+// encode is the state's form: count, min, max, capped, then the hashes
+// sorted.
+func (g *groupAgg) encode() []byte {
+	b := make([]byte, 0, 26+8*len(g.hashes))
+	b = binary.AppendUvarint(b, g.count)
+	b = binary.AppendVarint(b, g.min)
+	b = binary.AppendVarint(b, g.max)
+	flag := byte(0)
+	if g.capped {
+		flag = 1
+	}
+	b = append(b, flag)
+	hs := make([]uint64, 0, len(g.hashes))
+	for h := range g.hashes {
+		hs = append(hs, h)
+	}
+	slices.Sort(hs)
+	for _, h := range hs {
+		b = binary.BigEndian.AppendUint64(b, h)
+	}
+	return b
+}
+
+var errBadAgg = errors.New("a threshold count in the state file is unreadable")
+
+func decodeAgg(b []byte) (*groupAgg, error) {
+	g := &groupAgg{}
+	var n int
+	if g.count, n = binary.Uvarint(b); n <= 0 {
+		return nil, errBadAgg
+	}
+	b = b[n:]
+	if g.min, n = binary.Varint(b); n <= 0 {
+		return nil, errBadAgg
+	}
+	b = b[n:]
+	if g.max, n = binary.Varint(b); n <= 0 {
+		return nil, errBadAgg
+	}
+	b = b[n:]
+	if len(b) < 1 || (len(b)-1)%8 != 0 {
+		return nil, errBadAgg
+	}
+	g.capped = b[0] == 1
+	b = b[1:]
+	for ; len(b) >= 8; b = b[8:] {
+		g.addHash(binary.BigEndian.Uint64(b))
+	}
+	return g, nil
+}
+
+// countKey names one group's counts in one bucket within a batch.
+type countKey struct {
+	sched  int
+	bucket int64
+	group  string // store.EncodeValues of the group's values
+}
+
+// valueHash is a stable 64-bit hash of a value (FNV-1a, then mixed), for
+// exact distinct counts without keeping the values.
+func valueHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	// splitmix64's finaliser spreads FNV's low-entropy high bits.
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+// countThreshold folds a matching record into the batch's counts: one
+// entry per combination of its group values (none when a group field is
+// missing, as Kibana drops such events).
+func (e *Engine) countThreshold(w *worker, si int, seen time.Time) {
+	sc := e.scheduled[si]
+	ev := &w.ev
+	combos, keys := w.termsOf(sc.fields, ev)
+	if len(sc.fields) == 0 {
+		combos, keys = [][]string{nil}, [][]byte{nil}
+	}
+	if combos == nil {
+		return
+	}
+	ms := seen.UnixMilli()
+	if ms < 0 {
+		return // dated before 1970: no window holds it
+	}
+	b := floorDiv(ms, sc.bucket) * sc.bucket
+	var hashes []uint64
+	if sc.distinct != nil {
+		vals := ev.Values(sc.distinct)
+		for i := range vals {
+			if matcher.Searchable(sc.distinct, &vals[i]) {
+				hashes = append(hashes, valueHash(sc.distinct.TermText(vals[i])))
+			}
+		}
+	}
+	if w.counts == nil {
+		w.counts = map[countKey]*groupAgg{}
+	}
+	for i := range combos {
+		// A leading byte keeps the key of a rule without group fields
+		// non-empty.
+		k := countKey{sched: si, bucket: b, group: "\x01" + string(keys[i])}
+		g := w.counts[k]
+		if g == nil {
+			g = &groupAgg{min: ms, max: ms}
+			w.counts[k] = g
+		}
+		g.add(&groupAgg{count: 1, min: ms, max: ms})
+		for _, h := range hashes {
+			g.addHash(h)
+		}
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// runStats is what the scheduled part of a commit did.
+type runStats struct {
+	runs, overflow, late int
+	by                   map[string]int // runs by rule name
+}
+
+// scheduledEmit writes the batch's counts into the state, moves the clock
+// and makes every run that is due, returning their alerts. It runs inside
+// the batch's transaction.
+func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg, clock time.Time, rs *runStats) ([]*Alert, error) {
+	// Counts first: a run made now sees this batch's records.
+	for k, g := range counts {
+		sc := e.scheduled[k.sched]
+		id := sc.rule.RuleID
+		if last, ok := ws.LastRun(id); ok && k.bucket < last.UnixMilli()+sc.interval-sc.from {
+			rs.late++ // no run to come reads its bucket
+			continue
+		}
+		if old := ws.Get(id, k.bucket, []byte(k.group)); old != nil {
+			prev, err := decodeAgg(old)
+			if err != nil {
+				return nil, fmt.Errorf("rule %q: %w", id, err)
+			}
+			prev.add(g)
+			g = prev
+		}
+		err := ws.Put(id, k.bucket, []byte(k.group), g.encode(), WindowCap)
+		if errors.Is(err, store.ErrWindowFull) {
+			rs.overflow++
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if prev, ok := ws.Clock(); ok && clock.Before(prev) {
+		clock = prev
+	}
+	if err := ws.SetClock(clock); err != nil {
+		return nil, err
+	}
+	var alerts []*Alert
+	for _, sc := range e.scheduled {
+		as, err := e.runDue(ws, sc, clock.UnixMilli(), rs)
+		if err != nil {
+			return nil, err
+		}
+		alerts = append(alerts, as...)
+	}
+	e.nextDue.Store(e.dueAfter(clock.UnixMilli()))
+	return alerts, nil
+}
+
+// dueAfter is the earliest run time after clock, over every scheduled rule.
+func (e *Engine) dueAfter(clock int64) int64 {
+	next := int64(1<<62 - 1)
+	for _, sc := range e.scheduled {
+		next = min(next, (floorDiv(clock, sc.interval)+1)*sc.interval)
+	}
+	return next
+}
+
+// runDue makes the rule's runs that the clock has passed since its last
+// run, skipping runs whose window holds no data (they make nothing).
+func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runStats) ([]*Alert, error) {
+	id := sc.rule.RuleID
+	latest := floorDiv(clock, sc.interval) * sc.interval // the last run the clock has passed
+	var next int64
+	if last, ok := ws.LastRun(id); ok {
+		next = last.UnixMilli() + sc.interval
+	} else {
+		bs := ws.Buckets(id, 0, 1)
+		if len(bs) == 0 {
+			return nil, nil // nothing counted yet
+		}
+		next = (floorDiv(bs[0], sc.interval) + 1) * sc.interval
+	}
+	var alerts []*Alert
+	for next <= latest {
+		bs := ws.Buckets(id, next-sc.from, 1)
+		if len(bs) == 0 {
+			break
+		}
+		if bs[0] >= next {
+			// An empty window: go to the first run whose window holds bs[0].
+			next = (floorDiv(bs[0], sc.interval) + 1) * sc.interval
+			continue
+		}
+		as, err := e.thresholdRun(ws, sc, next)
+		if err != nil {
+			return nil, err
+		}
+		rs.runs++
+		if rs.by == nil {
+			rs.by = map[string]int{}
+		}
+		rs.by[sc.rule.Name]++
+		alerts = append(alerts, as...)
+		next += sc.interval
+	}
+	if last, ok := ws.LastRun(id); !ok || last.UnixMilli() < latest {
+		if err := ws.SetLastRun(id, time.UnixMilli(latest)); err != nil {
+			return nil, err
+		}
+	}
+	// What the next run cannot read: older buckets and signals.
+	horizon := latest + sc.interval - sc.from
+	if _, err := ws.DropBefore(id, floorDiv(horizon, sc.bucket)*sc.bucket); err != nil {
+		return nil, err
+	}
+	if err := ws.DropSignalsBefore(id, time.UnixMilli(horizon+1)); err != nil {
+		return nil, err
+	}
+	return alerts, nil
+}
+
+// thresholdGroup is one group's result in a run.
+type thresholdGroup struct {
+	key    string
+	values []string
+	agg    *groupAgg
+}
+
+// thresholdRun is one run of a threshold rule at t (ms) over [t-from, t):
+// the groups that reach the threshold (and the cardinality), each counting
+// only its events since it last alerted, become alerts.
+func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, error) {
+	id, spec := sc.rule.RuleID, sc.rule.ThresholdSpec
+	groups := map[string]*thresholdGroup{}
+	signals := map[string]int64{}
+	err := ws.Scan(id, t-sc.from, t, func(bucket int64, group, v []byte) error {
+		lower, ok := signals[string(group)]
+		if !ok {
+			lower = -1 << 62
+			if at, ok := ws.Signal(id, group); ok {
+				lower = at.UnixMilli()
+			}
+			signals[string(group)] = lower
+		}
+		if bucket < lower {
+			return nil // counted toward the group's last alert
+		}
+		a, err := decodeAgg(v)
+		if err != nil {
+			return fmt.Errorf("rule %q: %w", id, err)
+		}
+		g := groups[string(group)]
+		if g == nil {
+			g = &thresholdGroup{key: string(group), agg: &groupAgg{}}
+			groups[string(group)] = g
+		}
+		g.agg.add(a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var hits []*thresholdGroup
+	for _, g := range groups {
+		if g.agg.count < uint64(spec.Value) {
+			continue
+		}
+		if len(spec.Cardinality) > 0 && len(g.agg.hashes) < spec.Cardinality[0].Value {
+			continue
+		}
+		vals, err := store.DecodeValues([]byte(g.key[1:]))
+		if err != nil && len(sc.fields) > 0 {
+			return nil, fmt.Errorf("rule %q: a group key in the state file is unreadable: %w", id, err)
+		}
+		g.values = vals
+		hits = append(hits, g)
+	}
+	// As the terms aggregation orders its buckets: most events first.
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].agg.count != hits[j].agg.count {
+			return hits[i].agg.count > hits[j].agg.count
+		}
+		return hits[i].key < hits[j].key
+	})
+	if !e.noCaps && sc.rule.MaxSignals > 0 && len(hits) > sc.rule.MaxSignals {
+		hits = hits[:sc.rule.MaxSignals]
+	}
+	var out []*Alert
+	run := time.UnixMilli(t).UTC()
+	for _, g := range hits {
+		out = append(out, e.thresholdAlert(sc, g, run))
+		if err := ws.SetSignal(id, []byte(g.key), run); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+const alertTime = "2006-01-02T15:04:05.000Z"
+
+// thresholdAlert is a group's alert as Kibana writes it: the group's field
+// values at the top level, kibana.alert.threshold_result, and the group's
+// last event time as @timestamp and kibana.alert.original_time.
+func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time) *Alert {
+	r, spec := sc.rule, sc.rule.ThresholdSpec
+	d := map[string]any{}
+	terms := make([]any, 0, len(sc.fields))
+	var why strings.Builder
+	fmt.Fprintf(&why, "%d events", g.agg.count)
+	for i, f := range sc.fields {
+		v := g.values[i]
+		setPath(d, f.Name, v)
+		terms = append(terms, map[string]any{"field": f.Name, "value": v})
+		if i == 0 {
+			why.WriteString(" with")
+		} else {
+			why.WriteString(",")
+		}
+		fmt.Fprintf(&why, " %s: %s", f.Name, v)
+	}
+	last := time.UnixMilli(g.agg.max).UTC().Format(alertTime)
+	result := map[string]any{
+		"terms": terms,
+		"count": g.agg.count,
+		"from":  time.UnixMilli(g.agg.min).UTC().Format(alertTime),
+	}
+	if len(spec.Cardinality) > 0 {
+		result["cardinality"] = []any{map[string]any{"field": spec.Cardinality[0].Field, "value": len(g.agg.hashes)}}
+		if g.agg.capped {
+			d["trailwatch.threshold.cardinality_capped"] = true
+		}
+	}
+	d["kibana.alert.threshold_result"] = result
+	d["kibana.alert.original_time"] = last
+	setPath(d, "event.kind", "signal")
+	part := newDocPart(d)
+	rec := &recordAlerts{e: e, part: part, why: why.String(), whySet: true, at: last}
+	uuid := AlertUUID(r.RuleID, r.Version, "threshold:"+run.Format(time.RFC3339Nano), g.values)
+	rule := e.ruleParts[r]
+	if rule == nil {
+		rule = rulePart(r)
+	}
+	return &Alert{UUID: uuid, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.groupPolicy(r, sc.fields, g.values),
+		e: e, r: r, at: last}
+}
+
+// groupPolicy is a scheduled rule's alert suppression over its group's
+// values (its max_signals applies per run, in the run itself).
+func (e *Engine) groupPolicy(r *conf.Rule, fields []*matcher.Field, values []string) *store.Policy {
+	s := r.AlertSuppression
+	if s == nil {
+		return nil
+	}
+	p := &store.Policy{RuleID: r.RuleID}
+	key := []string{r.RuleID}
+	for i, f := range fields {
+		p.Terms = append(p.Terms, store.SuppressTerm{Field: f.Name, Value: values[i]})
+		key = append(key, values[i])
+	}
+	p.SuppressKey = TermKey(key)
+	p.SuppressFor = s.Window(r.IntervalDur)
+	return p
+}
+
+// drainClock is the clock a Drain moves to: past the latest time the
+// scheduled rules' clock reached (or now, with the ingested clock) by the
+// longest window.
+func (e *Engine) drainClock(ws *store.Windows, now time.Time) time.Time {
+	c, ok := ws.Clock()
+	if e.source != EventTime && (!ok || now.After(c)) {
+		c = now
+	}
+	return c.Add(e.maxFrom)
+}

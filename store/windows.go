@@ -1,0 +1,312 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Scheduled rules (threshold, aggregating ES|QL) are evaluated in runs, each
+// over a window of time. Their state is counts by group in time buckets:
+// records are folded into the bucket of their time as they arrive (in the
+// transaction of their batch), and a run merges its window's buckets.
+// Nothing is kept per record.
+var (
+	// bucketWindows holds a sub-bucket per rule_id; in it, key = 8-byte
+	// big-endian bucket start (Unix milliseconds) then the encoded group,
+	// value = the group's partial aggregate for that bucket (the engine's
+	// encoding).
+	bucketWindows = []byte("windows")
+	// bucketWindowSizes holds, per rule_id, how many entries its windows
+	// sub-bucket has (8 bytes), so that its cap costs no count.
+	bucketWindowSizes = []byte("window_sizes")
+	// bucketWindowRuns holds, per rule_id, the time of its last run (8
+	// bytes, Unix nanoseconds).
+	bucketWindowRuns = []byte("window_runs")
+	// bucketWindowSignals holds a sub-bucket per rule_id; in it, key = the
+	// encoded group, value = when the group last alerted (the run's time):
+	// later runs count only its events from then on (threshold's signal
+	// history).
+	bucketWindowSignals = []byte("window_signals")
+	// keyRunClock in the meta bucket is the scheduler's clock: the latest
+	// time runs were made up to.
+	keyRunClock = []byte("run_clock")
+)
+
+// Windows is the scheduled rules' state inside one write transaction
+// (Verdicts.Windows). It is valid only during the Emit call it came with.
+type Windows struct {
+	tx *bolt.Tx
+}
+
+func (w *Windows) sub(top []byte, rule string) (*bolt.Bucket, error) {
+	b, err := w.tx.CreateBucketIfNotExists(top)
+	if err != nil {
+		return nil, err
+	}
+	return b.CreateBucketIfNotExists([]byte(rule))
+}
+
+// peek returns a rule's sub-bucket under top, or nil when it has none.
+func (w *Windows) peek(top []byte, rule string) *bolt.Bucket {
+	b := w.tx.Bucket(top)
+	if b == nil {
+		return nil
+	}
+	return b.Bucket([]byte(rule))
+}
+
+func windowKey(bucket int64, group []byte) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(group)), uint64(bucket))
+	return append(k, group...)
+}
+
+// Get returns a group's aggregate in a bucket (nil when absent). The bytes
+// are valid until the transaction ends and must not be changed.
+func (w *Windows) Get(rule string, bucket int64, group []byte) []byte {
+	b := w.peek(bucketWindows, rule)
+	if b == nil {
+		return nil
+	}
+	return b.Get(windowKey(bucket, group))
+}
+
+// Put stores a group's aggregate in a bucket. With limit > 0, a new entry
+// past limit entries for the rule is refused with ErrWindowFull (an update
+// of an existing entry always goes through).
+func (w *Windows) Put(rule string, bucket int64, group, v []byte, limit int) error {
+	b, err := w.sub(bucketWindows, rule)
+	if err != nil {
+		return err
+	}
+	k := windowKey(bucket, group)
+	if b.Get(k) == nil {
+		n := w.Size(rule)
+		if limit > 0 && n >= limit {
+			return ErrWindowFull
+		}
+		if err := w.setSize(rule, n+1); err != nil {
+			return err
+		}
+	}
+	return b.Put(k, v)
+}
+
+// ErrWindowFull is Put's answer when a rule holds its cap of entries.
+var ErrWindowFull = errors.New("the rule's window state is full")
+
+// Size is how many (bucket, group) entries a rule holds.
+func (w *Windows) Size(rule string) int {
+	b := w.tx.Bucket(bucketWindowSizes)
+	if b == nil {
+		return 0
+	}
+	if v := b.Get([]byte(rule)); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func (w *Windows) setSize(rule string, n int) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucketWindowSizes)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(rule), binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// Bucket starts are Unix milliseconds, never before 1970 (the engine
+// counts no record dated earlier).
+
+// Scan calls fn for each entry of the rule's buckets in [from, to), in
+// bucket order. The bytes are valid only during the call.
+func (w *Windows) Scan(rule string, from, to int64, fn func(bucket int64, group, v []byte) error) error {
+	b := w.peek(bucketWindows, rule)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	start := binary.BigEndian.AppendUint64(nil, uint64(max(from, 0)))
+	for k, v := c.Seek(start); k != nil; k, v = c.Next() {
+		if len(k) < 8 {
+			return fmt.Errorf("window entry of rule %q has a short key", rule)
+		}
+		at := int64(binary.BigEndian.Uint64(k[:8]))
+		if at >= to {
+			break
+		}
+		if err := fn(at, k[8:], v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Buckets returns the starts of the rule's buckets at or after from, in
+// order, without repeats, at most limit of them (to find the next run with
+// data).
+func (w *Windows) Buckets(rule string, from int64, limit int) []int64 {
+	b := w.peek(bucketWindows, rule)
+	if b == nil {
+		return nil
+	}
+	var out []int64
+	c := b.Cursor()
+	for k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, uint64(max(from, 0)))); k != nil && len(out) < limit; {
+		if len(k) < 8 {
+			break
+		}
+		at := int64(binary.BigEndian.Uint64(k[:8]))
+		out = append(out, at)
+		// Skip to the next bucket.
+		k, _ = c.Seek(binary.BigEndian.AppendUint64(nil, uint64(at)+1))
+	}
+	return out
+}
+
+// DropBefore deletes the rule's buckets that start before bucket, and
+// returns how many entries went.
+func (w *Windows) DropBefore(rule string, bucket int64) (int, error) {
+	b := w.peek(bucketWindows, rule)
+	if b == nil {
+		return 0, nil
+	}
+	end := binary.BigEndian.AppendUint64(nil, uint64(bucket))
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	if len(keys) > 0 {
+		if err := w.setSize(rule, max(0, w.Size(rule)-len(keys))); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+// Signal returns when a group of the rule last alerted.
+func (w *Windows) Signal(rule string, group []byte) (time.Time, bool) {
+	b := w.peek(bucketWindowSignals, rule)
+	if b == nil {
+		return time.Time{}, false
+	}
+	return getTime(b.Get(group))
+}
+
+// SetSignal records that a group alerted at t.
+func (w *Windows) SetSignal(rule string, group []byte, t time.Time) error {
+	b, err := w.sub(bucketWindowSignals, rule)
+	if err != nil {
+		return err
+	}
+	return b.Put(group, putTime(t))
+}
+
+// DropSignalsBefore forgets the rule's groups that alerted before t (they
+// fell out of every later window).
+func (w *Windows) DropSignalsBefore(rule string, t time.Time) error {
+	b := w.peek(bucketWindowSignals, rule)
+	if b == nil {
+		return nil
+	}
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if at, ok := getTime(v); !ok || at.Before(t) {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LastRun returns the time of the rule's last run.
+func (w *Windows) LastRun(rule string) (time.Time, bool) {
+	b := w.tx.Bucket(bucketWindowRuns)
+	if b == nil {
+		return time.Time{}, false
+	}
+	return getTime(b.Get([]byte(rule)))
+}
+
+// SetLastRun records the rule's last run.
+func (w *Windows) SetLastRun(rule string, t time.Time) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucketWindowRuns)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(rule), putTime(t))
+}
+
+// Clock returns the scheduler's clock: the time runs were last made up to.
+func (w *Windows) Clock() (time.Time, bool) {
+	return getTime(w.tx.Bucket(bucketMeta).Get(keyRunClock))
+}
+
+// SetClock moves the scheduler's clock.
+func (w *Windows) SetClock(t time.Time) error {
+	return w.tx.Bucket(bucketMeta).Put(keyRunClock, putTime(t))
+}
+
+// WindowStat is what db stats shows of a scheduled rule's state.
+type WindowStat struct {
+	Rule    string
+	Entries int       // (bucket, group) entries
+	Buckets int       // distinct buckets
+	Groups  int       // distinct groups
+	Signals int       // groups in the signal history
+	LastRun time.Time // zero when it never ran
+}
+
+// WindowStats lists every scheduled rule's state.
+func (s *Store) WindowStats() ([]WindowStat, error) {
+	var out []WindowStat
+	err := s.db.View(func(tx *bolt.Tx) error {
+		w := &Windows{tx: tx}
+		top := tx.Bucket(bucketWindows)
+		if top == nil {
+			return nil
+		}
+		return top.ForEach(func(name, _ []byte) error {
+			rule := string(name)
+			st := WindowStat{Rule: rule}
+			buckets, groups := map[int64]bool{}, map[string]bool{}
+			err := w.Scan(rule, 0, 1<<62, func(b int64, g, _ []byte) error {
+				st.Entries++
+				buckets[b], groups[string(g)] = true, true
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			st.Buckets, st.Groups = len(buckets), len(groups)
+			if sb := w.peek(bucketWindowSignals, rule); sb != nil {
+				st.Signals = sb.Stats().KeyN
+			}
+			st.LastRun, _ = w.LastRun(rule)
+			out = append(out, st)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, &Error{s.path, "window stats", err}
+	}
+	return out, nil
+}
