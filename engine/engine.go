@@ -71,6 +71,7 @@ type Engine struct {
 	groups   [][]member // per distinct query, the rules using it
 	provider *matcher.Field
 	action   *matcher.Field
+	eventID  *matcher.Field
 	excepts  map[*conf.Rule][]*conf.Exception
 	noCaps   bool
 	// evalNanos and evalCount time sampled evaluations, per query.
@@ -164,6 +165,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	e.index = matcher.NewIndex(qs)
 	e.evalNanos, e.evalCount = make([]atomic.Int64, len(qs)), make([]atomic.Int64, len(qs))
 	e.provider, e.action = e.schema.Field(matcher.ProviderField), e.schema.Field(matcher.ActionField)
+	e.eventID = e.schema.Field("event.id")
 	e.excepts = map[*conf.Rule][]*conf.Exception{}
 	for _, r := range e.rules {
 		xs := o.Exceptions.For(r)

@@ -46,6 +46,10 @@ type scheduled struct {
 	from     int64            // ms
 }
 
+// idCap is how many record ids a group keeps per bucket: enough to decide
+// the threshold exactly.
+func (sc *scheduled) idCap() int { return max(sc.rule.ThresholdSpec.Value, 1) }
+
 func gcd(a, b int64) int64 {
 	for b != 0 {
 		a, b = b, a%b
@@ -69,14 +73,31 @@ func newScheduled(s *matcher.Schema, r *conf.Rule) *scheduled {
 }
 
 // groupAgg is one group's counts in one bucket (or merged over a window).
+// Besides the raw count it keeps the ids of the records it counted (their
+// eventID, hashed) up to idCap, the rule's threshold: a record given twice
+// (a chunk retried after a crash, a file scanned again) is one event, as
+// one document is one hit in Kibana, so a replay never makes an alert on
+// its own. Past idCap the decision is made and the raw count is reported.
 type groupAgg struct {
-	count    uint64
-	min, max int64 // event times, ms
+	count    uint64 // records counted, repeats included
+	anon     uint64 // records without an eventID (counted as they come)
+	min, max int64  // event times, ms
 	hashes   map[uint64]struct{}
 	capped   bool // hashes reached DistinctCap
+	ids      map[uint64]struct{}
+	idsFull  bool // ids reached idCap
 }
 
-func (g *groupAgg) add(o *groupAgg) {
+// events is the number of events the group holds, as Kibana counts
+// documents: exact while below the cap of ids, the raw count past it.
+func (g *groupAgg) events() uint64 {
+	if g.idsFull {
+		return max(g.count, uint64(len(g.ids))+g.anon)
+	}
+	return uint64(len(g.ids)) + g.anon
+}
+
+func (g *groupAgg) add(o *groupAgg, idCap int) {
 	if g.count == 0 || o.min < g.min {
 		g.min = o.min
 	}
@@ -84,10 +105,15 @@ func (g *groupAgg) add(o *groupAgg) {
 		g.max = o.max
 	}
 	g.count += o.count
+	g.anon += o.anon
 	for h := range o.hashes {
 		g.addHash(h)
 	}
 	g.capped = g.capped || o.capped
+	for id := range o.ids {
+		g.addID(id, idCap)
+	}
+	g.idsFull = g.idsFull || o.idsFull
 }
 
 func (g *groupAgg) addHash(h uint64) {
@@ -103,35 +129,59 @@ func (g *groupAgg) addHash(h uint64) {
 	g.hashes[h] = struct{}{}
 }
 
-// encode is the state's form: count, min, max, capped, then the hashes
-// sorted.
+func (g *groupAgg) addID(id uint64, idCap int) {
+	if g.ids == nil {
+		g.ids = map[uint64]struct{}{}
+	}
+	if len(g.ids) >= idCap {
+		if _, ok := g.ids[id]; !ok {
+			g.idsFull = true
+		}
+		return
+	}
+	g.ids[id] = struct{}{}
+}
+
+// encode is the state's form: count, anon, min, max, flags, the number of
+// cardinality hashes, then they and the ids, each sorted.
 func (g *groupAgg) encode() []byte {
-	b := make([]byte, 0, 26+8*len(g.hashes))
+	b := make([]byte, 0, 40+8*(len(g.hashes)+len(g.ids)))
 	b = binary.AppendUvarint(b, g.count)
+	b = binary.AppendUvarint(b, g.anon)
 	b = binary.AppendVarint(b, g.min)
 	b = binary.AppendVarint(b, g.max)
-	flag := byte(0)
+	flags := byte(0)
 	if g.capped {
-		flag = 1
+		flags |= 1
 	}
-	b = append(b, flag)
-	hs := make([]uint64, 0, len(g.hashes))
-	for h := range g.hashes {
-		hs = append(hs, h)
+	if g.idsFull {
+		flags |= 2
 	}
-	slices.Sort(hs)
-	for _, h := range hs {
-		b = binary.BigEndian.AppendUint64(b, h)
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(g.hashes)))
+	for _, set := range []map[uint64]struct{}{g.hashes, g.ids} {
+		hs := make([]uint64, 0, len(set))
+		for h := range set {
+			hs = append(hs, h)
+		}
+		slices.Sort(hs)
+		for _, h := range hs {
+			b = binary.BigEndian.AppendUint64(b, h)
+		}
 	}
 	return b
 }
 
 var errBadAgg = errors.New("a threshold count in the state file is unreadable")
 
-func decodeAgg(b []byte) (*groupAgg, error) {
+func decodeAgg(b []byte, idCap int) (*groupAgg, error) {
 	g := &groupAgg{}
 	var n int
 	if g.count, n = binary.Uvarint(b); n <= 0 {
+		return nil, errBadAgg
+	}
+	b = b[n:]
+	if g.anon, n = binary.Uvarint(b); n <= 0 {
 		return nil, errBadAgg
 	}
 	b = b[n:]
@@ -143,13 +193,22 @@ func decodeAgg(b []byte) (*groupAgg, error) {
 		return nil, errBadAgg
 	}
 	b = b[n:]
-	if len(b) < 1 || (len(b)-1)%8 != 0 {
+	if len(b) < 1 {
 		return nil, errBadAgg
 	}
-	g.capped = b[0] == 1
+	g.capped, g.idsFull = b[0]&1 != 0, b[0]&2 != 0
 	b = b[1:]
-	for ; len(b) >= 8; b = b[8:] {
+	nh, n := binary.Uvarint(b)
+	if n <= 0 || len(b[n:])%8 != 0 || nh > uint64(len(b[n:])/8) {
+		return nil, errBadAgg
+	}
+	b = b[n:]
+	for i := uint64(0); i < nh; i++ {
 		g.addHash(binary.BigEndian.Uint64(b))
+		b = b[8:]
+	}
+	for ; len(b) >= 8; b = b[8:] {
+		g.addID(binary.BigEndian.Uint64(b), idCap)
 	}
 	return g, nil
 }
@@ -195,6 +254,10 @@ func (e *Engine) countThreshold(w *worker, si int, seen time.Time) {
 		return // dated before 1970: no window holds it
 	}
 	b := floorDiv(ms, sc.bucket) * sc.bucket
+	id, hasID := uint64(0), false
+	if v := ev.Values(e.eventID); len(v) > 0 {
+		id, hasID = valueHash(v[0].Text), true
+	}
 	var hashes []uint64
 	if sc.distinct != nil {
 		vals := ev.Values(sc.distinct)
@@ -216,7 +279,13 @@ func (e *Engine) countThreshold(w *worker, si int, seen time.Time) {
 			g = &groupAgg{min: ms, max: ms}
 			w.counts[k] = g
 		}
-		g.add(&groupAgg{count: 1, min: ms, max: ms})
+		one := &groupAgg{count: 1, min: ms, max: ms}
+		if hasID {
+			one.addID(id, sc.idCap())
+		} else {
+			one.anon = 1
+		}
+		g.add(one, sc.idCap())
 		for _, h := range hashes {
 			g.addHash(h)
 		}
@@ -250,11 +319,11 @@ func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg,
 			continue
 		}
 		if old := ws.Get(id, k.bucket, []byte(k.group)); old != nil {
-			prev, err := decodeAgg(old)
+			prev, err := decodeAgg(old, sc.idCap())
 			if err != nil {
 				return nil, fmt.Errorf("rule %q: %w", id, err)
 			}
-			prev.add(g)
+			prev.add(g, sc.idCap())
 			g = prev
 		}
 		err := ws.Put(id, k.bucket, []byte(k.group), g.encode(), WindowCap)
@@ -373,7 +442,7 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 		if bucket < lower {
 			return nil // counted toward the group's last alert
 		}
-		a, err := decodeAgg(v)
+		a, err := decodeAgg(v, sc.idCap())
 		if err != nil {
 			return fmt.Errorf("rule %q: %w", id, err)
 		}
@@ -382,7 +451,7 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 			g = &thresholdGroup{key: string(group), agg: &groupAgg{}}
 			groups[string(group)] = g
 		}
-		g.agg.add(a)
+		g.agg.add(a, sc.idCap())
 		return nil
 	})
 	if err != nil {
@@ -390,7 +459,7 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 	}
 	var hits []*thresholdGroup
 	for _, g := range groups {
-		if g.agg.count < uint64(spec.Value) {
+		if g.agg.events() < uint64(spec.Value) {
 			continue
 		}
 		if len(spec.Cardinality) > 0 && len(g.agg.hashes) < spec.Cardinality[0].Value {
@@ -405,8 +474,8 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 	}
 	// As the terms aggregation orders its buckets: most events first.
 	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].agg.count != hits[j].agg.count {
-			return hits[i].agg.count > hits[j].agg.count
+		if ci, cj := hits[i].agg.events(), hits[j].agg.events(); ci != cj {
+			return ci > cj
 		}
 		return hits[i].key < hits[j].key
 	})
@@ -434,7 +503,7 @@ func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time)
 	d := map[string]any{}
 	terms := make([]any, 0, len(sc.fields))
 	var why strings.Builder
-	fmt.Fprintf(&why, "%d events", g.agg.count)
+	fmt.Fprintf(&why, "%d events", g.agg.events())
 	for i, f := range sc.fields {
 		v := g.values[i]
 		setPath(d, f.Name, v)
@@ -449,7 +518,7 @@ func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time)
 	last := time.UnixMilli(g.agg.max).UTC().Format(alertTime)
 	result := map[string]any{
 		"terms": terms,
-		"count": g.agg.count,
+		"count": g.agg.events(),
 		"from":  time.UnixMilli(g.agg.min).UTC().Format(alertTime),
 	}
 	if len(spec.Cardinality) > 0 {

@@ -171,6 +171,10 @@ func TestThresholdCountsAsKibana(t *testing.T) {
 		{"at the threshold", []string{"cloud.account.id"}, 10, func(t *testing.T) []Record {
 			return logins(t, 10, base, "111", "192.0.2.1", "root")
 		}, []thResult{{terms: []string{"cloud.account.id=111"}, count: 10, from: "2026-05-04T10:00:00.000Z", at: "2026-05-04T10:00:09.000Z"}}},
+		{"the same records given twice count once", []string{"cloud.account.id"}, 10, func(t *testing.T) []Record {
+			recs := logins(t, 5, base, "111", "192.0.2.1", "root")
+			return append(recs, recs...)
+		}, nil},
 		{"groups apart", []string{"cloud.account.id"}, 10, func(t *testing.T) []Record {
 			return append(logins(t, 10, base, "111", "192.0.2.1", "root"), logins(t, 9, base, "222", "192.0.2.1", "root")...)
 		}, []thResult{{terms: []string{"cloud.account.id=111"}, count: 10, from: "2026-05-04T10:00:00.000Z", at: "2026-05-04T10:00:09.000Z"}}},
