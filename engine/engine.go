@@ -97,6 +97,7 @@ type Engine struct {
 	scheduled []*scheduled
 	schedOf   map[*conf.Rule]int
 	maxFrom   time.Duration
+	windowCap int
 	// nextDue is the earliest run time (Unix ms) not made yet, as far as
 	// the last commit knew (0: unknown, look at the state).
 	nextDue atomic.Int64
@@ -129,7 +130,10 @@ type Options struct {
 	// NoCaps turns off the rules' max_signals caps (scans of history write
 	// every alert; the running agent caps them as Kibana does).
 	NoCaps bool
-	Now    func() time.Time
+	// WindowCap bounds each scheduled rule's (bucket, group) entries
+	// (default WindowCap).
+	WindowCap int
+	Now       func() time.Time
 }
 
 // New builds an engine over the runnable rules of a rule set.
@@ -230,6 +234,10 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			}
 			e.capPolicies[r] = p
 		}
+	}
+	e.windowCap = o.WindowCap
+	if e.windowCap <= 0 {
+		e.windowCap = WindowCap
 	}
 	e.schedOf = map[*conf.Rule]int{}
 	for _, r := range e.rules {

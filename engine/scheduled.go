@@ -23,7 +23,7 @@ import (
 // exactly; a run merges its window's buckets.
 
 // WindowCap is the most (bucket, group) entries a scheduled rule keeps in
-// the state; records of new groups past it are counted as overflow, not
+// the state by default (Options.WindowCap); records of new groups past it are counted as overflow, not
 // kept (memory and file size stay bounded whatever the input).
 const WindowCap = 100_000
 
@@ -326,7 +326,7 @@ func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg,
 			prev.add(g, sc.idCap())
 			g = prev
 		}
-		err := ws.Put(id, k.bucket, []byte(k.group), g.encode(), WindowCap)
+		err := ws.Put(id, k.bucket, []byte(k.group), g.encode(), e.windowCap)
 		if errors.Is(err, store.ErrWindowFull) {
 			rs.overflow++
 			continue

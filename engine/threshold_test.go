@@ -392,7 +392,7 @@ func TestThresholdRunsOnTheIngestedClock(t *testing.T) {
 }
 
 func TestThresholdWindowIsBounded(t *testing.T) {
-	e, st := newEngine(t, thRule(t, []string{"user.name"}, 2, "", 0, ""), Options{TimeSource: EventTime})
+	e, st := newEngine(t, thRule(t, []string{"user.name"}, 2, "", 0, ""), Options{TimeSource: EventTime, WindowCap: 20})
 	var recs []Record
 	for i := range 50 {
 		recs = append(recs, login(t, at("10:00:00").Add(time.Duration(i)*time.Second), "111", "192.0.2.1", fmt.Sprintf("u%d", i)))
@@ -401,18 +401,25 @@ func TestThresholdWindowIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := st.WindowStats()
-	if err != nil || len(ws) != 1 || ws[0].Groups != 50 || ws[0].Buckets != 1 {
-		t.Fatalf("window stats %+v %v", ws, err)
+	if res.Stats.WindowFull != 30 {
+		t.Errorf("%d counts refused at the cap, want 30", res.Stats.WindowFull)
 	}
-	_ = res
+	ws, err := st.WindowStats()
+	if err != nil || len(ws) != 1 || ws[0].Groups != 20 || ws[0].Entries != 20 || ws[0].Buckets != 1 {
+		t.Fatalf("window stats %+v %v, want 20 groups kept", ws, err)
+	}
+	// A group already kept still counts at the cap.
+	res, err = e.ProcessBatch([]Record{login(t, at("10:00:55"), "111", "192.0.2.1", "u0")})
+	if err != nil || res.Stats.WindowFull != 0 {
+		t.Fatalf("a kept group's record was refused: %+v %v", res.Stats, err)
+	}
 	// A record far past the wall clock does not move the event clock.
 	future := login(t, time.Now().Add(48*time.Hour), "111", "192.0.2.1", "u0")
 	if _, err := e.ProcessBatch([]Record{future}); err != nil {
 		t.Fatal(err)
 	}
 	ws, _ = st.WindowStats()
-	if !ws[0].LastRun.IsZero() && ws[0].LastRun.After(time.Now()) {
+	if ws[0].LastRun.After(time.Now()) {
 		t.Errorf("a future record moved the runs to %v", ws[0].LastRun)
 	}
 }
