@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -310,8 +311,24 @@ type runStats struct {
 // and makes every run that is due, returning their alerts. It runs inside
 // the batch's transaction.
 func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg, clock time.Time, rs *runStats) ([]*Alert, error) {
-	// Counts first: a run made now sees this batch's records.
-	for k, g := range counts {
+	// Counts first: a run made now sees this batch's records. In key
+	// order, so that which groups a full window keeps does not depend on
+	// a map's order.
+	keys := make([]countKey, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b countKey) int {
+		if a.sched != b.sched {
+			return a.sched - b.sched
+		}
+		if a.bucket != b.bucket {
+			return cmp.Compare(a.bucket, b.bucket)
+		}
+		return strings.Compare(a.group, b.group)
+	})
+	for _, k := range keys {
+		g := counts[k]
 		sc := e.scheduled[k.sched]
 		id := sc.rule.RuleID
 		if last, ok := ws.LastRun(id); ok && k.bucket < last.UnixMilli()+sc.interval-sc.from {
