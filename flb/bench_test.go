@@ -131,19 +131,25 @@ func benchState(b testing.TB, rs *conf.RuleSet) (*engine.Engine, *store.Store) {
 // finding candidates, evaluating rules, new_terms history and the outbox
 // in bbolt, alerts taken by a discarding sink.
 func BenchmarkChunkPath(b *testing.B) {
-	for _, copies := range []int{0, 1, 10} {
+	for _, copies := range []int{0, 1, 10, -1} {
 		name := "rules=1"
 		if copies > 0 {
 			name = fmt.Sprintf("rules=x%d", copies)
+		}
+		if copies < 0 {
+			name = "rules=threshold"
 		}
 		b.Run(name, func(b *testing.B) {
 			cs := benchChunks(b)
 			var e *engine.Engine
 			var st *store.Store
 			var n int
-			if copies == 0 {
+			switch {
+			case copies < 0:
+				e, st, n = benchThreshold(b)
+			case copies == 0:
 				e, st, n = benchOneRule(b)
-			} else {
+			default:
 				e, st, n = benchEngine(b, copies)
 			}
 			records := 0
@@ -167,6 +173,24 @@ func BenchmarkChunkPath(b *testing.B) {
 			b.ReportMetric(float64(n), "rules")
 		})
 	}
+}
+
+// benchThreshold is an engine with Elastic's threshold rules alone: the
+// bucket counting on the chunk path.
+func benchThreshold(b *testing.B) (*engine.Engine, *store.Store, int) {
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../../shared/detection-rules/aws")
+	if err != nil {
+		b.Skipf("Elastic's rules are not at ../../shared/detection-rules/aws (%v): no threshold rules to measure", err)
+	}
+	var th []*conf.Rule
+	for _, r := range rs.Runnable() {
+		if r.Type == "threshold" {
+			th = append(th, r)
+		}
+	}
+	rs.Rules = th
+	e, st := benchState(b, rs)
+	return e, st, len(th)
 }
 
 func benchOneRule(b *testing.B) (*engine.Engine, *store.Store, int) {

@@ -70,5 +70,9 @@ func main() {
 	fmt.Printf("4. rules: 1 -> %.0f records/s; %.0f -> %.0f records/s; %.0f -> %.0f records/s (%.0f rules cost %.2fx what %.0f cost; %.0f cost %.2fx what 1 costs)\n",
 		one, n1, all, n10, ten, n10, ratio("BenchmarkChunkPath/rules=x1", "BenchmarkChunkPath/rules=x10"), n1,
 		n1, ratio("BenchmarkChunkPath/rules=1", "BenchmarkChunkPath/rules=x1"))
+	if len(metrics["BenchmarkChunkPath/rules=threshold"]["records/s"]) > 0 {
+		fmt.Printf("5. the threshold rules alone (bucket counting): %.0f records/s (%.2fx the whole set's rate)\n",
+			med("BenchmarkChunkPath/rules=threshold", "records/s"), ratio("BenchmarkChunkPath/rules=threshold", "BenchmarkChunkPath/rules=x1"))
+	}
 	fmt.Printf("ratio vs decoder floor: %.2f\n", ratio("BenchmarkChunkPath/rules=x1", "BenchmarkDecoderFloor"))
 }
