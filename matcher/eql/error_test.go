@@ -15,7 +15,7 @@ var errorCases = []struct{ name, in, at, msg string }{
 	{"only a comment", `// nothing`, "1:11", `found end of query`},
 	{"no where", `process`, "1:8", `expected where, found end of query`},
 	{"backticked category", "`process` where true", "1:1", "expected an event category (a name, a string or any) or sequence, found \"`process`\""},
-	{"keyword category", `[where where true]`, "1:1", `found "["`},
+	{"stage outside a sequence", `[a where true]`, "1:1", `found "["`},
 	{"upper-case keyword", `PROCESS WHERE a`, "1:9", `expected where, found "WHERE"`},
 	{"no condition", `process where`, "1:14", `expected a field, a value, a function call or (, found end of query`},
 	{"dangling operator", `process where a ==`, "1:19", `expected a field, a value, a function call or (, found end of query`},

@@ -64,6 +64,45 @@ func TestDepthLimit(t *testing.T) {
 	if err == nil || err.Error() != fmt.Sprintf("1:%d: expression nested deeper than %d levels", len(prefix)+2+MaxDepth*4+1, MaxDepth) {
 		t.Fatalf("chain of %d: %v", MaxDepth+1, err)
 	}
+
+	// A chain whose first operand is a parenthesised chain stacks on it: the
+	// text nests three levels, the tree 600. The AST check refuses it, in
+	// Parse and in ParseExpr.
+	stacked := "1"
+	for range 3 {
+		stacked = "(" + stacked + strings.Repeat(" + 1", 200) + ")"
+	}
+	for _, parse := range []func(string) (Node, error){
+		func(s string) (Node, error) { return Parse(prefix + s) },
+		func(s string) (Node, error) { return ParseExpr(s) },
+	} {
+		_, err = parse(stacked)
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Msg != fmt.Sprintf("expression nested deeper than %d levels", MaxDepth) {
+			t.Fatalf("stacked chains: %v", err)
+		}
+	}
+	if _, err := Parse(prefix + "(" + strings.Repeat("1 + ", 128) + "1)" + strings.Repeat(" + 1", 127)); err != nil {
+		t.Fatalf("stacked chains within the limit: %v", err)
+	}
+}
+
+// TestInspectDeepTree: Inspect keeps its own stack, so even a tree built by
+// hand far deeper than the parser allows is walked whole.
+func TestInspectDeepTree(t *testing.T) {
+	var x Expr = &Field{Parts: []string{"leaf"}}
+	const n = 1000000
+	for range n {
+		x = &Not{X: x}
+	}
+	count := 0
+	Inspect(x, func(Node) bool { count++; return true })
+	if count != n+1 {
+		t.Fatalf("visited %d nodes, want %d", count, n+1)
+	}
+	if got := FieldNames(x); len(got) != 1 || got[0] != "leaf" {
+		t.Fatalf("FieldNames = %q", got)
+	}
 }
 
 // TestLongFlatQueries: long chains of and/or and long lists are flat, not

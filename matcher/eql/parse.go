@@ -8,10 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDepth bounds the nesting of an expression (parentheses, not, unary
-// minus, calls, lists, and each operator of an arithmetic chain), so that a
-// hostile query can exhaust neither the parser's stack nor that of a walk
-// over the AST.
+// MaxDepth bounds the nesting of an expression: in the text (parentheses,
+// not, unary minus, calls, lists, and each operator of an arithmetic chain)
+// and in the AST (no node of a condition has more than MaxDepth ancestors
+// within it), so that a hostile query can exhaust neither the parser's stack
+// nor that of a recursive walk over the AST.
 const MaxDepth = 256
 
 // MaxRuns is the largest `with runs=N` Elasticsearch accepts.
@@ -50,7 +51,7 @@ func ParseExpr(src string) (x Expr, err error) {
 	if p.tok.kind != tEOF {
 		p.expected("and, or or the end of the expression")
 	}
-	return x, nil
+	return checkDepth(x), nil
 }
 
 // catch turns a *SyntaxError panic into the error result; any other panic
@@ -183,7 +184,21 @@ func (p *parser) eventFilter() *EventQuery {
 	}
 	p.next()
 	p.expect(tWhere, "where")
-	return &EventQuery{Pos: cat.Pos, Category: cat, Cond: p.expr()}
+	return &EventQuery{Pos: cat.Pos, Category: cat, Cond: checkDepth(p.expr())}
+}
+
+// checkDepth refuses a condition deeper than MaxDepth. The parser's own count
+// stops most deep queries at the token that goes too deep; this catches the
+// rest (a chain whose first operand is a parenthesised chain, and so on), so
+// that no expression in an AST is deeper than MaxDepth.
+func checkDepth(x Expr) Expr {
+	walk(x, func(n Node, depth int) bool {
+		if depth > MaxDepth {
+			fail(n.Position(), "expression nested deeper than %d levels", MaxDepth)
+		}
+		return true
+	})
+	return x
 }
 
 // sequence = "sequence" [ joinKeys ] [ "with" "maxspan" "=" duration ] term+ [ "until" term ]

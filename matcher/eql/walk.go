@@ -2,65 +2,98 @@ package eql
 
 // Inspect walks the AST depth-first from n, in the order the nodes are
 // written, calling f for each node; when f returns false the node's children
-// are skipped. The parser's depth limit bounds the recursion.
+// are skipped. It keeps its own stack, so no tree is too deep for it.
 func Inspect(n Node, f func(Node) bool) {
-	if n == nil || !f(n) {
-		return
+	walk(n, func(n Node, _ int) bool { return f(n) })
+}
+
+// walk is Inspect with each node's depth below n (n's own is 0).
+func walk(n Node, f func(n Node, depth int) bool) {
+	type frame struct {
+		n     Node
+		depth int
 	}
-	switch n := n.(type) {
-	case *Statement:
-		Inspect(n.Query, f)
-		for _, p := range n.Pipes {
-			Inspect(p, f)
+	stack := []frame{{n, 0}}
+	var kids []Node
+	for len(stack) > 0 {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if isNil(top.n) || !f(top.n, top.depth) {
+			continue
 		}
-	case *EventQuery:
-		Inspect(n.Category, f)
-		Inspect(n.Cond, f)
-	case *Sequence:
-		for _, k := range n.By {
-			Inspect(k, f)
+		kids = children(kids[:0], top.n)
+		for i := len(kids) - 1; i >= 0; i-- {
+			stack = append(stack, frame{kids[i], top.depth + 1})
 		}
-		if n.MaxSpan != nil {
-			Inspect(n.MaxSpan, f)
-		}
-		for _, s := range n.Stages {
-			Inspect(s, f)
-		}
-		if n.Until != nil {
-			Inspect(n.Until, f)
-		}
-	case *Stage:
-		Inspect(n.Query, f)
-		for _, k := range n.By {
-			Inspect(k, f)
-		}
-	case *Logical:
-		inspectAll(n.Terms, f)
-	case *Not:
-		Inspect(n.X, f)
-	case *Compare:
-		Inspect(n.X, f)
-		Inspect(n.Y, f)
-	case *In:
-		Inspect(n.X, f)
-		inspectAll(n.List, f)
-	case *Match:
-		Inspect(n.X, f)
-		inspectAll(n.Patterns, f)
-	case *Arith:
-		Inspect(n.X, f)
-		Inspect(n.Y, f)
-	case *Neg:
-		Inspect(n.X, f)
-	case *Call:
-		inspectAll(n.Args, f)
 	}
 }
 
-func inspectAll(xs []Expr, f func(Node) bool) {
-	for _, x := range xs {
-		Inspect(x, f)
+// isNil reports whether n is nil or a nil pointer of a node type (an absent
+// MaxSpan or Until).
+func isNil(n Node) bool {
+	switch n := n.(type) {
+	case nil:
+		return true
+	case *MaxSpan:
+		return n == nil
+	case *Stage:
+		return n == nil
 	}
+	return false
+}
+
+// children appends n's children to dst in the order they are written.
+func children(dst []Node, n Node) []Node {
+	switch n := n.(type) {
+	case *Statement:
+		dst = append(dst, n.Query)
+		for _, p := range n.Pipes {
+			dst = append(dst, p)
+		}
+	case *EventQuery:
+		dst = append(dst, n.Category, n.Cond)
+	case *Sequence:
+		dst = appendFields(dst, n.By)
+		dst = append(dst, n.MaxSpan)
+		for _, s := range n.Stages {
+			dst = append(dst, s)
+		}
+		dst = append(dst, n.Until)
+	case *Stage:
+		dst = append(dst, n.Query)
+		dst = appendFields(dst, n.By)
+	case *Logical:
+		dst = appendExprs(dst, n.Terms)
+	case *Not:
+		dst = append(dst, n.X)
+	case *Compare:
+		dst = append(dst, n.X, n.Y)
+	case *In:
+		dst = appendExprs(append(dst, n.X), n.List)
+	case *Match:
+		dst = appendExprs(append(dst, n.X), n.Patterns)
+	case *Arith:
+		dst = append(dst, n.X, n.Y)
+	case *Neg:
+		dst = append(dst, n.X)
+	case *Call:
+		dst = appendExprs(dst, n.Args)
+	}
+	return dst
+}
+
+func appendExprs(dst []Node, xs []Expr) []Node {
+	for _, x := range xs {
+		dst = append(dst, x)
+	}
+	return dst
+}
+
+func appendFields(dst []Node, fs []*Field) []Node {
+	for _, f := range fs {
+		dst = append(dst, f)
+	}
+	return dst
 }
 
 // FieldNames lists the names of the fields n reads, join keys included, each
