@@ -2,9 +2,15 @@
  * harness.c: drives out_trailwatch.so the way Fluent Bit's Go proxy does,
  * without Fluent Bit.
  *
- *   gcc -O2 -Wall -Wextra -o bin/harness plugin/harness/harness.c \
- *       -ldl -lmsgpackc -lpthread
+ *   go run ./plugin/harness/chunks -o bin/harness_chunks.h
+ *   gcc -O2 -Wall -Wextra -Ibin -o bin/harness plugin/harness/harness.c \
+ *       -ldl -lpthread
  *   bin/harness bin/out_trailwatch.so conf/rules [bin/trailwatch]
+ *
+ * It needs no MessagePack library: the chunks it flushes are written by Go
+ * (plugin/harness/chunks, with the project's encoder) into
+ * bin/harness_chunks.h, and what comes back through the forward protocol is
+ * read by the small reader under "reading MessagePack" below.
  *
  * The last part is a crash test (see crash_test): a child process (this
  * program, --crash-child) flushes chunks through the plugin and is killed
@@ -42,7 +48,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
-#include <msgpack.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -560,152 +565,33 @@ static void inst_learn_name(struct inst *in, size_t since)
 
 /* ---- chunks ---- */
 
-enum { LEGACY, V2 };   /* [ts, body] or [[ts, metadata], body] */
-enum { T_EXT, T_INT }; /* EventTime ext 0, or an integer */
+/* An alert a chunk must make: the event, the rule, the event's action and
+ * the instance that flushes it (1, 2, or 4: the reloaded one). */
+struct harness_alert {
+    const char *event_id;
+    const char *rule_id;
+    const char *action;
+    int inst;
+};
 
-struct chunk {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+/* A chunk in Fluent Bit's format and what it holds: good records (read and
+ * evaluated), malformed records (counted and skipped) and group markers
+ * (skipped, not records). */
+struct harness_chunk {
+    const char *what;
+    const unsigned char *data;
+    size_t size;
     long good, malformed, groups;
+    const struct harness_alert *alerts;
+    int n_alerts;
 };
 
-static void chunk_init(struct chunk *c)
-{
-    memset(c, 0, sizeof *c);
-    msgpack_sbuffer_init(&c->sb);
-    msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
-}
-
-static void chunk_free(struct chunk *c)
-{
-    msgpack_sbuffer_destroy(&c->sb);
-}
-
-static void p_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void p_kv(msgpack_packer *pk, const char *k, const char *v)
-{
-    p_str(pk, k);
-    p_str(pk, v);
-}
-
-static void p_eventtime(msgpack_packer *pk, uint32_t sec, uint32_t nsec)
-{
-    unsigned char b[8];
-    b[0] = (unsigned char)(sec >> 24);
-    b[1] = (unsigned char)(sec >> 16);
-    b[2] = (unsigned char)(sec >> 8);
-    b[3] = (unsigned char)sec;
-    b[4] = (unsigned char)(nsec >> 24);
-    b[5] = (unsigned char)(nsec >> 16);
-    b[6] = (unsigned char)(nsec >> 8);
-    b[7] = (unsigned char)nsec;
-    msgpack_pack_ext(pk, 8, 0);
-    msgpack_pack_ext_body(pk, b, 8);
-}
-
-static uint32_t base_sec;
-static uint32_t seq_nsec;
-
-static void p_ts(msgpack_packer *pk, int tenc)
-{
-    if (tenc == T_EXT)
-        p_eventtime(pk, base_sec, (seq_nsec += 1000) % 1000000000u);
-    else
-        msgpack_pack_uint32(pk, base_sec);
-}
-
-/* v2 metadata: alternately empty and not, to exercise skipping it. */
-static void p_meta(msgpack_packer *pk)
-{
-    static int k;
-    if (k++ % 2 == 0) {
-        msgpack_pack_map(pk, 0);
-    } else {
-        msgpack_pack_map(pk, 2);
-        p_kv(pk, "source", "harness");
-        p_str(pk, "seq");
-        msgpack_pack_int(pk, k);
-    }
-}
-
-static void p_header(msgpack_packer *pk, int fmt, int tenc)
-{
-    if (fmt == V2) {
-        msgpack_pack_array(pk, 2);
-        p_ts(pk, tenc);
-        p_meta(pk);
-    } else {
-        p_ts(pk, tenc);
-    }
-}
-
-/* A CloudTrail event. */
-struct ct {
-    const char *id;
-    const char *source;
-    const char *name;
-    const char *user;
-    int failed; /* errorCode/errorMessage set */
-};
-
-static void p_cloudtrail(msgpack_packer *pk, const struct ct *e)
-{
-    char arn[128], pid[64], req[96];
-    int i;
-    snprintf(arn, sizeof arn, "arn:aws:iam::111122223333:user/%s", e->user);
-    snprintf(pid, sizeof pid, "AIDAX%s", e->user);
-    for (i = 5; pid[i]; i++)
-        if (pid[i] >= 'a' && pid[i] <= 'z')
-            pid[i] = (char)(pid[i] - 'a' + 'A');
-    snprintf(req, sizeof req, "req-%s", e->id);
-
-    msgpack_pack_map(pk, 16 + (e->failed ? 2 : 0));
-    p_kv(pk, "eventVersion", "1.09");
-    p_str(pk, "userIdentity");
-    msgpack_pack_map(pk, 5);
-    p_kv(pk, "type", "IAMUser");
-    p_kv(pk, "principalId", pid);
-    p_kv(pk, "arn", arn);
-    p_kv(pk, "accountId", "111122223333");
-    p_kv(pk, "userName", e->user);
-    p_kv(pk, "eventTime", "2026-11-20T10:00:00Z");
-    p_kv(pk, "eventSource", e->source);
-    p_kv(pk, "eventName", e->name);
-    p_kv(pk, "awsRegion", "us-east-1");
-    p_kv(pk, "sourceIPAddress", "198.51.100.7");
-    p_kv(pk, "userAgent", "aws-cli/2.17.0 Python/3.11");
-    p_str(pk, "requestParameters");
-    msgpack_pack_map(pk, 1);
-    if (strstr(e->name, "ResourcePolicy"))
-        p_kv(pk, "resourceArn", "arn:aws:bedrock:us-east-1:111122223333:agent/AGENT0001");
-    else
-        p_kv(pk, "modelId", "anthropic.claude-3-5-sonnet-20240620-v1:0");
-    p_str(pk, "responseElements");
-    msgpack_pack_nil(pk);
-    p_kv(pk, "requestID", req);
-    p_kv(pk, "eventID", e->id);
-    p_str(pk, "readOnly");
-    msgpack_pack_false(pk);
-    p_kv(pk, "eventType", "AwsApiCall");
-    p_str(pk, "managementEvent");
-    msgpack_pack_true(pk);
-    p_kv(pk, "recipientAccountId", "111122223333");
-    if (e->failed) {
-        p_kv(pk, "errorCode", "AccessDenied");
-        p_kv(pk, "errorMessage", "User is not authorized to perform this action");
-    }
-}
+/* hc_* chunks, RULE_QUERY and RULE_NEWTERMS, the crash test's event
+ * template and the listener self-test's messages, written by
+ * plugin/harness/chunks. */
+#include "harness_chunks.h"
 
 /* ---- expected alerts ---- */
-
-#define RULE_QUERY "aed4b9d5-f853-40cf-8489-4fdcff03e272"
-#define RULE_NEWTERMS "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b"
 
 struct expect {
     char event_id[96];
@@ -732,40 +618,170 @@ static void expect(const char *event_id, const char *rule, const char *action, i
     }
 }
 
-/* A well-formed CloudTrail event; rule is the rule it must fire (or NULL). */
-static void ev(struct chunk *c, int fmt, int tenc, const struct ct *e, const char *rule, int inst)
+/* The alerts chunk c must make, expected from the current phase on. */
+static void expect_chunk(const struct harness_chunk *c)
 {
-    msgpack_pack_array(&c->pk, 2);
-    p_header(&c->pk, fmt, tenc);
-    p_cloudtrail(&c->pk, e);
-    c->good++;
-    if (rule)
-        expect(e->id, rule, e->name, inst);
+    int i;
+    for (i = 0; i < c->n_alerts; i++)
+        expect(c->alerts[i].event_id, c->alerts[i].rule_id, c->alerts[i].action, c->alerts[i].inst);
 }
 
-/* A group marker: [[-1|-2, meta], body] with the timestamp as a plain
- * integer, or (ext) as Fluent Bit's encoder writes it, an EventTime whose
- * seconds are (uint32)-1 / (uint32)-2. body: a CloudTrail event that must not
- * be evaluated, or NULL for {}. */
-static void group_marker(struct chunk *c, int which, int ext, const struct ct *body)
+/* ---- reading MessagePack: what the plugin sends to the forward listener ----
+ *
+ * Just enough of the format (github.com/msgpack/msgpack/blob/master/spec.md)
+ * to read forward-protocol messages: mp_read() reads one whole object, its
+ * header and, for an array or a map, every element after it, and says where
+ * it ends; an array's or a map's elements are read again one by one from
+ * its body. */
+
+enum { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_FLOAT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP, MP_EXT };
+
+struct mp {
+    int type;   /* MP_*: an integer that is not negative is MP_UINT, whatever its format */
+    int ext;    /* MP_EXT: the extension type */
+    uint32_t n; /* MP_STR, MP_BIN, MP_EXT: bytes of the payload; MP_ARRAY: elements; MP_MAP: pairs */
+    const unsigned char *start, *body, *next; /* the object is [start, next); body: the payload or the first element */
+};
+
+#define MP_MAXDEPTH 32
+
+static uint64_t mp_be(const unsigned char *p, size_t n)
 {
-    msgpack_pack_array(&c->pk, 2);
-    msgpack_pack_array(&c->pk, 2);
-    if (ext)
-        p_eventtime(&c->pk, (uint32_t)(int32_t)which, 0);
-    else
-        msgpack_pack_int(&c->pk, which);
-    if (which == -1) {
-        msgpack_pack_map(&c->pk, 1);
-        p_kv(&c->pk, "schema", "otlp");
+    uint64_t v = 0;
+    while (n--)
+        v = v << 8 | *p++;
+    return v;
+}
+
+/* Reads the object at [p, end). Returns 1 and fills *o; 0 when the bytes
+ * end inside the object; -1 when they are not MessagePack (the byte 0xc1)
+ * or nest deeper than MP_MAXDEPTH. */
+static int mp_read_at(const unsigned char *p, const unsigned char *end, struct mp *o, int depth)
+{
+    size_t avail = (size_t)(end - p), hdr = 1, lenw = 0; /* header bytes; bytes of its length field */
+    uint64_t len = 0, i, items = 0;
+    const unsigned char *q;
+    unsigned b;
+    int r;
+
+    if (avail < 1)
+        return 0;
+    if (depth > MP_MAXDEPTH)
+        return -1;
+    memset(o, 0, sizeof *o);
+    o->start = p;
+    b = p[0];
+    if (b <= 0x7f) {
+        o->type = MP_UINT;
+    } else if (b <= 0x8f) {
+        o->type = MP_MAP, len = b & 0x0f;
+    } else if (b <= 0x9f) {
+        o->type = MP_ARRAY, len = b & 0x0f;
+    } else if (b <= 0xbf) {
+        o->type = MP_STR, len = b & 0x1f;
+    } else if (b >= 0xe0) {
+        o->type = MP_INT;
+    } else if (b == 0xc0) {
+        o->type = MP_NIL;
+    } else if (b == 0xc2 || b == 0xc3) {
+        o->type = MP_BOOL;
+    } else if (b >= 0xc4 && b <= 0xc6) { /* bin 8, 16, 32 */
+        o->type = MP_BIN, lenw = (size_t)1 << (b - 0xc4);
+    } else if (b >= 0xc7 && b <= 0xc9) { /* ext 8, 16, 32: length, then type */
+        o->type = MP_EXT, lenw = (size_t)1 << (b - 0xc7), hdr = 1 + lenw + 1;
+    } else if (b == 0xca || b == 0xcb) { /* float 32, 64 */
+        o->type = MP_FLOAT, hdr = b == 0xca ? 5 : 9;
+    } else if (b >= 0xcc && b <= 0xd3) { /* uint 8..64, int 8..64 */
+        hdr = 1 + ((size_t)1 << ((b - 0xcc) & 3));
+        o->type = b <= 0xcf || (avail > 1 && !(p[1] & 0x80)) ? MP_UINT : MP_INT;
+    } else if (b >= 0xd4 && b <= 0xd8) { /* fixext 1, 2, 4, 8, 16 */
+        o->type = MP_EXT, hdr = 2, len = (uint64_t)1 << (b - 0xd4);
+    } else if (b >= 0xd9 && b <= 0xdb) { /* str 8, 16, 32 */
+        o->type = MP_STR, lenw = (size_t)1 << (b - 0xd9);
+    } else if (b == 0xdc || b == 0xdd) { /* array 16, 32 */
+        o->type = MP_ARRAY, lenw = b == 0xdc ? 2 : 4;
+    } else if (b == 0xde || b == 0xdf) { /* map 16, 32 */
+        o->type = MP_MAP, lenw = b == 0xde ? 2 : 4;
     } else {
-        msgpack_pack_map(&c->pk, 0);
+        return -1; /* 0xc1: never used */
     }
-    if (body)
-        p_cloudtrail(&c->pk, body);
-    else
-        msgpack_pack_map(&c->pk, 0);
-    c->groups++;
+    if (lenw && o->type != MP_EXT)
+        hdr = 1 + lenw;
+    if (avail < hdr)
+        return 0;
+    if (lenw)
+        len = mp_be(p + 1, lenw);
+    if (o->type == MP_EXT)
+        o->ext = (signed char)p[hdr - 1];
+    o->body = p + hdr;
+    o->n = (uint32_t)len;
+    switch (o->type) {
+    case MP_STR:
+    case MP_BIN:
+    case MP_EXT:
+        if (len > avail - hdr)
+            return 0;
+        o->next = o->body + len;
+        return 1;
+    case MP_ARRAY:
+    case MP_MAP:
+        items = o->type == MP_MAP ? 2 * len : len;
+        for (q = o->body, i = 0; i < items; i++) {
+            struct mp e;
+            if ((r = mp_read_at(q, end, &e, depth + 1)) != 1)
+                return r;
+            q = e.next;
+        }
+        o->next = q;
+        return 1;
+    default:
+        o->next = p + hdr;
+        return 1;
+    }
+}
+
+static int mp_read(const unsigned char *p, const unsigned char *end, struct mp *o)
+{
+    return mp_read_at(p, end, o, 0);
+}
+
+/* The value of key in map m (read whole by mp_read). Returns 1 when found. */
+static int mp_get(const struct mp *m, const char *key, struct mp *val)
+{
+    const unsigned char *q;
+    size_t n = strlen(key);
+    uint32_t i;
+    struct mp k;
+    if (m->type != MP_MAP)
+        return 0;
+    for (q = m->body, i = 0; i < m->n; i++, q = val->next) {
+        if (mp_read(q, m->next, &k) != 1 || mp_read(k.next, m->next, val) != 1)
+            return 0;
+        if (k.type == MP_STR && k.n == n && memcmp(k.body, key, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Copies the string o into dst ("" when o is not a string). */
+static void copy_str(char *dst, size_t dstlen, const struct mp *o)
+{
+    size_t n;
+    dst[0] = 0;
+    if (o->type != MP_STR)
+        return;
+    n = o->n < dstlen - 1 ? o->n : dstlen - 1;
+    memcpy(dst, o->body, n);
+    dst[n] = 0;
+}
+
+/* Copies the string under key in map m into dst ("" when there is none). */
+static void copy_member(char *dst, size_t dstlen, const struct mp *m, const char *key)
+{
+    struct mp v;
+    dst[0] = 0;
+    if (mp_get(m, key, &v))
+        copy_str(dst, dstlen, &v);
 }
 
 /* ---- the forward listener ---- */
@@ -806,61 +822,37 @@ static void proto_error(const char *fmt, ...)
     pthread_mutex_unlock(&rx_mu);
 }
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+static int valid_time(const struct mp *t)
 {
-    uint32_t i;
-    size_t n = strlen(key);
-    if (!m || m->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static void copy_str(char *dst, size_t dstlen, const msgpack_object *o)
-{
-    size_t n;
-    dst[0] = 0;
-    if (!o || o->type != MSGPACK_OBJECT_STR)
-        return;
-    n = o->via.str.size < dstlen - 1 ? o->via.str.size : dstlen - 1;
-    memcpy(dst, o->via.str.ptr, n);
-    dst[n] = 0;
-}
-
-static int valid_time(const msgpack_object *t)
-{
-    if (t->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (t->type == MP_UINT)
         return 1;
-    if (t->type == MSGPACK_OBJECT_EXT && t->via.ext.type == 0 && t->via.ext.size == 8)
+    if (t->type == MP_EXT && t->ext == 0 && t->n == 8)
         return 1;
     return 0;
 }
 
-static void take_entry(const char *tag, const msgpack_object *t, const msgpack_object *rec, int mode)
+static void take_entry(const char *tag, const struct mp *t, const struct mp *rec, int mode)
 {
     struct rx r;
-    const msgpack_object *event;
+    struct mp event;
     if (!valid_time(t)) {
         pthread_mutex_lock(&rx_mu);
         n_bad_time++;
         pthread_mutex_unlock(&rx_mu);
     }
-    if (rec->type != MSGPACK_OBJECT_MAP) {
-        proto_error("record of tag %s is not a map (type %d)", tag, (int)rec->type);
+    if (rec->type != MP_MAP) {
+        proto_error("record of tag %s is not a map (type %d)", tag, rec->type);
         return;
     }
     memset(&r, 0, sizeof r);
     snprintf(r.tag, sizeof r.tag, "%s", tag);
     r.mode = mode;
-    copy_str(r.rule_id, sizeof r.rule_id, map_get(rec, "kibana.alert.rule.rule_id"));
-    copy_str(r.uuid, sizeof r.uuid, map_get(rec, "kibana.alert.uuid"));
-    event = map_get(rec, "event");
-    copy_str(r.action, sizeof r.action, map_get(event, "action"));
-    copy_str(r.event_id, sizeof r.event_id, map_get(event, "id"));
+    copy_member(r.rule_id, sizeof r.rule_id, rec, "kibana.alert.rule.rule_id");
+    copy_member(r.uuid, sizeof r.uuid, rec, "kibana.alert.uuid");
+    if (mp_get(rec, "event", &event)) {
+        copy_member(r.action, sizeof r.action, &event, "action");
+        copy_member(r.event_id, sizeof r.event_id, &event, "id");
+    }
     pthread_mutex_lock(&rx_mu);
     if (n_rx < MAXRX)
         rxs[n_rx++] = r;
@@ -884,91 +876,93 @@ static int send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static void send_ack(int fd, const msgpack_object *chunk)
+/* Acknowledges a message: {"ack": <its option's chunk, as sent>}. */
+static void send_ack(int fd, const struct mp *chunk)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    p_str(&pk, "ack");
-    msgpack_pack_object(&pk, *chunk);
-    if (send_all(fd, sb.data, sb.size) == 0) {
+    static const char head[] = "\x81\xa3" "ack"; /* a map of one pair; the key, a 3-byte string */
+    size_t n = (size_t)(chunk->next - chunk->start);
+    char *buf = malloc(sizeof head - 1 + n);
+    if (!buf) {
+        proto_error("writing an ack: out of memory");
+        return;
+    }
+    memcpy(buf, head, sizeof head - 1);
+    memcpy(buf + sizeof head - 1, chunk->start, n);
+    if (send_all(fd, buf, sizeof head - 1 + n) == 0) {
         pthread_mutex_lock(&rx_mu);
         n_acks++;
         pthread_mutex_unlock(&rx_mu);
     } else {
         proto_error("writing an ack: %s", strerror(errno));
     }
-    msgpack_sbuffer_destroy(&sb);
+    free(buf);
+}
+
+/* The entries [time, record] of a Forward mode array or a PackedForward
+ * payload: n of them from p, or (n < 0) as many as there are up to end. */
+static void take_entries(const char *tag, const unsigned char *p, const unsigned char *end, long n, int mode)
+{
+    struct mp e, t, rec;
+    long i;
+    for (i = 0; n < 0 ? p < end : i < n; i++, p = e.next) {
+        if (mp_read(p, end, &e) != 1) {
+            proto_error("%s mode entries do not unpack", mode == 2 ? "Forward" : "PackedForward");
+            return;
+        }
+        if (e.type != MP_ARRAY || e.n != 2 || mp_read(e.body, e.next, &t) != 1 || mp_read(t.next, e.next, &rec) != 1) {
+            proto_error("%s mode entry is not [time, record]", mode == 2 ? "Forward" : "PackedForward");
+            continue;
+        }
+        take_entry(tag, &t, &rec, mode);
+    }
 }
 
 /* One forward-protocol message: Message, Forward or PackedForward mode. */
-static void take_message(int fd, const msgpack_object *o)
+static void take_message(int fd, const struct mp *o)
 {
-    const msgpack_object *a, *opt = NULL, *chunk = NULL;
+    struct mp a[4], opt, chunk;
+    const unsigned char *q;
+    int have_opt = 0;
     char tag[160];
     uint32_t n, i;
 
     pthread_mutex_lock(&rx_mu);
     n_msgs++;
     pthread_mutex_unlock(&rx_mu);
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2 || o->via.array.size > 4) {
-        proto_error("message is not an array of 2 to 4 (type %d)", (int)o->type);
+    if (o->type != MP_ARRAY || o->n < 2 || o->n > 4) {
+        proto_error("message is not an array of 2 to 4 (type %d)", o->type);
         return;
     }
-    a = o->via.array.ptr;
-    n = o->via.array.size;
-    if (a[0].type != MSGPACK_OBJECT_STR) {
+    n = o->n;
+    for (q = o->body, i = 0; i < n; q = a[i].next, i++)
+        if (mp_read(q, o->next, &a[i]) != 1)
+            return; /* cannot happen: o was read whole */
+    if (a[0].type != MP_STR) {
         proto_error("message tag is not a string");
         return;
     }
     copy_str(tag, sizeof tag, &a[0]);
 
-    if (a[1].type == MSGPACK_OBJECT_ARRAY) { /* Forward: [tag, [[time, record], ...], option?] */
+    if (a[1].type == MP_ARRAY) { /* Forward: [tag, [[time, record], ...], option?] */
         if (n > 3) {
             proto_error("Forward mode message of %u elements", n);
             return;
         }
-        for (i = 0; i < a[1].via.array.size; i++) {
-            const msgpack_object *e = &a[1].via.array.ptr[i];
-            if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2) {
-                proto_error("Forward mode entry is not [time, record]");
-                continue;
-            }
-            take_entry(tag, &e->via.array.ptr[0], &e->via.array.ptr[1], 2);
-        }
+        take_entries(tag, a[1].body, a[1].next, a[1].n, 2);
         if (n == 3)
-            opt = &a[2];
-    } else if (a[1].type == MSGPACK_OBJECT_STR || a[1].type == MSGPACK_OBJECT_BIN) {
+            opt = a[2], have_opt = 1;
+    } else if (a[1].type == MP_STR || a[1].type == MP_BIN) {
         /* PackedForward: [tag, <concatenated [time, record]>, option?] */
-        const char *buf = a[1].type == MSGPACK_OBJECT_STR ? a[1].via.str.ptr : a[1].via.bin.ptr;
-        size_t len = a[1].type == MSGPACK_OBJECT_STR ? a[1].via.str.size : a[1].via.bin.size;
-        size_t off = 0;
-        msgpack_unpacked u;
         if (n > 3) {
             proto_error("PackedForward mode message of %u elements", n);
             return;
         }
         if (n == 3)
-            opt = &a[2];
-        if (opt && map_get(opt, "compressed")) {
+            opt = a[2], have_opt = 1;
+        if (have_opt && mp_get(&opt, "compressed", &chunk))
             proto_error("CompressedPackedForward is not supported by the harness");
-        } else {
-            msgpack_unpacked_init(&u);
-            while (off < len) {
-                if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS) {
-                    proto_error("PackedForward entries do not unpack");
-                    break;
-                }
-                if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 2) {
-                    proto_error("PackedForward entry is not [time, record]");
-                    continue;
-                }
-                take_entry(tag, &u.data.via.array.ptr[0], &u.data.via.array.ptr[1], 3);
-            }
-            msgpack_unpacked_destroy(&u);
-        }
+        else
+            take_entries(tag, a[1].body, a[1].body + a[1].n, -1, 3);
     } else { /* Message: [tag, time, record, option?] */
         if (n < 3) {
             proto_error("Message mode message of %u elements", n);
@@ -976,20 +970,19 @@ static void take_message(int fd, const msgpack_object *o)
         }
         take_entry(tag, &a[1], &a[2], 1);
         if (n == 4)
-            opt = &a[3];
+            opt = a[3], have_opt = 1;
     }
 
-    if (opt) {
-        if (opt->type != MSGPACK_OBJECT_MAP) {
+    if (have_opt) {
+        if (opt.type != MP_MAP) {
             proto_error("option is not a map");
             return;
         }
-        chunk = map_get(opt, "chunk");
-        if (chunk) {
+        if (mp_get(&opt, "chunk", &chunk)) {
             pthread_mutex_lock(&rx_mu);
             n_msgs_chunk++;
             pthread_mutex_unlock(&rx_mu);
-            send_ack(fd, chunk);
+            send_ack(fd, &chunk);
         }
     }
 }
@@ -997,42 +990,46 @@ static void take_message(int fd, const msgpack_object *o)
 static void *conn_loop(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    msgpack_unpacker up;
-    msgpack_unpacked res;
-    if (!msgpack_unpacker_init(&up, 64 * 1024)) {
-        proto_error("msgpack_unpacker_init failed");
+    size_t cap = 64 * 1024, len = 0, off;
+    unsigned char *buf = malloc(cap), *grown;
+    if (!buf) {
+        proto_error("out of memory for a connection's buffer");
         close(fd);
         return NULL;
     }
-    msgpack_unpacked_init(&res);
     while (!stopping) {
         struct pollfd p = {fd, POLLIN, 0};
+        struct mp msg;
         ssize_t n;
-        msgpack_unpack_return r;
-        int pr = poll(&p, 1, 100);
+        int pr = poll(&p, 1, 100), r = 0;
         if (pr < 0 && errno != EINTR)
             break;
         if (pr <= 0)
             continue;
-        if (!msgpack_unpacker_reserve_buffer(&up, 64 * 1024)) {
-            proto_error("out of memory in the unpacker");
-            break;
+        if (cap - len < 16 * 1024) { /* a message longer than the buffer: grow it */
+            if (cap >= 64 * 1024 * 1024 || !(grown = realloc(buf, 2 * cap))) {
+                proto_error("a message of more than %zu bytes", len);
+                break;
+            }
+            buf = grown;
+            cap *= 2;
         }
-        n = recv(fd, msgpack_unpacker_buffer(&up), msgpack_unpacker_buffer_capacity(&up), 0);
+        n = recv(fd, buf + len, cap - len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break; /* the plugin closed the connection */
-        msgpack_unpacker_buffer_consumed(&up, (size_t)n);
-        while ((r = msgpack_unpacker_next(&up, &res)) == MSGPACK_UNPACK_SUCCESS)
-            take_message(fd, &res.data);
-        if (r == MSGPACK_UNPACK_PARSE_ERROR || r == MSGPACK_UNPACK_NOMEM_ERROR) {
-            proto_error("the stream does not unpack (%d)", (int)r);
+        len += (size_t)n;
+        for (off = 0; off < len && (r = mp_read(buf + off, buf + len, &msg)) == 1; off = (size_t)(msg.next - buf))
+            take_message(fd, &msg);
+        if (r < 0) {
+            proto_error("the stream does not unpack (byte %zu of what was buffered)", off);
             break;
         }
+        memmove(buf, buf + off, len - off);
+        len -= off;
     }
-    msgpack_unpacked_destroy(&res);
-    msgpack_unpacker_destroy(&up);
+    free(buf);
     close(fd);
     return NULL;
 }
@@ -1103,34 +1100,27 @@ static void listener_stop(void)
 
 static int read_ack(int fd, const char *want)
 {
-    char buf[256];
-    size_t have = 0, off;
-    msgpack_unpacked u;
-    int ok = 0;
-    msgpack_unpacked_init(&u);
+    unsigned char buf[256];
+    size_t have = 0;
+    struct mp ack;
+    char got[64];
     while (have < sizeof buf) {
         ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
         if (n <= 0)
             break;
         have += (size_t)n;
-        off = 0;
-        if (msgpack_unpack_next(&u, buf, have, &off) == MSGPACK_UNPACK_SUCCESS) {
-            char got[64];
-            copy_str(got, sizeof got, map_get(&u.data, "ack"));
-            ok = strcmp(got, want) == 0;
-            break;
+        if (mp_read(buf, buf + have, &ack) != 0) {
+            copy_member(got, sizeof got, &ack, "ack");
+            return strcmp(got, want) == 0;
         }
     }
-    msgpack_unpacked_destroy(&u);
-    return ok;
+    return 0;
 }
 
 static void listener_selftest(void)
 {
     struct sockaddr_in sa;
     struct timeval tv = {5, 0};
-    msgpack_sbuffer sb, entries;
-    msgpack_packer pk, pe;
     int fd, ack1 = 0, ack2 = 0, i, modes[4] = {0, 0, 0, 0};
     double t0;
 
@@ -1146,55 +1136,15 @@ static void listener_selftest(void)
         return;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 
     /* Forward: [tag, [[EventTime, rec], [int, rec]], {"chunk": "self-c1"}] */
-    msgpack_pack_array(&pk, 3);
-    p_str(&pk, "harness.selftest");
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_array(&pk, 2);
-    p_eventtime(&pk, base_sec, 5);
-    msgpack_pack_map(&pk, 1);
-    p_kv(&pk, "kibana.alert.uuid", "self-1");
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, base_sec);
-    msgpack_pack_map(&pk, 1);
-    p_kv(&pk, "kibana.alert.uuid", "self-2");
-    msgpack_pack_map(&pk, 1);
-    p_kv(&pk, "chunk", "self-c1");
-    ack1 = send_all(fd, sb.data, sb.size) == 0 && read_ack(fd, "self-c1");
-    msgpack_sbuffer_clear(&sb);
-
+    ack1 = send_all(fd, (const char *)hc_selftest_forward, sizeof hc_selftest_forward) == 0 &&
+           read_ack(fd, "self-c1");
     /* PackedForward: [tag, bin(<[t, rec]><[t, rec]>), {"size": 2, "chunk": "self-c2"}] */
-    msgpack_sbuffer_init(&entries);
-    msgpack_packer_init(&pe, &entries, msgpack_sbuffer_write);
-    for (i = 0; i < 2; i++) {
-        msgpack_pack_array(&pe, 2);
-        p_eventtime(&pe, base_sec, (uint32_t)i);
-        msgpack_pack_map(&pe, 1);
-        p_kv(&pe, "kibana.alert.uuid", i ? "self-4" : "self-3");
-    }
-    msgpack_pack_array(&pk, 3);
-    p_str(&pk, "harness.selftest");
-    msgpack_pack_bin(&pk, entries.size);
-    msgpack_pack_bin_body(&pk, entries.data, entries.size);
-    msgpack_pack_map(&pk, 2);
-    p_str(&pk, "size");
-    msgpack_pack_int(&pk, 2);
-    p_kv(&pk, "chunk", "self-c2");
-    ack2 = send_all(fd, sb.data, sb.size) == 0 && read_ack(fd, "self-c2");
-    msgpack_sbuffer_clear(&sb);
-    msgpack_sbuffer_destroy(&entries);
-
+    ack2 = send_all(fd, (const char *)hc_selftest_packed, sizeof hc_selftest_packed) == 0 &&
+           read_ack(fd, "self-c2");
     /* Message without option: no ack */
-    msgpack_pack_array(&pk, 3);
-    p_str(&pk, "harness.selftest");
-    p_eventtime(&pk, base_sec, 9);
-    msgpack_pack_map(&pk, 1);
-    p_kv(&pk, "kibana.alert.uuid", "self-5");
-    send_all(fd, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    send_all(fd, (const char *)hc_selftest_message, sizeof hc_selftest_message);
 
     t0 = now_s();
     for (;;) {
@@ -1394,10 +1344,10 @@ static void check_stopped_line(struct inst *in, size_t since)
 
 /* ---- flushing ---- */
 
-static int flush_chunk(struct inst *in, struct chunk *c, const char *tag)
+static int flush_chunk(struct inst *in, const struct harness_chunk *c, const char *tag)
 {
     char *t = strdup(tag); /* Fluent Bit hands a NUL-ended copy */
-    int ret = P.flush_ctx(in->ctx.remote_context, c->sb.data, c->sb.size, t);
+    int ret = P.flush_ctx(in->ctx.remote_context, c->data, c->size, t);
     free(t);
     if (ret == FLB_OK) {
         in->exp_records += c->good + c->malformed;
@@ -1408,9 +1358,8 @@ static int flush_chunk(struct inst *in, struct chunk *c, const char *tag)
 
 struct flush_job {
     struct inst *in;
-    struct chunk *chunks;
+    const struct harness_chunk *const *chunks;
     const char **tags;
-    const char **what;
     int n;
     int rets[8];
 };
@@ -1420,7 +1369,7 @@ static void *flush_worker(void *arg)
     struct flush_job *j = arg;
     int i;
     for (i = 0; i < j->n; i++)
-        j->rets[i] = flush_chunk(j->in, &j->chunks[i], j->tags[i]);
+        j->rets[i] = flush_chunk(j->in, j->chunks[i], j->tags[i]);
     return NULL;
 }
 
@@ -1434,10 +1383,8 @@ extern char **environ;
 static int probe_main(const char *where, const char *so)
 {
     struct inst in;
-    struct chunk c;
     char db[PATH_MAX];
     int r;
-    static const struct ct e = {"probe-ent", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0};
 
     alarm(20);
     P.h = dlopen(so, RTLD_LAZY);
@@ -1459,9 +1406,7 @@ static int probe_main(const char *where, const char *so)
     if (r != FLB_OK)
         return 20;
     if (strcmp(where, "flush") == 0) {
-        chunk_init(&c);
-        ev(&c, LEGACY, T_EXT, &e, NULL, 0);
-        r = flush_chunk(&in, &c, "aws.cloudtrail");
+        r = flush_chunk(&in, &hc_probe, "aws.cloudtrail");
         return r == FLB_ERROR ? 0 : 10 + r;
     }
     r = P.exit_ctx(in.ctx.remote_context);
@@ -1550,7 +1495,7 @@ static void run_probe(const char *where, const char *callback)
 #define CRASH_ROUNDS 25
 #define CRASH_BUDGET 25.0 /* seconds: no round starts after this */
 #define CRASH_MAXN (1 << 20)
-#define CRASH_ARN "arn:aws:iam::111122223333:user/u"
+#define CRASH_ARN HC_CRASH_ARN_PREFIX /* then the ARN's number, zero-padded */
 
 struct crash_progress {
     uint32_t flushes, records;
@@ -1580,27 +1525,32 @@ static void crash_setup(struct inst *in, const char *label, const char *rules, c
     set_prop(&in->ins, "exit_timeout", "1s");
 }
 
-/* A CloudTrail record that the bundled new_terms rule fires on when its ARN
- * is new. */
-static void p_crash_record(msgpack_packer *pk, const char *event_id, unsigned long n)
+/* Writes v in decimal, zero-padded, into the width bytes at p. Returns 0
+ * when it does not fit. */
+static int put_digits(unsigned char *p, int width, unsigned long v)
 {
-    char arn[96];
-    snprintf(arn, sizeof arn, CRASH_ARN "%lu", n);
-    msgpack_pack_map(pk, 6);
-    p_kv(pk, "eventSource", "bedrock.amazonaws.com");
-    p_kv(pk, "eventName", "PutResourcePolicy");
-    p_kv(pk, "eventID", event_id);
-    p_kv(pk, "eventTime", "2026-11-20T10:00:00Z");
-    p_kv(pk, "awsRegion", "us-east-1");
-    p_str(pk, "userIdentity");
-    msgpack_pack_map(pk, 3);
-    p_kv(pk, "type", "IAMUser");
-    p_kv(pk, "arn", arn);
-    p_kv(pk, "accountId", "111122223333");
+    int i;
+    for (i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (unsigned char)('0' + v % 10);
+    return v == 0;
+}
+
+/* Writes at e a crash test event (hc_crash_event: a CloudTrail record that
+ * the bundled new_terms rule fires on when its ARN is new) with ARN number
+ * num and eventID crash-r<round>-p<pid>-c<chunk>-e<entry>. Returns 0 when a
+ * number does not fit its field. */
+static int crash_event(unsigned char *e, int round, unsigned chunk, int entry, unsigned long num)
+{
+    memcpy(e, hc_crash_event, sizeof hc_crash_event);
+    return put_digits(e + HC_CRASH_ARN_AT, HC_CRASH_ARN_DIGITS, num) &&
+           put_digits(e + HC_CRASH_ROUND_AT, HC_CRASH_ROUND_DIGITS, (unsigned long)round) &&
+           put_digits(e + HC_CRASH_PID_AT, HC_CRASH_PID_DIGITS, (unsigned long)getpid()) &&
+           put_digits(e + HC_CRASH_CHUNK_AT, HC_CRASH_CHUNK_DIGITS, chunk) &&
+           put_digits(e + HC_CRASH_ENTRY_AT, HC_CRASH_ENTRY_DIGITS, (unsigned long)entry);
 }
 
 /* Child side: loads the plugin, inits one instance and flushes chunks of 1 to
- * 200 v2 events (EventTime) until it is killed, writing a struct
+ * 200 v2 events (hc_crash_event) until it is killed, writing a struct
  * crash_progress to fd 3 after each flush. ARN numbers are drawn from a space
  * that starts at space0 (1 + the highest ARN number the parent knows) and
  * grows by two a record: a quarter uniformly over the whole space (mostly
@@ -1614,7 +1564,7 @@ static int crash_child_main(const char *so, const char *rules, const char *dir, 
     struct crash_progress pr = {0, 0};
     unsigned long space = space0 + 16;
     uint64_t rs = seed ? seed : 88172645463325252ULL;
-    char id[96];
+    static unsigned char buf[200 * sizeof hc_crash_event];
     int r, i, n;
 
     alarm(60); /* the parent kills it long before; PR_SET_PDEATHSIG covers the parent dying */
@@ -1640,9 +1590,7 @@ static int crash_child_main(const char *so, const char *rules, const char *dir, 
         return 20;
     }
     for (;;) {
-        struct chunk c;
-        uint32_t now = (uint32_t)time(NULL);
-        chunk_init(&c);
+        struct harness_chunk c = {"a crash test chunk", buf, 0, 0, 0, 0, NULL, 0};
         n = 1 + (int)(crash_rand(&rs) % 200);
         for (i = 0; i < n; i++) {
             unsigned long num, w = space < 64 ? space : 64;
@@ -1650,17 +1598,17 @@ static int crash_child_main(const char *so, const char *rules, const char *dir, 
                 num = (unsigned long)(crash_rand(&rs) % space);
             else
                 num = space - 1 - (unsigned long)(crash_rand(&rs) % w);
-            snprintf(id, sizeof id, "crash-r%d-p%ld-c%u-e%d", round, (long)getpid(), pr.flushes, i);
-            msgpack_pack_array(&c.pk, 2);
-            msgpack_pack_array(&c.pk, 2); /* v2: [[EventTime, {}], record] */
-            p_eventtime(&c.pk, now, (uint32_t)(pr.records + (uint32_t)i) % 1000000000u);
-            msgpack_pack_map(&c.pk, 0);
-            p_crash_record(&c.pk, id, num);
+            if (!crash_event(buf + (size_t)i * sizeof hc_crash_event, round, pr.flushes, i, num)) {
+                fprintf(stderr, "[harness crash child] round %d, pid %ld, chunk %u or ARN number %lu does not fit "
+                        "the event's digits\n", round, (long)getpid(), pr.flushes, num);
+                return 20;
+            }
             if (space + 2 <= CRASH_MAXN)
                 space += 2;
         }
+        c.size = (size_t)n * sizeof hc_crash_event;
+        c.good = n;
         r = flush_chunk(&in, &c, "aws.cloudtrail");
-        chunk_free(&c);
         if (r != FLB_OK) {
             fprintf(stderr, "[harness crash child] FLBPluginFlushCtx returned %d (want 1) on chunk %u\n", r,
                     pr.flushes + 1);
@@ -2261,14 +2209,12 @@ static long count_expected(int inst)
 int main(int argc, char **argv)
 {
     static struct inst i1, i2, i3, i4, scratch, dup;
-    struct chunk a[5], b[2], c1, ap, a6;
+    /* instance 1's chunks and instance 2's (the cases are in plugin/harness/chunks) */
+    const struct harness_chunk *a[5] = {&hc_a1, &hc_a2, &hc_a3, &hc_a4, &hc_a5};
+    const struct harness_chunk *b[2] = {&hc_b1, &hc_b2};
     const char *a_tags[5] = {"aws.cloudtrail", "aws.cloudtrail.v2", "aws.cloudtrail.mixed", "aws.cloudtrail.otlp",
                              "aws.cloudtrail"};
-    const char *a_what[5] = {"A1 legacy [ts, map], EventTime", "A2 v2 [[ts, meta], map], integer time, group markers",
-                             "A3 malformed records among good ones", "A4 v2 with Fluent Bit-encoded group markers",
-                             "A5 after the refused inits"};
     const char *b_tags[2] = {"cloudtrail.eu", "cloudtrail.eu"};
-    const char *b_what[2] = {"B1 v2, EventTime", "B2 legacy, integer time"};
     struct flush_job job2;
     pthread_t worker;
     char path[PATH_MAX], line[1024];
@@ -2317,7 +2263,6 @@ int main(int argc, char **argv)
     }
     close(fd);
     note("temporary directory %s (plugin log in plugin.log)", tmpdir);
-    base_sec = (uint32_t)time(NULL);
 
     ret = listener_start();
     if (!check(ret == 0, "forward listener on 127.0.0.1:%d", fwd_port)) {
@@ -2359,125 +2304,15 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* 5. chunks for instance 1 */
-    for (i = 0; i < 5; i++)
-        chunk_init(&a[i]);
-    {
-        static const struct ct
-            ent_alice = {"i1-ent-alice", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "alice", 0},
-            rp_alice = {"i1-rp-alice", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-            rp_alice_dup = {"i1-rp-alice-again", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-            ent_fail = {"i1-ent-failed", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "alice", 1},
-            s3 = {"i1-s3-policy", "s3.amazonaws.com", "PutBucketPolicy", "alice", 0},
-            invoke = {"i1-invoke", "bedrock.amazonaws.com", "InvokeModel", "alice", 0},
-            rp_bob_fail = {"i1-rp-bob-failed", "bedrock.amazonaws.com", "PutResourcePolicy", "bob", 1},
-            /* A2 */
-            usecase_bob = {"i1-usecase-bob", "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "bob", 0},
-            rp_alice_2 = {"i1-rp-alice-later", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-            delrp_bob = {"i1-delrp-bob", "bedrock.amazonaws.com", "DeleteResourcePolicy", "bob", 0},
-            lookup = {"i1-lookup", "cloudtrail.amazonaws.com", "LookupEvents", "bob", 0},
-            grp_int_start = {"i1-group-int-start", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0},
-            grp_int_end = {"i1-group-int-end", "bedrock.amazonaws.com", "PutResourcePolicy", "mallory", 0},
-            /* A3 */
-            agree_carol = {"i1-agree-carol", "bedrock.amazonaws.com", "CreateFoundationModelAgreement", "carol", 0},
-            rp_carol = {"i1-rp-carol", "bedrock.amazonaws.com", "PutResourcePolicy", "carol", 0},
-            bad_ts = {"i1-malformed-ts", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0},
-            arr3 = {"i1-malformed-arr3", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0},
-            /* A4 */
-            grp_ext_start = {"i1-group-ext-start", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0},
-            ent_dave = {"i1-ent-dave", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "dave", 0},
-            grp_ext_end = {"i1-group-ext-end", "bedrock.amazonaws.com", "PutResourcePolicy", "mallory", 0};
-        struct chunk *c;
-
-        /* A1: legacy [ts, map], EventTime */
-        c = &a[0];
-        ev(c, LEGACY, T_EXT, &ent_alice, RULE_QUERY, 1);
-        ev(c, LEGACY, T_EXT, &rp_alice, RULE_NEWTERMS, 1);
-        ev(c, LEGACY, T_EXT, &rp_alice_dup, NULL, 1); /* same ARN, same chunk: not new */
-        ev(c, LEGACY, T_EXT, &ent_fail, NULL, 1);
-        ev(c, LEGACY, T_EXT, &s3, NULL, 1);
-        ev(c, LEGACY, T_EXT, &invoke, NULL, 1);
-        ev(c, LEGACY, T_EXT, &rp_bob_fail, NULL, 1); /* failed: bob stays new */
-
-        /* A2: v2 [[ts, meta], map], integer time, integer group markers */
-        c = &a[1];
-        group_marker(c, -1, 0, NULL);
-        ev(c, V2, T_INT, &usecase_bob, RULE_QUERY, 1);
-        ev(c, V2, T_INT, &rp_alice_2, NULL, 1); /* alice known since A1 */
-        ev(c, V2, T_INT, &delrp_bob, RULE_NEWTERMS, 1);
-        group_marker(c, -2, 0, NULL);
-        group_marker(c, -1, 0, &grp_int_start); /* a marker's body is never a record */
-        ev(c, V2, T_INT, &lookup, NULL, 1);
-        group_marker(c, -2, 0, &grp_int_end);
-
-        /* A3: malformed records among good ones */
-        c = &a[2];
-        msgpack_pack_array(&c->pk, 1); /* [ts] */
-        p_ts(&c->pk, T_EXT);
-        c->malformed++;
-        msgpack_pack_array(&c->pk, 2); /* [ts, "string"] */
-        p_ts(&c->pk, T_INT);
-        p_str(&c->pk, "{\"eventSource\":\"bedrock.amazonaws.com\"}");
-        c->malformed++;
-        msgpack_pack_array(&c->pk, 2); /* [ts, [1, 2, 3]] */
-        p_ts(&c->pk, T_EXT);
-        msgpack_pack_array(&c->pk, 3);
-        msgpack_pack_int(&c->pk, 1);
-        msgpack_pack_int(&c->pk, 2);
-        msgpack_pack_int(&c->pk, 3);
-        c->malformed++;
-        ev(c, LEGACY, T_EXT, &agree_carol, RULE_QUERY, 1);
-        msgpack_pack_int(&c->pk, 42); /* an event that is not an array */
-        c->malformed++;
-        msgpack_pack_array(&c->pk, 2); /* [[ts, meta], "string"] */
-        p_header(&c->pk, V2, T_INT);
-        p_str(&c->pk, "not a map");
-        c->malformed++;
-        msgpack_pack_array(&c->pk, 2); /* ["not a time", {CloudTrail}] */
-        p_str(&c->pk, "2026-11-20T10:00:00Z");
-        p_cloudtrail(&c->pk, &bad_ts);
-        c->malformed++;
-        ev(c, V2, T_INT, &rp_carol, RULE_NEWTERMS, 1);
-        msgpack_pack_array(&c->pk, 2); /* not CloudTrail: read, not alerted */
-        p_ts(&c->pk, T_INT);
-        msgpack_pack_map(&c->pk, 1);
-        p_kv(&c->pk, "log", "hello from another input");
-        c->good++;
-        msgpack_pack_array(&c->pk, 3); /* [ts, {CloudTrail}, extra] */
-        p_ts(&c->pk, T_EXT);
-        p_cloudtrail(&c->pk, &arr3);
-        p_str(&c->pk, "extra");
-        c->malformed++;
-        msgpack_sbuffer_write(&c->sb, "\x92\xd7\x00\x01", 4); /* truncated tail */
-        c->malformed++;
-
-        /* A4: v2 with group markers as Fluent Bit's encoder writes them */
-        c = &a[3];
-        group_marker(c, -1, 1, &grp_ext_start);
-        ev(c, V2, T_EXT, &ent_dave, RULE_QUERY, 1);
-        group_marker(c, -2, 1, &grp_ext_end);
-    }
-
-    /* chunks for instance 2 */
+    /* 5. chunks for instance 1: A1 legacy [ts, map] with EventTime; A2 v2
+     * [[ts, meta], map] with integer time and group markers (one with a
+     * CloudTrail body, never a record); A3 malformed records among good ones;
+     * A4 v2 with group markers as Fluent Bit's encoder writes them. For
+     * instance 2: B1 v2 with EventTime, B2 legacy with integer time. */
+    for (i = 0; i < 4; i++)
+        expect_chunk(a[i]);
     for (i = 0; i < 2; i++)
-        chunk_init(&b[i]);
-    {
-        static const struct ct
-            ent_dave = {"i2-ent-dave", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "dave", 0},
-            rp_alice = {"i2-rp-alice", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-            rp_erin_fail = {"i2-rp-erin-failed", "bedrock.amazonaws.com", "PutResourcePolicy", "erin", 1},
-            iam = {"i2-iam-policy", "iam.amazonaws.com", "PutRolePolicy", "erin", 0},
-            rp_alice_2 = {"i2-rp-alice-again", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-            agree_dave = {"i2-agree-dave", "bedrock.amazonaws.com", "CreateFoundationModelAgreement", "dave", 0},
-            usecase_fail = {"i2-usecase-failed", "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "dave", 1};
-        ev(&b[0], V2, T_EXT, &ent_dave, RULE_QUERY, 2);
-        ev(&b[0], V2, T_EXT, &rp_alice, RULE_NEWTERMS, 2); /* new in instance 2's own state */
-        ev(&b[0], V2, T_EXT, &rp_erin_fail, NULL, 2);
-        ev(&b[0], V2, T_EXT, &iam, NULL, 2);
-        ev(&b[1], LEGACY, T_INT, &rp_alice_2, NULL, 2);
-        ev(&b[1], LEGACY, T_INT, &agree_dave, RULE_QUERY, 2);
-        ev(&b[1], LEGACY, T_INT, &usecase_fail, NULL, 2);
-    }
+        expect_chunk(b[i]);
 
     /* Instance 2's chunks from another thread while instance 1's are flushed
      * (Fluent Bit flushes from its engine and worker threads). */
@@ -2485,21 +2320,20 @@ int main(int argc, char **argv)
     job2.in = &i2;
     job2.chunks = b;
     job2.tags = b_tags;
-    job2.what = b_what;
     job2.n = 2;
     if (pthread_create(&worker, NULL, flush_worker, &job2) != 0) {
         check(0, "start a flush thread for instance 2");
         flush_worker(&job2);
     } else {
         for (i = 0; i < 4; i++) {
-            ret = flush_chunk(&i1, &a[i], a_tags[i]);
-            check(ret == FLB_OK, "instance 1: flush %s returned %d (want 1)", a_what[i], ret);
+            ret = flush_chunk(&i1, a[i], a_tags[i]);
+            check(ret == FLB_OK, "instance 1: flush %s returned %d (want 1)", a[i]->what, ret);
         }
         pthread_join(worker, NULL);
     }
     for (i = 0; i < 2; i++)
         check(job2.rets[i] == FLB_OK, "instance 2: flush %s returned %d (want 1, flushed from another thread)",
-              b_what[i], job2.rets[i]);
+              b[i]->what, job2.rets[i]);
 
     /* 6. the alerts */
     missing = wait_expected(1, 10.0, &took);
@@ -2523,14 +2357,11 @@ int main(int argc, char **argv)
 
     /* 7. induced panics, the hook set with setenv() while the plugin is
      * loaded (read at call time, as the plugin documents it) */
-    chunk_init(&ap);
-    {
-        static const struct ct panic_ev = {"i1-panic", "bedrock.amazonaws.com", "PutFoundationModelEntitlement", "mallory", 0};
-        ev(&ap, LEGACY, T_EXT, &panic_ev, NULL, 1); /* must not be evaluated */
-    }
+    /* hc_panic: i1-panic, an event the query rule would fire on, must not be
+     * evaluated */
     mark = log_mark();
     setenv("TRAILWATCH_INDUCE_PANIC", "flush", 1);
-    ret = flush_chunk(&i1, &ap, "aws.cloudtrail");
+    ret = flush_chunk(&i1, &hc_panic, "aws.cloudtrail");
     unsetenv("TRAILWATCH_INDUCE_PANIC");
     check(ret == FLB_ERROR && log_find(mark, "panic in FLBPluginFlushCtx", NULL, NULL, 0),
           "setenv(TRAILWATCH_INDUCE_PANIC=flush): FLBPluginFlushCtx returned %d (want 0), panic %slogged, "
@@ -2540,12 +2371,7 @@ int main(int argc, char **argv)
              "its alert is expected from here on");
         expect("i1-panic", RULE_QUERY, "PutFoundationModelEntitlement", 1);
     }
-    chunk_init(&a6);
-    {
-        static const struct ct after = {"i1-after-panic", "cloudtrail.amazonaws.com", "LookupEvents", "alice", 0};
-        ev(&a6, LEGACY, T_INT, &after, NULL, 1);
-    }
-    ret = flush_chunk(&i1, &a6, "aws.cloudtrail");
+    ret = flush_chunk(&i1, &hc_after_panic, "aws.cloudtrail");
     check(ret == FLB_OK, "instance 1 still flushes after the flush panic (returned %d)", ret);
 
     snprintf(path, sizeof path, "%s/state3.db", tmpdir);
@@ -2622,14 +2448,10 @@ int main(int argc, char **argv)
     }
 
     /* instance 1 is unharmed by the refused inits */
-    chunk_init(&a[4]);
     cur_phase = 2;
-    {
-        static const struct ct rp_grace = {"i1-rp-grace", "bedrock.amazonaws.com", "PutResourcePolicy", "grace", 0};
-        ev(&a[4], LEGACY, T_INT, &rp_grace, RULE_NEWTERMS, 1);
-    }
-    ret = flush_chunk(&i1, &a[4], a_tags[4]);
-    check(ret == FLB_OK, "instance 1: flush %s returned %d (want 1)", a_what[4], ret);
+    expect_chunk(a[4]);
+    ret = flush_chunk(&i1, a[4], a_tags[4]);
+    check(ret == FLB_OK, "instance 1: flush %s returned %d (want 1)", a[4]->what, ret);
     missing = wait_expected(2, 10.0, &took);
     check(missing == 0, "instance 1 still alerts after the refused inits (%d missing after %.2f s)", missing, took);
 
@@ -2662,18 +2484,11 @@ int main(int argc, char **argv)
               "reload: FLBPluginInit on instance 1's db returned %d (want 1) in %.2f s (the file was released)", ret,
               secs);
         inst_learn_name(&i4, mark);
-        chunk_init(&c1);
+        /* hc_reload: alice again (the history survived the reload: no
+         * alert), frank's first PutResourcePolicy and his entitlement */
         cur_phase = 3;
-        {
-            static const struct ct rp_alice = {"r-rp-alice", "bedrock.amazonaws.com", "PutResourcePolicy", "alice", 0},
-                                   rp_frank = {"r-rp-frank", "bedrock.amazonaws.com", "PutResourcePolicy", "frank", 0},
-                                   ent_frank = {"r-ent-frank", "bedrock.amazonaws.com",
-                                                "PutFoundationModelEntitlement", "frank", 0};
-            ev(&c1, LEGACY, T_EXT, &rp_alice, NULL, 4); /* history survived the reload */
-            ev(&c1, LEGACY, T_EXT, &rp_frank, RULE_NEWTERMS, 4);
-            ev(&c1, V2, T_INT, &ent_frank, RULE_QUERY, 4);
-        }
-        ret = i4.up ? flush_chunk(&i4, &c1, "aws.cloudtrail") : -1;
+        expect_chunk(&hc_reload);
+        ret = i4.up ? flush_chunk(&i4, &hc_reload, "aws.cloudtrail") : -1;
         check(ret == FLB_OK, "reload: flush returned %d (want 1)", ret);
         missing = wait_expected(3, 10.0, &took);
         check(missing == 0, "reload: the %ld expected alerts arrived (%d missing after %.2f s)", count_expected(4),
@@ -2686,7 +2501,6 @@ int main(int argc, char **argv)
         check_stopped_line(&i4, mark);
         ret = P.exit_all();
         check(ret == FLB_OK, "reload: FLBPluginExit returned %d (want 1)", ret);
-        chunk_free(&c1);
     }
     check_no_unexpected("all instances");
 
@@ -2711,12 +2525,6 @@ int main(int argc, char **argv)
     /* SIGKILL in the middle of the plugin's work, many times over */
     crash_test(cli_arg);
 
-    for (i = 0; i < 5; i++)
-        chunk_free(&a[i]);
-    for (i = 0; i < 2; i++)
-        chunk_free(&b[i]);
-    chunk_free(&ap);
-    chunk_free(&a6);
     inst_free(&i1);
     inst_free(&i2);
     inst_free(&i3);

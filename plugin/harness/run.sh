@@ -2,14 +2,16 @@
 # Builds out_trailwatch.so and the C harness, then runs the harness against
 # the plugin as Fluent Bit's Go proxy would drive it.
 #   plugin/harness/run.sh [runs]      (default 1 run; non-zero exit if any failed)
-# Needs: go, gcc, libmsgpack-dev (apt-get install -y libmsgpack-dev).
+# Needs: go and gcc (the chunks are MessagePack written by
+# plugin/harness/chunks into bin/harness_chunks.h).
 set -eu
 cd "$(dirname "$0")/../.."
 runs=${1:-1}
 mkdir -p bin
 go build -buildmode=c-shared -o bin/out_trailwatch.so ./plugin
 go build -o bin/trailwatch ./cmd/trailwatch
-gcc -O2 -Wall -Wextra -o bin/harness plugin/harness/harness.c -ldl -lmsgpackc -lpthread
+go run ./plugin/harness/chunks -o bin/harness_chunks.h
+gcc -O2 -Wall -Wextra -Ibin -o bin/harness plugin/harness/harness.c -ldl -lpthread
 failed=0
 i=1
 while [ "$i" -le "$runs" ]; do
