@@ -20,6 +20,7 @@ import (
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/eql"
 	"github.com/trailwatch/trailwatch/matcher/kql"
 )
 
@@ -54,8 +55,15 @@ type Rule struct {
 	Enabled           bool
 	ExceptionsList    []ListRef // Kibana exception lists attached to the rule
 
-	Compiled *matcher.Query // nil unless the query is KQL and compiled
-	Skip     string         // why the rule does not run; "" when it runs
+	Compiled *matcher.Query // nil unless the query compiled (KQL or EQL)
+	// Sequence is an EQL sequence's stages (Compiled is then any stage).
+	Sequence *eql.Sequenced
+	// EQL rules: the field `<category> where` compares, and the fields
+	// that order events.
+	EventCategoryOverride string
+	TimestampField        string
+	TiebreakerField       string
+	Skip                  string // why the rule does not run; "" when it runs
 	// Notes are the query's tests that Elasticsearch refuses and trailwatch
 	// runs (matcher.Note), placed in the rule's file.
 	Notes []*Error
@@ -342,6 +350,10 @@ type ruleSpec struct {
 	Threshold         map[string]any    `toml:"threshold" json:"threshold"`
 	Enabled           *bool             `toml:"enabled" json:"enabled"`
 	ExceptionsList    []ListRef         `toml:"exceptions_list" json:"exceptions_list"`
+	// EQL
+	EventCategoryOverride string `toml:"event_category_override" json:"event_category_override"`
+	TimestampField        string `toml:"timestamp_field" json:"timestamp_field"`
+	TiebreakerField       string `toml:"tiebreaker_field" json:"tiebreaker_field"`
 }
 
 // rule makes a Rule of a spec read from path (line in an NDJSON file).
@@ -354,6 +366,7 @@ func (sp *ruleSpec) rule(path string, line int) *Rule {
 		MaxSignals: sp.MaxSignals, TimestampOverride: sp.TimestampOverride, Index: sp.Index,
 		Threat: sp.Threat, AlertSuppression: sp.AlertSuppression, Threshold: sp.Threshold,
 		Enabled: sp.Enabled == nil || *sp.Enabled, ExceptionsList: sp.ExceptionsList,
+		EventCategoryOverride: sp.EventCategoryOverride, TimestampField: sp.TimestampField, TiebreakerField: sp.TiebreakerField,
 	}
 }
 
@@ -508,7 +521,6 @@ func firstLine(s string) string {
 
 // runnable types; the others load as metadata and are reported as skipped.
 var skippedTypes = map[string]string{
-	"eql":              "EQL rules are not evaluated at the edge (sequences need a correlation window)",
 	"esql":             "ES|QL rules are not evaluated at the edge (they aggregate over indices)",
 	"machine_learning": "machine learning rules need Elastic's anomaly detection jobs",
 	"threat_match":     "indicator match rules need a threat intelligence index",
@@ -567,11 +579,23 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	}
 	if reason, ok := skippedTypes[r.Type]; ok {
 		r.Skip = reason
-	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "threshold" && r.Type != "" {
+	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "threshold" && r.Type != "eql" && r.Type != "" {
 		r.Skip = fmt.Sprintf("unknown rule type %q", r.Type)
 	}
-	if r.Language == "kuery" {
-		q, err := kql.Compile(schema, r.Query)
+	if r.Type == "eql" && r.Language == "" {
+		r.Language = "eql"
+	}
+	if r.Language == "kuery" || r.Language == "eql" {
+		var q *matcher.Query
+		var err error
+		if r.Language == "eql" {
+			var c *eql.Compiled
+			if c, err = eql.Compile(schema, r.Query, r.EventCategoryOverride); err == nil {
+				q, r.Sequence = c.Query, c.Sequence
+			}
+		} else {
+			q, err = kql.Compile(schema, r.Query)
+		}
 		if err != nil {
 			var qe *matcher.SyntaxError
 			if errors.As(err, &qe) {
@@ -588,7 +612,7 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 			}
 		}
 	} else if r.Skip == "" {
-		r.Skip = fmt.Sprintf("query language %q is not KQL", r.Language)
+		r.Skip = fmt.Sprintf("query language %q is not KQL or EQL", r.Language)
 	}
 	if nt := r.NewTerms; nt != nil && r.Type == "new_terms" {
 		if len(nt.Fields) < 1 || len(nt.Fields) > 3 {
