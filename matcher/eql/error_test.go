@@ -83,6 +83,8 @@ var errorCases = []struct{ name, in, at, msg string }{
 	{"no query", `sequence by a`, "1:14", `expected [ starting the first query of the sequence, found end of query`},
 	{"stage not closed", `sequence [a where x [b where y]`, "1:21", `expected and, or or ] closing the query, found "["`},
 	{"by after with", `sequence with maxspan=5m by x [a where true] [b where true]`, "1:26", `sequence by must come before with maxspan`},
+	{"by twice", `sequence by x with maxspan=5m by y [a where true] [b where true]`, "1:31", `expected [ starting the first query of the sequence, found "by"`},
+	{"long token in a message", `any where a == 1 abcdefghijklmnopqrstuvwxyz0123`, "1:18", `found "abcdefghijklmnopqrstuvwx..."`},
 	{"decimal maxspan", `sequence with maxspan=1.5m [a where true] [b where true]`, "1:23", `maxspan must be a whole number, found 1.5`},
 	{"zero maxspan", `sequence with maxspan=0s [a where true] [b where true]`, "1:23", `maxspan must be positive, found 0`},
 	{"maxspan without a unit", `sequence with maxspan=5 [a where true] [b where true]`, "1:23", `maxspan 5 has no time unit (ms, s, m, h or d), found "[" after it`},

@@ -108,7 +108,7 @@ func TestInspectDeepTree(t *testing.T) {
 // TestLongFlatQueries: long chains of and/or and long lists are flat, not
 // deep: they parse, walk and print whatever their length.
 func TestLongFlatQueries(t *testing.T) {
-	const n = 100000
+	const n = 20000
 	terms := make([]string, n)
 	for i := range terms {
 		terms[i] = fmt.Sprintf("f%d == %d", i%7, i)

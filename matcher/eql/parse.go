@@ -107,15 +107,8 @@ func describe(t token) string {
 		return "end of query"
 	}
 	text := t.text
-	if utf8.RuneCountInString(text) > 24 {
-		cut := 0
-		for i := range text {
-			if cut == 24 {
-				text = text[:i] + "..."
-				break
-			}
-			cut++
-		}
+	if r := []rune(text); len(r) > 24 {
+		text = string(r[:24]) + "..."
 	}
 	if t.kind == tString {
 		return "string " + strconv.Quote(text)
@@ -210,7 +203,7 @@ func (p *parser) sequence() *Sequence {
 	}
 	if p.tok.kind == tWith {
 		seq.MaxSpan = p.maxSpan()
-		if p.tok.kind == tBy {
+		if p.tok.kind == tBy && seq.By == nil {
 			fail(p.tok.pos, "sequence by must come before with maxspan, not after")
 		}
 	}
