@@ -137,7 +137,7 @@ func TestUnattachedListWarns(t *testing.T) {
 	}
 	// A list attached only to a rule that does not run excepts nothing.
 	byID[accessRuleID].ExceptionsList = nil
-	eql := writeFiles(t, map[string]string{"eql.toml": "[rule]\nname = \"e\"\nrule_id = \"eql-1\"\ntype = \"eql\"\nlanguage = \"eql\"\nquery = 'any where true'\n",
+	eql := writeFiles(t, map[string]string{"eql.toml": "[rule]\nname = \"e\"\nrule_id = \"eql-1\"\ntype = \"machine_learning\"\nquery = ''\n",
 		"attach.toml": "[[attach]]\nlist_id = \"iac\"\nrule_id = \"eql-1\"\n[[attach]]\nlist_id = \"ci\"\nrule_id = \"*\"\n"})
 	rs2, err := LoadRules(cloudtrail.NewSchema(), "rules", eql["eql.toml"])
 	if err != nil {

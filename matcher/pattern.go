@@ -25,8 +25,13 @@ func (f foldEq) Test(v *Value) bool { return strings.EqualFold(v.Text, string(f)
 // Like is Elasticsearch's wildcard query: `*` matches any run of characters,
 // `?` any one character, `\` escapes the next character; the pattern covers
 // the whole value. With fold, characters compare ignoring case.
-func Like(pattern string, fold bool) Pred {
-	toks := likeTokens(pattern)
+func Like(pattern string, fold bool) Pred { return like(likeTokens(pattern, true), fold) }
+
+// LikeNoEscape is Like where `\` is an ordinary character, as EQL's `like`
+// and `:` build their patterns (a `*` or `?` there is always a wildcard).
+func LikeNoEscape(pattern string, fold bool) Pred { return like(likeTokens(pattern, false), fold) }
+
+func like(toks []likeTok, fold bool) Pred {
 	if !fold {
 		// `*`-only patterns take the glob's direct tests.
 		if parts, ok := starParts(toks); ok {
@@ -45,24 +50,24 @@ type likeTok struct {
 	kind byte // 0 literal, '*' any run, '?' one character
 }
 
-func likeTokens(p string) []likeTok {
+func likeTokens(p string, escapes bool) []likeTok {
 	var out []likeTok
 	for i := 0; i < len(p); {
 		r, n := utf8.DecodeRuneInString(p[i:])
 		i += n
-		switch r {
-		case '\\':
+		switch {
+		case r == '\\' && escapes:
 			if i < len(p) {
 				r, n = utf8.DecodeRuneInString(p[i:])
 				i += n
 			}
 			out = append(out, likeTok{r: r})
-		case '*':
+		case r == '*':
 			if len(out) > 0 && out[len(out)-1].kind == '*' {
 				continue // `**` is `*`
 			}
 			out = append(out, likeTok{kind: '*'})
-		case '?':
+		case r == '?':
 			out = append(out, likeTok{kind: '?'})
 		default:
 			out = append(out, likeTok{r: r})

@@ -91,3 +91,10 @@ func TestRegexpAsLucene(t *testing.T) {
 		}
 	}
 }
+
+func TestLikeNoEscape(t *testing.T) {
+	p := LikeNoEscape(`C:\Windows\*`, false)
+	if !p.Test(&Value{Text: `C:\Windows\x`}) || p.Test(&Value{Text: `C:\Windowsx`}) {
+		t.Error(`a backslash in an EQL like pattern is an ordinary character`)
+	}
+}

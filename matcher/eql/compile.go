@@ -248,6 +248,10 @@ func (c *compiler) compare(x *Compare) (matcher.Cond, error) {
 	}
 	field, isField := fx.(*Field)
 	text, kind, null, isConst := constant(lx)
+	if _, other := lx.(*Field); isField && other {
+		// Elasticsearch refuses it ("comparing a field with a field").
+		return nil, at(x.OpPos, "a field compared with another field: Elasticsearch's EQL refuses it")
+	}
 	if !isField || !isConst {
 		return c.script(x)
 	}
@@ -393,9 +397,11 @@ func (c *compiler) match(x *Match) (matcher.Cond, error) {
 		var p matcher.Pred
 		switch x.Op {
 		case Colon:
-			p = matcher.Like(text, true)
+			// Patterns as StringUtils.toLikePattern builds them: * and ?
+			// are wildcards, a backslash an ordinary character.
+			p = matcher.LikeNoEscape(text, true)
 		case Like, LikeI:
-			p = matcher.Like(text, x.Op == LikeI)
+			p = matcher.LikeNoEscape(text, x.Op == LikeI)
 		case Regex, RegexI:
 			var err error
 			if p, err = matcher.Regexp(text, x.Op == RegexI); err != nil {
@@ -470,7 +476,7 @@ func (c *compiler) call(x *Call) (matcher.Cond, error) {
 		case "endswith":
 			p = matcher.Like("*"+escapeLike(t), fold)
 		case "wildcard":
-			p = matcher.Like(t, fold)
+			p = matcher.LikeNoEscape(t, fold)
 		case "cidrmatch":
 			if f.Type != matcher.IP {
 				return nil, at(x.Pos, "%s is mapped as %s; cidrMatch needs an ip field", f.Name, f.Type)

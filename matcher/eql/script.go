@@ -251,9 +251,9 @@ func (s scriptCond) eval(x Expr, fs matcher.Fields) []any {
 				var pred matcher.Pred
 				switch x.Op {
 				case Colon:
-					pred = matcher.Like(pat, true)
+					pred = matcher.LikeNoEscape(pat, true)
 				case Like, LikeI:
-					pred = matcher.Like(pat, x.Op == LikeI)
+					pred = matcher.LikeNoEscape(pat, x.Op == LikeI)
 				default:
 					pred, _ = matcher.Regexp(pat, x.Op == RegexI)
 				}
@@ -554,7 +554,7 @@ func callFunction(name string, fold bool, v []any) any {
 			return nil
 		}
 		for _, p := range v[1:] {
-			if ps, ok := strArg(p); ok && matcher.Like(ps, fold).Test(&matcher.Value{Text: s}) {
+			if ps, ok := strArg(p); ok && matcher.LikeNoEscape(ps, fold).Test(&matcher.Value{Text: s}) {
 				return true
 			}
 		}
