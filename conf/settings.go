@@ -29,6 +29,7 @@ type Settings struct {
 	AlertTag       string        // alert_tag: tag template
 	OutboxMax      int           // outbox_max
 	NoSync         bool          // no_sync
+	BuildingBlocks bool          // building_blocks
 	PruneInterval  time.Duration // prune_interval
 	ExitTimeout    time.Duration // exit_timeout: how long exit waits for the outbox to drain
 	LogLevel       string        // log_level
@@ -58,6 +59,7 @@ var Properties = []Property{
 	{"alert_tag", "alert.trailwatch", "tag of forwarded alerts; {rule_id} and {rule_name} are replaced"},
 	{"outbox_max", "100000", "most alerts kept waiting for a sink; past it new alerts are dropped and counted"},
 	{"no_sync", "off", "skip fsync at each chunk commit (faster; a power loss can lose the last chunks)"},
+	{"building_blocks", "off", "send an EQL sequence's building-block alerts (one per event) beside its shell alert"},
 	{"prune_interval", "10m", "how often terms past their window are pruned"},
 	{"exit_timeout", "5s", "how long exit waits for sinks to take the outbox"},
 	{"log_level", "info", "error, warn, info or debug"},
@@ -140,6 +142,7 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 	s.ExitTimeout = duration("exit_timeout", true)
 	s.AlertStdout = onOff("alert_stdout")
 	s.NoSync = onOff("no_sync")
+	s.BuildingBlocks = onOff("building_blocks")
 	if n, err := strconv.Atoi(val("outbox_max")); err != nil || n <= 0 {
 		bad("outbox_max", "a positive number of alerts")
 	} else {

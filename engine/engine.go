@@ -98,6 +98,9 @@ type Engine struct {
 	schedOf   map[*conf.Rule]int
 	maxFrom   time.Duration
 	windowCap int
+	// seqCap and buildingBlocks: Options.SeqCap and BuildingBlocks.
+	seqCap         int
+	buildingBlocks bool
 	// nextDue is the earliest run time (Unix ms) not made yet, as far as
 	// the last commit knew (0: unknown, look at the state).
 	nextDue atomic.Int64
@@ -133,7 +136,12 @@ type Options struct {
 	// WindowCap bounds each scheduled rule's (bucket, group) entries
 	// (default WindowCap).
 	WindowCap int
-	Now       func() time.Time
+	// SeqCap bounds each EQL sequence rule's sequences in flight (default
+	// SeqCap); BuildingBlocks sends a sequence's building-block alerts to
+	// the sinks beside its shell alert.
+	SeqCap         int
+	BuildingBlocks bool
+	Now            func() time.Time
 }
 
 // New builds an engine over the runnable rules of a rule set.
@@ -239,6 +247,10 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	if e.windowCap <= 0 {
 		e.windowCap = WindowCap
 	}
+	e.seqCap, e.buildingBlocks = o.SeqCap, o.BuildingBlocks
+	if e.seqCap <= 0 {
+		e.seqCap = SeqCap
+	}
 	e.schedOf = map[*conf.Rule]int{}
 	for _, r := range e.rules {
 		if r.Type == "threshold" && r.ThresholdSpec != nil {
@@ -312,6 +324,8 @@ type Stats struct {
 	RunsBy      map[string]int // the same by rule name
 	WindowFull  int            // counts of scheduled rules refused at their WindowCap
 	Late        int            // counts older than every run to come (not kept)
+	Sequences   int            // EQL sequences completed
+	SeqDropped  int            // sequences in flight dropped at a rule's SeqCap
 }
 
 func (s *Stats) skip(reason string) {
@@ -340,6 +354,8 @@ func (s *Stats) Add(o Stats) {
 	}
 	s.WindowFull += o.WindowFull
 	s.Late += o.Late
+	s.Sequences += o.Sequences
+	s.SeqDropped += o.SeqDropped
 	for k, v := range o.Excepted {
 		if s.Excepted == nil {
 			s.Excepted = map[string]int{}
@@ -415,6 +431,9 @@ type worker struct {
 	// time of its records (the event clock, when scheduled rules run on it).
 	counts   map[countKey]*groupAgg
 	maxEvent time.Time
+	// seqEvents are the batch's records that match a sequence rule's
+	// stages, matched against the sequences in flight at commit.
+	seqEvents []seqEvent
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -570,11 +589,13 @@ func (b *Batch) Commit() (Result, error) {
 		}
 	}
 	clock := e.clockOf(b)
-	if len(b.alerts) == 0 && len(w.counts) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
+	if len(b.alerts) == 0 && len(w.counts) == 0 && len(w.seqEvents) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
 		return Result{Stats: b.stats}, nil
 	}
 	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain)
 	clear(w.counts)
+	clear(w.seqEvents)
+	w.seqEvents = w.seqEvents[:0]
 	w.maxEvent = time.Time{}
 	return res, err
 }
@@ -656,6 +677,19 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
+		if len(w.seqEvents) > 0 && v.Windows() != nil {
+			var ss seqStats
+			seq, err := e.sequenceEmit(v.Windows(), w.seqEvents, &ss)
+			if err != nil {
+				return nil, err
+			}
+			st.Sequences += ss.completed
+			st.SeqDropped += ss.dropped
+			for _, a := range seq {
+				alerts = append(alerts, a)
+				drop = append(drop, false)
+			}
+		}
 		if len(e.scheduled) > 0 && v.Windows() != nil {
 			var rs runStats
 			if drain {
@@ -775,6 +809,10 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	w.matches[rm.i]++
 	if si, ok := e.schedOf[r]; ok {
 		e.countThreshold(w, si, e.seenAt(ev))
+		return alerts, pending
+	}
+	if r.Sequence != nil {
+		e.collectSeq(w, r, ev)
 		return alerts, pending
 	}
 	if r.Type != "new_terms" {

@@ -47,8 +47,13 @@ value = %q
 // ntRule writes a new_terms rule on fields with a window and loads it.
 func ntRule(t *testing.T, fields []string, window string) *conf.RuleSet {
 	t.Helper()
-	src := ntRuleText("nt", "nt-1", `event.provider: "bedrock.amazonaws.com" and event.outcome: success`, window, fields)
-	p := filepath.Join(t.TempDir(), "nt.toml")
+	return ruleSet(t, ntRuleText("nt", "nt-1", `event.provider: "bedrock.amazonaws.com" and event.outcome: success`, window, fields))
+}
+
+// ruleSet loads one rule written in detection-rules TOML.
+func ruleSet(t *testing.T, src string) *conf.RuleSet {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rule.toml")
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,12 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/store"
@@ -43,14 +41,7 @@ query = 'event.provider: signin.amazonaws.com and event.action: ConsoleLogin and
 field = [%s]
 value = %d
 %s`, extra, strings.Join(quoted, ", "), value, cardinality)
-	p := filepath.Join(t.TempDir(), "th.toml")
-	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := conf.LoadRules(cloudtrail.NewSchema(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := ruleSet(t, src)
 	if rs.Runnable()[0].ThresholdSpec == nil {
 		t.Fatal("the threshold block was not read")
 	}

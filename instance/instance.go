@@ -100,7 +100,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 	}()
 	ts, _ := engine.ParseTimeSource(set.TimeSource)
-	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc}
+	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc, BuildingBlocks: set.BuildingBlocks}
 	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return nil, err

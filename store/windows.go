@@ -310,3 +310,71 @@ func (s *Store) WindowStats() ([]WindowStat, error) {
 	}
 	return out, nil
 }
+
+// EQL sequences in flight: bucketSequences holds a sub-bucket per rule_id;
+// in it, key = the stage the sequence has reached (one byte) then its
+// encoded join key, value = the sequence (the engine's encoding). A join key
+// holds at most one sequence per stage: the newest, which is the one a
+// later event extends.
+var bucketSequences = []byte("sequences")
+
+// SeqGet returns the sequence at a stage for a join key (nil: none).
+func (w *Windows) SeqGet(rule string, stage int, key []byte) []byte {
+	b := w.peek(bucketSequences, rule)
+	if b == nil {
+		return nil
+	}
+	return b.Get(seqKey(stage, key))
+}
+
+func seqKey(stage int, key []byte) []byte {
+	return append([]byte{byte(stage)}, key...)
+}
+
+// SeqPut stores the sequence at a stage for a join key.
+func (w *Windows) SeqPut(rule string, stage int, key, v []byte) error {
+	b, err := w.sub(bucketSequences, rule)
+	if err != nil {
+		return err
+	}
+	return b.Put(seqKey(stage, key), v)
+}
+
+// SeqDelete drops the sequence at a stage for a join key.
+func (w *Windows) SeqDelete(rule string, stage int, key []byte) error {
+	b := w.peek(bucketSequences, rule)
+	if b == nil {
+		return nil
+	}
+	return b.Delete(seqKey(stage, key))
+}
+
+// SeqScan calls fn for every sequence of the rule; fn returns whether to
+// delete it.
+func (w *Windows) SeqScan(rule string, fn func(stage int, key, v []byte) (drop bool)) (int, error) {
+	b := w.peek(bucketSequences, rule)
+	if b == nil {
+		return 0, nil
+	}
+	var drop [][]byte
+	n := 0
+	err := b.ForEach(func(k, v []byte) error {
+		if len(k) < 1 {
+			return nil
+		}
+		n++
+		if fn(int(k[0]), k[1:], v) {
+			drop = append(drop, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return n - len(drop), nil
+}

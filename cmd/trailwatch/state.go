@@ -25,6 +25,7 @@ type engineFlags struct {
 	timeSource     string
 	learningPeriod string
 	noSync         bool
+	buildingBlocks bool
 	geoipDB        string
 	asnDB          string
 }
@@ -40,6 +41,7 @@ func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
 	fs.StringVar(&f.geoipDB, "geoip-db", "", "MaxMind GeoIP2/GeoLite2 City database (fills source.geo.*)")
 	fs.StringVar(&f.asnDB, "asn-db", "", "MaxMind GeoLite2 ASN database (fills source.as.*)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync at each batch commit (faster; a power loss can lose the last batches)")
+	fs.BoolVar(&f.buildingBlocks, "building-blocks", false, "write an EQL sequence's building-block alerts (one per event) beside its shell alert")
 }
 
 // open loads the rules, opens the state and builds the engine. The returned
@@ -108,7 +110,7 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 			os.Remove(path)
 		}
 	}
-	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr, NoCaps: true, Exceptions: exc})
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr, NoCaps: true, Exceptions: exc, BuildingBlocks: f.buildingBlocks})
 	if err != nil {
 		cleanup()
 		return fail("%v", err)

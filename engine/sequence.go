@@ -1,0 +1,417 @@
+package engine
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// EQL sequences, as Elasticsearch matches them: events in @timestamp order;
+// an event of stage n+1 extends the newest sequence in flight at stage n
+// for its join key (and that one only: older ones at that stage are never
+// extended again), if it is not older than the sequence's last event and
+// the whole span stays within maxspan (inclusive); an event completes at
+// most one sequence; join keys must all have a value (a multi-valued key
+// joins on each value); an event of the until query ends its key's
+// sequences. In-flight sequences live in the state file, in the batch's
+// transaction, so they survive restarts and reloads; they are pruned past
+// maxspan and bounded per rule (SeqCap, oldest dropped, counted).
+
+// SeqCap is the most sequences in flight a sequence rule keeps.
+const SeqCap = 10_000
+
+// seqEvent is one record's part in a sequence rule, found while the batch
+// is read and matched against the state at commit.
+type seqEvent struct {
+	rule   *conf.Rule
+	at     int64      // its @timestamp, ms
+	stages [][][]byte // per stage (until last): the join keys it takes that stage with; nil when it does not match it
+	id     string     // its eventID (or document digest)
+	doc    []byte     // its ECS document as JSON
+	order  int        // its place in the batch
+}
+
+// collectSeq records a record's matches of a sequence rule's stages.
+func (e *Engine) collectSeq(w *worker, r *conf.Rule, ev *cloudtrail.Event) {
+	seq := r.Sequence
+	all := seq.Stages
+	if seq.Until != nil {
+		all = append(slices.Clip(all), seq.Until)
+	}
+	se := seqEvent{rule: r, stages: make([][][]byte, len(all)), order: len(w.seqEvents)}
+	hit := false
+	for i, st := range all {
+		if !st.Query.Match(ev) {
+			continue
+		}
+		keys := joinKeys(st.Keys, ev)
+		if len(keys) == 0 {
+			continue // a null key joins nothing
+		}
+		se.stages[i], hit = keys, true
+	}
+	if !hit {
+		return
+	}
+	t := ev.EventTime()
+	if r.TimestampField != "" && r.TimestampField != "@timestamp" {
+		if v := ev.Values(e.schema.Field(r.TimestampField)); len(v) > 0 {
+			if pt, err := matcher.ParseDate(v[0].Text); err == nil {
+				t = pt
+			}
+		}
+	}
+	if t.IsZero() {
+		t = ev.Ingested
+	}
+	se.at = t.UnixMilli()
+	own := e.owned(ev)
+	part := e.eventPart(own)
+	se.id = part.eventID
+	doc, err := alertJSON.Marshal(ECSDocument(e.schema, own))
+	if err != nil {
+		return
+	}
+	se.doc = doc
+	w.seqEvents = append(w.seqEvents, se)
+}
+
+// joinKeys is the cartesian product of the key fields' values, each
+// encoded; nil when a key has no value.
+func joinKeys(fields []*matcher.Field, ev *cloudtrail.Event) [][]byte {
+	combos := [][]string{nil}
+	for _, f := range fields {
+		vals := ev.Values(f)
+		if len(vals) == 0 {
+			return nil
+		}
+		texts := uniqueTexts(f, vals)
+		var next [][]string
+		for _, c := range combos {
+			for _, t := range texts {
+				next = append(next, append(slices.Clip(c), t))
+			}
+		}
+		combos = next
+		if len(combos) > 64 {
+			combos = combos[:64] // a hostile record cannot fan out without bound
+		}
+	}
+	out := make([][]byte, len(combos))
+	for i, c := range combos {
+		out[i] = store.EncodeValues(c)
+	}
+	return out
+}
+
+// inflight is a sequence in flight: its events so far.
+type inflight struct {
+	events []seqStep
+}
+
+type seqStep struct {
+	at  int64
+	id  string
+	doc []byte
+}
+
+func (s *inflight) start() int64 { return s.events[0].at }
+func (s *inflight) last() int64  { return s.events[len(s.events)-1].at }
+
+func (s *inflight) encode() []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(s.events)))
+	for _, ev := range s.events {
+		b = binary.AppendVarint(b, ev.at)
+		b = binary.AppendUvarint(b, uint64(len(ev.id)))
+		b = append(b, ev.id...)
+		b = binary.AppendUvarint(b, uint64(len(ev.doc)))
+		b = append(b, ev.doc...)
+	}
+	return b
+}
+
+var errBadSeq = errors.New("a sequence in flight in the state file is unreadable")
+
+func decodeInflight(b []byte) (*inflight, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > 256 {
+		return nil, errBadSeq
+	}
+	b = b[k:]
+	s := &inflight{}
+	for range n {
+		var st seqStep
+		if st.at, k = binary.Varint(b); k <= 0 {
+			return nil, errBadSeq
+		}
+		b = b[k:]
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, errBadSeq
+		}
+		st.id = string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		l, k = binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, errBadSeq
+		}
+		st.doc = b[k : k+int(l) : k+int(l)]
+		b = b[k+int(l):]
+		s.events = append(s.events, st)
+	}
+	if len(s.events) == 0 {
+		return nil, errBadSeq
+	}
+	return s, nil
+}
+
+// seqStats is what the sequence part of a commit did.
+type seqStats struct {
+	completed, dropped int
+}
+
+// sequenceEmit matches the batch's sequence events against the sequences
+// in flight, in @timestamp order, and returns the alerts of the sequences
+// they complete.
+func (e *Engine) sequenceEmit(ws *store.Windows, events []seqEvent, ss *seqStats) ([]*Alert, error) {
+	slices.SortStableFunc(events, func(a, b seqEvent) int { return cmp.Compare(a.at, b.at) })
+	var alerts []*Alert
+	latest := map[*conf.Rule]int64{}
+	for i := range events {
+		ev := &events[i]
+		as, err := e.seqStep(ws, ev, ss)
+		if err != nil {
+			return nil, err
+		}
+		alerts = append(alerts, as...)
+		latest[ev.rule] = max(latest[ev.rule], ev.at)
+	}
+	// Sequences past maxspan can complete no more; the cap keeps the
+	// newest.
+	for r, now := range latest {
+		if err := e.pruneSeqs(ws, r, now, ss); err != nil {
+			return nil, err
+		}
+	}
+	return alerts, nil
+}
+
+func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Alert, error) {
+	r, seq := ev.rule, ev.rule.Sequence
+	id := r.RuleID
+	n := len(seq.Stages)
+	span := seq.MaxSpan.Milliseconds()
+	step := seqStep{at: ev.at, id: ev.id, doc: ev.doc}
+	if seq.Until != nil && ev.stages[n] != nil {
+		for _, k := range ev.stages[n] {
+			for st := range n - 1 {
+				if err := ws.SeqDelete(id, st, k); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var alerts []*Alert
+	completed := false
+	// Later stages first, so that one event extends a sequence by one
+	// stage only.
+	for st := n - 1; st >= 1 && !completed; st-- {
+		for _, k := range ev.stages[st] {
+			raw := ws.SeqGet(id, st-1, k)
+			if raw == nil {
+				continue
+			}
+			s, err := decodeInflight(raw)
+			if err != nil {
+				return nil, fmt.Errorf("rule %q: %w", id, err)
+			}
+			if ev.at < s.last() || (span > 0 && ev.at-s.start() > span) || slices.ContainsFunc(s.events, func(x seqStep) bool { return x.id == ev.id }) {
+				continue
+			}
+			s.events = append(s.events, step)
+			if err := ws.SeqDelete(id, st-1, k); err != nil {
+				return nil, err
+			}
+			if st == n-1 {
+				ss.completed++
+				alerts = append(alerts, e.sequenceAlerts(r, s)...)
+				completed = true // an event completes at most one sequence
+				break
+			}
+			if err := ws.SeqPut(id, st, k, s.encode()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if ev.stages[0] != nil {
+		s := &inflight{events: []seqStep{step}}
+		for _, k := range ev.stages[0] {
+			// The newest start wins: it replaces an older one.
+			if err := ws.SeqPut(id, 0, k, s.encode()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return alerts, nil
+}
+
+// pruneSeqs drops the rule's sequences that started more than maxspan
+// before now, and the oldest past SeqCap.
+func (e *Engine) pruneSeqs(ws *store.Windows, r *conf.Rule, now int64, ss *seqStats) error {
+	span := r.Sequence.MaxSpan.Milliseconds()
+	var starts []int64
+	left, err := ws.SeqScan(r.RuleID, func(_ int, _, v []byte) bool {
+		s, err := decodeInflight(v)
+		if err != nil {
+			return true // unreadable: it can complete nothing
+		}
+		if span > 0 && now-s.start() > span {
+			return true
+		}
+		starts = append(starts, s.start())
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	if left <= e.seqCap {
+		return nil
+	}
+	// Past the cap: the oldest go.
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	cut := starts[left-e.seqCap-1]
+	over := left - e.seqCap
+	_, err = ws.SeqScan(r.RuleID, func(_ int, _, v []byte) bool {
+		if over == 0 {
+			return false
+		}
+		s, _ := decodeInflight(v)
+		if s != nil && s.start() <= cut {
+			over--
+			ss.dropped++
+			return true
+		}
+		return false
+	})
+	return err
+}
+
+// sequenceAlerts makes a completed sequence's alerts as Kibana does: one
+// building-block alert per event (kibana.alert.building_block_type,
+// kibana.alert.group.id and .index) and one shell alert holding the fields
+// the events share. Their ids derive from the rule and the events, so a
+// replay makes none twice. Only the shell goes to the sinks unless the
+// engine keeps building blocks.
+func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
+	ids := make([]string, len(s.events))
+	for i, ev := range s.events {
+		ids[i] = ev.id
+	}
+	group := AlertUUID(r.RuleID, r.Version, "sequence:"+strings.Join(ids, "\x00"), nil)
+	var docs []map[string]any
+	var out []*Alert
+	for i, ev := range s.events {
+		var d map[string]any
+		if err := alertJSON.Unmarshal(ev.doc, &d); err != nil {
+			d = map[string]any{}
+		}
+		docs = append(docs, d)
+		if !e.buildingBlocks {
+			continue
+		}
+		bb := flatCopy(d)
+		bb["kibana.alert.building_block_type"] = "default"
+		bb["kibana.alert.group.id"] = group
+		bb["kibana.alert.group.index"] = i
+		bb["kibana.alert.original_time"] = time.UnixMilli(ev.at).UTC().Format(alertTime)
+		setPath(bb, "event.kind", "signal")
+		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb,
+			fmt.Sprintf("event %d of a sequence", i+1), time.UnixMilli(ev.at)))
+	}
+	shell := sharedFields(docs)
+	shell["kibana.alert.group.id"] = group
+	shell["kibana.alert.original_time"] = time.UnixMilli(s.start()).UTC().Format(alertTime)
+	setPath(shell, "event.kind", "signal")
+	why := fmt.Sprintf("sequence of %d events", len(s.events))
+	return append([]*Alert{e.docAlert(r, group, shell, why, e.now())}, out...)
+}
+
+// docAlert is an alert of a rule over a document made for it (not read from
+// one record).
+func (e *Engine) docAlert(r *conf.Rule, uuid string, d map[string]any, why string, at time.Time) *Alert {
+	rec := &recordAlerts{e: e, part: newDocPart(d), why: why, whySet: true, at: at.UTC().Format(alertTime)}
+	rule := e.ruleParts[r]
+	if rule == nil {
+		rule = rulePart(r)
+	}
+	return &Alert{UUID: uuid, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.capPolicies[r], e: e, r: r, at: rec.at}
+}
+
+// flatCopy copies a document's top level (nested objects are shared).
+func flatCopy(d map[string]any) map[string]any {
+	out := make(map[string]any, len(d))
+	for k, v := range d {
+		out[k] = v
+	}
+	return out
+}
+
+// sharedFields is the fields (as dotted paths) that every document has with
+// the same value, as a nested document.
+func sharedFields(docs []map[string]any) map[string]any {
+	out := map[string]any{}
+	if len(docs) == 0 {
+		return out
+	}
+	first := map[string]any{}
+	flatten("", docs[0], first)
+	for k, v := range first {
+		same := true
+		for _, d := range docs[1:] {
+			other := map[string]any{}
+			flatten("", d, other)
+			if !equalJSON(other[k], v) {
+				same = false
+				break
+			}
+		}
+		if same {
+			setPath(out, k, v)
+		}
+	}
+	return out
+}
+
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		name := k
+		if prefix != "" {
+			name = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok {
+			flatten(name, sub, out)
+			continue
+		}
+		out[name] = v
+	}
+}
+
+func equalJSON(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	x, err1 := alertJSON.Marshal(a)
+	y, err2 := alertJSON.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
