@@ -91,6 +91,7 @@ func TestEQLSemantics(t *testing.T) {
 		{`any where source.port * 2 - 4 == 40`, rec("source.port=22"), rec("source.port=20")},
 		{`any where concat(user.name, "@", cloud.account.id) == "bob@1"`, rec("user.name=bob", "cloud.account.id=1"), rec("user.name=bob")},
 		{`any where concat(user.name, "x") : "BOB*"`, rec("user.name=bob"), rec("user.name=al")},
+		{`any where concat(user.name, "::", 1.0, "::", true) == "x::1.0::true"`, rec("user.name=x"), rec("user.name=y")},
 		{`any where length(related.user) == 3`, rec("related.user=al", "related.user=bob"), rec("related.user=al")},
 	}
 	for _, tc := range cases {

@@ -304,7 +304,12 @@ func toString(v any) string {
 	case int64:
 		return strconv.FormatInt(v, 10)
 	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
+		// As Java's Double.toString for usual magnitudes: 1.0, not 1.
+		s := strconv.FormatFloat(v, 'f', -1, 64)
+		if !strings.ContainsAny(s, ".eEIN") {
+			s += ".0"
+		}
+		return s
 	case bool:
 		return strconv.FormatBool(v)
 	}
