@@ -279,10 +279,8 @@ func (e *Engine) eventPart(ev *cloudtrail.Event) *docPart {
 	d := ECSDocument(e.schema, ev)
 	eventID := ev.Value(e.schema, "event.id")
 	if eventID == "" {
-		// No eventID (a hand-made record): fall back to the document itself.
 		b, _ := alertJSON.Marshal(d)
-		sum := sha256.Sum256(b)
-		eventID = "sha256:" + hex.EncodeToString(sum[:])
+		eventID = eventIDOf("", b)
 	}
 	// Kibana keeps the source event's event.* under
 	// kibana.alert.original_event.* and marks the alert event.kind: signal;
@@ -298,6 +296,17 @@ func (e *Engine) eventPart(ev *cloudtrail.Event) *docPart {
 	p := newDocPart(d)
 	p.eventID = eventID
 	return p
+}
+
+// eventIDOf is the id a record's alerts derive their uuid from: its
+// eventID, or for a record without one (a hand-made record) a digest of
+// its document.
+func eventIDOf(eventID string, doc []byte) string {
+	if eventID != "" {
+		return eventID
+	}
+	sum := sha256.Sum256(doc)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // rulePart is the part of a rule's alerts that comes from the rule.

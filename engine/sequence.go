@@ -76,13 +76,11 @@ func (e *Engine) collectSeq(w *worker, r *conf.Rule, ev *cloudtrail.Event) {
 	}
 	se.at = t.UnixMilli()
 	own := e.owned(ev)
-	part := e.eventPart(own)
-	se.id = part.eventID
 	doc, err := alertJSON.Marshal(ECSDocument(e.schema, own))
 	if err != nil {
 		return
 	}
-	se.doc = doc
+	se.id, se.doc = eventIDOf(own.Value(e.schema, "event.id"), doc), doc
 	w.seqEvents = append(w.seqEvents, se)
 }
 
