@@ -1,0 +1,847 @@
+package esql
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"strings"
+)
+
+// STATS ... BY, as an accumulator the engine keeps per time bucket and
+// merges over a run's window.
+//
+// Groups: the BY values of a row; a multi-valued BY column puts the row in
+// the group of each of its values (every combination, for several such
+// columns), and a null BY value is a group of its own (stats.csv-spec,
+// multi-mv-group; the null group of ES|QL's hash grouping).
+//
+// Aggregations (each with an optional `WHERE` filter on the row):
+// COUNT(*) and COUNT() count rows; COUNT(x) counts x's values (each value
+// of a multi-valued one); COUNT_DISTINCT(x) the distinct values (exact
+// here, up to the value cap; Elasticsearch estimates it); VALUES(x) the
+// distinct values (in order here; Elasticsearch gives no order); MIN and
+// MAX over every value; SUM of every value (null when it overflows a long);
+// AVG as a double. Over no values, COUNT and COUNT_DISTINCT are 0, the
+// others null.
+//
+// Bounds: an Acc holds at most Limits.Groups groups and at most
+// Limits.Values distinct values in each VALUES and COUNT_DISTINCT; what
+// does not fit is counted (Overflow), never an error: a row whose group
+// does not fit is dropped, a value that does not fit is not kept (a
+// COUNT_DISTINCT past the cap is a lower bound).
+
+// Limits bounds an Acc.
+type Limits struct {
+	Groups int // groups kept
+	Values int // distinct values kept in each VALUES or COUNT_DISTINCT
+}
+
+// DefaultLimits are the bounds NewAcc uses.
+var DefaultLimits = Limits{Groups: 100_000, Values: 10_000}
+
+// maxCombinations bounds the groups one row joins when several BY
+// columns are multi-valued.
+const maxCombinations = 4096
+
+type aggKind uint8
+
+const (
+	aggCountRows aggKind = iota
+	aggCount
+	aggCountDistinct
+	aggValues
+	aggMin
+	aggMax
+	aggSum
+	aggAvg
+)
+
+type aggSpec struct {
+	kind   aggKind
+	arg    cexpr
+	filter func(*ctx) mv
+	t      typ // the argument's type
+	out    typ // the result's type
+}
+
+type statsPlan struct {
+	inShape *shape // the columns Eval gives STATS
+	by      []cexpr
+	aggs    []aggSpec
+	nin     int
+	fp      uint64
+}
+
+// statsScope resolves names in STATS against the columns before it, and
+// makes each one read the input row.
+type statsScope struct {
+	c      *compiler
+	e      *env
+	inputs map[string]int
+	cols   []column
+}
+
+func (s *statsScope) lookup(name string, pos int) cexpr {
+	i, ok := s.inputs[name]
+	if !ok {
+		col := s.c.resolve(s.e, name, pos)
+		if col.t == tyUnsupported {
+			s.c.fail(pos, "cannot use [%s]: its mapping (%s) has no ES|QL type trailwatch evaluates", name, mappingName(col.field))
+		}
+		i = len(s.cols)
+		s.inputs[name] = i
+		col.name = name
+		s.cols = append(s.cols, col)
+	}
+	t := s.cols[i].t
+	return cexpr{t: t, field: s.cols[i].field, ev: func(k *ctx) mv { return k.cols[i] }}
+}
+
+// stats compiles STATS against the columns before it; Eval's row becomes
+// the columns STATS reads.
+func (c *compiler) stats(cmd command, e *env) {
+	sc := &statsScope{c: c, e: e, inputs: map[string]int{}}
+	plan := &statsPlan{}
+	post := &env{}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "esql-stats/1")
+	for _, f := range cmd.fields {
+		a := c.aggregate(f, sc)
+		plan.aggs = append(plan.aggs, a)
+		name := f.name
+		if name == "" {
+			name = c.text(f.e)
+		}
+		post.define(column{name: name, t: a.out, slot: len(plan.aggs) - 1})
+		fmt.Fprintf(h, "|a%d:%d", a.kind, a.t)
+	}
+	for _, f := range cmd.by {
+		x := c.expr(f.e, sc)
+		switch x.t {
+		case tyDuration, tyPeriod, tyUnsupported:
+			c.fail(f.e.pos, "cannot group by [%s] of type %s", c.text(f.e), x.t)
+		}
+		plan.by = append(plan.by, x)
+		name := f.name
+		if name == "" {
+			name = c.text(f.e)
+			if f.e.kind == exField {
+				name = f.e.name
+			}
+		}
+		fmt.Fprintf(h, "|b%d", x.t)
+		post.define(column{name: name, t: x.t, slot: len(cmd.fields) + len(plan.by) - 1})
+	}
+	plan.fp = h.Sum64()
+	plan.nin = len(sc.cols)
+	plan.inShape = &shape{}
+	p := c.p
+	for _, col := range sc.cols {
+		plan.inShape.names = append(plan.inShape.names, col.name)
+		plan.inShape.types = append(plan.inShape.types, col.t)
+		p.out = append(p.out, outCol{name: col.name, t: col.t, read: readColumn(col).ev})
+	}
+	p.stats = plan
+	p.post = &postPlan{env: post, nslots: len(cmd.fields) + len(plan.by)}
+}
+
+// aggregate compiles one `[name =] AGG(arg) [WHERE filter]`.
+func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
+	e := f.e
+	if e.kind != exCall || !aggNames[e.op] {
+		c.fail(e.pos, "[%s] is not an aggregation; STATS takes COUNT, COUNT_DISTINCT, VALUES, MIN, MAX, SUM or AVG here", c.text(e))
+	}
+	a := aggSpec{}
+	if f.filter != nil {
+		x := c.expr(f.filter, sc)
+		if x.t != tyBool && x.t != tyNull {
+			c.fail(f.filter.pos, "the filter of an aggregation must be a boolean, found [%s] of type %s", c.text(f.filter), x.t)
+		}
+		a.filter = x.ev
+	}
+	name := strings.ToUpper(e.name)
+	if e.op == "count" && (e.star || len(e.args) == 0) {
+		a.kind, a.out = aggCountRows, tyLong
+		return a
+	}
+	if e.star {
+		c.fail(e.pos, "%s does not take *", name)
+	}
+	if e.op == "count_distinct" {
+		if len(e.args) < 1 || len(e.args) > 2 {
+			c.fail(e.pos, "COUNT_DISTINCT takes a field and an optional precision")
+		}
+	} else if len(e.args) != 1 {
+		c.fail(e.pos, "%s takes one argument, found %d", name, len(e.args))
+	}
+	for _, arg := range e.args {
+		if arg.kind == exCall && aggNames[arg.op] {
+			c.fail(arg.pos, "aggregations do not nest")
+		}
+	}
+	a.arg = c.expr(e.args[0], sc)
+	a.t = a.arg.t
+	switch a.t {
+	case tyDuration, tyPeriod, tyUnsupported:
+		c.fail(e.args[0].pos, "%s cannot take [%s] of type %s", name, c.text(e.args[0]), a.t)
+	}
+	switch e.op {
+	case "count":
+		a.kind, a.out = aggCount, tyLong
+	case "count_distinct":
+		a.kind, a.out = aggCountDistinct, tyLong
+		if len(e.args) == 2 {
+			pr := c.expr(e.args[1], sc)
+			if !pr.konst || !pr.t.numeric() {
+				c.fail(e.args[1].pos, "COUNT_DISTINCT's precision must be a number")
+			}
+		}
+	case "values":
+		a.kind, a.out = aggValues, a.t
+	case "min", "max":
+		a.kind, a.out = aggMin, a.t
+		if e.op == "max" {
+			a.kind = aggMax
+		}
+		if a.t == tyNull {
+			a.out = tyNull
+		}
+	case "sum", "avg":
+		if !a.t.numeric() && a.t != tyNull {
+			c.fail(e.args[0].pos, "%s needs a number, found [%s] of type %s", name, c.text(e.args[0]), a.t)
+		}
+		a.kind, a.out = aggSum, tyLong
+		if a.t == tyDouble {
+			a.out = tyDouble
+		}
+		if e.op == "avg" {
+			a.kind, a.out = aggAvg, tyDouble
+		}
+	}
+	return a
+}
+
+// aggState is one aggregation's state in one group.
+type aggState struct {
+	n        int64 // rows or values counted; AVG's count; SUM's integer sum
+	f        float64
+	has      bool // MIN, MAX, SUM: a value was seen
+	overflow bool // SUM: overflowed; sets: values were left out
+	v        val
+	set      map[val]struct{}
+}
+
+type group struct {
+	key  string
+	keys []mv
+	st   []aggState
+}
+
+// Acc accumulates STATS over rows; it is mergeable and serialisable, so
+// that per-bucket accumulators can be kept and a run's window merged.
+type Acc struct {
+	plan     *statsPlan
+	lim      Limits
+	groups   map[string]*group
+	dropRows int64 // rows (or row combinations) whose group did not fit
+	dropVals int64 // values not kept in a full VALUES or COUNT_DISTINCT
+	k        *ctx
+	keyBuf   []byte
+}
+
+// NewAcc returns an empty accumulator for an aggregating program, with
+// DefaultLimits; nil for a program without STATS.
+func (p *Program) NewAcc() *Acc { return p.NewAccLimits(DefaultLimits) }
+
+// NewAccLimits is NewAcc with other bounds.
+func (p *Program) NewAccLimits(l Limits) *Acc {
+	if p.stats == nil {
+		return nil
+	}
+	return &Acc{plan: p.stats, lim: l, groups: map[string]*group{}, k: &ctx{p: p, cols: make([]mv, p.stats.nin)}}
+}
+
+// Groups is the number of groups held.
+func (a *Acc) Groups() int { return len(a.groups) }
+
+// Overflow counts what the bounds left out: rows whose group did not fit,
+// and values a full VALUES or COUNT_DISTINCT did not keep.
+func (a *Acc) Overflow() (rows, values int64) { return a.dropRows, a.dropVals }
+
+// setKey is a value's identity in a set: doubles by their bits.
+func setKey(t typ, v val) val {
+	if t == tyDouble {
+		if v.f == 0 {
+			v.f = 0 // -0.0 and 0.0 are one value
+		}
+		return val{n: int64(math.Float64bits(v.f))}
+	}
+	return v
+}
+
+func setVal(t typ, k val) val {
+	if t == tyDouble {
+		return val{f: math.Float64frombits(uint64(k.n))}
+	}
+	return k
+}
+
+// Add accumulates one row Eval gave (of the same program).
+func (a *Acc) Add(r Row) {
+	k := a.k
+	k.buf = k.buf[:0]
+	k.now = r.now
+	copy(k.cols, r.vals)
+	plan := a.plan
+	// Each BY column's values (null: one null value).
+	keys := make([]mv, len(plan.by))
+	combos := 1
+	for i, b := range plan.by {
+		keys[i] = b.ev(k)
+		if n := len(keys[i]); n > 1 {
+			combos *= n
+			if combos > maxCombinations {
+				combos = maxCombinations + 1
+			}
+		}
+	}
+	// Each aggregation's input for this row (nil when filtered out).
+	type input struct {
+		vals mv
+		skip bool
+	}
+	ins := make([]input, len(plan.aggs))
+	for i := range plan.aggs {
+		s := &plan.aggs[i]
+		if s.filter != nil && truth(s.filter(k)) != 1 {
+			ins[i].skip = true
+			continue
+		}
+		if s.kind != aggCountRows {
+			ins[i].vals = s.arg.ev(k)
+		}
+	}
+	idx := make([]int, len(keys))
+	for c := 0; ; c++ {
+		if c >= maxCombinations {
+			a.dropRows += int64(combos - c)
+			break
+		}
+		g := a.group(keys, idx)
+		if g != nil {
+			for i := range plan.aggs {
+				if !ins[i].skip {
+					a.update(&plan.aggs[i], &g.st[i], ins[i].vals)
+				}
+			}
+		}
+		// Next combination.
+		j := len(idx) - 1
+		for ; j >= 0; j-- {
+			idx[j]++
+			if idx[j] < len(keys[j]) {
+				break
+			}
+			idx[j] = 0
+		}
+		if j < 0 {
+			break
+		}
+	}
+}
+
+// group finds or makes the group of the combination idx of keys; nil
+// when it does not fit.
+func (a *Acc) group(keys []mv, idx []int) *group {
+	b := a.keyBuf[:0]
+	for i, m := range keys {
+		if len(m) == 0 {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = appendVal(b, a.plan.by[i].t, m[idx[i]])
+	}
+	a.keyBuf = b
+	if g := a.groups[string(b)]; g != nil {
+		return g
+	}
+	if len(a.groups) >= a.lim.Groups {
+		a.dropRows++
+		return nil
+	}
+	key := string(b)
+	one, _ := a.decodeKey(key) // the group's own copy of its values
+	g := &group{key: key, keys: one, st: make([]aggState, len(a.plan.aggs))}
+	a.groups[key] = g
+	return g
+}
+
+// update folds values into a state.
+func (a *Acc) update(s *aggSpec, st *aggState, vals mv) {
+	switch s.kind {
+	case aggCountRows:
+		st.n++
+	case aggCount:
+		st.n += int64(len(vals))
+	case aggCountDistinct, aggValues:
+		for _, v := range vals {
+			a.addToSet(s.t, st, setKey(s.t, v))
+		}
+	case aggMin, aggMax:
+		for _, v := range vals {
+			a.extreme(s, st, v)
+		}
+	case aggSum:
+		for _, v := range vals {
+			sumAdd(s.t, st, v)
+		}
+	case aggAvg:
+		for _, v := range vals {
+			st.n++
+			st.f += asFloat(s.t, v)
+		}
+	}
+}
+
+func (a *Acc) addToSet(t typ, st *aggState, key val) {
+	if st.set == nil {
+		st.set = map[val]struct{}{}
+	}
+	if _, ok := st.set[key]; ok {
+		return
+	}
+	if len(st.set) >= a.lim.Values {
+		st.overflow = true
+		a.dropVals++
+		return
+	}
+	if t == tyKeyword || t == tyIP {
+		key.s = strings.Clone(key.s) // the row's text may live in a record's buffer
+	}
+	st.set[key] = struct{}{}
+}
+
+func (a *Acc) extreme(s *aggSpec, st *aggState, v val) {
+	if !st.has {
+		st.has, st.v = true, v
+		if s.t == tyKeyword || s.t == tyIP {
+			st.v.s = strings.Clone(v.s)
+		}
+		return
+	}
+	d := compareVals(s.t, v, st.v)
+	if s.kind == aggMin && d < 0 || s.kind == aggMax && d > 0 {
+		st.v = v
+		if s.t == tyKeyword || s.t == tyIP {
+			st.v.s = strings.Clone(v.s)
+		}
+	}
+}
+
+func sumAdd(t typ, st *aggState, v val) {
+	st.has = true
+	if t == tyDouble {
+		st.f += v.f
+		return
+	}
+	if st.overflow {
+		return
+	}
+	z, ok := intArith("+", st.n, v.n)
+	if !ok {
+		st.overflow = true
+		return
+	}
+	st.n = z
+}
+
+// Merge folds another accumulator of the same program into a.
+func (a *Acc) Merge(b *Acc) error {
+	if b == nil {
+		return nil
+	}
+	if b.plan.fp != a.plan.fp {
+		return errors.New("esql: merging accumulators of different STATS")
+	}
+	a.dropRows += b.dropRows
+	a.dropVals += b.dropVals
+	for _, key := range b.sortedKeys() {
+		bg := b.groups[key]
+		g := a.groups[key]
+		if g == nil {
+			if len(a.groups) >= a.lim.Groups {
+				a.dropRows++
+				continue
+			}
+			g = &group{key: key, keys: bg.keys, st: make([]aggState, len(a.plan.aggs))}
+			a.groups[key] = g
+		}
+		for i := range a.plan.aggs {
+			a.mergeState(&a.plan.aggs[i], &g.st[i], &bg.st[i])
+		}
+	}
+	return nil
+}
+
+func (a *Acc) mergeState(s *aggSpec, st, o *aggState) {
+	switch s.kind {
+	case aggCountRows, aggCount:
+		st.n += o.n
+	case aggCountDistinct, aggValues:
+		if o.overflow {
+			st.overflow = true
+		}
+		for _, k := range sortedSet(s.t, o.set) {
+			a.addToSet(s.t, st, setKey(s.t, k))
+		}
+	case aggMin, aggMax:
+		if o.has {
+			a.extreme(s, st, o.v)
+		}
+	case aggSum:
+		if !o.has {
+			return
+		}
+		if s.t == tyDouble {
+			st.has = true
+			st.f += o.f
+			return
+		}
+		if o.overflow {
+			st.has, st.overflow = true, true
+			return
+		}
+		sumAdd(s.t, st, val{n: o.n})
+	case aggAvg:
+		st.n += o.n
+		st.f += o.f
+	}
+}
+
+func (a *Acc) sortedKeys() []string {
+	keys := make([]string, 0, len(a.groups))
+	for k := range a.groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// sortedSet lists a set's values in order.
+func sortedSet(t typ, set map[val]struct{}) mv {
+	out := make(mv, 0, len(set))
+	for k := range set {
+		out = append(out, setVal(t, k))
+	}
+	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
+	return out
+}
+
+// result is an aggregation's value over a group.
+func (s *aggSpec) result(st *aggState) mv {
+	switch s.kind {
+	case aggCountRows, aggCount:
+		return mv{{n: st.n}}
+	case aggCountDistinct:
+		return mv{{n: int64(len(st.set))}}
+	case aggValues:
+		if len(st.set) == 0 {
+			return nil
+		}
+		return sortedSet(s.t, st.set)
+	case aggMin, aggMax:
+		if !st.has {
+			return nil
+		}
+		return mv{st.v}
+	case aggSum:
+		if !st.has || st.overflow {
+			return nil
+		}
+		if s.t == tyDouble {
+			if math.IsInf(st.f, 0) || math.IsNaN(st.f) {
+				return nil
+			}
+			return mv{{f: st.f}}
+		}
+		return mv{{n: st.n}}
+	case aggAvg:
+		if st.n == 0 {
+			return nil
+		}
+		return mv{{f: st.f / float64(st.n)}}
+	}
+	return nil
+}
+
+// ---- serialisation ----
+
+const accMagic = "esqlacc1"
+
+// MarshalBinary writes the accumulator: its groups, their states and the
+// overflow counts, with a fingerprint of the STATS it belongs to.
+func (a *Acc) MarshalBinary() ([]byte, error) {
+	b := append([]byte(nil), accMagic...)
+	b = binary.BigEndian.AppendUint64(b, a.plan.fp)
+	b = binary.AppendUvarint(b, uint64(a.dropRows))
+	b = binary.AppendUvarint(b, uint64(a.dropVals))
+	b = binary.AppendUvarint(b, uint64(len(a.groups)))
+	for _, key := range a.sortedKeys() {
+		g := a.groups[key]
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+		for i := range a.plan.aggs {
+			b = appendState(b, &a.plan.aggs[i], &g.st[i])
+		}
+	}
+	return b, nil
+}
+
+func appendState(b []byte, s *aggSpec, st *aggState) []byte {
+	flags := byte(0)
+	if st.has {
+		flags |= 1
+	}
+	if st.overflow {
+		flags |= 2
+	}
+	b = append(b, flags)
+	switch s.kind {
+	case aggCountRows, aggCount:
+		b = binary.AppendUvarint(b, uint64(st.n))
+	case aggCountDistinct, aggValues:
+		vals := sortedSet(s.t, st.set)
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			b = appendVal(b, s.t, v)
+		}
+	case aggMin, aggMax:
+		if st.has {
+			b = appendVal(b, s.t, st.v)
+		}
+	case aggSum:
+		if s.t == tyDouble {
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(st.f))
+		} else {
+			b = binary.AppendVarint(b, st.n)
+		}
+	case aggAvg:
+		b = binary.AppendUvarint(b, uint64(st.n))
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(st.f))
+	}
+	return b
+}
+
+// appendVal writes one value of type t.
+func appendVal(b []byte, t typ, v val) []byte {
+	switch t {
+	case tyKeyword, tyIP:
+		b = binary.AppendUvarint(b, uint64(len(v.s)))
+		return append(b, v.s...)
+	case tyDouble:
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(v.f))
+	}
+	return binary.AppendVarint(b, v.n)
+}
+
+// decoder reads what MarshalBinary wrote, refusing anything out of bounds.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == nil {
+		d.err = errors.New("esql: accumulator: " + msg)
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	x, n := binary.Uvarint(d.b)
+	d.advance(n)
+	return x
+}
+
+func (d *decoder) varint() int64 {
+	x, n := binary.Varint(d.b)
+	d.advance(n)
+	return x
+}
+
+// advance steps over a varint of n bytes (n <= 0: none could be read).
+func (d *decoder) advance(n int) {
+	if d.err != nil {
+		return
+	}
+	if n <= 0 {
+		d.fail("truncated")
+		return
+	}
+	d.b = d.b[n:]
+}
+
+func (d *decoder) bytes(n uint64) string {
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("truncated")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) u64() uint64 {
+	s := d.bytes(8)
+	if d.err != nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64([]byte(s))
+}
+
+func (d *decoder) byte1() byte {
+	s := d.bytes(1)
+	if d.err != nil {
+		return 0
+	}
+	return s[0]
+}
+
+func (d *decoder) val(t typ) val {
+	switch t {
+	case tyKeyword:
+		return val{s: d.bytes(d.uvarint())}
+	case tyIP:
+		s := d.bytes(d.uvarint())
+		if d.err == nil && len(s) != 16 {
+			d.fail("bad address")
+		}
+		return val{s: s}
+	case tyDouble:
+		return val{f: math.Float64frombits(d.u64())}
+	case tyBool:
+		n := d.varint()
+		if n != 0 && n != 1 {
+			d.fail("bad boolean")
+		}
+		return val{n: n}
+	case tyInt:
+		n := d.varint()
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			d.fail("bad integer")
+		}
+		return val{n: n}
+	}
+	return val{n: d.varint()}
+}
+
+// UnmarshalBinary replaces a's content with what MarshalBinary wrote for
+// an accumulator of the same STATS; anything else (another query's STATS,
+// damaged or truncated bytes, more groups or values than a's limits) is
+// an error and leaves a empty.
+func (a *Acc) UnmarshalBinary(data []byte) error {
+	a.groups = map[string]*group{}
+	a.dropRows, a.dropVals = 0, 0
+	if err := a.unmarshal(data); err != nil {
+		a.groups = map[string]*group{}
+		a.dropRows, a.dropVals = 0, 0
+		return err
+	}
+	return nil
+}
+
+func (a *Acc) unmarshal(data []byte) error {
+	if len(data) < len(accMagic)+8 || string(data[:len(accMagic)]) != accMagic {
+		return errors.New("esql: accumulator: not an ES|QL accumulator")
+	}
+	d := &decoder{b: data[len(accMagic):]}
+	if d.u64() != a.plan.fp {
+		return errors.New("esql: accumulator: written for another STATS")
+	}
+	a.dropRows = int64(d.uvarint() & math.MaxInt64)
+	a.dropVals = int64(d.uvarint() & math.MaxInt64)
+	n := d.uvarint()
+	if n > uint64(a.lim.Groups) {
+		d.fail("more groups than the limit")
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		key := d.bytes(d.uvarint())
+		keys, ok := a.decodeKey(key)
+		if !ok {
+			d.fail("bad group key")
+			break
+		}
+		if _, dup := a.groups[key]; dup {
+			d.fail("duplicate group")
+			break
+		}
+		g := &group{key: key, keys: keys, st: make([]aggState, len(a.plan.aggs))}
+		for j := range a.plan.aggs {
+			a.readState(d, &a.plan.aggs[j], &g.st[j])
+		}
+		a.groups[key] = g
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+func (a *Acc) decodeKey(key string) ([]mv, bool) {
+	d := &decoder{b: []byte(key)}
+	keys := make([]mv, len(a.plan.by))
+	for i, b := range a.plan.by {
+		switch d.byte1() {
+		case 0:
+		case 1:
+			keys[i] = mv{d.val(b.t)}
+		default:
+			return nil, false
+		}
+	}
+	return keys, d.err == nil && len(d.b) == 0
+}
+
+func (a *Acc) readState(d *decoder, s *aggSpec, st *aggState) {
+	flags := d.byte1()
+	if flags > 3 {
+		d.fail("bad state")
+	}
+	st.has, st.overflow = flags&1 != 0, flags&2 != 0
+	switch s.kind {
+	case aggCountRows, aggCount:
+		st.n = int64(d.uvarint() & math.MaxInt64)
+	case aggCountDistinct, aggValues:
+		n := d.uvarint()
+		if n > uint64(a.lim.Values) {
+			d.fail("more values than the limit")
+			return
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			v := d.val(s.t)
+			if st.set == nil {
+				st.set = map[val]struct{}{}
+			}
+			st.set[setKey(s.t, v)] = struct{}{}
+		}
+	case aggMin, aggMax:
+		if st.has {
+			st.v = d.val(s.t)
+		}
+	case aggSum:
+		if s.t == tyDouble {
+			st.f = math.Float64frombits(d.u64())
+		} else {
+			st.n = d.varint()
+		}
+	case aggAvg:
+		st.n = int64(d.uvarint() & math.MaxInt64)
+		st.f = math.Float64frombits(d.u64())
+	}
+}
