@@ -21,6 +21,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/eql"
+	"github.com/trailwatch/trailwatch/matcher/esql"
 	"github.com/trailwatch/trailwatch/matcher/kql"
 )
 
@@ -58,6 +59,9 @@ type Rule struct {
 	Compiled *matcher.Query // nil unless the query compiled (KQL or EQL)
 	// Sequence is an EQL sequence's stages (Compiled is then any stage).
 	Sequence *eql.Sequenced
+	// ESQL is an ES|QL rule's program (Compiled is then its prefilter: a
+	// necessary condition, for the candidate index).
+	ESQL *esql.Program
 	// EQL rules: the field `<category> where` compares, and the fields
 	// that order events.
 	EventCategoryOverride string
@@ -521,7 +525,6 @@ func firstLine(s string) string {
 
 // runnable types; the others load as metadata and are reported as skipped.
 var skippedTypes = map[string]string{
-	"esql":             "ES|QL rules are not evaluated at the edge (they aggregate over indices)",
 	"machine_learning": "machine learning rules need Elastic's anomaly detection jobs",
 	"threat_match":     "indicator match rules need a threat intelligence index",
 	"saved_query":      "saved_query rules reference a query saved in Kibana",
@@ -579,16 +582,24 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	}
 	if reason, ok := skippedTypes[r.Type]; ok {
 		r.Skip = reason
-	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "threshold" && r.Type != "eql" && r.Type != "" {
+	} else if r.Type != "query" && r.Type != "new_terms" && r.Type != "threshold" && r.Type != "eql" && r.Type != "esql" && r.Type != "" {
 		r.Skip = fmt.Sprintf("unknown rule type %q", r.Type)
 	}
-	if r.Type == "eql" && r.Language == "" {
-		r.Language = "eql"
+	if (r.Type == "eql" || r.Type == "esql") && r.Language == "" {
+		r.Language = r.Type
 	}
-	if r.Language == "kuery" || r.Language == "eql" {
+	if r.Language == "kuery" || r.Language == "eql" || r.Language == "esql" {
 		var q *matcher.Query
 		var err error
-		if r.Language == "eql" {
+		if r.Language == "esql" {
+			var p *esql.Program
+			if p, err = esql.Compile(schema, r.Query); err == nil {
+				r.ESQL, q = p, p.Prefilter()
+				if q == nil {
+					q = matcher.NewQuery(r.Query, matcher.Const(true), p.Fields(), nil)
+				}
+			}
+		} else if r.Language == "eql" {
 			var c *eql.Compiled
 			if c, err = eql.Compile(schema, r.Query, r.EventCategoryOverride); err == nil {
 				q, r.Sequence = c.Query, c.Sequence
@@ -612,7 +623,7 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 			}
 		}
 	} else if r.Skip == "" {
-		r.Skip = fmt.Sprintf("query language %q is not KQL or EQL", r.Language)
+		r.Skip = fmt.Sprintf("query language %q is not KQL, EQL or ES|QL", r.Language)
 	}
 	if nt := r.NewTerms; nt != nil && r.Type == "new_terms" {
 		if len(nt.Fields) < 1 || len(nt.Fields) > 3 {

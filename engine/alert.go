@@ -57,10 +57,15 @@ type recordAlerts struct {
 
 // reason is Kibana's alert reason for a rule's alert on the record.
 func (ra *recordAlerts) reason(r *conf.Rule) string {
+	return ra.reasonPrefix() + " created " + r.Severity + " alert " + r.Name + "."
+}
+
+// reasonPrefix is the record's half of its alerts' reason.
+func (ra *recordAlerts) reasonPrefix() string {
 	if !ra.whySet {
 		ra.why, ra.whySet = reasonOf(ra.ev, ra.e.schema), true
 	}
-	return ra.why + " created " + r.Severity + " alert " + r.Name + "."
+	return ra.why
 }
 
 func (ra *recordAlerts) eventPart() *docPart {

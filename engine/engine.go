@@ -19,6 +19,7 @@ import (
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/esql"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -253,7 +254,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	}
 	e.schedOf = map[*conf.Rule]int{}
 	for _, r := range e.rules {
-		if r.Type == "threshold" && r.ThresholdSpec != nil {
+		if (r.Type == "threshold" && r.ThresholdSpec != nil) || (r.ESQL != nil && r.ESQL.IsAggregating()) {
 			e.schedOf[r] = len(e.scheduled)
 			e.scheduled = append(e.scheduled, newScheduled(e.schema, r))
 			e.maxFrom = max(e.maxFrom, r.FromDur)
@@ -430,6 +431,7 @@ type worker struct {
 	// counts are the batch's threshold counts; maxEvent the latest event
 	// time of its records (the event clock, when scheduled rules run on it).
 	counts   map[countKey]*groupAgg
+	accs     map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
 	maxEvent time.Time
 	// seqEvents are the batch's records that match a sequence rule's
 	// stages, matched against the sequences in flight at commit.
@@ -589,11 +591,12 @@ func (b *Batch) Commit() (Result, error) {
 		}
 	}
 	clock := e.clockOf(b)
-	if len(b.alerts) == 0 && len(w.counts) == 0 && len(w.seqEvents) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
+	if len(b.alerts) == 0 && len(w.counts) == 0 && len(w.accs) == 0 && len(w.seqEvents) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
 		return Result{Stats: b.stats}, nil
 	}
 	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain)
 	clear(w.counts)
+	clear(w.accs)
 	clear(w.seqEvents)
 	w.seqEvents = w.seqEvents[:0]
 	w.maxEvent = time.Time{}
@@ -694,6 +697,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			var rs runStats
 			if drain {
 				clock = e.drainClock(v.Windows(), ingested)
+			}
+			if err := e.mergeAccs(v.Windows(), w.accs, &rs); err != nil {
+				return nil, err
 			}
 			sched, err := e.scheduledEmit(v.Windows(), w.counts, clock, &rs)
 			if err != nil {
@@ -805,6 +811,9 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 			st.Excepted[r.Name]++
 			return alerts, pending
 		}
+	}
+	if r.ESQL != nil {
+		return e.matchedESQL(w, rm, ra, alerts), pending
 	}
 	w.matches[rm.i]++
 	if si, ok := e.schedOf[r]; ok {

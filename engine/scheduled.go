@@ -37,7 +37,8 @@ const DistinctCap = 10_000
 // years ahead must not make every run at once).
 const futureSlack = 15 * time.Minute
 
-// scheduled is one threshold rule's schedule and grouping.
+// scheduled is one scheduled rule's schedule (threshold: and grouping; an
+// aggregating ES|QL rule groups with its STATS).
 type scheduled struct {
 	rule     *conf.Rule
 	fields   []*matcher.Field // group fields
@@ -63,6 +64,9 @@ func newScheduled(s *matcher.Schema, r *conf.Rule) *scheduled {
 	sc.bucket = gcd(sc.interval, sc.from)
 	if sc.bucket <= 0 {
 		sc.bucket = max(sc.interval, 1)
+	}
+	if r.ThresholdSpec == nil {
+		return sc // an aggregating ES|QL rule
 	}
 	for _, f := range r.ThresholdSpec.Fields {
 		sc.fields = append(sc.fields, s.Field(f))
@@ -405,7 +409,11 @@ func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runSt
 			next = (floorDiv(bs[0], sc.interval) + 1) * sc.interval
 			continue
 		}
-		as, err := e.thresholdRun(ws, sc, next)
+		run := e.thresholdRun
+		if sc.rule.ESQL != nil {
+			run = e.esqlRun
+		}
+		as, err := run(ws, sc, next)
 		if err != nil {
 			return nil, err
 		}

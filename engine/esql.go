@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/matcher"
+	"github.com/trailwatch/trailwatch/matcher/esql"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// ES|QL rules, as Kibana runs them. A query without STATS alerts once per
+// record that gives a row (the record's document with the row's columns,
+// deduplicated by record, as Kibana deduplicates by document id). A query
+// with STATS is a scheduled rule: each record's row (the commands before
+// STATS, on the candidate path) is aggregated into the state's time buckets
+// as a partial aggregate, and each run merges its window's buckets, runs
+// what follows STATS, and alerts once per result row, with an id of the
+// run's window, the query, the rule and the row: the same run replayed
+// makes no second alert, while a later overlapping run may alert again, as
+// in Kibana.
+
+// accKey names one ES|QL rule's partial aggregate of one bucket in a batch.
+type accKey struct {
+	sched  int
+	bucket int64
+}
+
+// esqlGroup is the key an ES|QL rule's bucket aggregate is stored under:
+// one entry per bucket, the groups inside it.
+var esqlGroup = []byte{2}
+
+// matchedESQL evaluates an ES|QL rule on a record its prefilter let
+// through.
+func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*Alert) []*Alert {
+	ev, r := &w.ev, rm.rule
+	seen := e.seenAt(ev)
+	row, ok := r.ESQL.Eval(ev, seen)
+	if !ok {
+		return alerts
+	}
+	w.matches[rm.i]++
+	if si, ok := e.schedOf[r]; ok {
+		sc := e.scheduled[si]
+		ms := seen.UnixMilli()
+		if ms < 0 {
+			return alerts
+		}
+		k := accKey{sched: si, bucket: floorDiv(ms, sc.bucket) * sc.bucket}
+		if w.accs == nil {
+			w.accs = map[accKey]*esql.Acc{}
+		}
+		acc := w.accs[k]
+		if acc == nil {
+			acc = r.ESQL.NewAcc()
+			w.accs[k] = acc
+		}
+		acc.Add(row)
+		return alerts
+	}
+	if *ra == nil {
+		*ra = &recordAlerts{e: e, ev: e.owned(ev)}
+	}
+	return append(alerts, e.rowAlert(r, *ra, row))
+}
+
+// rowAlert is a non-aggregating ES|QL rule's alert on a record: the
+// record's alert with the row's columns that are not the record's fields.
+func (e *Engine) rowAlert(r *conf.Rule, rec *recordAlerts, row esql.Row) *Alert {
+	a := e.buildAlert(r, rec, nil)
+	d := flatCopy(rec.eventPart().m)
+	for i, name := range row.Names() {
+		if e.isDocField(rec, name) {
+			continue // the record's own field, already in the document
+		}
+		if v := rowValue(row.Value(i)); v != nil {
+			d[name] = v
+		}
+	}
+	a.rec = &recordAlerts{e: e, ev: rec.ev, part: newDocPart(d), why: rec.reasonPrefix(), whySet: true, at: rec.at}
+	return a
+}
+
+// isDocField reports whether a row column is a field of the record (as
+// opposed to a column the query computed).
+func (e *Engine) isDocField(rec *recordAlerts, name string) bool {
+	return len(rec.ev.Values(e.schema.Field(name))) > 0
+}
+
+// rowValue is a column's values for JSON: null, one value, or a list.
+func rowValue(vs []matcher.Value) any {
+	switch len(vs) {
+	case 0:
+		return nil
+	case 1:
+		return jsonValue(vs[0])
+	}
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = jsonValue(v)
+	}
+	return out
+}
+
+func jsonValue(v matcher.Value) any {
+	switch v.Kind {
+	case matcher.KindNumber:
+		if n, err := strconv.ParseInt(v.Text, 10, 64); err == nil {
+			return n
+		}
+		if x, err := strconv.ParseFloat(v.Text, 64); err == nil {
+			return x
+		}
+	case matcher.KindBool:
+		return v.Text == "true"
+	}
+	return v.Text
+}
+
+// mergeAccs writes a batch's partial aggregates into the state, each
+// merged with what its bucket already holds.
+func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *runStats) error {
+	keys := make([]accKey, 0, len(accs))
+	for k := range accs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b accKey) int {
+		if a.sched != b.sched {
+			return a.sched - b.sched
+		}
+		return int(a.bucket - b.bucket)
+	})
+	for _, k := range keys {
+		acc := accs[k]
+		sc := e.scheduled[k.sched]
+		id := sc.rule.RuleID
+		if last, ok := ws.LastRun(id); ok && k.bucket < last.UnixMilli()+sc.interval-sc.from {
+			rs.late++
+			continue
+		}
+		if old := ws.Get(id, k.bucket, esqlGroup); old != nil {
+			prev := sc.rule.ESQL.NewAcc()
+			if err := prev.UnmarshalBinary(old); err != nil {
+				return fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", id, err)
+			}
+			if err := prev.Merge(acc); err != nil {
+				return fmt.Errorf("rule %q: %w", id, err)
+			}
+			acc = prev
+		}
+		if rows, _ := acc.Overflow(); rows > 0 {
+			rs.overflow += int(rows)
+		}
+		b, err := acc.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("rule %q: %w", id, err)
+		}
+		if err := ws.Put(id, k.bucket, esqlGroup, b, e.windowCap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// esqlRun is one run of an aggregating ES|QL rule at t (ms) over
+// [t-from, t): the window's buckets merged, what follows STATS run on them,
+// one alert per result row.
+func (e *Engine) esqlRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, error) {
+	r, p := sc.rule, sc.rule.ESQL
+	acc := p.NewAcc()
+	err := ws.Scan(r.RuleID, t-sc.from, t, func(_ int64, _, v []byte) error {
+		part := p.NewAcc()
+		if err := part.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", r.RuleID, err)
+		}
+		return acc.Merge(part)
+	})
+	if err != nil {
+		return nil, err
+	}
+	run := time.UnixMilli(t).UTC()
+	rows := p.Results(acc, run)
+	if !e.noCaps && r.MaxSignals > 0 && len(rows) > r.MaxSignals {
+		rows = rows[:r.MaxSignals]
+	}
+	sum := sha256.Sum256([]byte(r.Query))
+	query := hex.EncodeToString(sum[:8])
+	var out []*Alert
+	for _, row := range rows {
+		d := map[string]any{}
+		var texts []string
+		for i, name := range row.Names() {
+			vs := row.Value(i)
+			if v := rowValue(vs); v != nil {
+				d[name] = v
+			}
+			texts = append(texts, name)
+			for _, v := range vs {
+				texts = append(texts, v.Text)
+			}
+			texts = append(texts, "\x00")
+		}
+		d["kibana.alert.original_time"] = run.Format(alertTime)
+		setPath(d, "event.kind", "signal")
+		window := fmt.Sprintf("esql:%d:%d:%s", t-sc.from, t, query)
+		a := e.docAlert(r, AlertUUID(r.RuleID, r.Version, window, texts), d,
+			fmt.Sprintf("ES|QL row of the run at %s", run.Format(time.RFC3339)), run)
+		a.policy = e.rowPolicy(r, row)
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// rowPolicy is an aggregating ES|QL rule's alert suppression over its
+// row's values for the group_by fields (its max_signals applies per run).
+func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
+	s := r.AlertSuppression
+	if s == nil || len(s.GroupBy) == 0 {
+		return nil
+	}
+	p := &store.Policy{RuleID: r.RuleID, SuppressFor: s.Window(r.IntervalDur)}
+	key := []string{r.RuleID}
+	for _, f := range s.GroupBy {
+		vs := row.Values(f)
+		texts := make([]string, len(vs))
+		for i, v := range vs {
+			texts[i] = v.Text
+		}
+		var v any
+		switch len(texts) {
+		case 0:
+		case 1:
+			v = texts[0]
+		default:
+			v = texts
+		}
+		p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: v})
+		key = append(key, strings.Join(texts, "\x1f"))
+	}
+	p.SuppressKey = TermKey(key)
+	return p
+}
