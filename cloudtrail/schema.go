@@ -38,6 +38,17 @@ func (ecsMapping) Map(f *matcher.Field) {
 	}
 }
 
+// Constants are the fields every CloudTrail record has with one value, as
+// the integration sets them.
+func (ecsMapping) Constants() map[string]string {
+	return map[string]string{
+		"data_stream.dataset": Dataset,
+		"event.dataset":       Dataset,
+		"data_stream.type":    "logs",
+		"event.kind":          "event",
+	}
+}
+
 // usual is the value most CloudTrail records have in a field.
 var usual = map[string]string{
 	"data_stream.dataset": Dataset,

@@ -594,7 +594,10 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 		if r.Language == "esql" {
 			var p *esql.Program
 			if p, err = esql.Compile(schema, r.Query); err == nil {
-				r.ESQL, q = p, p.Prefilter()
+				// Tests of the fields every record has with one value are
+				// decided, so that branches for other data streams drop
+				// out of the prefilter and the rest can pin.
+				r.ESQL, q = p, p.PrefilterAssuming(schema.Constants())
 				if q == nil {
 					q = matcher.NewQuery(r.Query, matcher.Const(true), p.Fields(), nil)
 				}

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -144,16 +145,6 @@ func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *run
 			rs.late++
 			continue
 		}
-		if old := ws.Get(id, k.bucket, esqlGroup); old != nil {
-			prev := sc.rule.ESQL.NewAcc()
-			if err := prev.UnmarshalBinary(old); err != nil {
-				return fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", id, err)
-			}
-			if err := prev.Merge(acc); err != nil {
-				return fmt.Errorf("rule %q: %w", id, err)
-			}
-			acc = prev
-		}
 		if rows, _ := acc.Overflow(); rows > 0 {
 			rs.overflow += int(rows)
 		}
@@ -161,7 +152,41 @@ func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *run
 		if err != nil {
 			return fmt.Errorf("rule %q: %w", id, err)
 		}
-		if err := ws.Put(id, k.bucket, esqlGroup, b, e.windowCap); err != nil {
+		// The batch's part only: the bucket's other parts are merged when
+		// a run reads them, and compacted after it.
+		err = ws.Append(id, k.bucket, esqlGroup, b, e.windowCap)
+		if errors.Is(err, store.ErrWindowFull) {
+			rs.overflow++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactESQL merges each bucket a later run will read into one entry.
+func (e *Engine) compactESQL(ws *store.Windows, sc *scheduled, from, to int64) error {
+	p := sc.rule.ESQL
+	for _, b := range ws.Buckets(sc.rule.RuleID, from, 1<<20) {
+		if b >= to {
+			break
+		}
+		err := ws.Compact(sc.rule.RuleID, b, esqlGroup, func(parts [][]byte) ([]byte, error) {
+			acc := p.NewAcc()
+			for _, v := range parts {
+				part := p.NewAcc()
+				if err := part.UnmarshalBinary(v); err != nil {
+					return nil, fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", sc.rule.RuleID, err)
+				}
+				if err := acc.Merge(part); err != nil {
+					return nil, err
+				}
+			}
+			return acc.MarshalBinary()
+		})
+		if err != nil {
 			return err
 		}
 	}

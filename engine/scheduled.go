@@ -399,6 +399,7 @@ func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runSt
 		next = (floorDiv(bs[0], sc.interval) + 1) * sc.interval
 	}
 	var alerts []*Alert
+	ran := false
 	for next <= latest {
 		bs := ws.Buckets(id, next-sc.from, 1)
 		if len(bs) == 0 {
@@ -418,6 +419,7 @@ func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runSt
 			return nil, err
 		}
 		rs.runs++
+		ran = true
 		if rs.by == nil {
 			rs.by = map[string]int{}
 		}
@@ -432,6 +434,14 @@ func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runSt
 	}
 	// What the next run cannot read: older buckets and signals.
 	horizon := latest + sc.interval - sc.from
+	if sc.rule.ESQL != nil && ran {
+		// The parts batches appended to the buckets the next runs read
+		// again, merged into one each once their time has passed (a bucket
+		// still filling is merged at a later run).
+		if err := e.compactESQL(ws, sc, horizon, latest); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := ws.DropBefore(id, floorDiv(horizon, sc.bucket)*sc.bucket); err != nil {
 		return nil, err
 	}

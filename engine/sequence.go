@@ -75,13 +75,48 @@ func (e *Engine) collectSeq(w *worker, r *conf.Rule, ev *cloudtrail.Event) {
 		t = ev.Ingested
 	}
 	se.at = t.UnixMilli()
-	own := e.owned(ev)
-	doc, err := alertJSON.Marshal(ECSDocument(e.schema, own))
-	if err != nil {
-		return
+	if mp := ev.Msgpack(); mp != nil {
+		// A record read in place keeps its bytes: its document is built
+		// only if its sequence completes.
+		se.doc = append([]byte{docMsgpack}, mp...)
+		se.id = ev.Value(e.schema, "event.id")
+		if se.id == "" {
+			se.id = eventIDOf("", mp)
+		}
+	} else {
+		doc, err := alertJSON.Marshal(ECSDocument(e.schema, ev))
+		if err != nil {
+			return
+		}
+		se.id, se.doc = eventIDOf(ev.Value(e.schema, "event.id"), doc), append([]byte{docECS}, doc...)
 	}
-	se.id, se.doc = eventIDOf(own.Value(e.schema, "event.id"), doc), doc
 	w.seqEvents = append(w.seqEvents, se)
+}
+
+// How a sequence event's record is kept in the state: the raw CloudTrail
+// event's MessagePack, or its ECS document as JSON.
+const (
+	docMsgpack = 'm'
+	docECS     = 'e'
+)
+
+// seqDoc is a kept record's ECS document.
+func (e *Engine) seqDoc(b []byte) map[string]any {
+	d := map[string]any{}
+	if len(b) == 0 {
+		return d
+	}
+	switch b[0] {
+	case docMsgpack:
+		ev := &cloudtrail.Event{}
+		ev.ResetMsgpack(b[1:], e.now(), e.enricher)
+		return ECSDocument(e.schema, ev)
+	case docECS:
+		if err := alertJSON.Unmarshal(b[1:], &d); err != nil {
+			return map[string]any{}
+		}
+	}
+	return d
 }
 
 // joinKeys is the cartesian product of the key fields' values, each
@@ -320,10 +355,7 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 	var docs []map[string]any
 	var out []*Alert
 	for i, ev := range s.events {
-		var d map[string]any
-		if err := alertJSON.Unmarshal(ev.doc, &d); err != nil {
-			d = map[string]any{}
-		}
+		d := e.seqDoc(ev.doc)
 		docs = append(docs, d)
 		if !e.buildingBlocks {
 			continue

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/store"
@@ -294,5 +296,29 @@ func TestCorpusEQLRules(t *testing.T) {
 	slices.Sort(untested)
 	if len(untested) > 0 {
 		t.Errorf("rules without a test: %v", untested)
+	}
+}
+
+// TestSequenceOfRecordsReadInPlace: records read from MessagePack (the
+// plugin's path) keep their bytes in the state; the alerts' documents are
+// built from them when the sequence completes.
+func TestSequenceOfRecordsReadInPlace(t *testing.T) {
+	mp := func(id, action, clock string) Record {
+		var m map[string]any
+		js := fmt.Sprintf(`{"eventSource":"iam.amazonaws.com","eventName":%q,"eventTime":%q,"eventID":%q,
+			"userIdentity":{"type":"IAMUser","principalId":"u1"},"sourceIPAddress":"192.0.2.1"}`, action, at(clock).Format(time.RFC3339), id)
+		if err := json.Unmarshal([]byte(js), &m); err != nil {
+			t.Fatal(err)
+		}
+		b, err := msgp.AppendIntf(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Record{Msgpack: b}
+	}
+	e, _ := newEngine(t, seqRules(t, abSeq), Options{BuildingBlocks: true})
+	got := runSeq(t, e, []Record{mp("a1", "A", "10:00:00")}, []Record{mp("b1", "B", "10:00:05")})
+	if fmt.Sprint(got) != "[[a1 b1]]" {
+		t.Errorf("sequences %v", got)
 	}
 }

@@ -13,6 +13,9 @@ func ParseDate(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("empty date")
 	}
+	if t, ok := parseUTCStamp(s); ok {
+		return t, nil
+	}
 	if isDigits(s) || (s[0] == '-' && isDigits(s[1:])) {
 		ms, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -53,6 +56,54 @@ func ParseDate(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date (expected yyyy-MM-dd'T'HH:mm:ss.SSSZ or epoch milliseconds)", s)
+}
+
+// parseUTCStamp reads the form nearly every record's time has,
+// yyyy-MM-ddTHH:mm:ss[.fraction]Z, without the general parser; ok is false
+// for anything else (which the general parser then decides).
+func parseUTCStamp(s string) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 2)
+	d, ok3 := num(8, 2)
+	h, ok4 := num(11, 2)
+	mi, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nanos := 0
+	if frac := s[19 : len(s)-1]; frac != "" {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		digits := frac[1:]
+		v, ok := num(20, len(digits))
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 9 - len(digits) {
+			v *= 10
+		}
+		nanos = v
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, nanos, time.UTC)
+	if t.Day() != d { // the 31st of a 30-day month, February 30th: not a date
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func isDigits(s string) bool {

@@ -115,6 +115,16 @@ func (s *Schema) Field(name string) *Field {
 	return f
 }
 
+// Constants are the fields every record of the schema's kind has with one
+// value (a CloudTrail record's data_stream.dataset is aws.cloudtrail), when
+// its mapping knows them: a front end can decide tests of them at load.
+func (s *Schema) Constants() map[string]string {
+	if c, ok := s.m.(interface{ Constants() map[string]string }); ok {
+		return c.Constants()
+	}
+	return nil
+}
+
 // Fields lists the schema's fields in the order they were interned.
 func (s *Schema) Fields() []*Field {
 	s.mu.RLock()

@@ -96,6 +96,63 @@ func (w *Windows) Put(rule string, bucket int64, group, v []byte, limit int) err
 	return b.Put(k, v)
 }
 
+// Append stores another partial aggregate of a group in a bucket, beside
+// the ones it holds (the group key gets a sequence number appended), so
+// that a batch writes only what it adds: a bucket read and written whole at
+// every batch would cost its size each time. Scan gives every partial;
+// Compact merges them. limit as for Put.
+func (w *Windows) Append(rule string, bucket int64, group, v []byte, limit int) error {
+	b, err := w.sub(bucketWindows, rule)
+	if err != nil {
+		return err
+	}
+	n := w.Size(rule)
+	if limit > 0 && n >= limit {
+		return ErrWindowFull
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := w.setSize(rule, n+1); err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(windowKey(bucket, group), seq), v)
+}
+
+// Compact replaces a bucket's entries with one under group: merge is given
+// their values and returns the merged value. It does nothing for a bucket of
+// one entry or none.
+func (w *Windows) Compact(rule string, bucket int64, group []byte, merge func(parts [][]byte) ([]byte, error)) error {
+	b := w.peek(bucketWindows, rule)
+	if b == nil {
+		return nil
+	}
+	var keys, parts [][]byte
+	prefix := binary.BigEndian.AppendUint64(nil, uint64(bucket))
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		parts = append(parts, bytes.Clone(v))
+	}
+	if len(keys) < 2 {
+		return nil
+	}
+	merged, err := merge(parts)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(windowKey(bucket, group), merged); err != nil {
+		return err
+	}
+	return w.setSize(rule, max(0, w.Size(rule)-len(keys)+1))
+}
+
 // ErrWindowFull is Put's answer when a rule holds its cap of entries.
 var ErrWindowFull = errors.New("the rule's window state is full")
 
