@@ -276,6 +276,14 @@ func TestLimits(t *testing.T) {
 	if r, v := big.Overflow(); r != 2 || v != 4 {
 		t.Errorf("overflow counts after a round trip: %d %d", r, v)
 	}
+	other := mustCompile(t, `FROM x | STATS c = COUNT(*) BY f`)
+	row, _ := other.Eval(rec("f", "a"), testNow)
+	fresh := p.NewAcc()
+	fresh.Add(row)
+	fresh.Add(Row{})
+	if fresh.Groups() != 0 {
+		t.Error("a row of another program was accumulated")
+	}
 	if mustCompile(t, `FROM x | WHERE f == "a"`).NewAcc() != nil {
 		t.Error("an accumulator for a query without STATS")
 	}
