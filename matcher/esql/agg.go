@@ -244,6 +244,7 @@ type group struct {
 // that per-bucket accumulators can be kept and a run's window merged.
 type Acc struct {
 	plan     *statsPlan
+	shape    *shape // the rows Add takes: Eval's of the same program
 	lim      Limits
 	groups   map[string]*group
 	dropRows int64 // rows (or row combinations) whose group did not fit
@@ -261,7 +262,7 @@ func (p *Program) NewAccLimits(l Limits) *Acc {
 	if p.stats == nil {
 		return nil
 	}
-	return &Acc{plan: p.stats, lim: l, groups: map[string]*group{}, k: &ctx{p: p, cols: make([]mv, p.stats.nin)}}
+	return &Acc{plan: p.stats, shape: p.shape, lim: l, groups: map[string]*group{}, k: &ctx{p: p, cols: make([]mv, p.stats.nin)}}
 }
 
 // Groups is the number of groups held.
@@ -289,8 +290,12 @@ func setVal(t typ, k val) val {
 	return k
 }
 
-// Add accumulates one row Eval gave (of the same program).
+// Add accumulates one row Eval gave; a row of another program (or the
+// zero Row) is ignored.
 func (a *Acc) Add(r Row) {
+	if r.shape != a.shape {
+		return
+	}
 	k := a.k
 	k.buf = k.buf[:0]
 	k.now = r.now

@@ -76,3 +76,45 @@ func FuzzParseESQL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAccBytes: any bytes given to UnmarshalBinary are refused with an
+// error or read into groups that write back to bytes read the same way;
+// never a panic.
+func FuzzAccBytes(f *testing.F) {
+	p, err := Compile(testSchema, `FROM x | STATS n = COUNT(*), v = VALUES(f), d = COUNT_DISTINCT(source.ip), m = MIN(@timestamp),
+		s = SUM(source.port), a = AVG(source.port), x = MAX(TO_DOUBLE(source.port)) BY f, source.ip`)
+	if err != nil {
+		f.Fatal(err)
+	}
+	acc := p.NewAcc()
+	feed(p, acc, rec("f", "a", "source.ip", "10.0.0.1", "@timestamp", "2026-03-01T11:00:00Z", "source.port", "#3"),
+		rec("f", "a", "f", "b", "source.port", "#9223372036854775807"), rec("source.ip", "::1"))
+	b, err := acc.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	f.Add([]byte(accMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a := p.NewAccLimits(Limits{Groups: 64, Values: 64})
+		if err := a.UnmarshalBinary(data); err != nil {
+			if a.Groups() != 0 {
+				t.Fatalf("refused bytes left %d groups", a.Groups())
+			}
+			return
+		}
+		out, err := a.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := p.NewAccLimits(Limits{Groups: 64, Values: 64})
+		if err := again.UnmarshalBinary(out); err != nil {
+			t.Fatalf("written bytes refused: %v", err)
+		}
+		if out2, _ := again.MarshalBinary(); string(out2) != string(out) {
+			t.Fatal("bytes read back write differently")
+		}
+		_ = render(p.Results(a, testNow))
+	})
+}

@@ -70,8 +70,9 @@ func (p *Program) ResultColumns() []string {
 }
 
 // Results runs what follows STATS on the accumulated groups: the rows a
-// run of the rule gives, in order (groups in the order of their BY values
-// unless the query sorts them). now is the run's time, which NOW()
+// run of the rule gives, in order (the groups in a fixed order, that of
+// their encoded BY values with the null group first, unless the query
+// sorts them). now is the run's time, which NOW()
 // answers. A query without BY gives one row even over no rows, as ES|QL
 // does. Results does not change a.
 func (p *Program) Results(a *Acc, now time.Time) []Row {

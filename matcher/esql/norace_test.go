@@ -1,0 +1,5 @@
+//go:build !race
+
+package esql
+
+const raceEnabled = false

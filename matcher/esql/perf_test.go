@@ -1,0 +1,103 @@
+package esql
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/trailwatch/trailwatch/matcher"
+)
+
+// perfQuery has the shape of the rules that pin no provider or action and
+// so run on every record: tests of common fields, then an extraction.
+const perfQuery = `FROM logs-* | WHERE event.dataset == "aws.cloudtrail" AND event.outcome == "success"
+	AND source.as.organization.name IS NOT NULL AND user.name IS NOT NULL
+	| GROK aws.cloudtrail.request_parameters """roleArn=(?<role>[^,}]+)"""
+	| EVAL trusted = CASE(source.as.organization.name LIKE "Amazon*", true, false)
+	| STATS n = COUNT(*), r = VALUES(role) BY user.name, trusted`
+
+var (
+	perfMiss = rec("event.dataset", "aws.cloudtrail", "event.outcome", "success", "user.name", "alice")
+	perfHit  = rec("event.dataset", "aws.cloudtrail", "event.outcome", "success", "user.name", "alice",
+		"source.as.organization.name", "Example Hosting", "aws.cloudtrail.request_parameters", "{roleArn=arn:aws:iam::1:role/x, roleSessionName=s}")
+)
+
+// TestEvalAllocs: a record the WHERE drops costs no allocation once the
+// program's buffers are warm; one that gives a row allocates only the row.
+func TestEvalAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	p := mustCompile(t, perfQuery)
+	p.Eval(perfMiss, testNow)
+	if n := testing.AllocsPerRun(200, func() { p.Eval(perfMiss, testNow) }); n != 0 {
+		t.Errorf("%v allocations for a dropped record", n)
+	}
+	if n := testing.AllocsPerRun(200, func() { p.Eval(perfHit, testNow) }); n > 12 {
+		t.Errorf("%v allocations for a record that gives a row", n)
+	}
+}
+
+// TestConcurrentEval: one program evaluated from several goroutines at
+// once (the plugin's workers) gives each the same rows as alone.
+func TestConcurrentEval(t *testing.T) {
+	p := mustCompile(t, perfQuery)
+	recs := []matcher.MapFields{perfMiss, perfHit,
+		with(perfHit, "aws.cloudtrail.request_parameters", "{roleArn=arn:aws:iam::1:role/y}", "source.as.organization.name", "Amazon.com, Inc.")}
+	want := make([][]string, len(recs))
+	for i, r := range recs {
+		if row, ok := p.Eval(r, testNow); ok {
+			want[i] = render([]Row{row})
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acc := p.NewAcc()
+			for n := range 500 {
+				i := (n + g) % len(recs)
+				row, ok := p.Eval(recs[i], testNow)
+				var got []string
+				if ok {
+					got = render([]Row{row})
+					acc.Add(row)
+				}
+				if !reflect.DeepEqual(got, want[i]) {
+					errs <- fmt.Sprintf("record %d: %q, want %q", i, got, want[i])
+					return
+				}
+			}
+			if rows := p.Results(acc, testNow); len(rows) != 2 {
+				errs <- "results"
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func BenchmarkEvalDropped(b *testing.B) {
+	p, _ := Compile(testSchema, perfQuery)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Eval(perfMiss, testNow)
+	}
+}
+
+func BenchmarkEvalRowAndAdd(b *testing.B) {
+	p, _ := Compile(testSchema, perfQuery)
+	acc := p.NewAcc()
+	b.ReportAllocs()
+	for b.Loop() {
+		if row, ok := p.Eval(perfHit, testNow); ok {
+			acc.Add(row)
+		}
+	}
+}
