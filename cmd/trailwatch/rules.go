@@ -51,6 +51,20 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		} else if need := missingEnrichment(r, *geoip != "", *asn != ""); need != "" {
 			status = "runs (cannot fire without " + need + ")"
 		}
+		if r.ESQL != nil && r.Runs() {
+			var other []string
+			for _, ix := range r.ESQL.Indices() {
+				if !strings.Contains(ix, "aws.cloudtrail") {
+					other = append(other, ix)
+				}
+			}
+			if len(other) > 0 {
+				status += " (also reads " + strings.Join(other, ", ") + ": it fires only with their records)"
+			}
+			if r.ESQL.IsAggregating() {
+				status += fmt.Sprintf(" (every %s over %s)", r.Interval, r.From)
+			}
+		}
 		if t := r.ThresholdSpec; t != nil && r.Runs() {
 			status += fmt.Sprintf(" (every %s over %s, by [%s], >= %d", r.Interval, r.From, strings.Join(t.Fields, ","), t.Value)
 			for _, c := range t.Cardinality {

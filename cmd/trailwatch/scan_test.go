@@ -231,3 +231,21 @@ func TestRulesCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesNamesOtherDataStreams: an ES|QL rule that also reads other
+// vendors' data streams says so in `trailwatch rules`.
+func TestRulesNamesOtherDataStreams(t *testing.T) {
+	corpus := "../../../shared/detection-rules/aws"
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("Elastic's rules are not at %s: nothing to list", corpus)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", corpus}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"also reads logs-azure.platformlogs-*, logs-gcp.audit-*, logs-kubernetes.audit_logs-*", "also reads logs-endpoint.events.process-*"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the listing lacks %q", want)
+		}
+	}
+}
