@@ -435,6 +435,11 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 // until Commit returns. A Batch is for one goroutine, and is done with
 // after Commit.
 type Batch struct {
+	// RefuseOverflow makes Commit fail (wrapping store.ErrOutboxFull),
+	// nothing written, when the batch's alerts do not fit in the outbox,
+	// rather than drop the ones past its bound (store.Batch).
+	RefuseOverflow bool
+
 	e        *Engine
 	w        *worker
 	stats    Stats
@@ -527,12 +532,12 @@ func (b *Batch) Commit() (Result, error) {
 	if len(b.alerts) == 0 {
 		return Result{Stats: b.stats}, nil
 	}
-	return e.commit(w, b.stats, b.alerts, b.pending, b.ingested)
+	return e.commit(w, b.stats, b.alerts, b.pending, b.ingested, b.RefuseOverflow)
 }
 
 // commit looks the batch's terms up, builds the alerts of the new ones and
 // commits the lot in one State transaction.
-func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested time.Time) (Result, error) {
+func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested time.Time, refuse bool) (Result, error) {
 	res := Result{Stats: stats}
 	st := &res.Stats
 	terms := w.batchTerms
@@ -589,7 +594,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		}
 		return out, nil
 	}
-	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize})
+	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {
 		return Result{Stats: res.Stats}, err
 	}

@@ -411,7 +411,17 @@ type Batch struct {
 	Now time.Time
 	// Summarize builds the summary alert of a capped max_signals window.
 	Summarize SummaryFunc
+	// RefuseOverflow makes a batch whose alerts do not all fit in the
+	// outbox fail with ErrOutboxFull, nothing of it written, instead of
+	// dropping the alerts past the bound: for senders that retry a batch
+	// until it is taken. A batch given to an empty outbox is taken whole,
+	// past the bound if need be (it could never fit otherwise).
+	RefuseOverflow bool
 }
+
+// ErrOutboxFull is wrapped by the error of a RefuseOverflow batch that did
+// not fit in the outbox.
+var ErrOutboxFull = errors.New("the alert outbox is full")
 
 // Verdicts tells, for each term of a batch, whether it is new: for its own
 // Window, or for the window of any rule that reads its history.
@@ -621,6 +631,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			clock = time.Now()
 		}
 		room := s.maxOutbox - s.outboxN
+		if b.RefuseOverflow && s.outboxN == 0 {
+			room = len(alerts)
+		}
 		res.Seqs = make([]uint64, len(alerts))
 		var caps capCache
 		for i := range alerts {
@@ -652,6 +665,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				continue
 			}
 			if room <= 0 {
+				if b.RefuseOverflow {
+					return fmt.Errorf("%w (%d alerts waiting, outbox_max %d): the batch's alerts do not fit; nothing of it was written", ErrOutboxFull, s.outboxN, s.maxOutbox)
+				}
 				res.Overflow++
 				continue
 			}
