@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/matcher"
@@ -232,12 +231,9 @@ func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) 
 			Comment string `toml:"comment"`
 		} `toml:"attach"`
 	}
-	md, err := toml.Decode(string(data), &f)
+	md, err := DecodeTOML(path, data, &f)
 	if err != nil {
-		if pe, ok := err.(toml.ParseError); ok {
-			return Errors{{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: "TOML: " + pe.Message}}
-		}
-		return Errors{{File: path, Msg: "TOML: " + err.Error()}}
+		return Errors{err.(*Error)}
 	}
 	var errs Errors
 	for _, k := range md.Undecoded() {

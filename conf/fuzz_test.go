@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
@@ -35,6 +36,10 @@ func FuzzLoadTOML(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Deep nesting: arrays, inline tables, and brackets inside strings.
+	f.Add([]byte("[rule]\nx = " + strings.Repeat("[", 300) + strings.Repeat("]", 300)))
+	f.Add([]byte("[rule]\nx = " + strings.Repeat("{a = ", 300) + "1" + strings.Repeat("}", 300)))
+	f.Add([]byte("[rule]\nquery = '''" + strings.Repeat("[{", 300) + "'''\n# " + strings.Repeat("[", 300)))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzLoad(t, "rule.toml", data) })
 }
 
@@ -46,5 +51,6 @@ func FuzzLoadNDJSON(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add([]byte(`[{"rule_id":"x","name":"n","type":"query","query":"a:b"}]`))
+	f.Add([]byte(`{"rule_id":"x","threshold":` + strings.Repeat(`{"a":[`, 300) + strings.Repeat(`]}`, 300) + `}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzLoad(t, "rules.ndjson", data) })
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/BurntSushi/toml"
 	jsoniter "github.com/json-iterator/go"
 
 	"github.com/trailwatch/trailwatch/matcher"
@@ -392,13 +391,9 @@ type tomlRule struct {
 
 func parseTOML(schema *matcher.Schema, path string, data []byte) (*Rule, Errors) {
 	var tr tomlRule
-	md, err := toml.Decode(string(data), &tr)
+	md, err := DecodeTOML(path, data, &tr)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, Errors{{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: "TOML: " + pe.Message}}
-		}
-		return nil, Errors{{File: path, Line: 1, Msg: "TOML: " + err.Error()}}
+		return nil, Errors{err.(*Error)}
 	}
 	if !md.IsDefined("rule") {
 		return nil, Errors{{File: path, Line: 1, Msg: "no [rule] table: not a detection-rules rule file"}}

@@ -179,3 +179,26 @@ func TestPathsAndDuplicates(t *testing.T) {
 		t.Error("no path: no error")
 	}
 }
+
+// TestTOMLNesting: brackets in strings and comments do not count; the
+// bracket that goes one level too deep is placed.
+func TestTOMLNesting(t *testing.T) {
+	deep := strings.Repeat("[", MaxTOMLNesting)
+	cases := []struct {
+		text      string
+		line, col int
+	}{
+		{"a = " + deep + strings.Repeat("]", MaxTOMLNesting), 0, 0},
+		{"a = '" + deep + "['\n# " + deep + "[\nb = \"\\\"" + deep + "[\"", 0, 0},
+		{"q = '''\n" + deep + "['''\nr = \"\"\"\n\\\"\"\"" + deep + "[\"\"\"\"\"", 0, 0},
+		{"[t]\n[[u]]\nx = " + deep + "[", 3, 69},
+		{"x = [\n  # ]]]]\n  " + strings.Repeat("{a = ", MaxTOMLNesting) + "1 }", 3, 3 + 5*(MaxTOMLNesting-1)},
+		{"x = \"unterminated\ny = " + deep + "[", 2, 69},
+	}
+	for _, tc := range cases {
+		line, col, err := CheckTOMLNesting([]byte(tc.text))
+		if line != tc.line || col != tc.col || (err != nil) != (tc.line != 0) {
+			t.Errorf("%.40q: %d:%d %v, want %d:%d", tc.text, line, col, err, tc.line, tc.col)
+		}
+	}
+}

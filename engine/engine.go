@@ -500,6 +500,11 @@ func (e *Engine) ProcessBatch(recs []Record) (Result, error) {
 // until Commit returns. A Batch is for one goroutine, and is done with
 // after Commit.
 type Batch struct {
+	// RefuseOverflow makes Commit fail (wrapping store.ErrOutboxFull),
+	// nothing written, when the batch's alerts do not fit in the outbox,
+	// rather than drop the ones past its bound (store.Batch).
+	RefuseOverflow bool
+
 	e        *Engine
 	w        *worker
 	stats    Stats
@@ -594,7 +599,7 @@ func (b *Batch) Commit() (Result, error) {
 	if len(b.alerts) == 0 && len(w.counts) == 0 && len(w.accs) == 0 && len(w.seqEvents) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
 		return Result{Stats: b.stats}, nil
 	}
-	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain)
+	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain, b.RefuseOverflow)
 	clear(w.counts)
 	clear(w.accs)
 	clear(w.seqEvents)
@@ -641,7 +646,7 @@ func (e *Engine) Drain() (Result, error) {
 
 // commit looks the batch's terms up, builds the alerts of the new ones and
 // commits the lot in one State transaction.
-func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested, clock time.Time, drain bool) (Result, error) {
+func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendingTerm, ingested, clock time.Time, drain, refuse bool) (Result, error) {
 	res := Result{Stats: stats}
 	st := &res.Stats
 	terms := w.batchTerms
@@ -732,7 +737,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		}
 		return out, nil
 	}
-	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize})
+	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {
 		return Result{Stats: res.Stats}, err
 	}

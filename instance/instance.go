@@ -41,6 +41,14 @@ type Instance struct {
 	Malformed atomic.Int64
 	Retries   atomic.Int64
 	Overflow  atomic.Int64
+	// Refused counts batches refused because their alerts would not fit
+	// in the outbox (AtLeastOnce).
+	Refused atomic.Int64
+	// AtLeastOnce refuses a batch whose alerts do not fit in the outbox
+	// (Process returns an error wrapping store.ErrOutboxFull; the sender
+	// retries it) instead of dropping the alerts past outbox_max. serve
+	// sets it: its senders retry what is not acknowledged.
+	AtLeastOnce atomic.Bool
 	// Suppressed alerts counted into a suppression group; Capped alerts
 	// over their rule's max_signals.
 	Suppressed atomic.Int64
@@ -189,6 +197,7 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 // returns; their bytes must stay until ProcessPieces returns).
 func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.Result, error) {
 	batch := in.eng.Load().NewBatch()
+	batch.RefuseOverflow = in.AtLeastOnce.Load()
 	feed(func(recs []engine.Record) {
 		for _, r := range recs {
 			if r.Err != nil {
@@ -199,6 +208,11 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 		batch.Add(recs)
 	})
 	res, err := batch.Commit()
+	if errors.Is(err, store.ErrOutboxFull) {
+		in.Refused.Add(1)
+		in.Log.Warnf("batch of %d records refused: %v", res.Stats.Records, err)
+		return res, err
+	}
 	if err != nil {
 		in.Retries.Add(1)
 		in.Log.Errorf("batch of %d records not committed: %v", res.Stats.Records, err)

@@ -8,6 +8,7 @@ import (
 type collector struct {
 	in                                          *Instance
 	records, malformed, retries, overflow       *prometheus.Desc
+	refused                                     *prometheus.Desc
 	matched, alerts, delivered, failures, depth *prometheus.Desc
 	storeSize, suppressed, capped, excepted     *prometheus.Desc
 	skipped, evalSeconds, evalSamples           *prometheus.Desc
@@ -25,6 +26,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 		malformed:    d("malformed_records_total", "Records that could not be read, skipped."),
 		retries:      d("uncommitted_batches_total", "Batches whose state could not be committed (the sender retries)."),
 		overflow:     d("alerts_dropped_total", "Alerts dropped because the outbox was full."),
+		refused:      d("batches_refused_total", "Batches refused, nothing of them written, because their alerts would not fit in the outbox (the sender retries)."),
 		matched:      d("rule_matches_total", "Records matched, by rule.", "rule"),
 		alerts:       d("rule_alerts_total", "Alerts made, by rule.", "rule"),
 		delivered:    d("sink_alerts_total", "Alerts taken by each sink.", "sink"),
@@ -44,7 +46,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.matched, c.alerts, c.delivered, c.failures,
+	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.refused, c.matched, c.alerts, c.delivered, c.failures,
 		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups} {
 		ch <- d
 	}
@@ -58,6 +60,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.malformed, c.in.Malformed.Load())
 	counter(c.retries, c.in.Retries.Load())
 	counter(c.overflow, c.in.Overflow.Load())
+	counter(c.refused, c.in.Refused.Load())
 	matches, alerts := c.in.RuleCounts()
 	for rule, n := range matches {
 		counter(c.matched, n, rule)

@@ -50,8 +50,11 @@ type Forward struct {
 	done  bool
 }
 
-// NewForward builds a forward protocol server for an instance.
+// NewForward builds a forward protocol server for an instance. Its senders
+// retry what is not acknowledged, so the instance refuses a batch whose
+// alerts would not fit in the outbox (instance.AtLeastOnce).
 func NewForward(in *instance.Instance, o ForwardOptions) *Forward {
+	in.AtLeastOnce.Store(true)
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = DefaultMaxBody
 	}
@@ -161,7 +164,7 @@ func (f *Forward) handle(c net.Conn) {
 		}
 		if _, err := f.in.Process(recs); err != nil {
 			// No ack: the sender retries the message.
-			f.in.Log.Errorf("forward %s: not committed, no ack sent: %v", remote, err)
+			f.in.Log.Errorf("forward %s: not committed, no ack sent; closing the connection: %v", remote, err)
 			return
 		}
 		if chunk != "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // HTTPOptions tune the HTTP listener.
@@ -46,11 +47,14 @@ type Handler struct {
 	registry *prometheus.Registry
 }
 
-// NewHandler builds the HTTP handler of an instance.
+// NewHandler builds the HTTP handler of an instance. Its senders retry what
+// is not answered 200, so the instance refuses a batch whose alerts would
+// not fit in the outbox rather than drop them (instance.AtLeastOnce).
 func NewHandler(in *instance.Instance, o HTTPOptions) *Handler {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	in.AtLeastOnce.Store(true)
 	h := &Handler{in: in, opts: o, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
 	h.registry.MustRegister(instance.NewCollector(in))
 	h.mux.HandleFunc("POST /{$}", h.ingest)
@@ -99,10 +103,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.in.OutboxFull() {
-		// Back-pressure: the sinks are behind; the sender retries later.
-		w.Header().Set("Retry-After", "5")
-		base.Error = "the alert outbox is full (sinks are down or slow); retry later"
-		reply(w, http.StatusServiceUnavailable, base)
+		h.outboxFull(w, base, nil)
 		return
 	}
 	body, err := h.readBody(w, r)
@@ -129,6 +130,10 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res, err := h.in.Process(recs)
+	if errors.Is(err, store.ErrOutboxFull) {
+		h.outboxFull(w, base, err)
+		return
+	}
 	if err != nil {
 		base.Error = "not committed, retry: " + err.Error()
 		reply(w, http.StatusInternalServerError, base)
@@ -149,6 +154,18 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, a)
+}
+
+// outboxFull answers 503 with Retry-After: the sinks are behind (err, when
+// set, says the batch's alerts would not fit); nothing of the batch was
+// written, and the sender retries it later.
+func (h *Handler) outboxFull(w http.ResponseWriter, a answer, err error) {
+	w.Header().Set("Retry-After", "5")
+	a.Error = "the alert outbox is full (sinks are down or slow); retry later"
+	if err != nil {
+		a.Error += ": " + err.Error()
+	}
+	reply(w, http.StatusServiceUnavailable, a)
 }
 
 func (h *Handler) authorized(r *http.Request) bool {

@@ -485,3 +485,74 @@ func TestBurstFromEightClients(t *testing.T) {
 	}
 	t.Logf("%d records, %d alerts, heap peak %d MiB", clients*perClient, len(ids), peak>>20)
 }
+
+// TestFullOutboxRefusesWholeBatch: with the sink down, a batch whose alerts
+// do not fit in the outbox is refused whole (HTTP 503 with Retry-After; no
+// forward ack) and counted, where the alerts past outbox_max were dropped
+// with a 200; a batch given to an empty outbox is taken whole.
+func TestFullOutboxRefusesWholeBatch(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := l.Addr().String()
+	l.Close()
+	batch := func(from, n int) []byte {
+		var b bytes.Buffer
+		for i := from; i < from+n; i++ {
+			b.WriteString(event(i, grant) + "\n")
+		}
+		return b.Bytes()
+	}
+	metric := func(h http.Handler, name string) string {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, l := range strings.Split(rr.Body.String(), "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	in, _ := newInstance(t, map[string]string{"alert_file": "", "alert_forward": down, "outbox_max": "5", "exit_timeout": "0s"})
+	h := NewHandler(in, HTTPOptions{})
+	if rr, a := post(t, h, batch(0, 3)); rr.Code != 200 || a.Alerts != 3 {
+		t.Fatalf("3 alerts into an empty outbox of 5: %d %+v", rr.Code, a)
+	}
+	rr, a := post(t, h, batch(10, 7))
+	if rr.Code != 503 || rr.Header().Get("Retry-After") == "" || !strings.Contains(a.Error, "outbox is full") {
+		t.Errorf("7 alerts with room for 2: %d %+v", rr.Code, a)
+	}
+	if n := in.OutboxLen(); n != 3 {
+		t.Errorf("outbox %d after the refused batch, want 3 (nothing of it written)", n)
+	}
+	if got, dropped := metric(h, "trailwatch_batches_refused_total"), metric(h, "trailwatch_alerts_dropped_total"); got != "1" || dropped != "0" {
+		t.Errorf("refused %s, dropped %s; want 1 and 0", got, dropped)
+	}
+	// The same over the forward protocol: no ack, the connection closed.
+	c, err := net.Dial("tcp", startForward(t, in, ForwardOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := msgp.AppendArrayHeader(nil, 3)
+	m = msgp.AppendString(m, "cloudtrail")
+	m = msgp.AppendArrayHeader(m, 3)
+	for i := range 3 {
+		m = append(m, entry(event(20+i, grant))...)
+	}
+	c.Write(append(m, option("c1", false)...))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
+		t.Errorf("forward: %q %v, want the connection closed without an ack", b, err)
+	}
+	if n := in.OutboxLen(); n != 3 {
+		t.Errorf("outbox %d after the refused message", n)
+	}
+	// An empty outbox takes a batch larger than its bound whole.
+	in2, _ := newInstance(t, map[string]string{"alert_file": "", "alert_forward": down, "outbox_max": "5", "exit_timeout": "0s"})
+	h2 := NewHandler(in2, HTTPOptions{})
+	if rr, a := post(t, h2, batch(30, 7)); rr.Code != 200 || a.Alerts != 7 || in2.OutboxLen() != 7 {
+		t.Errorf("7 alerts into an empty outbox of 5: %d %+v, outbox %d", rr.Code, a, in2.OutboxLen())
+	}
+	if rr, _ := post(t, h2, batch(40, 1)); rr.Code != 503 {
+		t.Errorf("then 1 more: %d", rr.Code)
+	}
+}

@@ -209,12 +209,12 @@ type SweepResult struct {
 // before now: a group that suppressed alerts sends its alert again with the
 // final docs_count (same kibana.alert.uuid, so a backend that indexes by it
 // updates the alert), and a window that capped alerts sends one summary.
-func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (SweepResult, error) {
-	var res SweepResult
+func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (res SweepResult, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.guard("sweep", &err)()
 	written := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		out := tx.Bucket(bucketOutbox)
 		put := func(doc []byte) error {
 			seq, err := out.NextSequence()

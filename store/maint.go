@@ -33,8 +33,8 @@ type PruneResult struct {
 // written with if that is longer, and one not in windows has its bucket
 // dropped once empty (a history with no known window keeps nothing stale). With the event clock, now is the latest event time
 // recorded (use Now to read it).
-func (s *Store) Prune(now time.Time, windows map[string]time.Duration) (PruneResult, error) {
-	var res PruneResult
+func (s *Store) Prune(now time.Time, windows map[string]time.Duration) (res PruneResult, err error) {
+	defer s.guard("prune", &err)()
 	if err := s.pruneAlertIDs(); err != nil {
 		return res, &Error{s.path, "prune", err}
 	}
@@ -85,7 +85,10 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 					done = false
 					return nil
 				}
-				k, v = c.Seek(k)
+				var err error
+				if k, v, err = seekAfter(c, k); err != nil {
+					return err
+				}
 			}
 			if first, _ := b.Cursor().First(); first == nil {
 				if _, isCurrent := windows[string(rule)]; !isCurrent {
@@ -132,7 +135,10 @@ func (s *Store) pruneAlertIDs() error {
 					more = true
 					return nil
 				}
-				k, v = c.Seek(k)
+				var err error
+				if k, v, err = seekAfter(c, k); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
@@ -144,8 +150,9 @@ func (s *Store) pruneAlertIDs() error {
 }
 
 // Now returns the latest term time recorded: "now" on the event clock.
-func (s *Store) Now() time.Time {
-	var t time.Time
+func (s *Store) Now() (t time.Time) {
+	var err error
+	defer s.guard("read the clock", &err)()
 	s.db.View(func(tx *bolt.Tx) error {
 		t, _ = getTime(tx.Bucket(bucketMeta).Get(keyLatestSeen))
 		return nil
@@ -174,12 +181,13 @@ type Stats struct {
 }
 
 // Stats reads the file's statistics.
-func (s *Store) Stats() (Stats, error) {
-	st := Stats{Path: s.path}
+func (s *Store) Stats() (st Stats, err error) {
+	defer s.guard("stats", &err)()
+	st = Stats{Path: s.path}
 	if fi, err := os.Stat(s.path); err == nil {
 		st.FileSize = fi.Size()
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		st.FirstSeen, _ = getTime(meta.Get(keyFirstSeen))
 		st.LatestSeen, _ = getTime(meta.Get(keyLatestSeen))
@@ -226,12 +234,38 @@ type exported struct {
 	Window   string    `json:"window,omitempty"`
 }
 
+// exportWriter writes terms as export lines.
+type exportWriter struct{ bw *bufio.Writer }
+
+func newExportWriter(w io.Writer) *exportWriter { return &exportWriter{bufio.NewWriter(w)} }
+
+// term writes one term of history rule: its encoded values k and last
+// sighting v, with the history's window.
+func (ew *exportWriter) term(rule string, k, v []byte, win string) error {
+	vals, err := DecodeValues(k)
+	if err != nil {
+		return fmt.Errorf("history %s: %w", rule, err)
+	}
+	t, ok := getTime(v)
+	if !ok {
+		return fmt.Errorf("history %s: a last sighting of %d bytes", rule, len(v))
+	}
+	line, err := json.Marshal(exported{RuleID: rule, Values: vals, LastSeen: t, Window: win})
+	if err != nil {
+		return err
+	}
+	ew.bw.Write(line)
+	return ew.bw.WriteByte('\n')
+}
+
+func (ew *exportWriter) flush() error { return ew.bw.Flush() }
+
 // Export writes every term as NDJSON, so a replaced node can take its
 // history along.
-func (s *Store) Export(w io.Writer) (int, error) {
-	bw := bufio.NewWriter(w)
-	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+func (s *Store) Export(w io.Writer) (n int, err error) {
+	defer s.guard("export", &err)()
+	ew := newExportWriter(w)
+	err = s.db.View(func(tx *bolt.Tx) error {
 		rules, terms := tx.Bucket(bucketRules), tx.Bucket(bucketTerms)
 		return terms.ForEachBucket(func(rule []byte) error {
 			win := ""
@@ -239,24 +273,16 @@ func (s *Store) Export(w io.Writer) (int, error) {
 				win = time.Duration(binary.BigEndian.Uint64(v)).String()
 			}
 			return terms.Bucket(rule).ForEach(func(k, v []byte) error {
-				vals, err := DecodeValues(k)
-				if err != nil {
-					return fmt.Errorf("rule %s: %w", rule, err)
-				}
-				t, _ := getTime(v)
-				line, err := json.Marshal(exported{RuleID: string(rule), Values: vals, LastSeen: t, Window: win})
-				if err != nil {
+				if err := ew.term(string(rule), k, v, win); err != nil {
 					return err
 				}
-				bw.Write(line)
-				bw.WriteByte('\n')
 				n++
 				return nil
 			})
 		})
 	})
 	if err == nil {
-		err = bw.Flush()
+		err = ew.flush()
 	}
 	if err != nil {
 		return n, &Error{s.path, "export", err}
@@ -267,7 +293,8 @@ func (s *Store) Export(w io.Writer) (int, error) {
 // Import reads an export and merges it: a term keeps the later of its
 // stored and imported sightings. Lines are committed in batches; a bad line
 // is an error naming its line number, and nothing after it is read.
-func (s *Store) Import(r io.Reader, name string) (int, error) {
+func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
+	defer s.guard("import", &err)()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	line, total := 0, 0
@@ -353,11 +380,12 @@ type History struct {
 // its rules read when last run (a rule whose query was edited keeps what it
 // had seen, so an edit does not make every term new again); each term keeps
 // its later sighting. It returns how many terms were carried over.
-func (s *Store) Adopt(hs []History) (int, error) {
+func (s *Store) Adopt(hs []History) (_ int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.guard("adopt", &err)()
 	carried := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		carried = 0
 		terms, rules := tx.Bucket(bucketTerms), tx.Bucket(bucketRules)
 		rh, ids := tx.Bucket(bucketRuleHistory), tx.Bucket(bucketHistoryIDs)

@@ -175,24 +175,35 @@ func Open(path string, o Options) (s *Store, err error) {
 	defer func() {
 		// bbolt can panic on a damaged file; turn it into an error.
 		if r := recover(); r != nil {
-			s, err = nil, &Error{path, "open", fmt.Errorf("the file is damaged (%v); %s", r, recoverHint)}
+			s, err = nil, &Error{path, "open", damaged(r)}
 		}
 	}()
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 2 * time.Second
 	}
-	if st, serr := os.Stat(path); serr == nil && st.Size() > 0 && st.Size() < 4096 {
-		return nil, &Error{path, "open", fmt.Errorf("the file is too short to be a state file (%d bytes); %s", st.Size(), recoverHint)}
+	if st, serr := os.Stat(path); serr == nil && st.Size() > 0 {
+		if st.Size() < 4096 {
+			return nil, &Error{path, "open", fmt.Errorf("the file is too short to be a state file (%d bytes); %s", st.Size(), recoverHint)}
+		}
+		// An existing file is walked before bbolt maps it (see check.go).
+		if err := checkLocked(path, o.LockTimeout); err != nil {
+			return nil, &Error{path, "open", err}
+		}
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, &Error{path, "open", errors.New("locked by another process (is another trailwatch or Fluent Bit using it?)")}
+			return nil, &Error{path, "open", errLocked}
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 			return nil, &Error{path, "open", fmt.Errorf("not a readable state file (%v); %s", err, recoverHint)}
 		}
 		return nil, &Error{path, "open", err}
+	}
+	// bbolt's own consistency check: key order, pages reachable or free.
+	if err := consistent(db); err != nil {
+		db.Close()
+		return nil, &Error{path, "open", damaged(err)}
 	}
 	s = &Store{db: db, path: path, maxOutbox: o.MaxOutbox, cache: termCache{max: termCacheSize}}
 	if s.maxOutbox <= 0 {
@@ -400,7 +411,17 @@ type Batch struct {
 	Now time.Time
 	// Summarize builds the summary alert of a capped max_signals window.
 	Summarize SummaryFunc
+	// RefuseOverflow makes a batch whose alerts do not all fit in the
+	// outbox fail with ErrOutboxFull, nothing of it written, instead of
+	// dropping the alerts past the bound: for senders that retry a batch
+	// until it is taken. A batch given to an empty outbox is taken whole,
+	// past the bound if need be (it could never fit otherwise).
+	RefuseOverflow bool
 }
+
+// ErrOutboxFull is wrapped by the error of a RefuseOverflow batch that did
+// not fit in the outbox.
+var ErrOutboxFull = errors.New("the alert outbox is full")
 
 // Verdicts tells, for each term of a batch, whether it is new: for its own
 // Window, or for the window of any rule that reads its history.
@@ -490,11 +511,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 	if s.closed {
 		return res, &Error{s.path, "commit", errors.New("closed")}
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = &Error{s.path, "commit", fmt.Errorf("the file is damaged (%v); %s", r, recoverHint)}
-		}
-	}()
+	defer s.guard("commit", &err)()
 	// Terms written by this batch, and terms read from the file: the read
 	// cache learns them once the transaction has committed.
 	written, seenInFile := map[string]time.Time{}, map[string]time.Time{}
@@ -619,6 +636,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 			clock = time.Now()
 		}
 		room := s.maxOutbox - s.outboxN
+		if b.RefuseOverflow && s.outboxN == 0 {
+			room = len(alerts)
+		}
 		res.Seqs = make([]uint64, len(alerts))
 		var caps capCache
 		for i := range alerts {
@@ -650,6 +670,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 				continue
 			}
 			if room <= 0 {
+				if b.RefuseOverflow {
+					return fmt.Errorf("%w (%d alerts waiting, outbox_max %d): the batch's alerts do not fit; nothing of it was written", ErrOutboxFull, s.outboxN, s.maxOutbox)
+				}
 				res.Overflow++
 				continue
 			}
@@ -711,9 +734,9 @@ type Pending struct {
 }
 
 // Pending returns up to limit alerts from the outbox, oldest first.
-func (s *Store) Pending(limit int) ([]Pending, error) {
-	var out []Pending
-	err := s.db.View(func(tx *bolt.Tx) error {
+func (s *Store) Pending(limit int) (out []Pending, err error) {
+	defer s.guard("read outbox", &err)()
+	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
@@ -727,14 +750,15 @@ func (s *Store) Pending(limit int) ([]Pending, error) {
 }
 
 // Ack removes alerts a sink has taken from the outbox.
-func (s *Store) Ack(seqs []uint64) error {
+func (s *Store) Ack(seqs []uint64) (err error) {
 	if len(seqs) == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.guard("ack", &err)()
 	removed := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
 		removed = 0
 		for _, q := range seqs {
@@ -765,9 +789,9 @@ func (s *Store) OutboxLen() int {
 
 // PendingAfter returns up to limit alerts with a sequence above after,
 // oldest first.
-func (s *Store) PendingAfter(after uint64, limit int) ([]Pending, error) {
-	var out []Pending
-	err := s.db.View(func(tx *bolt.Tx) error {
+func (s *Store) PendingAfter(after uint64, limit int) (out []Pending, err error) {
+	defer s.guard("read outbox", &err)()
+	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
 			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
@@ -781,8 +805,9 @@ func (s *Store) PendingAfter(after uint64, limit int) ([]Pending, error) {
 }
 
 // Cursor returns the last sequence the named sink has taken (0: none).
-func (s *Store) Cursor(sink string) uint64 {
-	var seq uint64
+func (s *Store) Cursor(sink string) (seq uint64) {
+	var err error
+	defer s.guard("read cursor", &err)()
 	s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketSinks).Get([]byte(sink)); len(v) == 8 {
 			seq = binary.BigEndian.Uint64(v)
@@ -795,11 +820,12 @@ func (s *Store) Cursor(sink string) uint64 {
 // Advance records that sink has taken every alert up to seq, and removes
 // from the outbox the alerts that all of sinks have taken. Cursors of sinks
 // not in sinks (no longer configured) are forgotten.
-func (s *Store) Advance(sink string, seq uint64, sinks []string) error {
+func (s *Store) Advance(sink string, seq uint64, sinks []string) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.guard("advance "+sink, &err)()
 	removed := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		sb, ob := tx.Bucket(bucketSinks), tx.Bucket(bucketOutbox)
 		if err := sb.Put([]byte(sink), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 			return err
@@ -826,11 +852,16 @@ func (s *Store) Advance(sink string, seq uint64, sinks []string) error {
 		}
 		removed = 0
 		c := ob.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= low; k, _ = c.First() {
+		for k, _ := c.First(); k != nil && len(k) == 8 && binary.BigEndian.Uint64(k) <= low; {
 			if err := c.Delete(); err != nil {
 				return err
 			}
 			removed++
+			next, _ := c.First()
+			if next != nil && bytes.Compare(next, k) <= 0 {
+				return errOutOfOrder
+			}
+			k = next
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -95,6 +96,9 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 	st, err := store.Open(*db, store.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "trailwatch db %s: %v\n", sub, err)
+		if sub == "export" && errors.Is(err, store.ErrDamaged) {
+			salvage(*db, *outPath, stdout, stderr)
+		}
 		return 1
 	}
 	defer st.Close()
@@ -151,16 +155,12 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "pruned %s and %s no longer in the rule set\n", plural(res.Terms, "term"), plural(res.Rules, "rule"))
 	case "export":
-		w := stdout
-		if *outPath != "" {
-			f, err := os.OpenFile(*outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				fmt.Fprintln(stderr, "trailwatch db export:", err)
-				return 1
-			}
-			defer f.Close()
-			w = f
+		w, closeOut, err := exportOut(*outPath, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "trailwatch db export:", err)
+			return 1
 		}
+		defer closeOut()
 		n, err := st.Export(w)
 		if err != nil {
 			fmt.Fprintln(stderr, "trailwatch db export:", err)
@@ -189,6 +189,42 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 		return usage()
 	}
 	return 0
+}
+
+// exportOut is where an export goes: the --out file (created 0600) or
+// stdout.
+func exportOut(path string, stdout io.Writer) (io.Writer, func(), error) {
+	if path == "" {
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// salvage exports what can be read of a state file too damaged to open.
+func salvage(db, outPath string, stdout, stderr io.Writer) {
+	w, closeOut, err := exportOut(outPath, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "trailwatch db export:", err)
+		return
+	}
+	defer closeOut()
+	fmt.Fprintln(stderr, "trailwatch db export: salvaging what can be read, page by page")
+	res, err := store.Salvage(db, w)
+	for i, p := range res.Problems {
+		if i == 10 {
+			fmt.Fprintf(stderr, "  ... and %d more\n", len(res.Problems)-i)
+			break
+		}
+		fmt.Fprintf(stderr, "  could not read: %s\n", p)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "trailwatch db export:", err)
+	}
+	fmt.Fprintf(stderr, "salvaged %s; `trailwatch db import` takes them to a new file\n", plural(res.Terms, "term"))
 }
 
 func stamp(t time.Time) string {

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trailwatch/trailwatch/instance"
 )
 
 // TestBackfillThenScanAndDBCommands: backfill records history without
@@ -60,5 +64,68 @@ func TestBackfillThenScanAndDBCommands(t *testing.T) {
 	os.WriteFile(junk, bytes.Repeat([]byte("x"), 8192), 0o600)
 	if code := run([]string{"db", "stats", "--db", junk}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), junk) || !strings.Contains(errb.String(), "move it aside") {
 		t.Errorf("junk file: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestDamagedStateFile: a state file cut short (bbolt faulted with SIGBUS:
+// scan, serve and db export died) or with a zeroed page (an assertion panic
+// at open) is refused by scan, backfill, serve and db stats with a message
+// naming it; db export salvages the terms it can read, which db import
+// takes to a new file.
+func TestDamagedStateFile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.db")
+	var events []map[string]any
+	for i := range 600 {
+		e := event(i, "bedrock.amazonaws.com", "PutResourcePolicy", fmt.Sprintf("arn:aws:iam::123456789012:user/identity-%04d", i), false)
+		e["eventTime"] = "2026-11-20T10:00:00Z"
+		events = append(events, e)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"backfill", "--rules", "../../conf/rules", "--db", db, writeNDJSON(t, events)}, nil, &out, &errb); code != 0 {
+		t.Fatalf("backfill: %s", errb.String())
+	}
+	good, _ := os.ReadFile(db)
+	zeroed := bytes.Clone(good)
+	clear(zeroed[4*4096 : 5*4096])
+	for name, b := range map[string][]byte{"cut at 12 KB": good[:12<<10], "cut at 20 KB": good[:20<<10], "page 4 zeroed": zeroed} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "damaged.db")
+			os.WriteFile(p, b, 0o600)
+			for _, args := range [][]string{{"scan", "--rules", "../../conf/rules", "--db", p, "-"}, {"backfill", "--rules", "../../conf/rules", "--db", p, "-"}} {
+				var out, errb bytes.Buffer
+				if code := run(args, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), p) || !strings.Contains(errb.String(), "damaged") {
+					t.Errorf("%s: exit %d: %s", args[0], code, errb.String())
+				}
+			}
+			props := map[string]string{"rules": "../../conf/rules", "db": p, "alert_stdout": "on", "rules_watch": "0"}
+			if in, err := instance.Open("serve", func(k string) string { return props[k] }, io.Discard); err == nil {
+				in.Close()
+				t.Error("serve opened the damaged file")
+			} else if !strings.Contains(err.Error(), "damaged") {
+				t.Errorf("serve: %v", err)
+			}
+			var out, errb bytes.Buffer
+			if code := run([]string{"db", "stats", "--db", p}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "move it aside") {
+				t.Errorf("db stats: exit %d: %s", code, errb.String())
+			}
+			saved := filepath.Join(t.TempDir(), "saved.ndjson")
+			errb.Reset()
+			code := run([]string{"db", "export", "--db", p, "--out", saved}, nil, &out, &errb)
+			lines, _ := os.ReadFile(saved)
+			n := bytes.Count(lines, []byte("\n"))
+			if code != 1 || !strings.Contains(errb.String(), fmt.Sprintf("salvaged %d terms", n)) {
+				t.Errorf("db export: exit %d, %d lines: %s", code, n, errb.String())
+			}
+			if name == "page 4 zeroed" && (n == 0 || n >= 600) {
+				t.Errorf("db export of a file with one page zeroed salvaged %d of 600 terms: %s", n, errb.String())
+			}
+			fresh := filepath.Join(t.TempDir(), "fresh.db")
+			errb.Reset()
+			if code := run([]string{"db", "import", "--db", fresh, "--in", saved}, nil, &out, &errb); code != 0 || !strings.Contains(errb.String(), fmt.Sprintf("imported %d terms", n)) {
+				t.Errorf("db import of the salvage: exit %d: %s", code, errb.String())
+			}
+			t.Logf("%d of 600 terms salvaged: %s", n, strings.TrimSpace(errb.String()))
+		})
 	}
 }

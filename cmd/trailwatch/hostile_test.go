@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/trailwatch/trailwatch/instance"
 )
 
 // TestHostileInputs: each broken or hostile input has a clear outcome (the
@@ -95,5 +99,68 @@ func TestHugeRuleFileRefused(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"rules", p}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "a rule file may be at most") {
 		t.Errorf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestDeepTOMLRefused: TOML nested past conf.MaxTOMLNesting (4,000,000
+// arrays in 8 MB overflowed the parser's stack, a fatal error no recover
+// catches; 8,000 inline tables took seconds and gigabytes) is refused before
+// it is parsed, with the file, line and column, by every command that reads
+// TOML; serve's reload keeps the running rules.
+func TestDeepTOMLRefused(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const n = 4_000_000
+	arrays := write("deep.toml", "x = "+strings.Repeat("[", n)+strings.Repeat("]", n))
+	tables := write("tables.toml", "[rule]\nname = \"n\"\nx = "+strings.Repeat("{a = ", 8000)+"1"+strings.Repeat("}", 8000)+"\n")
+	// Column of the 65th bracket: after `x = ` (4) and 64 brackets, or 64
+	// times `{a = ` (5 bytes each).
+	want := map[string]string{
+		arrays: "deep.toml:1:69: TOML: arrays and inline tables nested deeper than 64 levels",
+		tables: "tables.toml:3:325: TOML: arrays and inline tables nested deeper than 64 levels",
+	}
+	for p, msg := range want {
+		start := time.Now()
+		var out, errb bytes.Buffer
+		if code := run([]string{"rules", p}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), msg) {
+			t.Errorf("rules %s: exit %d: %s", filepath.Base(p), code, errb.String())
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("rules %s took %v", filepath.Base(p), took)
+		}
+		_, stderr, code := scan(t, "--rules", p, write("empty.ndjson", ""))
+		if code != 2 || !strings.Contains(stderr, msg) {
+			t.Errorf("scan --rules %s: exit %d: %s", filepath.Base(p), code, stderr)
+		}
+	}
+	exc := write("exceptions.toml", "[[exception]]\nrule_id = \"*\"\nquery = 'a: b'\ncomment = "+strings.Repeat("[", 100)+"\n")
+	if _, stderr, code := scan(t, "--exceptions", exc, write("empty.ndjson", "")); code != 2 || !strings.Contains(stderr, "exceptions.toml:4:75: TOML: arrays and inline tables nested deeper") {
+		t.Errorf("scan --exceptions: exit %d: %s", code, stderr)
+	}
+	var errb bytes.Buffer
+	if code := cmdServe([]string{"--config", arrays}, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), want[arrays]) {
+		t.Errorf("serve --config: exit %d: %s", code, errb.String())
+	}
+	// A running serve (or plugin) reloads: the deep file is refused, the
+	// running rules kept.
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o700)
+	seed, _ := os.ReadFile("../../conf/rules/bedrock_foundation_model_access_granted.toml")
+	os.WriteFile(filepath.Join(rules, "seed.toml"), seed, 0o600)
+	props := map[string]string{"rules": rules, "db": filepath.Join(dir, "state.db"), "alert_stdout": "on", "rules_watch": "0"}
+	in, err := instance.Open("test", func(k string) string { return props[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	os.Rename(arrays, filepath.Join(rules, "deep.toml"))
+	if err := in.Reload(); err == nil || !strings.Contains(err.Error(), "deep.toml:1:69") {
+		t.Errorf("reload: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/instance"
@@ -142,14 +139,14 @@ func loopback(addr string) string {
 // readServeConfig reads a flat TOML file of settings; unknown keys are an
 // error naming the key and the file.
 func readServeConfig(path string, known map[string]*string) (map[string]string, error) {
-	var raw map[string]any
-	md, err := toml.DecodeFile(path, &raw)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
-		}
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, err
+	}
+	var raw map[string]any
+	md, err := conf.DecodeTOML(path, data, &raw)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]string{}
 	for _, k := range md.Keys() {
