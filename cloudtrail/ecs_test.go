@@ -81,7 +81,7 @@ func TestECSDerivations(t *testing.T) {
 		"assumed_role_attach_policy.json": {
 			"user.name":    {"Admin"},
 			"user.id":      {"AROAEXAMPLEROLE00001:jane@example.com"},
-			"user.email":   {"ABSENT"},
+			"user.email":   {"jane@example.com"}, // the session name's, as the pipeline takes it
 			"related.user": {"jane@example.com", "jane", "AROAEXAMPLEROLE00001:jane@example.com", "Admin"},
 			"source.ip":    {"2001:db8::15"},
 			"aws.cloudtrail.user_identity.session_context.session_issuer.arn": {"arn:aws:iam::111122223333:role/Admin"},

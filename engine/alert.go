@@ -434,35 +434,15 @@ func (e *Engine) Summarize(ruleDoc []byte, ruleID string, capped int, start, end
 	return b
 }
 
-// ECSDocument builds the full ECS view of an event: what Elastic's pipeline
-// would have indexed. An already-ECS document is returned as it came.
+// ECSDocument builds the full ECS view of an event: the document Elastic's
+// AWS integration indexes (its ingest pipeline's output, built by
+// cloudtrail.Ingest), with the GeoIP and ASN fields when a database is
+// configured. An already-ECS document is returned as it came.
 func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
-	out := map[string]any{}
 	if ev.IsECS() {
 		return nodeToAny(ev.ECSNode()).(map[string]any)
 	}
-	for _, name := range cloudtrail.ResolvedFields() {
-		f := s.Field(name)
-		if f.Type == matcher.Flattened {
-			if n := ev.Payload(f); n != nil {
-				setPath(out, name, nodeToAny(n))
-			}
-			continue
-		}
-		vals := ev.Values(f)
-		switch len(vals) {
-		case 0:
-			continue
-		case 1:
-			setPath(out, name, valueAny(f, vals[0]))
-		default:
-			arr := make([]any, len(vals))
-			for i, v := range vals {
-				arr[i] = valueAny(f, v)
-			}
-			setPath(out, name, arr)
-		}
-	}
+	out := nodeToAny(ev.Document().Doc).(map[string]any)
 	for k, v := range ev.GeoFields() {
 		setPath(out, k, valueAny(s.Field(k), v))
 	}
