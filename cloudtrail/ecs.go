@@ -531,6 +531,12 @@ func (e *Event) payloadOf(key string) *payload {
 		if n := e.tree().Get(key); n != nil {
 			p.node = cleaned(n)
 		}
+		if key == "additionalEventData" && e.movesUserName() && p.node != nil && p.node.Kind == doc.Object && p.node.Get("UserName") != nil {
+			// The pipeline moves UserName to user.name before it renders
+			// the payload; the key stays in the HashMap's table.
+			p.node = deepCopy(p.node)
+			removeMember(p.node, "UserName")
+		}
 	}
 	if e.clean == nil {
 		e.clean = map[string]*payload{}
@@ -728,7 +734,7 @@ var flattenedSource = map[string]string{
 // ok is false: the tree answers.
 func (e *Event) mpFlattenedLeaf(root, key string) (vals []matcher.Value, ok bool) {
 	src := flattenedSource[root]
-	if src == "" || strings.IndexByte(key, '.') >= 0 {
+	if src == "" || strings.IndexByte(key, '.') >= 0 || src == "additionalEventData" && key == "UserName" {
 		return nil, false
 	}
 	if _, st := e.mpScalar([]string{src}); st != mpContainer {
@@ -868,8 +874,10 @@ func (e *Event) outcome() []matcher.Value {
 		out = outcomeFailure
 	}
 	if e.scalarTextPath(kpEventName) == "ConsoleLogin" {
-		if v := e.scalarText("responseElements", "ConsoleLogin"); v != "" {
-			return str(strings.ToLower(v))
+		// The categorization reads it as a string; anything else is an
+		// error it notes (the document is then the judge).
+		if v := e.scalar("responseElements", "ConsoleLogin"); len(v) > 0 && v[0].Kind == matcher.KindString {
+			return str(strings.ToLower(v[0].Text))
 		}
 	}
 	return out[:1:1]
@@ -931,13 +939,12 @@ func init() {
 	resolvers = map[string]resolver{
 		"@timestamp":          func(e *Event) []matcher.Value { return e.timestamp() },
 		"event.ingested":      func(e *Event) []matcher.Value { return str(ingestedText(e.Ingested)) },
-		"event.kind":          constant("event"),
 		"event.dataset":       constant(Dataset),
 		"data_stream.dataset": constant(Dataset),
 		"data_stream.type":    constant("logs"),
 		"event.outcome":       func(e *Event) []matcher.Value { return e.outcome() },
-		"event.category":      func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), true) },
-		"event.type":          func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), false) },
+		"event.category":      func(e *Event) []matcher.Value { return e.category(true) },
+		"event.type":          func(e *Event) []matcher.Value { return e.category(false) },
 		"cloud.account.id": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
@@ -945,7 +952,7 @@ func init() {
 			return e.scalarPath(kpRecipient)
 		},
 		"source.ip": func(e *Event) []matcher.Value {
-			if v := e.scalarPath(kpSourceIP); len(v) > 0 && isIP(v[0].Text) {
+			if v := e.scalarPath(kpSourceIP); len(v) > 0 && v[0].Kind == matcher.KindString && esIP(v[0].Text) {
 				return v
 			}
 			return nil
@@ -993,7 +1000,6 @@ func init() {
 		"aws.cloudtrail.request_id":                      {"requestID"},
 		"aws.cloudtrail.api_version":                     {"apiVersion"},
 		"aws.cloudtrail.recipient_account_id":            {"recipientAccountId"},
-		"aws.cloudtrail.shared_event_id":                 {"sharedEventID"},
 		"aws.cloudtrail.vpc_endpoint_id":                 {"vpcEndpointId"},
 		"aws.cloudtrail.read_only":                       {"readOnly"},
 		"aws.cloudtrail.error_code":                      {"errorCode"},
@@ -1004,7 +1010,6 @@ func init() {
 		"aws.cloudtrail.user_identity.access_key_id":     {"userIdentity", "accessKeyId"},
 		"aws.cloudtrail.user_identity.invoked_by":        {"userIdentity", "invokedBy"},
 		"aws.cloudtrail.user_identity.session_context.mfa_authenticated":           {"userIdentity", "sessionContext", "attributes", "mfaAuthenticated"},
-		"aws.cloudtrail.user_identity.session_context.creation_date":               {"userIdentity", "sessionContext", "attributes", "creationDate"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.type":         {"userIdentity", "sessionContext", "sessionIssuer", "type"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.arn":          {"userIdentity", "sessionContext", "sessionIssuer", "arn"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.principal_id": {"userIdentity", "sessionContext", "sessionIssuer", "principalId"},
@@ -1148,4 +1153,31 @@ func (e *Event) eventTimeText() string {
 		return ""
 	}
 	return javaToString(n)
+}
+
+// category is event.category (or event.type) from the categorization
+// table; ConsoleLogin, whose categorization can stop on an unexpected
+// value, is read from the document.
+func (e *Event) category(category bool) []matcher.Value {
+	action := e.scalarTextPath(kpEventName)
+	if action == "ConsoleLogin" {
+		if category {
+			return e.indexedValues("event.category")
+		}
+		return e.indexedValues("event.type")
+	}
+	return categorize(action, category)
+}
+
+// movesUserName reports whether the pipeline moves additionalEventData's
+// UserName to user.name: a UserAuthentication event whose identity gave no
+// user name.
+func (e *Event) movesUserName() bool {
+	if e.scalarTextPath(kpEventName) != "UserAuthentication" {
+		return false
+	}
+	if e.assumed() && e.scalarPath(kpIssuerUserName) != nil {
+		return false
+	}
+	return e.scalarPath(kpUserName) == nil
 }
