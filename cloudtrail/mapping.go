@@ -1,8 +1,6 @@
 package cloudtrail
 
 import (
-	"strings"
-
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
 
@@ -93,7 +91,7 @@ func refuseWalk(n *doc.Node, path string) string {
 	case booleanFields[path]:
 		for _, v := range arrayOrOne(n) {
 			if !(v.Kind == doc.Bool || v.Kind == doc.String && (v.Str == "true" || v.Str == "false")) {
-				return "a value that is not a boolean (" + describe(v) + ") in the boolean field " + path
+				return "a " + kindName(v) + " that is not a boolean in the boolean field " + path
 			}
 		}
 		return ""
@@ -120,7 +118,7 @@ func refuseWalk(n *doc.Node, path string) string {
 	}
 	if n.Kind != doc.Object {
 		if objectFields[path] {
-			return "a concrete value (" + describe(n) + ") in the object field " + path
+			return "a " + kindName(n) + " in the object field " + path
 		}
 		return ""
 	}
@@ -141,7 +139,7 @@ func refuseWalk(n *doc.Node, path string) string {
 
 func flattenedRefusal(n *doc.Node, root, key string, depth int) string {
 	if depth > flattenedDepthLimit {
-		return "the flattened field " + root + " nested deeper than " + "20"
+		return "the flattened field " + root + " nested deeper than 20"
 	}
 	switch n.Kind {
 	case doc.Object:
@@ -182,16 +180,6 @@ func arrayOrOne(n *doc.Node) []*doc.Node {
 	return []*doc.Node{n}
 }
 
-func describe(n *doc.Node) string {
-	switch n.Kind {
-	case doc.String:
-		s := n.Str
-		if len(s) > 40 {
-			s = s[:40] + "..."
-		}
-		return "\"" + strings.ToValidUTF8(s, "?") + "\""
-	case doc.Number, doc.Bool:
-		return n.Str
-	}
-	return n.Kind.String()
-}
+// kindName names a value's JSON kind (the reason never quotes the value:
+// reasons are counted, so they are few).
+func kindName(n *doc.Node) string { return n.Kind.String() }

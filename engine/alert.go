@@ -53,6 +53,43 @@ type recordAlerts struct {
 	why    string
 	whySet bool
 	at     string // its alerts' @timestamp, taken at the first
+	// refusedSeen: the record's refusal is counted; failed is the error
+	// document the pipeline leaves when it fails, as rules read it.
+	refusedSeen bool
+	failed      *cloudtrail.Event
+}
+
+// alertStands reports whether a rule's alert on a record stands once the
+// record is indexed as the AWS integration's pipeline indexes it (the
+// document is built here, for records that alert, never for the others).
+// A document Elasticsearch refuses makes no alert: Elastic never sees it.
+// It is counted once, with the reason, among the skipped records (the
+// scan summary and the metric of skipped records by reason). When the
+// pipeline fails, Elastic's rules see the error document it leaves, and the
+// rule is judged again on that.
+func (e *Engine) alertStands(r *conf.Rule, rec *recordAlerts, st *Stats) bool {
+	if rec.ev.IsECS() {
+		return true
+	}
+	ix := rec.ev.Document()
+	if ix.Refused != "" {
+		if !rec.refusedSeen {
+			rec.refusedSeen = true
+			st.skip("refused by Elasticsearch: " + ix.Refused)
+		}
+		return false
+	}
+	if !ix.Failed || r.Compiled == nil {
+		return true
+	}
+	if rec.failed == nil {
+		rec.failed = cloudtrail.NewECSEvent(ix.Doc, rec.ev.Ingested)
+	}
+	if r.Compiled.Match(rec.failed) {
+		return true
+	}
+	st.skip("no alert: the ingest pipeline fails on the record, and the rule does not match its error document")
+	return false
 }
 
 // reason is Kibana's alert reason for a rule's alert on the record.
