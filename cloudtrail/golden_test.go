@@ -97,19 +97,24 @@ func TestIngestGoldens(t *testing.T) {
 // nodeAny converts a document tree for comparison (removed keys dropped,
 // numbers as their literal).
 func nodeAny(n *doc.Node) any {
+	return treeAny(n, func(n *doc.Node) any { return json.Number(n.Str) })
+}
+
+// treeAny converts a document tree, numbers through num.
+func treeAny(n *doc.Node, num func(*doc.Node) any) any {
 	switch n.Kind {
 	case doc.Object:
 		m := map[string]any{}
 		for _, mem := range n.Obj {
 			if mem.Val != nil {
-				m[mem.Key] = nodeAny(mem.Val)
+				m[mem.Key] = treeAny(mem.Val, num)
 			}
 		}
 		return m
 	case doc.Array:
 		a := make([]any, 0, len(n.Arr))
 		for _, el := range n.Arr {
-			a = append(a, nodeAny(el))
+			a = append(a, treeAny(el, num))
 		}
 		return a
 	case doc.String:
@@ -117,7 +122,7 @@ func nodeAny(n *doc.Node) any {
 	case doc.Bool:
 		return n.Str == "true"
 	case doc.Number:
-		return json.Number(n.Str)
+		return num(n)
 	}
 	return nil
 }

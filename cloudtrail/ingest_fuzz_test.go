@@ -75,29 +75,7 @@ func compareBothPaths(t *testing.T, n *doc.Node) {
 // values the json processor builds print (a literal 1.50 and a float64 1.5
 // are the same Double).
 func javaNumbers(n *doc.Node) any {
-	switch n.Kind {
-	case doc.Object:
-		m := map[string]any{}
-		for _, mem := range n.Obj {
-			if mem.Val != nil {
-				m[mem.Key] = javaNumbers(mem.Val)
-			}
-		}
-		return m
-	case doc.Array:
-		a := make([]any, 0, len(n.Arr))
-		for _, el := range n.Arr {
-			a = append(a, javaNumbers(el))
-		}
-		return a
-	case doc.Number:
-		return "number:" + javaToString(n)
-	case doc.Bool:
-		return n.Str == "true"
-	case doc.String:
-		return n.Str
-	}
-	return nil
+	return treeAny(n, func(n *doc.Node) any { return "number:" + javaToString(n) })
 }
 
 // mutate changes the node at a place of a depth-first walk of the record.
