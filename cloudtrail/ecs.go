@@ -67,6 +67,13 @@ type Event struct {
 	// indexed is the event as the integration's pipeline indexes it,
 	// built on first need.
 	indexed *Indexed
+	// ents is the entity enrichment's outcome, run on first need (entsOK:
+	// it ran; entsRan: it succeeded).
+	ents            entities
+	entsOK, entsRan bool
+	// resources is aws.cloudtrail.resources, made on first need.
+	resources    *doc.Node
+	resourcesSet bool
 }
 
 type cached struct {
@@ -116,6 +123,8 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	}
 	e.geo, e.geoSet = nil, false
 	e.indexed = nil
+	e.ents, e.entsOK, e.entsRan = entities{}, false, false
+	e.resources, e.resourcesSet = nil, false
 }
 
 // ResetMsgpack points the event at a raw CloudTrail event held as a
@@ -861,6 +870,7 @@ var (
 	kpPrincipalID    = newKeyPath("userIdentity", "principalId")
 	kpIdentityARN    = newKeyPath("userIdentity", "arn")
 	kpIssuerUserName = newKeyPath("userIdentity", "sessionContext", "sessionIssuer", "userName")
+	kpResources      = newKeyPath("resources")
 )
 
 var (
@@ -975,6 +985,9 @@ func init() {
 		"aws.cloudtrail.response_elements":     func(e *Event) []matcher.Value { return e.javaPayload("responseElements") },
 		"aws.cloudtrail.additional_eventdata":  func(e *Event) []matcher.Value { return e.javaPayload("additionalEventData") },
 		"aws.cloudtrail.service_event_details": func(e *Event) []matcher.Value { return e.javaPayload("serviceEventDetails") },
+		"aws.cloudtrail.resources.arn":         func(e *Event) []matcher.Value { return e.resourceValues("arn") },
+		"aws.cloudtrail.resources.account_id":  func(e *Event) []matcher.Value { return e.resourceValues("account_id") },
+		"aws.cloudtrail.resources.type":        func(e *Event) []matcher.Value { return e.resourceValues("type") },
 		"aws.cloudtrail.management_event": func(e *Event) []matcher.Value {
 			return e.scalar("managementEvent")
 		},
@@ -1018,6 +1031,9 @@ func init() {
 		kp := newKeyPath(keys...)
 		rawPaths[name] = kp
 		resolvers[name] = func(e *Event) []matcher.Value { return e.scalarPath(kp) }
+	}
+	for _, name := range entityFields {
+		resolvers[name] = func(e *Event) []matcher.Value { return e.entityValues(name) }
 	}
 	resolvedFields = listResolvedFields()
 }
@@ -1180,4 +1196,57 @@ func (e *Event) movesUserName() bool {
 		return false
 	}
 	return e.scalarPath(kpUserName) == nil
+}
+
+// entityFields are the fields the entity enrichment sets.
+var entityFields = []string{"actor.entity.id", "user.entity.id", "service.entity.id", "host.entity.id", "entity.id",
+	"target.entity.id", "user.target.entity.id", "host.target.entity.id", "service.target.entity.id",
+	"entity.target.id", "related.entity"}
+
+// entityValues reads an entity field from the enrichment, run over the
+// cleaned event on first need (without the rest of the pipeline).
+func (e *Event) entityValues(name string) []matcher.Value {
+	if !e.entsOK {
+		e.entsOK = true
+		if raw := e.tree(); raw != nil && e.EntityMapping {
+			if json := cleaned(raw); json != nil && json.Get("eventName") != nil {
+				e.ents, e.entsRan = runEntityScript(json)
+			}
+		}
+	}
+	if !e.entsRan {
+		return nil
+	}
+	for _, f := range e.ents.fields {
+		if f.name != name {
+			continue
+		}
+		if f.actor != nil {
+			return leaves(f.actor, nil)
+		}
+		out := make([]matcher.Value, len(f.vals))
+		for i, v := range f.vals {
+			out[i] = matcher.Value{Text: v}
+		}
+		return out
+	}
+	return nil
+}
+
+// resourceValues reads a key of aws.cloudtrail.resources, as the
+// pipeline's resources script leaves them.
+func (e *Event) resourceValues(key string) []matcher.Value {
+	if !e.resourcesSet {
+		e.resourcesSet = true
+		if e.mp != nil && !e.mpTree && !e.presentPath(kpResources) {
+			return nil
+		}
+		if rs := e.get("resources"); rs != nil {
+			e.resources = dedupeResources(rs)
+		}
+	}
+	if e.resources == nil {
+		return nil
+	}
+	return ecsValues(e.resources, key, nil)
 }

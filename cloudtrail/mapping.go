@@ -79,26 +79,31 @@ const (
 
 // refusal returns why Elasticsearch would refuse the document, "" when it
 // indexes it.
-func refusal(n *doc.Node) string { return refuseWalk(n, "") }
+func refusal(n *doc.Node) string {
+	var buf [128]byte
+	return refuseWalk(n, buf[:0])
+}
 
-func refuseWalk(n *doc.Node, path string) string {
+// refuseWalk checks a value at a field path (built in place: the lookups
+// allocate nothing).
+func refuseWalk(n *doc.Node, path []byte) string {
 	switch {
-	case flattenedRoots[path]:
+	case flattenedRoots[string(path)]:
 		if n.Kind != doc.Object {
-			return "a " + n.Kind.String() + " in the flattened field " + path
+			return "a " + kindName(n) + " in the flattened field " + string(path)
 		}
-		return flattenedRefusal(n, path, "", 1)
-	case booleanFields[path]:
+		return flattenedRefusal(n, string(path), "", 1)
+	case booleanFields[string(path)]:
 		for _, v := range arrayOrOne(n) {
 			if !(v.Kind == doc.Bool || v.Kind == doc.String && (v.Str == "true" || v.Str == "false")) {
-				return "a " + kindName(v) + " that is not a boolean in the boolean field " + path
+				return "a " + kindName(v) + " that is not a boolean in the boolean field " + string(path)
 			}
 		}
 		return ""
-	case leafFields[path]:
+	case leafFields[string(path)]:
 		for _, v := range arrayOrOne(n) {
 			if v.Kind == doc.Object {
-				return refusedKeywordObject + path
+				return refusedKeywordObject + string(path)
 			}
 			if v.Kind == doc.Array {
 				if r := refuseWalk(v, path); r != "" {
@@ -117,8 +122,8 @@ func refuseWalk(n *doc.Node, path string) string {
 		return ""
 	}
 	if n.Kind != doc.Object {
-		if objectFields[path] {
-			return "a " + kindName(n) + " in the object field " + path
+		if objectFields[string(path)] {
+			return "a " + kindName(n) + " in the object field " + string(path)
 		}
 		return ""
 	}
@@ -126,10 +131,11 @@ func refuseWalk(n *doc.Node, path string) string {
 		if m.Val == nil {
 			continue
 		}
-		p := m.Key
-		if path != "" {
-			p = path + "." + m.Key
+		p := path
+		if len(p) > 0 {
+			p = append(p, '.')
 		}
+		p = append(p, m.Key...)
 		if r := refuseWalk(m.Val, p); r != "" {
 			return r
 		}

@@ -60,8 +60,9 @@ type recordAlerts struct {
 }
 
 // alertStands reports whether a rule's alert on a record stands once the
-// record is indexed as the AWS integration's pipeline indexes it (the
-// document is built here, for records that alert, never for the others).
+// record is indexed as the AWS integration's pipeline indexes it (judged
+// here, for records that alert, never for the others; a record judged
+// before, as in a retried chunk, builds no document).
 // A document Elasticsearch refuses makes no alert: Elastic never sees it.
 // It is counted once, with the reason, among the skipped records (the
 // scan summary and the metric of skipped records by reason). When the
@@ -71,19 +72,19 @@ func (e *Engine) alertStands(r *conf.Rule, rec *recordAlerts, st *Stats) bool {
 	if rec.ev.IsECS() {
 		return true
 	}
-	ix := rec.ev.Document()
-	if ix.Refused != "" {
+	v := rec.ev.Verdict()
+	if v.Refused != "" {
 		if !rec.refusedSeen {
 			rec.refusedSeen = true
-			st.skip("refused by Elasticsearch: " + ix.Refused)
+			st.skip("refused by Elasticsearch: " + v.Refused)
 		}
 		return false
 	}
-	if !ix.Failed || r.Compiled == nil {
+	if !v.Failed || r.Compiled == nil {
 		return true
 	}
 	if rec.failed == nil {
-		rec.failed = cloudtrail.NewECSEvent(ix.Doc, rec.ev.Ingested)
+		rec.failed = cloudtrail.NewECSEvent(rec.ev.Document().Doc, rec.ev.Ingested)
 	}
 	if r.Compiled.Match(rec.failed) {
 		return true
