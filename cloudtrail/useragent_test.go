@@ -29,7 +29,15 @@ func TestUserAgentAsElasticsearch(t *testing.T) {
 		{"Something I made up v42.0.1", userAgent{name: "Other", deviceName: "Other"}},
 		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
 			userAgent{name: "Firefox", version: "128.0", hasOS: true, osName: "Windows", osVersion: "10", osFull: "Windows 10", deviceName: "Other"}},
+		// Elasticsearch releases before the fix of elastic/elasticsearch#116950
+		// write "24.0." here (an older fixture of the integration shows it);
+		// the current processor's test (Firefox 128 above) writes no
+		// trailing dot, and so does trailwatch.
+		{"Mozilla/5.0 (Windows NT 6.1; WOW64; rv:24.0) Gecko/20100101 Firefox/24.0",
+			userAgent{name: "Firefox", version: "24.0", hasOS: true, osName: "Windows", osVersion: "7", osFull: "Windows 7", deviceName: "Other"}},
 		// CloudTrail user agents, as the integration's fixtures index them.
+		{"aws-cli/2.18.17 md/awscrt#0.22.0 ua/2.0 os/linux#6.8.0-1016-aws md/arch#x86_64 lang/python#3.12.6 md/pyimpl#CPython cfg/retry-mode#standard md/installer#exe md/distrib#ubuntu.24 md/prompt#off md/command#ssm.send-command",
+			userAgent{name: "aws-cli", version: "2.18.17", hasOS: true, osName: "Linux", deviceName: "Other"}},
 		{"aws-cli/1.16.248 Python/3.4.7 Linux/4.9.184-0.1.ac.235.83.329.metal1.x86_64 botocore/1.12.239",
 			userAgent{name: "aws-cli", version: "1.16.248", hasOS: true, osName: "Linux", osVersion: "4.9.184", osFull: "Linux 4.9.184", deviceName: "Spider"}},
 	}
