@@ -65,6 +65,9 @@ func TestIngestGoldens(t *testing.T) {
 				t.Fatal(err)
 			}
 			ix := NewEvent(n, goldenAt, nil).Document()
+			if plainRecord(n) && (ix.Failed || ix.Refused != "") {
+				t.Errorf("taken for plain, but failed %v refused %q", ix.Failed, ix.Refused)
+			}
 			got := golden{Failed: ix.Failed, Refused: ix.Refused, Document: nodeAny(ix.Doc).(map[string]any)}
 			want := strings.TrimSuffix(path, ".json") + ".expected.json"
 			if *update {

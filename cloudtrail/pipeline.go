@@ -115,23 +115,31 @@ func (in *ingest) run(raw *doc.Node, at string, entityMapping bool) {
 	if key, dup := duplicateKey(raw); dup {
 		failf("json", "json_event_original_to_json_5e54dc16", "Duplicate field '%s'", key)
 	}
-	in.json = deepCopy(raw)
-	in.ctx.Obj = append(in.ctx.Obj, doc.Member{Key: "json", Val: in.json})
+	// The parsed event is the raw tree, copied only where the pipeline
+	// changes it: its top level, and the objects fields are renamed out of.
+	in.json = &doc.Node{Kind: doc.Object, Obj: append([]doc.Member(nil), raw.Obj...)}
 	in.set("ecs.version", str1(ecsVersion))
 	// date json.eventTime -> @timestamp, before the cleanup.
 	if t := in.json.Get("eventTime"); t != nil && t.Kind != doc.Null && !(t.Kind == doc.String && t.Str == "") {
 		if ts, ok := parseISO8601(javaToString(t)); ok {
 			in.set("@timestamp", str1(formatESDate(ts)))
 		} else {
-			in.removeJSON("eventTime")
+			removeMember(in.json, "eventTime")
 			in.handled("date", "date_json_eventTime_to_timestamp_e9417ba3", "unable to parse date ["+javaToString(t)+"]")
 		}
 	}
-	// The cleanup of null, "", "-", "none" and emptied maps and lists.
-	dropEmpty(in.ctx, true)
-	if in.json = in.ctx.Get("json"); in.json == nil {
+	// The cleanup of null, "", "-", "none" and emptied maps and lists
+	// (cleaned copies what it changes and shares the rest).
+	if in.json = cleaned(in.json); in.json == nil {
 		in.json = obj()
+	} else {
+		for _, k := range [...]string{"userIdentity", "addendum", "tlsDetails"} {
+			if v := in.json.Get(k); v != nil && v.Kind == doc.Object {
+				setMember(in.json, k, deepCopy(v))
+			}
+		}
 	}
+	in.ctx.Obj = append(in.ctx.Obj, doc.Member{Key: "json", Val: in.json})
 	if entityMapping && in.json.Get("eventName") != nil {
 		if ents, ok := runEntityScript(in.json); ok {
 			for _, f := range ents.fields {
@@ -221,6 +229,7 @@ func (in *ingest) run(raw *doc.Node, at string, entityMapping bool) {
 	in.rename("json.eventCategory", "aws.cloudtrail.event_category", false)
 	if isString(in.get("event.action"), "UserAuthentication") && in.get("user.name") == nil {
 		if v := in.painless("append", "rename_additionalEventData_UserName_to_username_552c89e0", "json", "additionalEventData", "UserName"); v != nil {
+			setMember(in.json, "additionalEventData", deepCopy(in.json.Get("additionalEventData"))) // the raw tree's is shared
 			in.rename("json.additionalEventData.UserName", "user.name", false)
 		}
 	}
@@ -866,14 +875,20 @@ func dropEmpty(n *doc.Node, strict bool) bool {
 		}
 		return live == 0
 	case doc.Array:
-		kept := n.Arr[:0]
-		for _, el := range n.Arr {
-			if !drop(el) {
+		var kept []*doc.Node // made on the first element dropped: shared arrays are not written
+		for i, el := range n.Arr {
+			if drop(el) {
+				if kept == nil {
+					kept = append(make([]*doc.Node, 0, len(n.Arr)), n.Arr[:i]...)
+				}
+			} else if kept != nil {
 				kept = append(kept, el)
 			}
 		}
-		n.Arr = kept
-		return len(kept) == 0
+		if kept != nil {
+			n.Arr = kept
+		}
+		return len(n.Arr) == 0
 	}
 	return false
 }

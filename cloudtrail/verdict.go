@@ -28,13 +28,20 @@ var verdicts = struct {
 // verdictCacheSize bounds the kept verdicts (about 100 bytes each).
 const verdictCacheSize = 1 << 14
 
-// Verdict returns the record's verdict, building its document unless the
-// same record was judged before.
+// Verdict returns the record's verdict, building its document only when a
+// walk of the record cannot tell it is plain (plainRecord) and the same
+// record was not judged before.
 func (e *Event) Verdict() Verdict {
 	if e.ecs != nil {
 		return Verdict{}
 	}
-	if e.indexed != nil || e.mp == nil {
+	if e.indexed != nil {
+		return Verdict{Failed: e.indexed.Failed, Refused: e.indexed.Refused}
+	}
+	if plainRecord(e.tree()) {
+		return Verdict{}
+	}
+	if e.mp == nil {
 		ix := e.Document()
 		return Verdict{Failed: ix.Failed, Refused: ix.Refused}
 	}
