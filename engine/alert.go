@@ -480,9 +480,39 @@ func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
 	if ev.IsECS() {
 		return nodeToAny(ev.ECSNode()).(map[string]any)
 	}
+	if ev.Raw() == nil {
+		// MessagePack the tree reader refuses: the fields that could be
+		// read in place.
+		return readableFields(s, ev)
+	}
 	out := nodeToAny(ev.Document().Doc).(map[string]any)
 	for k, v := range ev.GeoFields() {
 		setPath(out, k, valueAny(s.Field(k), v))
+	}
+	return out
+}
+
+// readableFields is the document of a record only its in-place readers can
+// read: each field they give.
+func readableFields(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
+	out := map[string]any{}
+	for _, name := range cloudtrail.ResolvedFields() {
+		f := s.Field(name)
+		if f.Type == matcher.Flattened {
+			continue
+		}
+		vals := ev.Values(f)
+		switch len(vals) {
+		case 0:
+		case 1:
+			setPath(out, name, valueAny(f, vals[0]))
+		default:
+			arr := make([]any, len(vals))
+			for i, v := range vals {
+				arr[i] = valueAny(f, v)
+			}
+			setPath(out, name, arr)
+		}
 	}
 	return out
 }
