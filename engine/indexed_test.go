@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,41 @@ func TestAlertsOnlyOnWhatElasticIndexes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRoleAssumptionByServiceOnLowerCaseARN: Elastic's "AWS STS Role
+// Assumption by Service" (new_terms on invoked_by and
+// aws.cloudtrail.resources.arn) alerts on an AssumeRole by Lambda whose
+// resources carry a lower-case "arn" key, as the integration keeps it.
+func TestRoleAssumptionByServiceOnLowerCaseARN(t *testing.T) {
+	p := filepath.Join("..", "..", "shared", "detection-rules", "aws", "privilege_escalation_role_assumption_by_service.toml")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("needs Elastic's rule at %s (../shared): %v", p, err)
+	}
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "ingest", "resources_lower_case_arn.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := doc.ParseJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	e, _ := newEngine(t, rs, Options{Now: func() time.Time { return now }})
+	res, err := e.ProcessBatch([]Record{{Node: n, Where: "resources_lower_case_arn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Alerts) != 1 {
+		t.Fatalf("%d alerts, want 1", len(res.Alerts))
+	}
+	terms := res.Alerts[0].Doc()["kibana.alert.new_terms"]
+	if want := []string{"lambda.amazonaws.com", "arn:aws:iam::111122223333:role/lambda-exec"}; !reflect.DeepEqual(terms, want) {
+		t.Errorf("new terms %v, want %v", terms, want)
 	}
 }
