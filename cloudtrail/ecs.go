@@ -16,11 +16,13 @@ import (
 )
 
 // This file derives, from a raw CloudTrail event, the ECS fields that
-// Elastic's AWS integration (aws package 7.1, cloudtrail data stream ingest
+// Elastic's AWS integration (AWSPackage, its cloudtrail data stream ingest
 // pipeline) would have indexed, so that Elastic's rules see the same values
-// at the edge. Each field has one resolver; resolvers run lazily, when a
-// query first reads the field, and their results are cached per event. The
-// alert document is built from the same resolvers (ECSDocument).
+// at the edge. The fields rules read on most records have a resolver that
+// reads the record in place; the others are read from the document the
+// pipeline makes (Ingest, in pipeline.go), built once per event and only
+// when a rule or an alert needs it. Resolvers run lazily, when a query
+// first reads the field, and their results are cached per event.
 
 // Dataset is the data stream every CloudTrail event belongs to.
 const Dataset = "aws.cloudtrail"
@@ -62,6 +64,16 @@ type Event struct {
 	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
 	geo    map[string]matcher.Value
 	geoSet bool
+	// indexed is the event as the integration's pipeline indexes it,
+	// built on first need.
+	indexed *Indexed
+	// ents is the entity enrichment's outcome, run on first need (entsOK:
+	// it ran; entsRan: it succeeded).
+	ents            entities
+	entsOK, entsRan bool
+	// resources is aws.cloudtrail.resources, made on first need.
+	resources    *doc.Node
+	resourcesSet bool
 }
 
 type cached struct {
@@ -110,6 +122,9 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 		clear(e.clean)
 	}
 	e.geo, e.geoSet = nil, false
+	e.indexed = nil
+	e.ents, e.entsOK, e.entsRan = entities{}, false, false
+	e.resources, e.resourcesSet = nil, false
 }
 
 // ResetMsgpack points the event at a raw CloudTrail event held as a
@@ -244,8 +259,31 @@ func (e *Event) resolve(f *matcher.Field, fr *fieldReader) []matcher.Value {
 		if v, ok := e.geoFields()[f.Name]; ok {
 			return []matcher.Value{v}
 		}
+		return nil
 	}
-	return nil
+	return e.indexedValues(f.Name)
+}
+
+// Document returns the event as the AWS integration's pipeline indexes it
+// (nil for an already-ECS document), built on first use.
+func (e *Event) Document() *Indexed {
+	if e.indexed == nil && e.ecs == nil {
+		raw := e.tree()
+		if raw == nil {
+			raw = &doc.Node{Kind: doc.Object}
+		}
+		e.indexed = Ingest(raw, e.Ingested, e.EntityMapping)
+	}
+	return e.indexed
+}
+
+// indexedValues reads a field from the pipeline's document.
+func (e *Event) indexedValues(name string) []matcher.Value {
+	d := e.Document()
+	if d == nil {
+		return nil
+	}
+	return ecsValues(d.Doc, name, nil)
 }
 
 // removed reports whether the integration's first cleanup drops a value.
@@ -502,6 +540,12 @@ func (e *Event) payloadOf(key string) *payload {
 		if n := e.tree().Get(key); n != nil {
 			p.node = cleaned(n)
 		}
+		if key == "additionalEventData" && e.movesUserName() && p.node != nil && p.node.Kind == doc.Object && p.node.Get("UserName") != nil {
+			// The pipeline moves UserName to user.name before it renders
+			// the payload; the key stays in the HashMap's table.
+			p.node = deepCopy(p.node)
+			removeMember(p.node, "UserName")
+		}
 	}
 	if e.clean == nil {
 		e.clean = map[string]*payload{}
@@ -699,7 +743,7 @@ var flattenedSource = map[string]string{
 // ok is false: the tree answers.
 func (e *Event) mpFlattenedLeaf(root, key string) (vals []matcher.Value, ok bool) {
 	src := flattenedSource[root]
-	if src == "" || strings.IndexByte(key, '.') >= 0 {
+	if src == "" || strings.IndexByte(key, '.') >= 0 || src == "additionalEventData" && key == "UserName" {
 		return nil, false
 	}
 	if _, st := e.mpScalar([]string{src}); st != mpContainer {
@@ -826,6 +870,7 @@ var (
 	kpPrincipalID    = newKeyPath("userIdentity", "principalId")
 	kpIdentityARN    = newKeyPath("userIdentity", "arn")
 	kpIssuerUserName = newKeyPath("userIdentity", "sessionContext", "sessionIssuer", "userName")
+	kpResources      = newKeyPath("resources")
 )
 
 var (
@@ -839,8 +884,10 @@ func (e *Event) outcome() []matcher.Value {
 		out = outcomeFailure
 	}
 	if e.scalarTextPath(kpEventName) == "ConsoleLogin" {
-		if v := e.scalarText("responseElements", "ConsoleLogin"); v != "" {
-			return str(strings.ToLower(v))
+		// The categorization reads it as a string; anything else is an
+		// error it notes (the document is then the judge).
+		if v := e.scalar("responseElements", "ConsoleLogin"); len(v) > 0 && v[0].Kind == matcher.KindString {
+			return str(strings.ToLower(v[0].Text))
 		}
 	}
 	return out[:1:1]
@@ -859,237 +906,6 @@ func (e *Event) one(v matcher.Value) []matcher.Value {
 	e.arena = append(e.arena, v)
 	n := len(e.arena)
 	return e.arena[n-1 : n : n]
-}
-
-func (e *Event) sessionName() string {
-	if !e.assumed() {
-		return ""
-	}
-	arn := e.scalarTextPath(kpIdentityARN)
-	if !(strings.HasPrefix(arn, "arn:aws:sts:") || strings.HasPrefix(arn, "arn:aws-us-gov:sts:") ||
-		strings.Contains(arn, ":arn:aws:sts:") || strings.Contains(arn, ":arn:aws-us-gov:sts:")) {
-		return ""
-	}
-	i := strings.LastIndexByte(arn, '/')
-	if i < 0 || i == len(arn)-1 {
-		return ""
-	}
-	return arn[i+1:]
-}
-
-func (e *Event) relatedUser() []matcher.Value {
-	var out []matcher.Value
-	seen := map[string]bool{}
-	add := func(vs []matcher.Value) {
-		for _, v := range vs {
-			if v.Text != "" && !seen[v.Text] {
-				seen[v.Text] = true
-				out = append(out, matcher.Value{Text: v.Text})
-			}
-		}
-	}
-	if s := e.sessionName(); s != "" {
-		add(str(s))
-		if i := strings.IndexByte(s, '@'); i > 0 {
-			add(str(s[:i]))
-		}
-	}
-	add(e.scalar("requestParameters", "userName"))
-	add(e.scalar("requestParameters", "newUserName"))
-	add(e.scalar("responseElements", "user", "userId"))
-	add(resolvers["user.id"](e))
-	add(e.userName())
-	add(e.scalar("requestParameters", "newUserName"))
-	return out
-}
-
-// resources returns the deduplicated resources elements (ARN renamed arn,
-// accountId renamed account_id).
-func (e *Event) resources(key string) []matcher.Value {
-	if !e.present("resources") {
-		return nil
-	}
-	rs := e.get("resources")
-	if rs == nil || rs.Kind != doc.Array {
-		return nil
-	}
-	var out []matcher.Value
-	seen := map[string]bool{}
-	for _, el := range rs.Arr {
-		if el.Kind != doc.Object {
-			continue
-		}
-		part := func(k string) string {
-			if v := el.Get(k); !removed(v) {
-				t, _ := v.KeywordText()
-				return t
-			}
-			return ""
-		}
-		id := part("ARN") + "_" + part("accountId") + "_" + part("type")
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		if v := el.Get(key); !removed(v) {
-			out = append(out, e.scalarValue(v)...)
-		}
-	}
-	return out
-}
-
-func (e *Event) consoleLogin(key string, boolean bool) []matcher.Value {
-	if e.scalarTextPath(kpEventName) != "ConsoleLogin" {
-		return nil
-	}
-	v := e.get("additionalEventData", key)
-	if v == nil {
-		return nil
-	}
-	if !boolean {
-		return e.scalarValue(v)
-	}
-	t, _ := v.KeywordText()
-	if t == "No" {
-		return []matcher.Value{{Text: "false", Kind: matcher.KindBool}}
-	}
-	return []matcher.Value{{Text: "true", Kind: matcher.KindBool}}
-}
-
-// entities derives related.entity and entity.target.id for the services the
-// corpus's rules read them on (IAM and STS) and for every event's actor and
-// resources.
-func (e *Event) entities(target bool) []matcher.Value {
-	if !e.EntityMapping || !e.present("eventName") {
-		return nil
-	}
-	related := map[string]bool{}
-	targets := map[string]bool{}
-	add := func(set map[string]bool, path ...string) {
-		for _, v := range e.scalar(path...) {
-			if v.Text != "" {
-				set[v.Text] = true
-			}
-		}
-	}
-	for _, p := range [][]string{
-		{"userIdentity", "accessKeyId"}, {"userIdentity", "arn"}, {"userIdentity", "userName"},
-		{"userIdentity", "sessionContext", "sessionIssuer", "arn"}, {"userIdentity", "sessionContext", "sessionIssuer", "userName"},
-	} {
-		add(related, p...)
-	}
-	for _, v := range e.resources("ARN") {
-		related[v.Text] = true
-	}
-	action := e.scalarTextPath(kpEventName)
-	switch e.scalarTextPath(kpEventSource) {
-	case "iam.amazonaws.com":
-		for _, k := range []string{"userName", "serialNumber", "accessKeyId", "policyArn", "roleName", "policyName"} {
-			add(related, "requestParameters", k)
-		}
-		for _, p := range [][]string{{"accessKey", "userName"}, {"accessKey", "accessKeyId"}, {"user", "arn"}, {"user", "userId"}, {"user", "userName"}, {"userId"}, {"role", "arn"}, {"serialNumber"}} {
-			add(related, append([]string{"responseElements"}, p...)...)
-		}
-		switch action {
-		case "AttachGroupPolicy":
-			add(targets, "requestParameters", "groupName")
-		case "AttachRolePolicy", "ListAttachedRolePolicies", "UpdateAssumeRolePolicy":
-			add(targets, "requestParameters", "roleName")
-		case "AttachUserPolicy":
-			add(targets, "requestParameters", "policyArn")
-			add(targets, "requestParameters", "userName")
-		case "CreateAccessKey":
-			add(targets, "responseElements", "accessKey", "accessKeyId")
-			add(targets, "requestParameters", "userName")
-		case "CreateUser", "DeactivateMFADevice":
-			add(targets, "requestParameters", "userName")
-		case "DeleteVirtualMFADevice":
-			add(targets, "requestParameters", "serialNumber")
-		case "GetPolicy":
-			add(targets, "requestParameters", "policyArn")
-		case "CreatePolicy":
-			add(targets, "responseElements", "policy", "arn")
-		case "ListRoles", "ListUsers":
-			add(targets, "recipientAccountId")
-		}
-	case "sts.amazonaws.com":
-		add(related, "requestParameters", "roleArn")
-		add(related, "requestParameters", "roleSessionName")
-		add(related, "sourceIdentity")
-		add(related, "additionalEventData", "MFAIdentifier")
-		add(related, "responseElements", "assumedRoleUser", "arn")
-		add(related, "responseElements", "accessKeyId")
-		switch action {
-		case "AssumeRole":
-			add(targets, "requestParameters", "roleArn")
-		case "GetCallerIdentity":
-			add(targets, "recipientAccountId")
-		}
-	}
-	var out []string
-	if target {
-		for t := range targets {
-			if entityClass(t) == "" {
-				out = append(out, t)
-			}
-		}
-	} else {
-		for t := range targets {
-			related[t] = true
-		}
-		for r := range related {
-			out = append(out, r)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	sort.Strings(out) // the integration collects them in a Java TreeSet
-	vals := make([]matcher.Value, len(out))
-	for i, s := range out {
-		vals[i] = matcher.Value{Text: s}
-	}
-	return vals
-}
-
-// entityClass sorts a target into user, host or service the way the
-// integration does; "" means a generic entity (entity.target.id).
-func entityClass(v string) string {
-	if strings.HasPrefix(v, "arn:") {
-		parts := strings.Split(v, ":")
-		if len(parts) >= 6 {
-			if strings.Contains(v, "/AWSServiceRoleFor") || strings.Contains(v, "/aws-service-role/") || parts[2] == "s3" {
-				return "service"
-			}
-			typ := parts[5]
-			if i := strings.IndexByte(typ, '/'); i >= 0 {
-				typ = typ[:i]
-			}
-			switch typ {
-			case "user", "role", "assumed-role", "federated-user", "instance-profile", "mfa", "serialNumber":
-				return "user"
-			case "instance":
-				return "host"
-			case "policy", "group", "key", "function", "trail", "secret", "layer", "bucket", "topic", "queue",
-				"table", "db", "cluster", "snapshot", "parameter", "document", "stack", "rule", "log-group",
-				"detector", "alarm", "trust-anchor", "webacl", "loadbalancer", "targetgroup", "volume", "image":
-				return "service"
-			}
-		}
-		return ""
-	}
-	switch {
-	case len(v) == 20 && strings.HasPrefix(v, "AKIA"):
-		return "user"
-	case strings.HasPrefix(v, "i-"):
-		return "host"
-	}
-	for _, p := range []string{"sg-", "sgr-", "eni-", "vpc-", "subnet-", "acl-", "rtb-", "igw-", "nat-", "vpce-", "tgw-", "pcx-"} {
-		if strings.HasPrefix(v, p) {
-			return "service"
-		}
-	}
-	return ""
 }
 
 func (e *Event) tls(part string) []matcher.Value {
@@ -1132,14 +948,13 @@ var rawPaths map[string]*keyPath
 func init() {
 	resolvers = map[string]resolver{
 		"@timestamp":          func(e *Event) []matcher.Value { return e.timestamp() },
-		"event.ingested":      func(e *Event) []matcher.Value { return str(e.Ingested.UTC().Format(time.RFC3339)) },
-		"event.kind":          constant("event"),
+		"event.ingested":      func(e *Event) []matcher.Value { return str(ingestedText(e.Ingested)) },
 		"event.dataset":       constant(Dataset),
 		"data_stream.dataset": constant(Dataset),
 		"data_stream.type":    constant("logs"),
 		"event.outcome":       func(e *Event) []matcher.Value { return e.outcome() },
-		"event.category":      func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), true) },
-		"event.type":          func(e *Event) []matcher.Value { return categorize(e.scalarTextPath(kpEventName), false) },
+		"event.category":      func(e *Event) []matcher.Value { return e.category(true) },
+		"event.type":          func(e *Event) []matcher.Value { return e.category(false) },
 		"cloud.account.id": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
@@ -1147,7 +962,7 @@ func init() {
 			return e.scalarPath(kpRecipient)
 		},
 		"source.ip": func(e *Event) []matcher.Value {
-			if v := e.scalarPath(kpSourceIP); len(v) > 0 && isIP(v[0].Text) {
+			if v := e.scalarPath(kpSourceIP); len(v) > 0 && v[0].Kind == matcher.KindString && esIP(v[0].Text) {
 				return v
 			}
 			return nil
@@ -1162,15 +977,6 @@ func init() {
 			}
 			return nil
 		},
-		"user.email": func(e *Event) []matcher.Value {
-			if v := e.userName(); len(v) > 0 && strings.IndexByte(v[0].Text, '@') > 0 {
-				return v
-			}
-			return nil
-		},
-		"related.user":                         func(e *Event) []matcher.Value { return e.relatedUser() },
-		"related.entity":                       func(e *Event) []matcher.Value { return e.entities(false) },
-		"entity.target.id":                     func(e *Event) []matcher.Value { return e.entities(true) },
 		"tls.client.server_name":               func(e *Event) []matcher.Value { return e.tls("server_name") },
 		"tls.version":                          func(e *Event) []matcher.Value { return e.tls("version") },
 		"tls.version_protocol":                 func(e *Event) []matcher.Value { return e.tls("version_protocol") },
@@ -1179,15 +985,12 @@ func init() {
 		"aws.cloudtrail.response_elements":     func(e *Event) []matcher.Value { return e.javaPayload("responseElements") },
 		"aws.cloudtrail.additional_eventdata":  func(e *Event) []matcher.Value { return e.javaPayload("additionalEventData") },
 		"aws.cloudtrail.service_event_details": func(e *Event) []matcher.Value { return e.javaPayload("serviceEventDetails") },
+		"aws.cloudtrail.resources.arn":         func(e *Event) []matcher.Value { return e.resourceValues("arn") },
+		"aws.cloudtrail.resources.account_id":  func(e *Event) []matcher.Value { return e.resourceValues("account_id") },
+		"aws.cloudtrail.resources.type":        func(e *Event) []matcher.Value { return e.resourceValues("type") },
 		"aws.cloudtrail.management_event": func(e *Event) []matcher.Value {
 			return e.scalar("managementEvent")
 		},
-		"aws.cloudtrail.resources.arn":                                     func(e *Event) []matcher.Value { return e.resources("ARN") },
-		"aws.cloudtrail.resources.account_id":                              func(e *Event) []matcher.Value { return e.resources("accountId") },
-		"aws.cloudtrail.resources.type":                                    func(e *Event) []matcher.Value { return e.resources("type") },
-		"aws.cloudtrail.console_login.additional_eventdata.mfa_used":       func(e *Event) []matcher.Value { return e.consoleLogin("MFAUsed", true) },
-		"aws.cloudtrail.console_login.additional_eventdata.mobile_version": func(e *Event) []matcher.Value { return e.consoleLogin("MobileVersion", true) },
-		"aws.cloudtrail.console_login.additional_eventdata.login_to":       func(e *Event) []matcher.Value { return e.consoleLogin("LoginTo", false) },
 	}
 	// Fields that are one raw path: read through their key path, with no
 	// resolver in between (Event.Values reads them directly).
@@ -1210,7 +1013,6 @@ func init() {
 		"aws.cloudtrail.request_id":                      {"requestID"},
 		"aws.cloudtrail.api_version":                     {"apiVersion"},
 		"aws.cloudtrail.recipient_account_id":            {"recipientAccountId"},
-		"aws.cloudtrail.shared_event_id":                 {"sharedEventID"},
 		"aws.cloudtrail.vpc_endpoint_id":                 {"vpcEndpointId"},
 		"aws.cloudtrail.read_only":                       {"readOnly"},
 		"aws.cloudtrail.error_code":                      {"errorCode"},
@@ -1221,7 +1023,6 @@ func init() {
 		"aws.cloudtrail.user_identity.access_key_id":     {"userIdentity", "accessKeyId"},
 		"aws.cloudtrail.user_identity.invoked_by":        {"userIdentity", "invokedBy"},
 		"aws.cloudtrail.user_identity.session_context.mfa_authenticated":           {"userIdentity", "sessionContext", "attributes", "mfaAuthenticated"},
-		"aws.cloudtrail.user_identity.session_context.creation_date":               {"userIdentity", "sessionContext", "attributes", "creationDate"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.type":         {"userIdentity", "sessionContext", "sessionIssuer", "type"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.arn":          {"userIdentity", "sessionContext", "sessionIssuer", "arn"},
 		"aws.cloudtrail.user_identity.session_context.session_issuer.principal_id": {"userIdentity", "sessionContext", "sessionIssuer", "principalId"},
@@ -1231,33 +1032,44 @@ func init() {
 		rawPaths[name] = kp
 		resolvers[name] = func(e *Event) []matcher.Value { return e.scalarPath(kp) }
 	}
+	for _, name := range entityFields {
+		resolvers[name] = func(e *Event) []matcher.Value { return e.entityValues(name) }
+	}
 	resolvedFields = listResolvedFields()
 }
 
-// timestamp renders eventTime as Elasticsearch stores the parsed date.
+// timestamp is eventTime through the date processor; the time the event
+// was read when it is not a date.
 func (e *Event) timestamp() []matcher.Value {
 	t := e.EventTime()
 	if t.IsZero() {
-		return nil
+		t = e.Ingested
 	}
-	return str(t.UTC().Format("2006-01-02T15:04:05.000Z"))
+	return str(formatESDate(t))
 }
 
-// EventTime is CloudTrail's eventTime (zero when absent or not a time).
+// EventTime is CloudTrail's eventTime as the date processor parses it
+// (zero when absent or not a date).
 func (e *Event) EventTime() time.Time {
-	var s string
 	if e.ecs != nil {
-		if v := ecsValues(e.ecs, "@timestamp", nil); len(v) > 0 {
-			s = v[0].Text
+		v := ecsValues(e.ecs, "@timestamp", nil)
+		if len(v) == 0 {
+			return time.Time{}
 		}
-	} else {
-		s = e.scalarText("eventTime")
+		t, err := matcher.ParseDate(v[0].Text)
+		if err != nil {
+			return time.Time{}
+		}
+		return t
 	}
+	// As the date processor reads it: the value's text, before the
+	// cleanup, as ISO8601.
+	s := e.eventTimeText()
 	if s == "" {
 		return time.Time{}
 	}
-	t, err := matcher.ParseDate(s)
-	if err != nil {
+	t, ok := parseISO8601(s)
+	if !ok {
 		return time.Time{}
 	}
 	return t
@@ -1337,3 +1149,104 @@ func (e *Event) flattened(root string) *doc.Node {
 
 // GeoFields returns the GeoIP/ASN fields of the event's source address.
 func (e *Event) GeoFields() map[string]matcher.Value { return e.geoFields() }
+
+// eventTimeText is eventTime's text as the date processor reads it (before
+// the cleanup: "-" is text to parse), "" when absent or null.
+func (e *Event) eventTimeText() string {
+	if e.mp != nil && !e.mpTree {
+		v, st := e.mpScalar([]string{"eventTime"})
+		switch {
+		case st == mpAbsent:
+			return ""
+		case st == mpFound && v.Kind != matcher.KindNumber:
+			return v.Text
+		}
+		// Removed values ("-" is still text to parse) and numbers (their
+		// Java text): the tree answers.
+	}
+	n := e.tree().Get("eventTime")
+	if n == nil || n.Kind == doc.Null {
+		return ""
+	}
+	return javaToString(n)
+}
+
+// category is event.category (or event.type) from the categorization
+// table; ConsoleLogin, whose categorization can stop on an unexpected
+// value, is read from the document.
+func (e *Event) category(category bool) []matcher.Value {
+	action := e.scalarTextPath(kpEventName)
+	if action == "ConsoleLogin" {
+		if category {
+			return e.indexedValues("event.category")
+		}
+		return e.indexedValues("event.type")
+	}
+	return categorize(action, category)
+}
+
+// movesUserName reports whether the pipeline moves additionalEventData's
+// UserName to user.name: a UserAuthentication event whose identity gave no
+// user name.
+func (e *Event) movesUserName() bool {
+	if e.scalarTextPath(kpEventName) != "UserAuthentication" {
+		return false
+	}
+	if e.assumed() && e.scalarPath(kpIssuerUserName) != nil {
+		return false
+	}
+	return e.scalarPath(kpUserName) == nil
+}
+
+// entityFields are the fields the entity enrichment sets.
+var entityFields = []string{"actor.entity.id", "user.entity.id", "service.entity.id", "host.entity.id", "entity.id",
+	"target.entity.id", "user.target.entity.id", "host.target.entity.id", "service.target.entity.id",
+	"entity.target.id", "related.entity"}
+
+// entityValues reads an entity field from the enrichment, run over the
+// cleaned event on first need (without the rest of the pipeline).
+func (e *Event) entityValues(name string) []matcher.Value {
+	if !e.entsOK {
+		e.entsOK = true
+		if raw := e.tree(); raw != nil && e.EntityMapping {
+			if json := cleaned(raw); json != nil && json.Get("eventName") != nil {
+				e.ents, e.entsRan = runEntityScript(json)
+			}
+		}
+	}
+	if !e.entsRan {
+		return nil
+	}
+	for _, f := range e.ents.fields {
+		if f.name != name {
+			continue
+		}
+		if f.actor != nil {
+			return leaves(f.actor, nil)
+		}
+		out := make([]matcher.Value, len(f.vals))
+		for i, v := range f.vals {
+			out[i] = matcher.Value{Text: v}
+		}
+		return out
+	}
+	return nil
+}
+
+// resourceValues reads a key of aws.cloudtrail.resources, as the
+// pipeline's resources script leaves them.
+func (e *Event) resourceValues(key string) []matcher.Value {
+	if !e.resourcesSet {
+		e.resourcesSet = true
+		if e.mp != nil && !e.mpTree && !e.presentPath(kpResources) {
+			return nil
+		}
+		if rs := e.get("resources"); rs != nil {
+			e.resources = dedupeResources(rs)
+		}
+	}
+	if e.resources == nil {
+		return nil
+	}
+	return ecsValues(e.resources, key, nil)
+}

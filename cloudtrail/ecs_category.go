@@ -6,9 +6,9 @@ import (
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
-// categories is the integration's categorization table: event.action to
-// event.category and event.type. Actions not listed get event.type info and
-// no category; an empty type list leaves event.type absent.
+// categories is the integration's categorization table (aws 8.8.0): event.action
+// to event.category and event.type. Actions not listed get event.type info
+// and no category.
 var categories = map[string][2]string{}
 
 func init() {
@@ -31,13 +31,13 @@ func init() {
 		{"DeleteBucket", "file", "deletion"},
 		{"ListBuckets ListObjects HeadObject GetObject", "file", "info"},
 		{"PutObject", "file", "change"},
-		{"DeleteObject", "file", "delete"},
+		{"DeleteObject", "file", "deletion"},
 		{"DescribeInstances DescribeVolumes ListInstanceAssociations", "host", "info"},
 		{"DescribeSecurityGroups DescribeNetworkInterfaces DescribeVpcs DescribeNetworkAcls DescribeLoadBalancers", "network", "info"},
 		{"AuthorizeSecurityGroupIngress", "network", "access"},
 		{"DescribeRegions", "api", "info"},
-		{"Publish Converse", "api", ""},
-		{"SendCommand", "process", ""},
+		{"Publish Converse", "api", "info"},
+		{"SendCommand", "process", "start"},
 		{"DescribeTrails", "configuration", "info"},
 		{"CreateTopic", "configuration", "creation"},
 		{"Subscribe", "configuration", "change"},

@@ -81,12 +81,12 @@ func TestECSDerivations(t *testing.T) {
 		"assumed_role_attach_policy.json": {
 			"user.name":    {"Admin"},
 			"user.id":      {"AROAEXAMPLEROLE00001:jane@example.com"},
-			"user.email":   {"ABSENT"},
+			"user.email":   {"jane@example.com"}, // the session name's, as the pipeline takes it
 			"related.user": {"jane@example.com", "jane", "AROAEXAMPLEROLE00001:jane@example.com", "Admin"},
 			"source.ip":    {"2001:db8::15"},
 			"aws.cloudtrail.user_identity.session_context.session_issuer.arn": {"arn:aws:iam::111122223333:role/Admin"},
 			"aws.cloudtrail.user_identity.session_context.mfa_authenticated":  {"true"},
-			"aws.cloudtrail.user_identity.session_context.creation_date":      {"2026-11-20T09:00:00Z"},
+			"aws.cloudtrail.user_identity.session_context.creation_date":      {"2026-11-20T09:00:00.000Z"},
 			"aws.cloudtrail.session_credential_from_console":                  {"true"},
 			"aws.cloudtrail.request_parameters":                               {"{policyArn=arn:aws:iam::111122223333:policy/app-extra, roleName=app-runtime}"},
 			"aws.cloudtrail.response_elements":                                {"ABSENT"},

@@ -53,6 +53,44 @@ type recordAlerts struct {
 	why    string
 	whySet bool
 	at     string // its alerts' @timestamp, taken at the first
+	// refusedSeen: the record's refusal is counted; failed is the error
+	// document the pipeline leaves when it fails, as rules read it.
+	refusedSeen bool
+	failed      *cloudtrail.Event
+}
+
+// alertStands reports whether a rule's alert on a record stands once the
+// record is indexed as the AWS integration's pipeline indexes it (judged
+// here, for records that alert, never for the others; a record judged
+// before, as in a retried chunk, builds no document).
+// A document Elasticsearch refuses makes no alert: Elastic never sees it.
+// It is counted once, with the reason, among the skipped records (the
+// scan summary and the metric of skipped records by reason). When the
+// pipeline fails, Elastic's rules see the error document it leaves, and the
+// rule is judged again on that.
+func (e *Engine) alertStands(r *conf.Rule, rec *recordAlerts, st *Stats) bool {
+	if rec.ev.IsECS() {
+		return true
+	}
+	v := rec.ev.Verdict()
+	if v.Refused != "" {
+		if !rec.refusedSeen {
+			rec.refusedSeen = true
+			st.skip("refused by Elasticsearch: " + v.Refused)
+		}
+		return false
+	}
+	if !v.Failed || r.Compiled == nil {
+		return true
+	}
+	if rec.failed == nil {
+		rec.failed = cloudtrail.NewECSEvent(rec.ev.Document().Doc, rec.ev.Ingested)
+	}
+	if r.Compiled.Match(rec.failed) {
+		return true
+	}
+	st.skip("no alert: the ingest pipeline fails on the record, and the rule does not match its error document")
+	return false
 }
 
 // reason is Kibana's alert reason for a rule's alert on the record.
@@ -448,25 +486,38 @@ func (e *Engine) Summarize(ruleDoc []byte, ruleID string, capped int, start, end
 	return b
 }
 
-// ECSDocument builds the full ECS view of an event: what Elastic's pipeline
-// would have indexed. An already-ECS document is returned as it came.
+// ECSDocument builds the full ECS view of an event: the document Elastic's
+// AWS integration indexes (its ingest pipeline's output, built by
+// cloudtrail.Ingest), with the GeoIP and ASN fields when a database is
+// configured. An already-ECS document is returned as it came.
 func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
-	out := map[string]any{}
 	if ev.IsECS() {
 		return nodeToAny(ev.ECSNode()).(map[string]any)
 	}
+	if ev.Raw() == nil {
+		// MessagePack the tree reader refuses: the fields that could be
+		// read in place.
+		return readableFields(s, ev)
+	}
+	out := nodeToAny(ev.Document().Doc).(map[string]any)
+	for k, v := range ev.GeoFields() {
+		setPath(out, k, valueAny(s.Field(k), v))
+	}
+	return out
+}
+
+// readableFields is the document of a record only its in-place readers can
+// read: each field they give.
+func readableFields(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
+	out := map[string]any{}
 	for _, name := range cloudtrail.ResolvedFields() {
 		f := s.Field(name)
 		if f.Type == matcher.Flattened {
-			if n := ev.Payload(f); n != nil {
-				setPath(out, name, nodeToAny(n))
-			}
 			continue
 		}
 		vals := ev.Values(f)
 		switch len(vals) {
 		case 0:
-			continue
 		case 1:
 			setPath(out, name, valueAny(f, vals[0]))
 		default:
@@ -476,9 +527,6 @@ func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
 			}
 			setPath(out, name, arr)
 		}
-	}
-	for k, v := range ev.GeoFields() {
-		setPath(out, k, valueAny(s.Field(k), v))
 	}
 	return out
 }

@@ -681,6 +681,10 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				}
 				rec, of = &recordAlerts{e: e, ev: ev}, p
 			}
+			if !e.alertStands(p.rule, rec, st) {
+				drop[p.at] = true
+				continue
+			}
 			alerts[p.at] = e.buildAlert(p.rule, rec, terms[p.term].Values)
 		}
 		kept, docs = kept[:0], docs[:0]
@@ -832,6 +836,9 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	if r.Type != "new_terms" {
 		if *ra == nil {
 			*ra = &recordAlerts{e: e, ev: e.owned(ev)}
+		}
+		if !e.alertStands(r, *ra, st) {
+			return alerts, pending
 		}
 		alerts = append(alerts, e.buildAlert(r, *ra, nil))
 		return alerts, pending

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 )
@@ -8,18 +9,32 @@ import (
 var ctSeq atomic.Int64
 
 // ct is a successful CloudTrail event of source and name by an IAM user
-// with a long-term key; extra is JSON members added at the end (a key
-// given again replaces the default, as the last duplicate wins).
+// with a long-term key; extra is JSON members that replace or add to the
+// defaults (no key twice: Elastic's pipeline refuses duplicate keys).
 func ct(source, name, extra string) string {
 	n := ctSeq.Add(1)
-	if extra != "" {
-		extra = "," + extra
+	ev := map[string]any{
+		"eventVersion": "1.09", "eventSource": source, "eventName": name,
+		"eventTime": fmt.Sprintf("2026-05-04T10:%02d:%02dZ", n/60%60, n%60),
+		"eventID":   fmt.Sprintf("ev-%d", n), "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
+		"userAgent": "aws-cli/2.15.0", "recipientAccountId": "111122223333",
+		"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": "arn:aws:iam::111122223333:user/alice",
+			"accountId": "111122223333", "accessKeyId": "AKIAEXAMPLE", "userName": "alice"},
 	}
-	return fmt.Sprintf(`{"eventVersion":"1.09","eventSource":%q,"eventName":%q,"eventTime":"2026-05-04T10:%02d:%02dZ",
-		"eventID":"ev-%d","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userAgent":"aws-cli/2.15.0",
-		"recipientAccountId":"111122223333",
-		"userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice",
-		"accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"}%s}`, source, name, n/60%60, n%60, n, extra)
+	if extra != "" {
+		var add map[string]any
+		if err := json.Unmarshal([]byte("{"+extra+"}"), &add); err != nil {
+			panic(fmt.Sprintf("%v: %s", err, extra))
+		}
+		for k, v := range add {
+			ev[k] = v
+		}
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 type eqlCase struct {

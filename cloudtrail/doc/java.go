@@ -102,37 +102,7 @@ func appendJavaMap(dst []byte, members []Member) []byte {
 		return append(dst, '{', '}')
 	}
 	var small [16]javaEntry
-	ents := small[:0]
-	if len(members) > len(small) {
-		ents = make([]javaEntry, 0, len(members))
-	}
-	if len(members) <= 32 {
-		for _, m := range members {
-			h := spread(javaHash(m.Key))
-			dup := false
-			for i := range ents {
-				if ents[i].hash == h && ents[i].key == m.Key {
-					ents[i].val = m.Val
-					dup = true
-					break
-				}
-			}
-			if !dup {
-				ents = append(ents, javaEntry{m.Key, m.Val, h})
-			}
-		}
-	} else {
-		index := make(map[string]int, len(members))
-		for _, m := range members {
-			if i, ok := index[m.Key]; ok {
-				ents[i].val = m.Val
-				continue
-			}
-			index[m.Key] = len(ents)
-			ents = append(ents, javaEntry{m.Key, m.Val, spread(javaHash(m.Key))})
-		}
-	}
-
+	ents := javaEntries(small[:0], members)
 	mask := javaTableSize(ents) - 1
 	if len(ents) <= 32 {
 		// Insertion sort: stable, and no allocation.
@@ -304,4 +274,59 @@ func decimalDigits(b []byte) ([]byte, int) {
 		mant = mant[:len(mant)-1]
 	}
 	return mant, exp
+}
+
+// JavaHashMapOrder returns the entries of a java.util.HashMap that was given
+// the members in order (a later duplicate key replacing the earlier value in
+// its place), in the order the map iterates them. Removed members (nil Val)
+// size the table as they did in the map, and are left out of the result.
+func JavaHashMapOrder(members []Member) []Member {
+	ents := javaEntries(nil, members)
+	mask := javaTableSize(ents) - 1
+	slices.SortStableFunc(ents, func(a, b javaEntry) int {
+		return int(a.hash&mask) - int(b.hash&mask)
+	})
+	out := make([]Member, 0, len(ents))
+	for _, e := range ents {
+		if e.val != nil {
+			out = append(out, Member{Key: e.key, Val: e.val})
+		}
+	}
+	return out
+}
+
+// javaEntries appends the distinct keys of members to ents in insertion
+// order, a later duplicate replacing the earlier value in its place, as
+// HashMap.put does.
+func javaEntries(ents []javaEntry, members []Member) []javaEntry {
+	if cap(ents) < len(members) {
+		ents = make([]javaEntry, 0, len(members))
+	}
+	if len(members) <= 32 {
+		for _, m := range members {
+			h := spread(javaHash(m.Key))
+			dup := false
+			for i := range ents {
+				if ents[i].hash == h && ents[i].key == m.Key {
+					ents[i].val = m.Val
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				ents = append(ents, javaEntry{m.Key, m.Val, h})
+			}
+		}
+		return ents
+	}
+	index := make(map[string]int, len(members))
+	for _, m := range members {
+		if i, ok := index[m.Key]; ok {
+			ents[i].val = m.Val
+			continue
+		}
+		index[m.Key] = len(ents)
+		ents = append(ents, javaEntry{m.Key, m.Val, spread(javaHash(m.Key))})
+	}
+	return ents
 }

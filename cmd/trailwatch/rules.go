@@ -101,6 +101,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d rules: %d runnable, %d skipped (%s)\n", len(rs.Rules), runs, skipped, strings.Join(parts, ", "))
+	fmt.Fprintf(stdout, "fields: as Elastic's AWS integration (%s) indexes CloudTrail\n", cloudtrail.AWSPackage)
 	for _, r := range rs.Rules {
 		for _, n := range r.Notes {
 			fmt.Fprintf(stdout, "note: %v\n", n)

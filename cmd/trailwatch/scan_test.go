@@ -198,6 +198,9 @@ func TestRulesCommand(t *testing.T) {
 	if code := run([]string{"rules", "../../conf/rules"}, nil, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
+	if !strings.Contains(out.String(), "fields: as Elastic's AWS integration (aws 8.8.0) indexes CloudTrail") {
+		t.Errorf("rules names no aws package version:\n%s", out.String())
+	}
 	if !strings.Contains(out.String(), "2 rules: 2 runnable, 0 skipped") || !strings.Contains(out.String(), policyRuleID) {
 		t.Errorf("output:\n%s", out.String())
 	}
