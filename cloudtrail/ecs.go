@@ -334,6 +334,19 @@ func newKeyPath(keys ...string) *keyPath {
 // hotUnknown, as a path's hot number: not worked out yet.
 const hotUnknown = -2
 
+// listTop lists the record's top level on first need; false when the
+// bytes cannot be walked.
+func (e *Event) listTop() bool {
+	if !e.mpIdxOK {
+		idx, list, _, ok := IndexMsgpack(e.mp, e.mpIdx[:0])
+		if !ok {
+			return false
+		}
+		e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = list, idx.Top, idx.hot, true
+	}
+	return true
+}
+
 // mpScalar reads a path from the MessagePack bytes through the record's
 // member lists.
 func (e *Event) mpScalar(path []string) (matcher.Value, mpStatus) {
@@ -343,12 +356,8 @@ func (e *Event) mpScalar(path []string) (matcher.Value, mpStatus) {
 // mpScalarTagged is mpScalar with the keys' tags given (nil: worked out
 // here) and the first key's hot number (hotUnknown: worked out here).
 func (e *Event) mpScalarTagged(path []string, tags []uint64, hot int) (matcher.Value, mpStatus) {
-	if !e.mpIdxOK {
-		idx, list, _, ok := IndexMsgpack(e.mp, e.mpIdx[:0])
-		if !ok {
-			return matcher.Value{}, mpContainer // unreadable: let the tree decide
-		}
-		e.mpIdx, e.mpTop, e.mpHot, e.mpIdxOK = list, idx.Top, idx.hot, true
+	if !e.listTop() {
+		return matcher.Value{}, mpContainer // unreadable: let the tree decide
 	}
 	if len(path) == 0 {
 		return matcher.Value{}, mpAbsent
@@ -537,7 +546,7 @@ func (e *Event) payloadOf(key string) *payload {
 	}
 	p := &payload{}
 	if key != "" {
-		if n := e.tree().Get(key); n != nil {
+		if n := e.topValue(key); n != nil {
 			p.node = cleaned(n)
 		}
 		if key == "additionalEventData" && e.movesUserName() && p.node != nil && p.node.Kind == doc.Object && p.node.Get("UserName") != nil {
@@ -552,6 +561,27 @@ func (e *Event) payloadOf(key string) *payload {
 	}
 	e.clean[key] = p
 	return p
+}
+
+// topValue is the value of a top-level key as a tree. A record read in
+// place builds the tree of that value alone (or nothing, when the key is
+// absent), not of the whole record.
+func (e *Event) topValue(key string) *doc.Node {
+	if e.raw != nil || e.mp == nil || e.mpTree {
+		return e.tree().Get(key)
+	}
+	if !e.listTop() {
+		return e.tree().Get(key) // unreadable: the tree decides
+	}
+	m := e.topMember(key)
+	if m == nil {
+		return nil
+	}
+	n, _, err := doc.ReadMsgpack(m.val(e.mp))
+	if err != nil {
+		return e.tree().Get(key) // as the whole record's reading decides
+	}
+	return n
 }
 
 // payloadText is a payload's Map.toString() text, rendered once per event.
