@@ -16,6 +16,7 @@ import (
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
@@ -122,6 +123,15 @@ func assumedRole(role, session, key string) string {
 
 var tenRegions = []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-central-1", "ap-south-1", "ap-northeast-1", "sa-east-1"}
 
+// describeCalls is ten DescribeInstances calls a second apart from start,
+// over regions in turn.
+func describeCalls(start string, regions []string) []string {
+	return many(10, func(i int) string {
+		return ctAt(clk(start, time.Duration(i)*time.Second), "ec2.amazonaws.com", "DescribeInstances",
+			fmt.Sprintf(`"awsRegion":%q,"requestParameters":{"maxResults":1000}`, regions[i%len(regions)]))
+	})
+}
+
 type esqlCorpusCase struct {
 	rule string
 	geo  bool // needs the MaxMind databases
@@ -147,12 +157,7 @@ func esqlCorpusCases() []esqlCorpusCase {
 				fmt.Sprintf(`"requestParameters":{"bucketName":"b%02d","acl":""},"resources":[{"type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::b%02d"}]`, i, i))
 		})
 	}
-	describe := func(start string, regions []string) []string {
-		return many(10, func(i int) string {
-			return ctAt(clk(start, time.Duration(i)*time.Second), "ec2.amazonaws.com", "DescribeInstances",
-				fmt.Sprintf(`"awsRegion":%q,"requestParameters":{"maxResults":1000}`, regions[i%len(regions)]))
-		})
-	}
+	describe := describeCalls
 	quota := func(code string) []string {
 		return many(10, func(i int) string {
 			return ctAt(clk("10:04:00", time.Duration(i)*time.Second), "servicequotas.amazonaws.com", "GetServiceQuota",
@@ -412,17 +417,61 @@ func eventTime(t *testing.T, js string) time.Time {
 	return tm
 }
 
-func parseRecords(t *testing.T, records []string) []Record {
+// parseRecords reads records as trees, or, inPlace, as MessagePack bodies
+// read in place (the plugin's path; JSON integers stay integers).
+func parseRecords(t *testing.T, records []string, inPlace bool) []Record {
 	t.Helper()
 	var recs []Record
 	for _, js := range records {
-		n, err := doc.ParseJSON([]byte(js))
-		if err != nil {
+		if !inPlace {
+			n, err := doc.ParseJSON([]byte(js))
+			if err != nil {
+				t.Fatalf("%v: %s", err, js)
+			}
+			recs = append(recs, Record{Node: n})
+			continue
+		}
+		d := json.NewDecoder(strings.NewReader(js))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
 			t.Fatalf("%v: %s", err, js)
 		}
-		recs = append(recs, Record{Node: n})
+		b, err := msgp.AppendIntf(nil, numbers(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, Record{Msgpack: b})
 	}
 	return recs
+}
+
+// numbers turns a decoded JSON value's json.Numbers into int64 or float64.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
+}
+
+// feedMode is how feedESQL gives the records.
+type feedMode struct {
+	db      *enrich.DB // the MaxMind databases, or nil
+	restart bool       // close and open the engine again between batches
+	inPlace bool       // as MessagePack read in place
 }
 
 // esqlFeed is what feeding a rule's records made.
@@ -441,7 +490,7 @@ type esqlFeed struct {
 // runs are made before the end), then Drain makes the last runs; with
 // restart, the engine is closed and opened again on the same state file
 // before each batch and before Drain.
-func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, db *enrich.DB, records []string, restart bool) esqlFeed {
+func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, records []string, m feedMode) esqlFeed {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
 	var now time.Time
@@ -458,8 +507,8 @@ func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, db *enrich.DB, recor
 			t.Fatal(err)
 		}
 		o := Options{State: st, TimeSource: EventTime, Now: func() time.Time { return now }}
-		if db != nil {
-			o.Enricher = db
+		if m.db != nil {
+			o.Enricher = m.db
 		}
 		if e, err = New(rs, o); err != nil {
 			t.Fatal(err)
@@ -490,7 +539,7 @@ func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, db *enrich.DB, recor
 	}
 	open()
 	for _, b := range batches {
-		if restart {
+		if m.restart {
 			open()
 		}
 		for _, js := range b {
@@ -498,18 +547,21 @@ func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, db *enrich.DB, recor
 				now = tm
 			}
 		}
-		collect(e.ProcessBatch(parseRecords(t, b)))
+		collect(e.ProcessBatch(parseRecords(t, b, m.inPlace)))
 	}
 	if !r.ESQL.IsAggregating() {
 		// The same records again (a retried chunk): no second alert.
-		if res, err := e.ProcessBatch(parseRecords(t, records)); err != nil || len(res.Alerts) != 0 {
+		if res, err := e.ProcessBatch(parseRecords(t, records, m.inPlace)); err != nil || len(res.Alerts) != 0 {
 			t.Errorf("the records given again: %d alerts, %v", len(res.Alerts), err)
 		}
 	} else {
-		if restart {
+		if m.restart {
 			open()
 		}
 		collect(e.Drain())
+		if res, err := e.Drain(); err != nil || len(res.Alerts) != 0 {
+			t.Errorf("a second Drain: %d alerts, %v", len(res.Alerts), err)
+		}
 	}
 	return out
 }
@@ -576,11 +628,11 @@ func TestCorpusESQLRules(t *testing.T) {
 				withDB = db
 				// Without the databases the rule's source.as/source.geo
 				// fields are null: no alert.
-				if got := feedESQL(t, &one, r, nil, tc.hit, false); len(got.ids) != 0 {
+				if got := feedESQL(t, &one, r, tc.hit, feedMode{}); len(got.ids) != 0 {
 					t.Errorf("%d alerts without the MaxMind databases, want 0", len(got.ids))
 				}
 			}
-			got := feedESQL(t, &one, r, withDB, tc.hit, false)
+			got := feedESQL(t, &one, r, tc.hit, feedMode{db: withDB})
 			t.Logf("%d alerts (%d suppressed; by batch %v), %d rows before STATS", len(got.ids), got.suppressed, got.steps, got.rows)
 			if len(got.ids) != tc.want {
 				t.Errorf("%d alerts on the records written for it, want %d", len(got.ids), tc.want)
@@ -607,14 +659,29 @@ func TestCorpusESQLRules(t *testing.T) {
 				seen[id] = true
 			}
 			if r.ESQL.IsAggregating() {
-				again := feedESQL(t, &one, r, withDB, tc.hit, true)
+				again := feedESQL(t, &one, r, tc.hit, feedMode{db: withDB, restart: true})
 				if !slices.Equal(again.ids, got.ids) || !slices.Equal(again.steps, got.steps) || again.suppressed != got.suppressed {
 					t.Errorf("across restarts the alerts are %v by batch %v (%d suppressed), want %v by batch %v (%d suppressed)",
 						again.ids, again.steps, again.suppressed, got.ids, got.steps, got.suppressed)
 				}
 			}
+			if mp := feedESQL(t, &one, r, tc.hit, feedMode{db: withDB, inPlace: true}); !slices.Equal(mp.ids, got.ids) {
+				t.Errorf("records read in place from MessagePack make alerts %v, want %v", mp.ids, got.ids)
+			}
+			// With every rule of the corpus loaded, the rule's alerts are the
+			// same (the candidate index, shared evaluations, the clock).
+			var together []string
+			crowd := feedESQL(t, all, r, tc.hit, feedMode{db: withDB})
+			for i, d := range crowd.docs {
+				if d["kibana.alert.rule.name"] == tc.rule {
+					together = append(together, crowd.ids[i])
+				}
+			}
+			if !slices.Equal(together, got.ids) {
+				t.Errorf("with the whole corpus loaded the rule makes alerts %v, want %v", together, got.ids)
+			}
 			for i, miss := range tc.misses {
-				if got := feedESQL(t, &one, r, withDB, miss, false); len(got.ids) != 0 {
+				if got := feedESQL(t, &one, r, miss, feedMode{db: withDB}); len(got.ids) != 0 {
 					t.Errorf("near miss %d: %d alerts, want 0", i, len(got.ids))
 					for _, d := range got.docs {
 						t.Logf("alert %v", d)
@@ -625,5 +692,56 @@ func TestCorpusESQLRules(t *testing.T) {
 	}
 	if len(byName) > 0 {
 		t.Errorf("rules without a test: %v", slices.Sorted(maps.Keys(byName)))
+	}
+}
+
+// TestCorpusESQLAfterARun: records of a window that arrive after a run has
+// read (and compacted) their bucket still count in the next run that holds
+// them, across a restart: half of the calls of "AWS EC2 Multi-Region
+// DescribeInstances API Calls" before the run at 10:05, half after it; the
+// run at 10:10 finds all ten regions.
+func TestCorpusESQLAfterARun(t *testing.T) {
+	all, corpus := corpusRules(t)
+	if !corpus {
+		t.Skip("Elastic's rules are not at ../../shared/detection-rules/aws: nothing to run")
+	}
+	const name = "AWS EC2 Multi-Region DescribeInstances API Calls"
+	var one conf.RuleSet
+	for _, r := range all.Runnable() {
+		if r.Name == name {
+			one = conf.RuleSet{Rules: []*conf.Rule{r}, Schema: all.Schema}
+		}
+	}
+	if one.Rules == nil {
+		t.Fatalf("no rule %q", name)
+	}
+	calls := describeCalls("10:04:00", tenRegions)
+	path := filepath.Join(t.TempDir(), "state.db")
+	now := at("10:06:00")
+	var docs []map[string]any
+	for _, b := range [][]string{calls[:5], {esqlTick(at("10:05:01"))}, calls[5:], {esqlTick(at("10:15:01"))}} {
+		st, err := store.Open(path, store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(&one, Options{State: st, TimeSource: EventTime, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.ProcessBatch(parseRecords(t, b, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stats.Late != 0 {
+			t.Errorf("%d records late", res.Stats.Late)
+		}
+		for _, a := range res.Alerts {
+			docs = append(docs, a.Doc())
+		}
+		st.Close()
+	}
+	if len(docs) != 1 || docs[0]["kibana.alert.original_time"] != "2026-05-04T10:10:00.000Z" ||
+		docs[0]["Esql.event_count"] != int64(10) || docs[0]["Esql.cloud_region_count_distinct"] != int64(10) {
+		t.Fatalf("alerts %v, want one of the run at 10:10 with ten calls in ten regions", docs)
 	}
 }
