@@ -514,7 +514,6 @@ func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, records []string, m 
 			t.Fatal(err)
 		}
 	}
-	defer func() { st.Close() }()
 	var out esqlFeed
 	collect := func(res Result, err error) {
 		t.Helper()
@@ -538,6 +537,7 @@ func feedESQL(t *testing.T, rs *conf.RuleSet, r *conf.Rule, records []string, m 
 		batches = [][]string{records[:half], records[half:], {esqlTick(tick)}}
 	}
 	open()
+	defer func() { st.Close() }()
 	for _, b := range batches {
 		if m.restart {
 			open()
@@ -701,20 +701,7 @@ func TestCorpusESQLRules(t *testing.T) {
 // DescribeInstances API Calls" before the run at 10:05, half after it; the
 // run at 10:10 finds all ten regions.
 func TestCorpusESQLAfterARun(t *testing.T) {
-	all, corpus := corpusRules(t)
-	if !corpus {
-		t.Skip("Elastic's rules are not at ../../shared/detection-rules/aws: nothing to run")
-	}
-	const name = "AWS EC2 Multi-Region DescribeInstances API Calls"
-	var one conf.RuleSet
-	for _, r := range all.Runnable() {
-		if r.Name == name {
-			one = conf.RuleSet{Rules: []*conf.Rule{r}, Schema: all.Schema}
-		}
-	}
-	if one.Rules == nil {
-		t.Fatalf("no rule %q", name)
-	}
+	one := corpusRuleAlone(t, "AWS EC2 Multi-Region DescribeInstances API Calls")
 	calls := describeCalls("10:04:00", tenRegions)
 	path := filepath.Join(t.TempDir(), "state.db")
 	now := at("10:06:00")
@@ -724,7 +711,7 @@ func TestCorpusESQLAfterARun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(&one, Options{State: st, TimeSource: EventTime, Now: func() time.Time { return now }})
+		e, err := New(one, Options{State: st, TimeSource: EventTime, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -744,4 +731,53 @@ func TestCorpusESQLAfterARun(t *testing.T) {
 		docs[0]["Esql.event_count"] != int64(10) || docs[0]["Esql.cloud_region_count_distinct"] != int64(10) {
 		t.Fatalf("alerts %v, want one of the run at 10:10 with ten calls in ten regions", docs)
 	}
+}
+
+// TestCorpusESQLUserAgentName: "AWS Discovery API Calls via CLI from a
+// Single Resource" tests user_agent.name, which the edge does not derive
+// from a raw CloudTrail record (TestCorpusESQLRules: no row); already-ECS
+// documents that carry it make the alerts the query asks for, one per run
+// at 10:05 and 10:10.
+func TestCorpusESQLUserAgentName(t *testing.T) {
+	one := corpusRuleAlone(t, "AWS Discovery API Calls via CLI from a Single Resource")
+	actions := []string{"DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeVolumes", "DescribeSnapshots"}
+	docs := many(len(actions), func(i int) string {
+		return fmt.Sprintf(`{"@timestamp":"2026-05-04T10:04:0%dZ","event":{"provider":"ec2.amazonaws.com","action":%q,"dataset":"aws.cloudtrail","outcome":"success","id":"ecs-%d"},
+		"data_stream":{"dataset":"aws.cloudtrail"},"source":{"ip":"198.51.100.7"},"user_agent":{"name":"aws-cli","original":"aws-cli/2.15.0"},
+		"cloud":{"account":{"id":"111122223333"},"region":"us-east-1"},"user":{"name":"alice"},
+		"aws":{"cloudtrail":{"user_identity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","access_key_id":"AKIAEXAMPLE"}}}}`, i, actions[i], i)
+	})
+	e, _ := newEngine(t, one, Options{TimeSource: EventTime, Now: func() time.Time { return at("10:06:00") }})
+	if _, err := e.ProcessBatch(parseRecords(t, docs, false)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []string
+	for _, a := range res.Alerts {
+		if d := a.Doc(); d["Esql.event_action_count_distinct"] == int64(6) {
+			runs = append(runs, d["kibana.alert.original_time"].(string))
+		}
+	}
+	if !slices.Equal(runs, []string{"2026-05-04T10:05:00.000Z", "2026-05-04T10:10:00.000Z"}) || len(res.Alerts) != 2 {
+		t.Fatalf("%d alerts, runs with six actions %v: want the runs at 10:05 and 10:10", len(res.Alerts), runs)
+	}
+}
+
+// corpusRuleAlone is a rule set of one rule of Elastic's corpus, by name.
+func corpusRuleAlone(t *testing.T, name string) *conf.RuleSet {
+	t.Helper()
+	all, corpus := corpusRules(t)
+	if !corpus {
+		t.Skip("Elastic's rules are not at ../../shared/detection-rules/aws: nothing to run")
+	}
+	for _, r := range all.Runnable() {
+		if r.Name == name {
+			return &conf.RuleSet{Rules: []*conf.Rule{r}, Schema: all.Schema}
+		}
+	}
+	t.Fatalf("no rule %q", name)
+	return nil
 }
