@@ -161,6 +161,12 @@ func (r *Rule) ReadsFields() []string {
 			add(f.Name)
 		}
 	}
+	if r.ESQL != nil {
+		// The prefilter reads only some of them.
+		for _, f := range r.ESQL.Fields() {
+			add(f.Name)
+		}
+	}
 	if r.NewTerms != nil {
 		for _, f := range r.NewTerms.Fields {
 			add(f)

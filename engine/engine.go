@@ -773,11 +773,17 @@ func (e *Engine) Windows() map[string]time.Duration {
 
 func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev := &w.ev
-	if e.source == EventTime && len(e.scheduled) > 0 {
-		// Every record moves the event clock that scheduled runs follow,
-		// but none beyond the wall clock's reach.
-		if t := ev.EventTime(); t.After(w.maxEvent) && !t.After(ev.Ingested.Add(futureSlack)) {
-			w.maxEvent = t
+	if e.source == EventTime {
+		// On the event clock a record is taken as read when it happened:
+		// windows, runs and event.ingested (which ES|QL rules compare with
+		// NOW()) all follow its eventTime. Every record moves the event
+		// clock that scheduled runs follow, but none beyond the wall
+		// clock's reach.
+		if t := ev.EventTime(); !t.IsZero() {
+			if t.After(w.maxEvent) && !t.After(ev.Ingested.Add(futureSlack)) {
+				w.maxEvent = t
+			}
+			ev.Ingested = t
 		}
 	}
 	w.provs = textsOf(w.provs[:0], ev.Values(e.provider))
@@ -875,15 +881,9 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 }
 
 // seenAt is the time the engine's clock gives a record: when it was read,
-// or its eventTime (when it has one) with the event clock.
-func (e *Engine) seenAt(ev *cloudtrail.Event) time.Time {
-	if e.source == EventTime {
-		if t := ev.EventTime(); !t.IsZero() {
-			return t
-		}
-	}
-	return ev.Ingested
-}
+// or its eventTime (when it has one) with the event clock (evaluate set it
+// so).
+func (e *Engine) seenAt(ev *cloudtrail.Event) time.Time { return ev.Ingested }
 
 // sameRecord reports whether two pending terms come from the same record.
 func sameRecord(a, b *pendingTerm) bool {

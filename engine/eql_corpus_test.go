@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 )
 
@@ -10,31 +11,53 @@ var ctSeq atomic.Int64
 
 // ct is a successful CloudTrail event of source and name by an IAM user
 // with a long-term key; extra is JSON members that replace or add to the
-// defaults (no key twice: Elastic's pipeline refuses duplicate keys).
+// defaults (no key twice: Elastic's pipeline refuses duplicate keys). Keys
+// keep the order they are written in (a payload's Map.toString() text
+// depends on it).
 func ct(source, name, extra string) string {
 	n := ctSeq.Add(1)
-	ev := map[string]any{
-		"eventVersion": "1.09", "eventSource": source, "eventName": name,
-		"eventTime": fmt.Sprintf("2026-05-04T10:%02d:%02dZ", n/60%60, n%60),
-		"eventID":   fmt.Sprintf("ev-%d", n), "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
-		"userAgent": "aws-cli/2.15.0", "recipientAccountId": "111122223333",
-		"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": "arn:aws:iam::111122223333:user/alice",
-			"accountId": "111122223333", "accessKeyId": "AKIAEXAMPLE", "userName": "alice"},
+	q := func(s string) json.RawMessage { b, _ := json.Marshal(s); return b }
+	keys := []string{"eventVersion", "eventSource", "eventName", "eventTime", "eventID", "awsRegion", "sourceIPAddress", "userAgent", "recipientAccountId", "userIdentity"}
+	vals := map[string]json.RawMessage{
+		"eventVersion": q("1.09"), "eventSource": q(source), "eventName": q(name),
+		"eventTime": q(fmt.Sprintf("2026-05-04T10:%02d:%02dZ", n/60%60, n%60)),
+		"eventID":   q(fmt.Sprintf("ev-%d", n)), "awsRegion": q("us-east-1"), "sourceIPAddress": q("198.51.100.7"),
+		"userAgent": q("aws-cli/2.15.0"), "recipientAccountId": q("111122223333"),
+		"userIdentity": json.RawMessage(`{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice",` +
+			`"accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"}`),
 	}
 	if extra != "" {
-		var add map[string]any
-		if err := json.Unmarshal([]byte("{"+extra+"}"), &add); err != nil {
+		d := json.NewDecoder(strings.NewReader("{" + extra + "}"))
+		if _, err := d.Token(); err != nil {
 			panic(fmt.Sprintf("%v: %s", err, extra))
 		}
-		for k, v := range add {
-			ev[k] = v
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				panic(fmt.Sprintf("%v: %s", err, extra))
+			}
+			var v json.RawMessage
+			if err := d.Decode(&v); err != nil {
+				panic(fmt.Sprintf("%v: %s", err, extra))
+			}
+			if _, ok := vals[k.(string)]; !ok {
+				keys = append(keys, k.(string))
+			}
+			vals[k.(string)] = v
 		}
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic(err)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(q(k))
+		b.WriteByte(':')
+		b.Write(vals[k])
 	}
-	return string(b)
+	b.WriteByte('}')
+	return b.String()
 }
 
 type eqlCase struct {

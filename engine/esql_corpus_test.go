@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -388,12 +389,18 @@ func esqlCorpusCases() []esqlCorpusCase {
 				return ctAt(clk("10:04:00", time.Duration(i)*time.Second), "secretsmanager.amazonaws.com", "GetSecretValue", fmt.Sprintf(`"requestParameters":{"secretId":"s%d"}`, i))
 			})},
 		{rule: "AWS EC2 LOLBin Execution via SSM SendCommand", rows: 1, hit: []string{sendCommand}},
-		// user_agent.name is not derived from CloudTrail: no record passes.
-		{rule: "AWS Discovery API Calls via CLI from a Single Resource", rows: 0,
+		// user_agent.name comes from the user_agent processor's parse of
+		// userAgent (aws-cli); six discovery calls in one 10-second window
+		// alert at the runs at 10:05 and 10:10; five do not.
+		{rule: "AWS Discovery API Calls via CLI from a Single Resource", rows: 6, want: 2,
 			hit: many(6, func(i int) string {
 				return ctAt(clk("10:04:00", time.Duration(i)*time.Second), "ec2.amazonaws.com",
 					[]string{"DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeVolumes", "DescribeSnapshots"}[i], "")
-			})},
+			}),
+			misses: [][]string{many(5, func(i int) string {
+				return ctAt(clk("10:04:00", time.Duration(i)*time.Second), "ec2.amazonaws.com",
+					[]string{"DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeVolumes"}[i], "")
+			})}},
 	}
 }
 
@@ -431,40 +438,52 @@ func parseRecords(t *testing.T, records []string, inPlace bool) []Record {
 			recs = append(recs, Record{Node: n})
 			continue
 		}
-		d := json.NewDecoder(strings.NewReader(js))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
+		n, err := doc.ParseJSON([]byte(js))
+		if err != nil {
 			t.Fatalf("%v: %s", err, js)
 		}
-		b, err := msgp.AppendIntf(nil, numbers(v))
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := appendNode(nil, n)
 		recs = append(recs, Record{Msgpack: b})
 	}
 	return recs
 }
 
-// numbers turns a decoded JSON value's json.Numbers into int64 or float64.
-func numbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
+// appendNode writes a tree as MessagePack, members in their order (as a
+// Fluent Bit record keeps the JSON's), integers as integers.
+func appendNode(b []byte, n *doc.Node) []byte {
+	switch n.Kind {
+	case doc.Object:
+		live := 0
+		for _, m := range n.Obj {
+			if m.Val != nil {
+				live++
+			}
 		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
+		b = msgp.AppendMapHeader(b, uint32(live))
+		for _, m := range n.Obj {
+			if m.Val != nil {
+				b = appendNode(msgp.AppendString(b, m.Key), m.Val)
+			}
 		}
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n
+		return b
+	case doc.Array:
+		b = msgp.AppendArrayHeader(b, uint32(len(n.Arr)))
+		for _, e := range n.Arr {
+			b = appendNode(b, e)
 		}
-		f, _ := x.Float64()
-		return f
+		return b
+	case doc.String:
+		return msgp.AppendString(b, n.Str)
+	case doc.Number:
+		if i, err := strconv.ParseInt(n.Str, 10, 64); err == nil && !n.Float {
+			return msgp.AppendInt64(b, i)
+		}
+		f, _ := strconv.ParseFloat(n.Str, 64)
+		return msgp.AppendFloat64(b, f)
+	case doc.Bool:
+		return msgp.AppendBool(b, n.Str == "true")
 	}
-	return v
+	return msgp.AppendNil(b)
 }
 
 // feedMode is how feedESQL gives the records.
@@ -734,10 +753,9 @@ func TestCorpusESQLAfterARun(t *testing.T) {
 }
 
 // TestCorpusESQLUserAgentName: "AWS Discovery API Calls via CLI from a
-// Single Resource" tests user_agent.name, which the edge does not derive
-// from a raw CloudTrail record (TestCorpusESQLRules: no row); already-ECS
-// documents that carry it make the alerts the query asks for, one per run
-// at 10:05 and 10:10.
+// Single Resource" tests user_agent.name, which already-ECS documents carry
+// as Elastic indexed it: they make the alerts the query asks for, one per
+// run at 10:05 and 10:10.
 func TestCorpusESQLUserAgentName(t *testing.T) {
 	one := corpusRuleAlone(t, "AWS Discovery API Calls via CLI from a Single Resource")
 	actions := []string{"DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeVolumes", "DescribeSnapshots"}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/trailwatch/trailwatch/store"
@@ -124,5 +125,30 @@ func TestESQLAggregatingRuns(t *testing.T) {
 	again, _ := run(true)
 	if !slices.Equal(again, ids) {
 		t.Errorf("across restarts %v, want %v", again, ids)
+	}
+}
+
+// TestESQLIngestedOnTheEventClock: replayed on the event clock, a record is
+// taken as read when it happened, so a rule comparing event.ingested with
+// NOW() (the run's time) sees it fresh in the first runs only, as a live
+// feed would: one alert, not one per run of its seven-day window.
+func TestESQLIngestedOnTheEventClock(t *testing.T) {
+	src := esqlRule(t, `FROM logs-aws.cloudtrail-*
+| WHERE event.provider == "signin.amazonaws.com"
+| STATS Esql.ingested_min = MIN(event.ingested), Esql.count = COUNT(*) BY cloud.account.id
+| WHERE Esql.ingested_min >= NOW() - 10 minutes`)
+	src = strings.Replace(src, `from = "now-6m"`, "from = \"now-7d\"\ninterval = \"10m\"", 1)
+	e, _ := newEngine(t, ruleSet(t, src), Options{TimeSource: EventTime})
+	res, err := e.ProcessBatch([]Record{login(t, at("10:02:00"), "111", "192.0.2.1", "root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(res.Alerts)
+	res, err = e.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n += len(res.Alerts); n != 1 {
+		t.Errorf("%d alerts, want 1 (the run at 10:10)", n)
 	}
 }

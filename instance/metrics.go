@@ -39,7 +39,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 		skipped:      d("records_skipped_total", "Records passed over, by reason (malformed, not CloudTrail).", "reason"),
 		evalSeconds:  d("rule_eval_seconds_total", "Time spent evaluating each rule, on sampled records (one in 64).", "rule"),
 		evalSamples:  d("rule_eval_samples_total", "Sampled evaluations of each rule.", "rule"),
-		runs:         d("rule_runs_total", "Scheduled runs made (threshold rules), by rule.", "rule"),
+		runs:         d("rule_runs_total", "Scheduled runs made (threshold and aggregating ES|QL rules), by rule.", "rule"),
 		windowFull:   d("window_counts_dropped_total", "Counts of scheduled rules not kept: the rule's window state was full."),
 		windowGroups: d("rule_window_groups", "Groups a scheduled rule holds in its window state, by rule_id.", "rule_id"),
 	}

@@ -204,7 +204,7 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 		fmt.Fprintf(w, "  suppressed %d alerts into their groups (alert_suppression)\n", st.Suppressed)
 	}
 	if st.Runs > 0 {
-		fmt.Fprintf(w, "  %s of scheduled rules (threshold)\n", plural(st.Runs, "run"))
+		fmt.Fprintf(w, "  %s of scheduled rules (threshold, aggregating ES|QL)\n", plural(st.Runs, "run"))
 	}
 	if st.WindowFull > 0 {
 		fmt.Fprintf(w, "  %d counts of scheduled rules not kept: a rule's window state was full (%d entries)\n", st.WindowFull, engine.WindowCap)

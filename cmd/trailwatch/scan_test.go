@@ -252,3 +252,22 @@ func TestRulesNamesOtherDataStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesNamesESQLRulesNeedingMaxMind: an ES|QL rule that reads
+// source.as.* or source.geo.* after its prefilter is listed as needing the
+// database.
+func TestRulesNamesESQLRulesNeedingMaxMind(t *testing.T) {
+	corpus := "../../../shared/detection-rules/aws"
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("Elastic's rules are not at %s: nothing to list", corpus)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", corpus}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "AWS Rare Source AS Organization Activity") && !strings.Contains(line, "cannot fire without --asn-db") {
+			t.Errorf("not named as needing the ASN database: %s", line)
+		}
+	}
+}
