@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"github.com/trailwatch/trailwatch/fleet"
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// A fleet of nodes shares one new_terms history and one set of alert ids
+// (package fleet, on NATS JetStream key-value buckets); the state file
+// stays the local tier. Inside a batch's commit (so that two batches of one
+// node never ask about the same term at once):
+//
+//   - a term the local tier knows within the shortest window of the rules
+//     that read it is answered locally; its refreshed sighting (written at
+//     most once per 1/10080 of the window, as the local tier writes it) is
+//     published after the commit, in the background;
+//   - a term new to the node is claimed in the fleet, the batch's claims
+//     at once under one deadline: the sighting the fleet held before this
+//     one becomes the term's last sighting, so that exactly one node finds
+//     it new and alerts;
+//   - the ids of the other alerts (query, EQL, threshold: a new_terms
+//     alert's id is decided with its term) are claimed before they are
+//     written: the node that creates an id's key sends the alert, the
+//     others drop it (Stats.FleetDuplicates).
+//
+// A question the fleet does not answer in time is decided locally, and the
+// alert that depended on it is marked unconfirmed.
+
+// fleetCommit is a batch's fleet decisions.
+type fleetCommit struct {
+	cl          *fleet.Claims
+	unconfirmed map[int]bool     // terms judged locally: the fleet did not answer
+	publish     []fleet.Sighting // refreshed sightings to publish after the commit
+}
+
+// setFleet attaches the fleet (nil: none).
+func (e *Engine) setFleet(f *fleet.Client) {
+	if f == nil {
+		return
+	}
+	e.fleet = f
+	e.histIdx = make(map[string]int, len(e.histories))
+	for i, h := range e.histories {
+		e.histIdx[h.name] = i
+	}
+}
+
+// fleetTerms asks the fleet about the batch's terms that are new to this
+// node and folds its answers into the verdicts.
+func (e *Engine) fleetTerms(v *store.Verdicts, terms []store.Term) *fleetCommit {
+	fc := &fleetCommit{cl: e.fleet.Begin()}
+	type ask struct{ term, claim int }
+	var asks []ask
+	for i := range terms {
+		t := &terms[i]
+		hi, ok := e.histIdx[t.History]
+		if !ok {
+			continue
+		}
+		h := &e.histories[hi]
+		last, known := v.Local(i)
+		if store.IsNew(last, known, t.Seen, h.shortest) {
+			asks = append(asks, ask{i, fc.cl.Term(h.identity, t.Key, t.Seen, last, known, h.shortest)})
+			continue
+		}
+		if known && t.Seen.Sub(last) >= h.refresh {
+			fc.publish = append(fc.publish, fleet.Sighting{Space: h.identity, Key: t.Key, Seen: t.Seen})
+		}
+	}
+	fc.cl.Wait()
+	for _, a := range asks {
+		prior, has, ok := fc.cl.Prior(a.claim)
+		switch {
+		case !ok:
+			if fc.unconfirmed == nil {
+				fc.unconfirmed = map[int]bool{}
+			}
+			fc.unconfirmed[a.term] = true
+		case has:
+			v.Merge(a.term, prior)
+		}
+	}
+	return fc
+}
+
+// fleetAlerts claims the ids of the alerts about to be written, but for
+// new_terms alerts (decided with their terms) and ids the local tier holds
+// (a retried batch: it drops them itself). An id another node holds is
+// dropped; one the fleet did not answer goes out unconfirmed.
+func (e *Engine) fleetAlerts(fc *fleetCommit, v *store.Verdicts, alerts []*Alert, drop []bool, st *Stats) {
+	type ask struct{ at, claim int }
+	var asks []ask
+	for i, a := range alerts {
+		if drop[i] || a == nil || a.r == nil || a.r.Type == "new_terms" || v.AlertSeen(a.UUID) {
+			continue
+		}
+		asks = append(asks, ask{i, fc.cl.Alert(a.UUID)})
+	}
+	fc.cl.Wait()
+	for _, q := range asks {
+		switch fc.cl.AlertOutcome(q.claim) {
+		case fleet.Lost:
+			drop[q.at] = true
+			st.FleetDuplicates++
+		case fleet.Fallback:
+			alerts[q.at].unconfirmed = true
+		}
+	}
+}
+
+// fleetMark is the part of an unconfirmed alert's document that says so.
+var fleetMark = newDocPart(map[string]any{"trailwatch.fleet.unconfirmed": true})
+
+// noPart is an empty part.
+var noPart = &docPart{}
+
+// fleetPart is the alert's fleet mark, when it has one.
+func (a *Alert) fleetPart() *docPart {
+	if a.unconfirmed {
+		return fleetMark
+	}
+	return noPart
+}
