@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"slices"
+
+	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -120,4 +123,41 @@ func (a *Alert) fleetPart() *docPart {
 		return fleetMark
 	}
 	return noPart
+}
+
+// PerNode tells whether a rule keeps state that is not shared in a fleet,
+// and the fields whose equal values must reach one node for its verdicts
+// to be right: a threshold rule's group fields (its counts), an EQL
+// sequence's join keys (its sequences in flight), alert suppression's
+// group_by (its open groups). An empty list with perNode true means all of
+// the rule's records must reach one node (no group fields, no join key).
+// max_signals caps count per node whatever the rule.
+func PerNode(r *conf.Rule) (fields []string, perNode bool) {
+	add := func(fs ...string) {
+		for _, f := range fs {
+			if !slices.Contains(fields, f) {
+				fields = append(fields, f)
+			}
+		}
+	}
+	switch {
+	case r.ThresholdSpec != nil:
+		perNode = true
+		add(r.ThresholdSpec.Fields...)
+	case r.Sequence != nil:
+		perNode = true
+		for _, st := range r.Sequence.Stages {
+			for _, k := range st.Keys {
+				add(k.Name)
+			}
+		}
+	}
+	if s := r.AlertSuppression; s != nil && len(s.GroupBy) > 0 {
+		perNode = true
+		add(s.GroupBy...)
+	}
+	if fields == nil {
+		fields = []string{}
+	}
+	return fields, perNode
 }
