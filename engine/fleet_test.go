@@ -35,33 +35,38 @@ type fleetRecord struct {
 // threshold rules grouped by account alert), as MessagePack bodies.
 func fleetStream(t testing.TB, n int) []fleetRecord {
 	t.Helper()
+	out, err := genFleetStream(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func genFleetStream(n int) ([]fleetRecord, error) {
 	var out []fleetRecord
-	add := func(m map[string]any, acct int) {
+	add := func(m map[string]any, acct int) error {
 		b, err := msgp.AppendIntf(nil, m)
-		if err != nil {
-			t.Fatal(err)
-		}
 		out = append(out, fleetRecord{Record{Msgpack: b}, acct})
+		return err
 	}
 	i := 0
 	err := gen.Generate(n, 5, func(m map[string]any) error {
 		var u int
 		fmt.Sscanf(m["userIdentity"].(map[string]any)["principalId"].(string)[len("AIDAEXAMPLE"):], "%d", &u)
 		acct := u % len(fleetAccounts)
-		add(replaceAll(m, "111122223333", fleetAccounts[acct]).(map[string]any), acct)
+		if err := add(replaceAll(m, "111122223333", fleetAccounts[acct]).(map[string]any), acct); err != nil {
+			return err
+		}
 		if i++; i%25 == 0 {
 			a := (i / 25) % len(fleetAccounts)
-			add(map[string]any{"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin", "eventTime": m["eventTime"],
+			return add(map[string]any{"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin", "eventTime": m["eventTime"],
 				"eventID": fmt.Sprintf("root-login-%d", i), "userIdentity": map[string]any{"type": "Root", "accountId": fleetAccounts[a]},
 				"sourceIPAddress": "192.0.2.1", "responseElements": map[string]any{"ConsoleLogin": "Failure"},
 				"errorMessage": "Failed authentication", "recipientAccountId": fleetAccounts[a]}, a)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return out, err
 }
 
 // replaceAll replaces old by new in every string of a record.
@@ -253,6 +258,21 @@ func sameAlerts(t testing.TB, want, got []string) {
 	}
 }
 
+// finish drains the nodes' scheduled runs and holds their alerts to
+// want's, none unconfirmed (the fleet was up); it returns them.
+func finish(t *testing.T, nodes []*fleetNode, want []string) []string {
+	t.Helper()
+	for _, n := range nodes {
+		n.drain(t)
+	}
+	got, unc := union(nodes)
+	if len(unc) > 0 {
+		t.Fatalf("%d alerts unconfirmed with the fleet up", len(unc))
+	}
+	sameAlerts(t, want, got)
+	return got
+}
+
 // kinds counts alerts by kind, for the log.
 func kinds(keys []string) string {
 	m := map[string]int{}
@@ -298,14 +318,7 @@ func TestFleetSplitRoundRobin(t *testing.T) {
 		batches[k%3] = append(batches[k%3], records(stream[i:min(i+fleetBatch, len(stream))]))
 	}
 	feed(t, nodes, batches)
-	for _, n := range nodes {
-		n.drain(t)
-	}
-	got, unc := union(nodes)
-	if len(unc) > 0 {
-		t.Fatalf("%d alerts unconfirmed with the fleet up", len(unc))
-	}
-	sameAlerts(t, want, got)
+	got := finish(t, nodes, want)
 	claims, conflicts := 0, 0
 	for _, n := range nodes {
 		claims += int(n.fc.C.TermClaims.Load())
@@ -346,14 +359,7 @@ func TestFleetSplitByAccount(t *testing.T) {
 		}
 	}
 	feed(t, nodes, batches)
-	for _, n := range nodes {
-		n.drain(t)
-	}
-	got, unc := union(nodes)
-	if len(unc) > 0 {
-		t.Fatalf("%d alerts unconfirmed with the fleet up", len(unc))
-	}
-	sameAlerts(t, want, got)
+	got := finish(t, nodes, want)
 	t.Logf("%d records, %d alerts %s (%d of threshold rules grouped by account)", len(stream), len(got), kinds(got), thresholds)
 }
 
@@ -371,14 +377,7 @@ func TestFleetActiveActive(t *testing.T) {
 		all = append(all, records(stream[i:min(i+fleetBatch, len(stream))]))
 	}
 	feed(t, nodes, [][][]Record{all, all})
-	for _, n := range nodes {
-		n.drain(t)
-	}
-	got, unc := union(nodes)
-	if len(unc) > 0 {
-		t.Fatalf("%d alerts unconfirmed with the fleet up", len(unc))
-	}
-	sameAlerts(t, want, got)
+	got := finish(t, nodes, want)
 	dups := nodes[0].fc.C.AlertConflicts.Load() + nodes[1].fc.C.AlertConflicts.Load()
 	if dups == 0 {
 		t.Fatal("no alert id was found held by the other node")

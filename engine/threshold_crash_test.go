@@ -135,6 +135,10 @@ func TestMain(m *testing.M) {
 		thresholdCrashChild(dir)
 		return
 	}
+	if dir := os.Getenv("TRAILWATCH_FLEET_CRASH_CHILD"); dir != "" {
+		fleetCrashChild(dir, os.Getenv("TRAILWATCH_FLEET_URL"))
+		return
+	}
 	os.Exit(m.Run())
 }
 
