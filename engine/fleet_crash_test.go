@@ -64,25 +64,7 @@ func fleetCrashChild(dir, url string) {
 	if err != nil {
 		fail(err)
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "delivered.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		fail(err)
-	}
-	deliver := func() {
-		ps, err := st.Pending(1 << 30)
-		if err != nil {
-			fail(err)
-		}
-		var seqs []uint64
-		for _, p := range ps {
-			log.Write(append(p.Alert, '\n'))
-			seqs = append(seqs, p.Seq)
-		}
-		log.Sync()
-		if err := st.Ack(seqs); err != nil {
-			fail(err)
-		}
-	}
+	deliver := deliverer(st, filepath.Join(dir, "delivered.log"), fail)
 	deliver()
 	stream, err := genFleetStream(fleetCrashRecords)
 	if err != nil {
@@ -107,6 +89,31 @@ func fleetCrashChild(dir, url string) {
 	st.Close()
 	os.WriteFile(filepath.Join(dir, "done"), nil, 0o600)
 	os.Exit(0)
+}
+
+// deliverer returns what a crash test's child calls after each batch: the
+// outbox's alerts appended to a log (fsync'd), then acknowledged, as a sink
+// does.
+func deliverer(st *store.Store, path string, fail func(error)) func() {
+	log, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fail(err)
+	}
+	return func() {
+		ps, err := st.Pending(1 << 30)
+		if err != nil {
+			fail(err)
+		}
+		var seqs []uint64
+		for _, p := range ps {
+			log.Write(append(p.Alert, '\n'))
+			seqs = append(seqs, p.Seq)
+		}
+		log.Sync()
+		if err := st.Ack(seqs); err != nil {
+			fail(err)
+		}
+	}
 }
 
 // TestFleetNodeSurvivesSIGKILL kills a node of a fleet at random moments
