@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"time"
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/fleet"
@@ -160,4 +161,27 @@ func PerNode(r *conf.Rule) (fields []string, perNode bool) {
 		fields = []string{}
 	}
 	return fields, perNode
+}
+
+// OpenFleet joins the fleet that set's shared_state names (nil when it
+// names none), as the node st's state file names: the terms bucket keeps
+// keys for the longest new_terms window of the rule set. Errors name the
+// settings (shared_state_ca, ...) without the word property.
+func OpenFleet(set *conf.Settings, rs *conf.RuleSet, st *store.Store, log fleet.Logger) (*fleet.Client, error) {
+	if set.SharedState == "" {
+		return nil, nil
+	}
+	id, err := st.NodeID()
+	if err != nil {
+		return nil, err
+	}
+	var ttl time.Duration
+	for _, r := range rs.Runnable() {
+		if r.NewTerms != nil {
+			ttl = max(ttl, r.NewTerms.Window)
+		}
+	}
+	return fleet.Open(fleet.Options{URL: set.SharedState, Prefix: set.SharedStatePrefix, Creds: set.SharedStateCreds,
+		CA: set.SharedStateCA, Cert: set.SharedStateCert, Key: set.SharedStateKey, Timeout: set.SharedStateTimeout,
+		Node: id, TermsTTL: ttl, Log: log})
 }

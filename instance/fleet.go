@@ -2,11 +2,11 @@ package instance
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -15,22 +15,7 @@ import (
 // (nil otherwise). The node is named by its state file; the terms bucket
 // keeps keys for the longest new_terms window of the rule set.
 func openFleet(set *conf.Settings, st *store.Store, rs *conf.RuleSet, log *Logger) (*fleet.Client, error) {
-	if set.SharedState == "" {
-		return nil, nil
-	}
-	id, err := st.NodeID()
-	if err != nil {
-		return nil, fmt.Errorf("property db: %w", err)
-	}
-	var ttl time.Duration
-	for _, r := range rs.Runnable() {
-		if r.NewTerms != nil {
-			ttl = max(ttl, r.NewTerms.Window)
-		}
-	}
-	fc, err := fleet.Open(fleet.Options{URL: set.SharedState, Prefix: set.SharedStatePrefix, Creds: set.SharedStateCreds,
-		CA: set.SharedStateCA, Cert: set.SharedStateCert, Key: set.SharedStateKey, Timeout: set.SharedStateTimeout,
-		Node: id, TermsTTL: ttl, Log: log})
+	fc, err := engine.OpenFleet(set, rs, st, log)
 	if err != nil {
 		return nil, fmt.Errorf("property %w", err)
 	}
