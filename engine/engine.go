@@ -670,7 +670,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		if e.fleet != nil {
 			// The terms new to this node are the fleet's to judge: one
 			// round of questions for the batch, under one deadline.
-			fc = e.fleetTerms(v, terms)
+			fc = e.fleetTerms(v, terms, alerts)
 			defer fc.cl.Done()
 		}
 		drop := make([]bool, len(alerts))

@@ -35,6 +35,7 @@ type fleetCommit struct {
 	cl          *fleet.Claims
 	unconfirmed map[int]bool     // terms judged locally: the fleet did not answer
 	publish     []fleet.Sighting // refreshed sightings to publish after the commit
+	asked       map[int]int      // alerts asked about with the terms: their claims
 }
 
 // setFleet attaches the fleet (nil: none).
@@ -50,9 +51,18 @@ func (e *Engine) setFleet(f *fleet.Client) {
 }
 
 // fleetTerms asks the fleet about the batch's terms that are new to this
-// node and folds its answers into the verdicts.
-func (e *Engine) fleetTerms(v *store.Verdicts, terms []store.Term) *fleetCommit {
+// node and folds its answers into the verdicts. The ids of the alerts made
+// already (query and single-event EQL rules) are asked in the same round.
+func (e *Engine) fleetTerms(v *store.Verdicts, terms []store.Term, alerts []*Alert) *fleetCommit {
 	fc := &fleetCommit{cl: e.fleet.Begin()}
+	for i, a := range alerts {
+		if claimsID(v, a) {
+			if fc.asked == nil {
+				fc.asked = map[int]int{}
+			}
+			fc.asked[i] = fc.cl.Alert(a.UUID)
+		}
+	}
 	type ask struct{ term, claim int }
 	var asks []ask
 	for i := range terms {
@@ -87,18 +97,19 @@ func (e *Engine) fleetTerms(v *store.Verdicts, terms []store.Term) *fleetCommit 
 	return fc
 }
 
-// fleetAlerts claims the ids of the alerts about to be written, but for
-// new_terms alerts (decided with their terms) and ids the local tier holds
-// (a retried batch: it drops them itself). An id another node holds is
-// dropped; one the fleet did not answer goes out unconfirmed.
+// fleetAlerts claims the ids of the alerts about to be written that were
+// not asked with the terms (sequences' and scheduled runs'): an id another
+// node holds is dropped; one the fleet did not answer goes out
+// unconfirmed.
 func (e *Engine) fleetAlerts(fc *fleetCommit, v *store.Verdicts, alerts []*Alert, drop []bool, st *Stats) {
 	type ask struct{ at, claim int }
 	var asks []ask
 	for i, a := range alerts {
-		if drop[i] || a == nil || a.r == nil || a.r.Type == "new_terms" || v.AlertSeen(a.UUID) {
-			continue
+		if c, ok := fc.asked[i]; ok {
+			asks = append(asks, ask{i, c})
+		} else if !drop[i] && claimsID(v, a) {
+			asks = append(asks, ask{i, fc.cl.Alert(a.UUID)})
 		}
-		asks = append(asks, ask{i, fc.cl.Alert(a.UUID)})
 	}
 	fc.cl.Wait()
 	for _, q := range asks {
@@ -110,6 +121,13 @@ func (e *Engine) fleetAlerts(fc *fleetCommit, v *store.Verdicts, alerts []*Alert
 			alerts[q.at].unconfirmed = true
 		}
 	}
+}
+
+// claimsID tells whether an alert's id is claimed in the fleet: not a
+// new_terms alert's (decided with its term), not an id the local tier holds
+// (a retried batch: it drops it itself).
+func claimsID(v *store.Verdicts, a *Alert) bool {
+	return a != nil && a.r != nil && a.r.Type != "new_terms" && !v.AlertSeen(a.UUID)
 }
 
 // fleetMark is the part of an unconfirmed alert's document that says so.
