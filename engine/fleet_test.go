@@ -301,7 +301,7 @@ func feed(t *testing.T, nodes []*fleetNode, batches [][][]Record) {
 	wg.Wait()
 }
 
-const fleetRecords = 9000
+const fleetRecords = 6000
 
 // Three nodes share one fleet and get one stream between them, a batch
 // each in turn: their alerts are exactly those of one engine on the whole
