@@ -20,13 +20,18 @@ type Server struct {
 	dir  string
 	port int
 	s    *server.Server
+	edit func(*server.Options)
 }
 
 // Start starts a server on 127.0.0.1 (a free port) with JetStream; it is
 // shut down when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, nil) }
+
+// StartWith is Start with options edited (TLS, say) before the server is
+// made.
+func StartWith(t testing.TB, edit func(*server.Options)) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), port: -1}
+	s := &Server{t: t, dir: t.TempDir(), port: -1, edit: edit}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -34,8 +39,12 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir,
-		NoSigs: true, NoLog: true, JetStreamMaxStore: 1 << 30, JetStreamMaxMemory: 64 << 20})
+	o := &server.Options{Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir,
+		NoSigs: true, NoLog: true, JetStreamMaxStore: 1 << 30, JetStreamMaxMemory: 64 << 20}
+	if s.edit != nil {
+		s.edit(o)
+	}
+	ns, err := server.NewServer(o)
 	if err != nil {
 		s.t.Fatalf("nats-server: %v", err)
 	}
