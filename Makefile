@@ -75,7 +75,8 @@ fuzz:
 # The chunk path against fluent-bit-go's decoder floor, on 200,000
 # generated records in Fluent Bit's chunk format (BENCH_RECORDS to change),
 # with Elastic's 139 runnable AWS rules (the bundled rules when ../shared is
-# absent). The last line is `ratio vs decoder floor: <x>`.
+# absent), and the same path with shared_state against an embedded
+# nats-server. The last line is `ratio vs decoder floor: <x>`.
 BENCH_COUNT ?= 5
 # Rounds: each runs every benchmark once, so that the ratios compare runs
 # made side by side (a shared machine's speed drifts); the report gives the

@@ -33,6 +33,15 @@ type Settings struct {
 	PruneInterval  time.Duration // prune_interval
 	ExitTimeout    time.Duration // exit_timeout: how long exit waits for the outbox to drain
 	LogLevel       string        // log_level
+	// SharedState is the NATS URL of the fleet's shared history ("" off),
+	// with its settings (see package fleet).
+	SharedState        string        // shared_state
+	SharedStatePrefix  string        // shared_state_prefix
+	SharedStateCreds   string        // shared_state_creds
+	SharedStateCA      string        // shared_state_ca
+	SharedStateCert    string        // shared_state_cert
+	SharedStateKey     string        // shared_state_key
+	SharedStateTimeout time.Duration // shared_state_timeout
 }
 
 // Property describes one setting for documentation and validation.
@@ -63,6 +72,13 @@ var Properties = []Property{
 	{"prune_interval", "10m", "how often terms past their window are pruned"},
 	{"exit_timeout", "5s", "how long exit waits for sinks to take the outbox"},
 	{"log_level", "info", "error, warn, info or debug"},
+	{"shared_state", "", "NATS URL of the fleet's shared new_terms history and alert ids (nats://host:4222, tls://...; several comma-separated); the state file stays the local tier"},
+	{"shared_state_prefix", "trailwatch", "prefix of the fleet's key-value buckets (PREFIX_terms, PREFIX_alerts)"},
+	{"shared_state_creds", "", "NATS credentials file (JWT and seed) for shared_state"},
+	{"shared_state_ca", "", "CA bundle (PEM) the NATS servers' certificates are checked against"},
+	{"shared_state_cert", "", "client certificate (PEM) for NATS, with shared_state_key"},
+	{"shared_state_key", "", "client private key (PEM) for NATS"},
+	{"shared_state_timeout", "250ms", "how long a chunk waits for the fleet's answers before it is judged on the local tier (alerts marked unconfirmed)"},
 }
 
 // ParseSettings reads settings through get (a property lookup returning ""
@@ -159,6 +175,11 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 	if strings.TrimSpace(s.AlertTag) == "" || strings.ContainsAny(strings.NewReplacer("{rule_id}", "", "{rule_name}", "").Replace(s.AlertTag), "{} ") {
 		bad("alert_tag", "a tag, optionally with {rule_id} or {rule_name}")
 	}
+	s.SharedState, s.SharedStatePrefix = val("shared_state"), val("shared_state_prefix")
+	s.SharedStateCreds, s.SharedStateCA = val("shared_state_creds"), val("shared_state_ca")
+	s.SharedStateCert, s.SharedStateKey = val("shared_state_cert"), val("shared_state_key")
+	s.SharedStateTimeout = duration("shared_state_timeout", false)
+	errs = append(errs, sharedStateErrors(s)...)
 	if len(errs) > 0 {
 		return s, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

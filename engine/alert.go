@@ -40,6 +40,9 @@ type Alert struct {
 	r      *conf.Rule
 	at     string   // @timestamp
 	terms  []string // new terms (views of the batch's records until own is made)
+	// unconfirmed: the fleet did not answer the question this alert
+	// depended on, and it goes out on the local verdict.
+	unconfirmed bool
 }
 
 // recordAlerts is what a record's alerts share: the event they read (made
@@ -222,8 +225,8 @@ func ownPart(at, uuid, reason string, terms []string) *docPart {
 // Doc returns the alert document as one map (the parts merged).
 func (a *Alert) Doc() map[string]any {
 	event, rule, own := a.parts()
-	d := make(map[string]any, len(event.m)+len(rule.m)+len(own.m))
-	for _, p := range [...]*docPart{event, rule, own} { // later parts win
+	d := make(map[string]any, len(event.m)+len(rule.m)+len(own.m)+1)
+	for _, p := range [...]*docPart{a.fleetPart(), event, rule, own} { // later parts win
 		for k, v := range p.m {
 			d[k] = v
 		}
@@ -236,7 +239,7 @@ func (a *Alert) Doc() map[string]any {
 // rendered values.
 func (a *Alert) JSON() ([]byte, error) {
 	event, rule, own := a.parts()
-	parts := [...]*docPart{own, rule, event} // first wins a key they share
+	parts := [...]*docPart{own, rule, event, a.fleetPart()} // first wins a key they share
 	size := 2
 	for _, p := range parts {
 		if p.err != nil {

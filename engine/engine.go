@@ -18,6 +18,7 @@ import (
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/esql"
 	"github.com/trailwatch/trailwatch/store"
@@ -106,6 +107,10 @@ type Engine struct {
 	// the last commit knew (0: unknown, look at the state).
 	nextDue atomic.Int64
 	pool    sync.Pool
+	// fleet shares history and alert ids with the other nodes (nil: this
+	// node alone); histIdx finds a term's history by name for it.
+	fleet   *fleet.Client
+	histIdx map[string]int
 }
 
 // history is one new_terms history and the rules that read it.
@@ -114,9 +119,10 @@ type history struct {
 	identity string // what it counts: a digest of the query, exceptions and fields
 	set      int    // its list of fields, in termSets
 	// window is the longest of its rules' history windows (how long the
-	// state keeps a term); refresh is store.Term.Refresh for the shortest.
-	window, refresh time.Duration
-	rules           []string
+	// state keeps a term); refresh is store.Term.Refresh for the shortest,
+	// which shortest is.
+	window, refresh, shortest time.Duration
+	rules                     []string
 }
 
 // Options configure an engine.
@@ -142,7 +148,10 @@ type Options struct {
 	// the sinks beside its shell alert.
 	SeqCap         int
 	BuildingBlocks bool
-	Now            func() time.Time
+	// Fleet, when set, shares new_terms history and alert ids with the
+	// other nodes of a fleet (see fleet.go).
+	Fleet *fleet.Client
+	Now   func() time.Time
 }
 
 // New builds an engine over the runnable rules of a rule set.
@@ -252,6 +261,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 	if e.seqCap <= 0 {
 		e.seqCap = SeqCap
 	}
+	e.setFleet(o.Fleet)
 	e.schedOf = map[*conf.Rule]int{}
 	for _, r := range e.rules {
 		if (r.Type == "threshold" && r.ThresholdSpec != nil) || (r.ESQL != nil && r.ESQL.IsAggregating()) {
@@ -300,6 +310,7 @@ func (e *Engine) buildHistories() map[*conf.Rule]int {
 		histOf[r] = id
 	}
 	for i := range e.histories {
+		e.histories[i].shortest = e.histories[i].refresh
 		e.histories[i].refresh = store.RefreshEvery(e.histories[i].refresh)
 	}
 	return histOf
@@ -327,6 +338,11 @@ type Stats struct {
 	Late        int            // counts older than every run to come (not kept)
 	Sequences   int            // EQL sequences completed
 	SeqDropped  int            // sequences in flight dropped at a rule's SeqCap
+	// FleetDuplicates are alerts another node of the fleet sent (not sent
+	// again); Unconfirmed alerts went out on the local verdict, the fleet
+	// not answering (trailwatch.fleet.unconfirmed in their documents).
+	FleetDuplicates int
+	Unconfirmed     int
 }
 
 func (s *Stats) skip(reason string) {
@@ -357,6 +373,8 @@ func (s *Stats) Add(o Stats) {
 	s.Late += o.Late
 	s.Sequences += o.Sequences
 	s.SeqDropped += o.SeqDropped
+	s.FleetDuplicates += o.FleetDuplicates
+	s.Unconfirmed += o.Unconfirmed
 	for k, v := range o.Excepted {
 		if s.Excepted == nil {
 			s.Excepted = map[string]int{}
@@ -652,9 +670,16 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	terms := w.batchTerms
 	var kept []*Alert
 	var docs [][]byte
+	var fc *fleetCommit
 	emit := func(v *store.Verdicts) ([]store.Alert, error) {
 		if e.backfill {
 			return nil, nil
+		}
+		if e.fleet != nil {
+			// The terms new to this node are the fleet's to judge: one
+			// round of questions for the batch, under one deadline.
+			fc = e.fleetTerms(v, terms, alerts)
+			defer fc.cl.Done()
 		}
 		drop := make([]bool, len(alerts))
 		var rec *recordAlerts
@@ -686,6 +711,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				continue
 			}
 			alerts[p.at] = e.buildAlert(p.rule, rec, terms[p.term].Values)
+			alerts[p.at].unconfirmed = fc != nil && fc.unconfirmed[p.term]
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
@@ -723,6 +749,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				drop = append(drop, false)
 			}
 		}
+		if fc != nil {
+			e.fleetAlerts(fc, v, alerts, drop, st)
+		}
 		for i, a := range alerts {
 			if drop[i] {
 				continue
@@ -745,6 +774,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	if err != nil {
 		return Result{Stats: res.Stats}, err
 	}
+	if fc != nil {
+		e.fleet.Publish(fc.publish)
+	}
 	st.Overflow += cr.Overflow
 	st.Duplicates += cr.Duplicates
 	st.Suppressed += cr.Suppressed
@@ -752,6 +784,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	// Keep what the outbox took: not the duplicates, not the overflow.
 	for i, seq := range cr.Seqs {
 		if seq != 0 {
+			if kept[i].unconfirmed {
+				st.Unconfirmed++
+			}
 			res.Alerts = append(res.Alerts, kept[i])
 			res.Docs = append(res.Docs, docs[i])
 			res.Seqs = append(res.Seqs, seq)

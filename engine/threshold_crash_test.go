@@ -84,25 +84,7 @@ func thresholdCrashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "delivered.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		fail(err)
-	}
-	deliver := func() {
-		ps, err := st.Pending(1 << 30)
-		if err != nil {
-			fail(err)
-		}
-		var seqs []uint64
-		for _, p := range ps {
-			log.Write(append(p.Alert, '\n'))
-			seqs = append(seqs, p.Seq)
-		}
-		log.Sync()
-		if err := st.Ack(seqs); err != nil {
-			fail(err)
-		}
-	}
+	deliver := deliverer(st, filepath.Join(dir, "delivered.log"), fail)
 	deliver()
 	stream := crashStream()
 	for i := 0; i < len(stream); {
@@ -133,6 +115,10 @@ func thresholdCrashChild(dir string) {
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("TRAILWATCH_THRESHOLD_CRASH_CHILD"); dir != "" {
 		thresholdCrashChild(dir)
+		return
+	}
+	if dir := os.Getenv("TRAILWATCH_FLEET_CRASH_CHILD"); dir != "" {
+		fleetCrashChild(dir, os.Getenv("TRAILWATCH_FLEET_URL"))
 		return
 	}
 	os.Exit(m.Run())

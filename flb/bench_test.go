@@ -87,6 +87,13 @@ func BenchmarkDecoderFloor(b *testing.B) {
 // bundled rules when ../shared is absent), repeated `copies` times under
 // new rule ids, with state in a temporary bbolt file.
 func benchEngine(b testing.TB, copies int) (*engine.Engine, *store.Store, int) {
+	rs := benchRules(b, copies)
+	e, st := benchState(b, rs)
+	return e, st, len(rs.Rules)
+}
+
+// benchRules is the rule set benchEngine runs.
+func benchRules(b testing.TB, copies int) *conf.RuleSet {
 	path := "../../shared/detection-rules/aws"
 	if _, err := os.Stat(path); err != nil {
 		b.Logf("Elastic's corpus is not at %s; benchmarking the bundled rules", path)
@@ -108,8 +115,7 @@ func benchEngine(b testing.TB, copies int) (*engine.Engine, *store.Store, int) {
 		}
 	}
 	rs.Rules = rules
-	e, st := benchState(b, rs)
-	return e, st, len(rules)
+	return rs
 }
 
 // benchState opens a temporary state file (fsync off unless BENCH_SYNC is

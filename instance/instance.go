@@ -17,6 +17,7 @@ import (
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/enrich"
+	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/sink"
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -30,9 +31,11 @@ type Instance struct {
 	opts engine.Options
 	st   *store.Store
 	geo  *enrich.DB
-	disp *sink.Dispatcher
-	done chan struct{}
-	wg   sync.WaitGroup
+	// fleet shares history and alert ids with the other nodes (shared_state).
+	fleet *fleet.Client
+	disp  *sink.Dispatcher
+	done  chan struct{}
+	wg    sync.WaitGroup
 
 	closeOnce sync.Once
 
@@ -107,8 +110,17 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 			st.Close()
 		}
 	}()
+	fc, err := openFleet(set, st, rs, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && fc != nil {
+			fc.Close()
+		}
+	}()
 	ts, _ := engine.ParseTimeSource(set.TimeSource)
-	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc, BuildingBlocks: set.BuildingBlocks}
+	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc, BuildingBlocks: set.BuildingBlocks, Fleet: fc}
 	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return nil, err
@@ -117,7 +129,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}, runs: map[string]int64{}}
+	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, fleet: fc, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}, runs: map[string]int64{}}
 	in.eng.Store(eng)
 	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
 	in.wg.Add(3)
@@ -378,6 +390,9 @@ func (in *Instance) Close() error {
 		in.disp.Close()
 		if n := in.st.OutboxLen(); n > 0 {
 			in.Log.Warnf("exit: %d alerts not yet taken by the sinks stay in %s for the next start", n, in.set.DB)
+		}
+		if in.fleet != nil {
+			in.fleet.Close()
 		}
 		err = in.st.Close()
 		if in.geo != nil {

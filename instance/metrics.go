@@ -50,6 +50,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups} {
 		ch <- d
 	}
+	describeFleet(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -100,4 +101,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(c.in.OutboxLen()))
 	ch <- prometheus.MustNewConstMetric(c.storeSize, prometheus.GaugeValue, float64(c.in.StoreSize()))
+	c.in.collectFleet(ch)
 }

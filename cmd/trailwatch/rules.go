@@ -72,6 +72,9 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			}
 			status += ")"
 		}
+		if n := perNodeNote(r); n != "" {
+			status += " (" + n + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RuleID, r.Type, status, exceptionsColumn(exc, r), strings.Join(r.ReadsFields(), ","))
 		short := "runs"
 		if !r.Runs() {

@@ -36,6 +36,7 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var ef engineFlags
 	ef.register(fs, true)
+	ef.registerShared(fs)
 	quiet := fs.Bool("quiet", false, "no summary on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: trailwatch scan --rules PATH [--rules PATH] [--db FILE] FILE... ('-' reads stdin)")
@@ -202,6 +203,12 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	}
 	if st.Suppressed > 0 {
 		fmt.Fprintf(w, "  suppressed %d alerts into their groups (alert_suppression)\n", st.Suppressed)
+	}
+	if st.FleetDuplicates > 0 {
+		fmt.Fprintf(w, "  %s already sent by another node of the fleet\n", plural(st.FleetDuplicates, "alert"))
+	}
+	if st.Unconfirmed > 0 {
+		fmt.Fprintf(w, "  %s sent unconfirmed: the fleet did not answer (trailwatch.fleet.unconfirmed)\n", plural(st.Unconfirmed, "alert"))
 	}
 	if st.Runs > 0 {
 		fmt.Fprintf(w, "  %s of scheduled rules (threshold, aggregating ES|QL)\n", plural(st.Runs, "run"))

@@ -28,6 +28,9 @@ type engineFlags struct {
 	buildingBlocks bool
 	geoipDB        string
 	asnDB          string
+	// shared is the fleet's settings (--shared-state and the rest); only
+	// scan takes them.
+	shared map[string]*string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
@@ -42,6 +45,17 @@ func (f *engineFlags) register(fs *flag.FlagSet, withLearning bool) {
 	fs.StringVar(&f.asnDB, "asn-db", "", "MaxMind GeoLite2 ASN database (fills source.as.*)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync at each batch commit (faster; a power loss can lose the last batches)")
 	fs.BoolVar(&f.buildingBlocks, "building-blocks", false, "write an EQL sequence's building-block alerts (one per event) beside its shell alert")
+}
+
+// registerShared adds the fleet's flags (the plugin's shared_state
+// properties, dashes for underscores).
+func (f *engineFlags) registerShared(fs *flag.FlagSet) {
+	f.shared = map[string]*string{}
+	for _, p := range conf.Properties {
+		if strings.HasPrefix(p.Name, "shared_state") {
+			f.shared[p.Name] = fs.String(strings.ReplaceAll(p.Name, "_", "-"), p.Default, p.Help)
+		}
+	}
 }
 
 // open loads the rules, opens the state and builds the engine. The returned
@@ -110,7 +124,16 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 			os.Remove(path)
 		}
 	}
-	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr, NoCaps: true, Exceptions: exc, BuildingBlocks: f.buildingBlocks})
+	fc, err := f.openFleet(st, rs, stderr, cmd)
+	if err != nil {
+		cleanup()
+		return fail("%v", err)
+	}
+	if fc != nil {
+		closeState := cleanup
+		cleanup = func() { fc.Close(); closeState() }
+	}
+	eng, err := engine.New(rs, engine.Options{State: st, TimeSource: ts, Learning: learning, Backfill: backfill, Enricher: enr, NoCaps: true, Exceptions: exc, BuildingBlocks: f.buildingBlocks, Fleet: fc})
 	if err != nil {
 		cleanup()
 		return fail("%v", err)

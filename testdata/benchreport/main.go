@@ -74,5 +74,10 @@ func main() {
 		fmt.Printf("5. the threshold rules alone (bucket counting): %.0f records/s (%.2fx the whole set's rate)\n",
 			med("BenchmarkChunkPath/rules=threshold", "records/s"), ratio("BenchmarkChunkPath/rules=threshold", "BenchmarkChunkPath/rules=x1"))
 	}
+	if len(metrics["BenchmarkChunkPathShared"]["records/s"]) > 0 {
+		fmt.Printf("6. with shared_state (a fleet on an embedded nats-server), %.0f rules: %.0f records/s, %.2fx the bbolt-only path; %.2f NATS operations per 1,000 records\n",
+			n1, med("BenchmarkChunkPathShared", "records/s"), ratio("BenchmarkChunkPathShared", "BenchmarkChunkPath/rules=x1"),
+			med("BenchmarkChunkPathShared", "nats-ops/1000rec"))
+	}
 	fmt.Printf("ratio vs decoder floor: %.2f\n", ratio("BenchmarkChunkPath/rules=x1", "BenchmarkDecoderFloor"))
 }
