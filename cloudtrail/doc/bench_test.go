@@ -116,3 +116,19 @@ func appendMsgpack(b []byte, n *Node) []byte {
 	}
 	return b
 }
+
+// BenchmarkTranscode writes the same record as MessagePack into a reused
+// buffer (the JSON fast path's first step).
+func BenchmarkTranscode(b *testing.B) {
+	data := loadRecord(b)
+	var tc Transcoder
+	var buf []byte
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var ok bool
+		if buf, ok = tc.AppendMsgpack(buf[:0], data); !ok {
+			b.Fatal("refused")
+		}
+	}
+}

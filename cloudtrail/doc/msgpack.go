@@ -35,8 +35,16 @@ const EventTimeExt = 0
 // lengths are never trusted for allocation, so a header that claims more
 // elements than the bytes can hold fails fast with msgp.ErrShortBytes.
 // ReadMsgpack is safe for concurrent use.
-func ReadMsgpack(b []byte) (*Node, []byte, error) {
+func ReadMsgpack(b []byte) (*Node, []byte, error) { return readMsgpack(b, false) }
+
+// ReadMsgpackJSON is ReadMsgpack for what Transcoder.AppendMsgpack wrote:
+// a JSONNumberExt extension holding a number literal is that Number, as
+// ParseJSON reads the literal.
+func ReadMsgpackJSON(b []byte) (*Node, []byte, error) { return readMsgpack(b, true) }
+
+func readMsgpack(b []byte, json bool) (*Node, []byte, error) {
 	r := readerPool.Get().(*mpReader)
+	r.json = json
 	r.total = len(b)
 	size := len(b)
 	if rest, err := msgp.Skip(b); err == nil {
@@ -86,6 +94,7 @@ type mpReader struct {
 	nstack []*Node
 	mstack []Member
 	ext    rawExt
+	json   bool // JSONNumberExt is a number (ReadMsgpackJSON)
 }
 
 var readerPool = sync.Pool{New: func() any { return new(mpReader) }}
@@ -267,6 +276,12 @@ func (r *mpReader) extension(b []byte) (*Node, []byte, error) {
 		nsec := int64(binary.BigEndian.Uint32(r.ext.data[4:]))
 		t := time.Unix(sec, nsec).UTC()
 		return r.slab.scalar(String, t.Format(time.RFC3339Nano), false), o, nil
+	}
+	if r.json && typ == JSONNumberExt {
+		if end, msg := scanNumber(r.ext.data, 0); msg == "" && end == len(r.ext.data) {
+			lit := r.str(r.ext.data, o)
+			return r.slab.scalar(Number, lit, isFloatLiteral(lit)), o, nil
+		}
 	}
 	return r.slab.node(Null), o, nil
 }
