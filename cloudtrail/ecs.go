@@ -48,10 +48,13 @@ type Event struct {
 	// mpIdxBorrowed: mpIdx is the caller's, not to be reused for the next
 	// record's index.
 	mpIdxBorrowed bool
-	mpSubs        []mpSub   // maps the listing left out, listed when read below
-	ecs           *doc.Node // an already-ECS document, used as it is
-	Ingested      time.Time
-	enricher      Enricher
+	mpSubs        []mpSub // maps the listing left out, listed when read below
+	// mpJSON: mp was transcoded from JSON text (doc.Transcoder), its
+	// numbers read with doc.ReadMsgpackJSON.
+	mpJSON   bool
+	ecs      *doc.Node // an already-ECS document, used as it is
+	Ingested time.Time
+	enricher Enricher
 	// EntityMapping derives related.entity and entity.target.id, as the
 	// integration does when the actor_target_mapping tag is set.
 	EntityMapping bool
@@ -106,7 +109,7 @@ func NewECSEvent(ecs *doc.Node, ingested time.Time) *Event {
 // Reset points the event at a new record, dropping cached values.
 func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.raw, e.ecs, e.Ingested, e.enricher = raw, ecs, ingested, en
-	e.mp, e.mpTree, e.mpIdxOK = nil, false, false
+	e.mp, e.mpTree, e.mpIdxOK, e.mpJSON = nil, false, false, false
 	if e.mpIdxBorrowed {
 		e.mpIdx, e.mpIdxBorrowed = nil, false
 	}
@@ -178,7 +181,7 @@ func (e *Event) RawCloudTrail(provider, action *matcher.Field) bool {
 func (e *Event) tree() *doc.Node {
 	if e.raw == nil && e.mp != nil && !e.mpTree {
 		e.mpTree = true
-		if n, _, err := doc.ReadMsgpack(e.mp); err == nil {
+		if n, _, err := e.readMsgpack(e.mp); err == nil {
 			e.raw = n
 		}
 	}
@@ -577,7 +580,7 @@ func (e *Event) topValue(key string) *doc.Node {
 	if m == nil {
 		return nil
 	}
-	n, _, err := doc.ReadMsgpack(m.val(e.mp))
+	n, _, err := e.readMsgpack(m.val(e.mp))
 	if err != nil {
 		return e.tree().Get(key) // as the whole record's reading decides
 	}

@@ -31,7 +31,7 @@ type golden struct {
 	Document map[string]any `json:"document"`
 }
 
-func goldenRecords(t *testing.T) []string {
+func goldenRecords(t testing.TB) []string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "ingest", "*.json"))
 	var recs []string

@@ -55,9 +55,23 @@ func checkInPlace(t *testing.T, mp []byte) {
 	if err != nil || tree.Kind != doc.Object {
 		return // no tree to hold the in-place reading to
 	}
+	checkInPlaceAs(t, mp, false, tree)
+}
+
+// checkInPlaceAs is checkInPlace for MessagePack transcoded from JSON
+// (json set) or not, held to the tree given.
+func checkInPlaceAs(t *testing.T, mp []byte, json bool, tree *doc.Node) {
+	t.Helper()
 	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	var inPlace, fresh Event
-	inPlace.ResetMsgpack(mp, at, nil)
+	reset := func(ev *Event) {
+		if json {
+			ev.ResetMsgpackJSON(mp, at, nil)
+		} else {
+			ev.ResetMsgpack(mp, at, nil)
+		}
+	}
+	reset(&inPlace)
 	ref := NewEvent(tree, at, nil)
 	fields := inPlaceFields()
 	// What RawCloudTrail keeps of event.provider and event.action is what
@@ -71,7 +85,7 @@ func checkInPlace(t *testing.T, mp []byte) {
 			action = f
 		}
 	}
-	fresh.ResetMsgpack(mp, at, nil)
+	reset(&fresh)
 	if fresh.RawCloudTrail(provider, action) {
 		for _, f := range [2]*matcher.Field{provider, action} {
 			if got, want := fresh.Values(f), ref.Values(f); !reflect.DeepEqual(got, want) {
@@ -83,7 +97,7 @@ func checkInPlace(t *testing.T, mp []byte) {
 		// Each field on its own (a field that needs the tree builds it,
 		// and the fields read after it would come from the tree), then all
 		// of them on one event, as rules read them.
-		fresh.ResetMsgpack(mp, at, nil)
+		reset(&fresh)
 		alone, got, want := fresh.Values(f), inPlace.Values(f), ref.Values(f)
 		if len(alone) != 0 || len(want) != 0 {
 			if !reflect.DeepEqual(alone, want) {

@@ -46,6 +46,9 @@ func (e *Event) Verdict() Verdict {
 		return Verdict{Failed: ix.Failed, Refused: ix.Refused}
 	}
 	key := [2]uint64{maphash.Bytes(verdicts.seeds[0], e.mp), maphash.Bytes(verdicts.seeds[1], e.mp)}
+	if e.mpJSON {
+		key[0] ^= 1 // the same bytes from JSON read their numbers otherwise
+	}
 	verdicts.Lock()
 	v, ok := verdicts.m[key]
 	verdicts.Unlock()

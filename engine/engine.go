@@ -405,6 +405,12 @@ type Record struct {
 	// Index, when set, lists Msgpack's top-level members (read with the
 	// chunk, so the record is walked once).
 	Index cloudtrail.MsgpackIndex
+	// JSON, instead of Node or Msgpack, is a record as JSON text (an
+	// NDJSON line, a request body's line): Add writes it as MessagePack
+	// into a buffer of its own and reads that in place, as it reads
+	// Msgpack, and sets Err when the text is not well-formed JSON. The
+	// text may be reused once Add returns.
+	JSON  []byte
 	Err   error
 	Where string // file:line, or the Fluent Bit tag and index
 }
@@ -425,13 +431,21 @@ func (e *Engine) EvalTime() map[string][2]int64 {
 }
 
 type worker struct {
-	n     uint64 // the record being evaluated, counted
-	ev    cloudtrail.Event
-	cands []int
-	provs []string
-	acts  []string
-	terms []termMemo // by term set: the current record's terms
-	hists []histMemo // by history: the current record's terms in batchTerms
+	n  uint64 // the record being evaluated, counted
+	ev cloudtrail.Event
+	// JSON records (and JSON strings inside records) are transcoded into
+	// jbuf; the bytes of records that matched a rule stay until the batch
+	// is committed (jkeep of them), since what the batch holds of them
+	// points there. retain: the record being evaluated matched.
+	tc     doc.Transcoder
+	jbuf   []byte
+	jkeep  int
+	retain bool
+	cands  []int
+	provs  []string
+	acts   []string
+	terms  []termMemo // by term set: the current record's terms
+	hists  []histMemo // by history: the current record's terms in batchTerms
 	// matches counts the batch's matches by rule (as Engine.rules), folded
 	// into Stats.Matches when the batch is done.
 	matches []int
@@ -486,6 +500,7 @@ type pendingTerm struct {
 	rule *conf.Rule
 	raw  *doc.Node // the event: its alert is built only if the term is new
 	mp   []byte    // or its MessagePack bytes
+	json bool      // mp was transcoded from JSON
 	ecs  bool
 	at   int // the alert's place in the batch's alert list (nil until built)
 }
@@ -537,6 +552,10 @@ func (e *Engine) NewBatch() *Batch {
 	w := e.pool.Get().(*worker)
 	clear(w.matches) // a batch cut short by a panic may have left counts
 	w.resetArenas()
+	if cap(w.jbuf) > maxKeptJSON {
+		w.jbuf = nil // a huge record's buffer is not kept for the next batch
+	}
+	w.jbuf, w.jkeep = w.jbuf[:0], 0
 	// The batch lives in the worker, with buffers kept from batch to batch
 	// (cleared, so that they hold on to no record): nothing of a batch that
 	// no rule matches goes to the heap.
@@ -555,6 +574,10 @@ func (b *Batch) Add(recs []Record) {
 			st.skip("malformed")
 			continue
 		}
+		if rec.JSON != nil {
+			b.addJSON(rec)
+			continue
+		}
 		node := rec.Node
 		if rec.Msgpack != nil {
 			// The common case, a raw CloudTrail event, is read in place:
@@ -569,6 +592,10 @@ func (b *Batch) Add(recs []Record) {
 				b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 				continue
 			}
+			w.jbuf = w.jbuf[:w.jkeep]
+			if b.addEmbedded() {
+				continue
+			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)
 			if err != nil {
 				st.skip("malformed")
@@ -576,18 +603,25 @@ func (b *Batch) Add(recs []Record) {
 			}
 			node = n
 		}
-		shape := cloudtrail.Split(node, func(n *doc.Node, ecs bool) {
-			st.Events++
-			if ecs {
-				w.ev.Reset(nil, n, b.ingested, nil)
-			} else {
-				w.ev.Reset(n, nil, b.ingested, e.enricher)
-			}
-			b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
-		})
-		if shape == cloudtrail.ShapeUnknown {
-			st.skip("not CloudTrail")
+		b.split(node)
+	}
+}
+
+// split evaluates the events of a record read as a tree, in whatever shape
+// it came.
+func (b *Batch) split(node *doc.Node) {
+	e, w, st := b.e, b.w, &b.stats
+	shape := cloudtrail.Split(node, func(n *doc.Node, ecs bool) {
+		st.Events++
+		if ecs {
+			w.ev.Reset(nil, n, b.ingested, nil)
+		} else {
+			w.ev.Reset(n, nil, b.ingested, e.enricher)
 		}
+		b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
+	})
+	if shape == cloudtrail.ShapeUnknown {
+		st.skip("not CloudTrail")
 	}
 }
 
@@ -700,7 +734,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				case p.ecs:
 					ev.Reset(nil, p.raw, ingested, nil)
 				case p.mp != nil:
-					ev.ResetMsgpack(bytes.Clone(p.mp), ingested, e.enricher)
+					e.resetMsgpack(ev, bytes.Clone(p.mp), p.json, ingested)
 				default:
 					ev.Reset(p.raw, nil, ingested, e.enricher)
 				}
@@ -841,6 +875,7 @@ func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendi
 		if !ok {
 			continue
 		}
+		w.retain = true
 		for _, m := range e.groups[id] {
 			alerts, pending = e.matched(w, m, &ra, st, alerts, pending)
 		}
@@ -885,7 +920,7 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		return alerts, pending
 	}
 	seen := e.seenAt(ev)
-	ecs, mp := ev.IsECS(), ev.Msgpack()
+	ecs, mp, json := ev.IsECS(), ev.Msgpack(), ev.MsgpackJSON()
 	var node *doc.Node
 	switch {
 	case ecs:
@@ -909,7 +944,7 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		}
 	}
 	for i := range h.count {
-		pending = append(pending, pendingTerm{term: h.start + i, rule: r, raw: node, mp: mp, ecs: ecs, at: len(alerts)})
+		pending = append(pending, pendingTerm{term: h.start + i, rule: r, raw: node, mp: mp, json: json, ecs: ecs, at: len(alerts)})
 		alerts = append(alerts, nil)
 	}
 	return alerts, pending
@@ -937,7 +972,7 @@ func (e *Engine) owned(ev *cloudtrail.Event) *cloudtrail.Event {
 	x := &cloudtrail.Event{}
 	switch {
 	case ev.Msgpack() != nil:
-		x.ResetMsgpack(bytes.Clone(ev.Msgpack()), ev.Ingested, e.enricher)
+		e.resetMsgpack(x, bytes.Clone(ev.Msgpack()), ev.MsgpackJSON(), ev.Ingested)
 	case ev.IsECS():
 		x.Reset(nil, ev.ECSNode(), ev.Ingested, nil)
 	default:

@@ -33,7 +33,7 @@ func (fakeState) Commit(b store.Batch) (store.CommitResult, error) {
 	return res, nil
 }
 
-func fuzzEngine(f *testing.F) *Engine {
+func fuzzEngine(f testing.TB) *Engine {
 	rs, _ := corpusRules(f)
 	e, err := New(rs, Options{State: fakeState{}, Now: func() time.Time { return time.Unix(1790000000, 0) }})
 	if err != nil {

@@ -78,9 +78,20 @@ func (e *Engine) collectSeq(w *worker, r *conf.Rule, ev *cloudtrail.Event) {
 	if mp := ev.Msgpack(); mp != nil {
 		// A record read in place keeps its bytes: its document is built
 		// only if its sequence completes.
-		se.doc = append([]byte{docMsgpack}, mp...)
+		kind := byte(docMsgpack)
+		if ev.MsgpackJSON() {
+			kind = docJSON
+		}
+		se.doc = append([]byte{kind}, mp...)
 		se.id = ev.Value(e.schema, "event.id")
-		if se.id == "" {
+		if se.id == "" && kind == docJSON {
+			// As the record read as a tree is named: by its document.
+			doc, err := alertJSON.Marshal(ECSDocument(e.schema, ev))
+			if err != nil {
+				return
+			}
+			se.id = eventIDOf("", doc)
+		} else if se.id == "" {
 			se.id = eventIDOf("", mp)
 		}
 	} else {
@@ -94,9 +105,11 @@ func (e *Engine) collectSeq(w *worker, r *conf.Rule, ev *cloudtrail.Event) {
 }
 
 // How a sequence event's record is kept in the state: the raw CloudTrail
-// event's MessagePack, or its ECS document as JSON.
+// event's MessagePack (as a Fluent Bit record, or transcoded from JSON
+// text), or its ECS document as JSON.
 const (
 	docMsgpack = 'm'
+	docJSON    = 'j'
 	docECS     = 'e'
 )
 
@@ -107,9 +120,9 @@ func (e *Engine) seqDoc(b []byte) map[string]any {
 		return d
 	}
 	switch b[0] {
-	case docMsgpack:
+	case docMsgpack, docJSON:
 		ev := &cloudtrail.Event{}
-		ev.ResetMsgpack(b[1:], e.now(), e.enricher)
+		e.resetMsgpack(ev, b[1:], b[0] == docJSON, e.now())
 		return ECSDocument(e.schema, ev)
 	case docECS:
 		if err := alertJSON.Unmarshal(b[1:], &d); err != nil {

@@ -1,0 +1,106 @@
+package cloudtrail
+
+import (
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
+	"github.com/trailwatch/trailwatch/matcher"
+)
+
+// JSON text is read in place too: doc.Transcoder writes it as MessagePack
+// (strings unescaped, numbers kept as written), and the event reads that as
+// it reads a Fluent Bit record. The only difference is how a number that
+// MessagePack would not give back as written is read (ReadMsgpackJSON).
+
+// ResetMsgpackJSON points the event at a raw CloudTrail event that
+// doc.Transcoder wrote from JSON text, as ResetMsgpack does.
+func (e *Event) ResetMsgpackJSON(mp []byte, ingested time.Time, en Enricher) {
+	e.ResetMsgpack(mp, ingested, en)
+	e.mpJSON = true
+}
+
+// MsgpackJSON reports whether the event's MessagePack was transcoded from
+// JSON (ResetMsgpackJSON).
+func (e *Event) MsgpackJSON() bool { return e.mp != nil && e.mpJSON }
+
+// readMsgpack builds the tree of MessagePack bytes of the event's record.
+func (e *Event) readMsgpack(b []byte) (*doc.Node, []byte, error) {
+	if e.mpJSON {
+		return doc.ReadMsgpackJSON(b)
+	}
+	return doc.ReadMsgpack(b)
+}
+
+// Top-level keys that make Split take a record for something other than a
+// carrier of a JSON string, and the keys of that string, in Split's order.
+var (
+	kpOtherShapes = []*keyPath{newKeyPath("Records"), newKeyPath("detail-type"), newKeyPath("records"),
+		newKeyPath("event"), newKeyPath(matcher.ProviderField), newKeyPath(matcher.ActionField)}
+	kpStringKeys = func() (kps []*keyPath) {
+		for _, k := range stringKeys {
+			kps = append(kps, newKeyPath(k))
+		}
+		return kps
+	}()
+)
+
+// EmbeddedJSON returns the JSON text that a MessagePack record (a Fluent
+// Bit record from tail without a parser, say) carries as a string under
+// log, message or event.original, when that string is where Split would
+// look for the record's event: the record is not a raw event (eventSource
+// and eventName strings), holds none of the keys of the other shapes
+// (Records, detail-type, records, event, event.provider, event.action),
+// and the text is the first of those keys' strings that starts with '{'.
+// Split then takes the event in that text when it is a raw CloudTrail
+// event; anything else (malformed text, another shape inside) is for the
+// tree to decide. The text points into the record's bytes. nil when there
+// is no such text.
+func (e *Event) EmbeddedJSON() []byte {
+	if e.mp == nil || !e.listTop() {
+		return nil
+	}
+	src, name := e.topMemberTagged(kpEventSource.keys[0], kpEventSource.tags, kpEventSource.hot),
+		e.topMemberTagged(kpEventName.keys[0], kpEventName.tags, kpEventName.hot)
+	if src != nil && name != nil && mpText(src.val(e.mp)) != nil && mpText(name.val(e.mp)) != nil {
+		return nil
+	}
+	for _, kp := range kpOtherShapes {
+		if e.topMemberTagged(kp.keys[0], kp.tags, kp.hot) != nil {
+			return nil
+		}
+	}
+	for _, kp := range kpStringKeys {
+		m := e.topMemberTagged(kp.keys[0], kp.tags, kp.hot)
+		if m == nil {
+			continue
+		}
+		if s := mpText(m.val(e.mp)); len(s) >= 2 && s[0] == '{' {
+			return s
+		}
+	}
+	return nil
+}
+
+// mpText returns the bytes of a str or bin value (what the tree reads as a
+// String), nil for anything else. An empty string is not nil.
+func mpText(b []byte) []byte {
+	var s []byte
+	var err error
+	switch msgp.NextType(b) {
+	case msgp.StrType:
+		s, _, err = msgp.ReadStringZC(b)
+	case msgp.BinType:
+		s, _, err = msgp.ReadBytesZC(b)
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	if s == nil {
+		s = b[:0]
+	}
+	return s
+}
