@@ -211,13 +211,13 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 	batch := in.eng.Load().NewBatch()
 	batch.RefuseOverflow = in.AtLeastOnce.Load()
 	feed(func(recs []engine.Record) {
+		batch.Add(recs) // which sets Err on malformed JSON text
 		for _, r := range recs {
 			if r.Err != nil {
 				in.Malformed.Add(1)
 				in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
 			}
 		}
-		batch.Add(recs)
 	})
 	res, err := batch.Commit()
 	if errors.Is(err, store.ErrOutboxFull) {

@@ -7,7 +7,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/subtle"
@@ -123,12 +122,6 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, base)
 		return
 	}
-	bad := 0
-	for _, rec := range recs {
-		if rec.Err != nil {
-			bad++
-		}
-	}
 	res, err := h.in.Process(recs)
 	if errors.Is(err, store.ErrOutboxFull) {
 		h.outboxFull(w, base, err)
@@ -138,6 +131,12 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		base.Error = "not committed, retry: " + err.Error()
 		reply(w, http.StatusInternalServerError, base)
 		return
+	}
+	bad := 0
+	for _, rec := range recs { // Err set by splitBody, or by the engine for JSON text
+		if rec.Err != nil {
+			bad++
+		}
 	}
 	a := base
 	a.Records, a.Malformed, a.Alerts = len(recs)-bad, bad, len(res.Alerts)
@@ -256,19 +255,19 @@ func splitBody(body []byte, firehose bool) ([]engine.Record, error) {
 
 func lines(data []byte, where string) []engine.Record {
 	var out []engine.Record
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), len(data)+1)
-	for n := 1; sc.Scan(); n++ {
-		l := bytes.TrimSpace(sc.Bytes())
-		if len(l) == 0 {
+	for n := 1; len(data) > 0; n++ {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if l = bytes.TrimSpace(l); len(l) == 0 {
 			continue
 		}
-		node, err := doc.ParseJSON(l)
-		rec := engine.Record{Node: node, Err: err}
-		if err != nil {
-			rec.Where = where + " " + strconv.Itoa(n)
-		}
-		out = append(out, rec)
+		// Read in place by the engine (the line is a view of the body),
+		// which sets Err on a malformed line.
+		out = append(out, engine.Record{JSON: l, Where: where + " " + strconv.Itoa(n)})
 	}
 	return out
 }

@@ -141,8 +141,8 @@ func (s *source) fill() error {
 		return nil
 	}
 	where := fmt.Sprintf("%s:%d", s.name, s.line)
-	n, perr := doc.ParseJSON(trimmed)
-	s.pending = append(s.pending, engine.Record{Node: n, Err: perr, Where: where})
+	// Read in place by the engine, which sets Err on a malformed line.
+	s.pending = append(s.pending, engine.Record{JSON: trimmed, Where: where})
 	return nil
 }
 

@@ -125,16 +125,16 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 		for {
 			recs, rerr := src.next(batchSize)
 			if len(recs) > 0 {
-				for _, r := range recs {
-					if r.Err != nil {
-						malformed++
-						fmt.Fprintf(stderr, "%s: malformed record: %v\n", r.Where, r.Err)
-					}
-				}
 				res, err := eng.ProcessBatch(recs)
 				if err != nil {
 					src.close()
 					return total, malformed, err
+				}
+				for _, r := range recs { // Err set by the reader, or by the engine for JSON text
+					if r.Err != nil {
+						malformed++
+						fmt.Fprintf(stderr, "%s: malformed record: %v\n", r.Where, r.Err)
+					}
 				}
 				total.Add(res.Stats)
 				if onResult != nil {
