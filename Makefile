@@ -74,9 +74,11 @@ fuzz:
 
 # The chunk path against fluent-bit-go's decoder floor, on 200,000
 # generated records in Fluent Bit's chunk format (BENCH_RECORDS to change),
-# with Elastic's 139 runnable AWS rules (the bundled rules when ../shared is
+# with Elastic's runnable AWS rules (the bundled rules when ../shared is
 # absent), and the same path with shared_state against an embedded
-# nats-server. The last line is `ratio vs decoder floor: <x>`.
+# nats-server; the same records as JSON text (NDJSON lines, and strings
+# under log as tail without a parser sends them) against the chunk path.
+# The last line is `ratio vs decoder floor: <x>`.
 BENCH_COUNT ?= 5
 # Rounds: each runs every benchmark once, so that the ratios compare runs
 # made side by side (a shared machine's speed drifts); the report gives the
@@ -87,7 +89,7 @@ bench:
 	$(GO) test -c -o $(BIN)/flb.test ./flb/
 	@rm -f $(BIN)/bench.txt
 	@for i in $$(seq $(BENCH_COUNT)); do \
-	  (cd flb && ../$(BIN)/flb.test -test.run=NONE -test.bench='DecoderFloor|ChunkPath' -test.benchmem -test.benchtime=2x && \
+	  (cd flb && ../$(BIN)/flb.test -test.run=NONE -test.bench='DecoderFloor|ChunkPath|JSONPath|LogPath' -test.benchmem -test.benchtime=2x && \
 	   ../$(BIN)/flb.test -test.run=NONE -test.bench='NoMatchPath' -test.benchmem -test.benchtime=200x) \
 	  | tee -a $(BIN)/bench.txt | grep -E '^Benchmark' || exit 1; \
 	done

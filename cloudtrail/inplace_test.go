@@ -55,18 +55,19 @@ func checkInPlace(t *testing.T, mp []byte) {
 	if err != nil || tree.Kind != doc.Object {
 		return // no tree to hold the in-place reading to
 	}
-	checkInPlaceAs(t, mp, false, tree)
+	checkInPlaceAs(t, mp, false, nil, tree)
 }
 
 // checkInPlaceAs is checkInPlace for MessagePack transcoded from JSON
-// (json set) or not, held to the tree given.
-func checkInPlaceAs(t *testing.T, mp []byte, json bool, tree *doc.Node) {
+// (json set, with the Transcoder's list of top-level members or none) or
+// not, held to the tree given.
+func checkInPlaceAs(t *testing.T, mp []byte, json bool, top []doc.TopMember, tree *doc.Node) {
 	t.Helper()
 	at := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	var inPlace, fresh Event
 	reset := func(ev *Event) {
 		if json {
-			ev.ResetMsgpackJSON(mp, at, nil)
+			ev.ResetMsgpackJSON(mp, top, at, nil)
 		} else {
 			ev.ResetMsgpack(mp, at, nil)
 		}

@@ -1,6 +1,7 @@
 package cloudtrail
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tinylib/msgp/msgp"
@@ -15,10 +16,28 @@ import (
 // MessagePack would not give back as written is read (ReadMsgpackJSON).
 
 // ResetMsgpackJSON points the event at a raw CloudTrail event that
-// doc.Transcoder wrote from JSON text, as ResetMsgpack does.
-func (e *Event) ResetMsgpackJSON(mp []byte, ingested time.Time, en Enricher) {
+// doc.Transcoder wrote from JSON text, as ResetMsgpack does. top, when
+// given, is the Transcoder's list of the record's top-level members (its
+// Top), which spares the walk that lists them.
+func (e *Event) ResetMsgpackJSON(mp []byte, top []doc.TopMember, ingested time.Time, en Enricher) {
 	e.ResetMsgpack(mp, ingested, en)
 	e.mpJSON = true
+	if len(top) == 0 {
+		return
+	}
+	// As listMap lists a top level, but for userIdentity's maps, which
+	// are listed when first read below them.
+	idx := slices.Grow(e.mpIdx[:0], len(top))[:len(top)]
+	e.mpHot = hotPos{}
+	for i, t := range top {
+		key := bytesString(mp[t.KeyOff : t.KeyOff+t.KeyLen])
+		tag := keyTag(key)
+		idx[i] = MsgpackMember{tag: tag, koff: t.KeyOff, klen: t.KeyLen, voff: t.ValOff, vlen: t.ValLen, sub: -1}
+		if h := int(hotTable[(tag*hotMul)>>58]) - 1; h >= 0 && hotTags[h] == tag && sameTagged(hotKeys[h], key) {
+			e.mpHot[h] = int32(i + 1)
+		}
+	}
+	e.mpIdx, e.mpTop, e.mpIdxOK = idx, len(top), true
 }
 
 // MsgpackJSON reports whether the event's MessagePack was transcoded from

@@ -27,9 +27,10 @@ func checkJSON(t *testing.T, tc *doc.Transcoder, text []byte) {
 	if err != nil || tree.Kind != doc.Object {
 		return
 	}
-	checkInPlaceAs(t, mp, true, tree)
+	checkInPlaceAs(t, mp, true, nil, tree)
+	checkInPlaceAs(t, mp, true, tc.Top, tree)
 	var ev Event
-	ev.ResetMsgpackJSON(mp, goldenAt, nil)
+	ev.ResetMsgpackJSON(mp, tc.Top, goldenAt, nil)
 	got, want := ev.Document(), NewEvent(tree, goldenAt, nil).Document()
 	if got.Failed != want.Failed || got.Refused != want.Refused {
 		t.Fatalf("JSON path: failed %v refused %q; tree: failed %v refused %q\n%s", got.Failed, got.Refused, want.Failed, want.Refused, text)

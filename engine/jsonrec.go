@@ -36,7 +36,7 @@ func (b *Batch) addJSON(rec *Record) {
 	}
 	w.jbuf = buf
 	mp := buf[w.jkeep:]
-	if b.evalTranscoded(mp) {
+	if b.evalTranscoded(mp, w.tc.Top) {
 		return
 	}
 	if b.addEmbedded() {
@@ -68,14 +68,14 @@ func (b *Batch) addEmbedded() bool {
 		return false
 	}
 	w.jbuf = buf
-	return b.evalTranscoded(buf[start:])
+	return b.evalTranscoded(buf[start:], w.tc.Top)
 }
 
 // evalTranscoded evaluates a transcoded record in place if it is a raw
 // CloudTrail event, and keeps its bytes for the batch when it matched.
-func (b *Batch) evalTranscoded(mp []byte) bool {
+func (b *Batch) evalTranscoded(mp []byte, top []doc.TopMember) bool {
 	e, w, st := b.e, b.w, &b.stats
-	w.ev.ResetMsgpackJSON(mp, b.ingested, e.enricher)
+	w.ev.ResetMsgpackJSON(mp, top, b.ingested, e.enricher)
 	if !w.ev.RawCloudTrail(e.provider, e.action) {
 		return false
 	}
@@ -92,7 +92,7 @@ func (b *Batch) evalTranscoded(mp []byte) bool {
 // or not.
 func (e *Engine) resetMsgpack(ev *cloudtrail.Event, mp []byte, json bool, ingested time.Time) {
 	if json {
-		ev.ResetMsgpackJSON(mp, ingested, e.enricher)
+		ev.ResetMsgpackJSON(mp, nil, ingested, e.enricher)
 	} else {
 		ev.ResetMsgpack(mp, ingested, e.enricher)
 	}

@@ -42,23 +42,8 @@ func BenchmarkChunkPathShared(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	records := 0
-	buf := &chunkBuf{}
 	ops0 := fc.C.Ops.Load()
-	b.ResetTimer()
-	for b.Loop() {
-		for _, c := range cs {
-			batch := e.NewBatch()
-			buf.feed("cloudtrail", c, batch.Add)
-			res, err := batch.Commit()
-			if err != nil {
-				b.Fatal(err)
-			}
-			st.Ack(res.Seqs)
-			records += res.Stats.Records
-		}
-	}
-	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+	records := feedChunks(b, e, st, len(rs.Rules), cs)
 	b.ReportMetric(float64(fc.C.Ops.Load()-ops0)*1000/float64(records), "nats-ops/1000rec")
 	b.ReportMetric(float64(fc.C.Fallbacks.Load()), "fallbacks")
 }

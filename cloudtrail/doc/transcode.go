@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -29,6 +30,18 @@ const JSONNumberExt = 'J'
 // Transcoder allocates nothing. It is not safe for concurrent use.
 type Transcoder struct {
 	stack []frame
+	// Top lists the members of the last object transcoded at the top
+	// level, where its MessagePack holds them (offsets from where that
+	// MessagePack begins): reading a record in place needs that list,
+	// which then costs no walk. Nil when the value was not an object.
+	Top  []TopMember
+	base int // where the value's MessagePack begins in dst
+}
+
+// TopMember is where one member of a top-level object is in the
+// transcoded MessagePack: its key's text and its value.
+type TopMember struct {
+	KeyOff, KeyLen, ValOff, ValLen uint32
 }
 
 // frame is a container being written: where its header is, how many
@@ -52,11 +65,38 @@ type frame struct {
 // number is kept as its literal under JSONNumberExt.
 func (t *Transcoder) AppendMsgpack(dst, src []byte) ([]byte, bool) {
 	base := len(dst)
+	// MessagePack takes at most 5/3 of the text (a number such as -0 under
+	// its extension), plus a top-level header and the 8 bytes a string's
+	// copy may run past its end: no growth inside.
+	if room := 2*len(src) + 16; cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	t.Top, t.base = t.Top[:0], base
 	out, ok := t.appendValue(dst, src)
+	if !ok || len(out)-base > math.MaxUint32 || out[base] != 0xde {
+		// Refused; too large for the offsets; not an object (or one
+		// whose header outgrew map16, moving its members).
+		t.Top = t.Top[:0]
+	}
 	if !ok {
 		return dst[:base], false
 	}
 	return out, true
+}
+
+// key notes a member of the top-level object: its key was written from
+// at, and its value begins where dst ends.
+func (t *Transcoder) key(dst []byte, at int) {
+	h := 1 // fixstr
+	switch dst[at] {
+	case 0xd9:
+		h = 2
+	case 0xda:
+		h = 3
+	case 0xdb:
+		h = 5
+	}
+	t.Top = append(t.Top, TopMember{KeyOff: uint32(at + h - t.base), KeyLen: uint32(len(dst) - at - h), ValOff: uint32(len(dst) - t.base)})
 }
 
 func (t *Transcoder) appendValue(dst, src []byte) ([]byte, bool) {
@@ -95,8 +135,12 @@ func (t *Transcoder) appendValue(dst, src []byte) ([]byte, bool) {
 				break
 			}
 			if obj {
+				at := len(dst)
 				if dst, i, ok = appendKey(dst, src, i); !ok {
 					return dst, false
+				}
+				if len(stack) == 1 {
+					t.key(dst, at)
 				}
 			}
 			continue
@@ -133,12 +177,21 @@ func (t *Transcoder) appendValue(dst, src []byte) ([]byte, bool) {
 			}
 			f := &stack[len(stack)-1]
 			f.n++
+			top := len(stack) == 1 && f.obj
+			if top {
+				m := &t.Top[len(t.Top)-1]
+				m.ValLen = uint32(len(dst)-t.base) - m.ValOff
+			}
 			c := src[i]
 			if c == ',' {
 				i = skipSpace(src, i+1)
 				if f.obj {
+					at := len(dst)
 					if dst, i, ok = appendKey(dst, src, i); !ok {
 						return dst, false
+					}
+					if top {
+						t.key(dst, at)
 					}
 				}
 				break // the next value
@@ -202,7 +255,7 @@ func closeContainer(dst []byte, f frame) []byte {
 }
 
 func skipSpace(src []byte, i int) int {
-	for i < len(src) && isSpace(src[i]) {
+	for i < len(src) && src[i] <= ' ' && isSpace(src[i]) {
 		i++
 	}
 	return i
@@ -253,15 +306,56 @@ func appendStrHeader(dst []byte, n int) []byte {
 }
 
 // appendString writes the JSON string whose opening quote is at i as a
-// MessagePack str, and returns the offset after its closing quote.
+// MessagePack str, and returns the offset after its closing quote. dst
+// has room for the string and 8 bytes more (AppendMsgpack grows it once).
 func appendString(dst, src []byte, i int) ([]byte, int, bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	start := i + 1
-	i = plainRun(src, start)
-	if i < len(src) && src[i] == '"' {
-		// The common case: nothing to decode or check.
-		dst = appendStrHeader(dst, i-start)
-		return append(dst, src[start:i]...), i + 1, true
+	// Copy eight bytes at a time after a two-byte header, while they are
+	// printable ASCII other than '"' and '\\' (see plainRun); the copy
+	// may run past the string, into room the caller made.
+	hdr := len(dst)
+	d := dst[:cap(dst)]
+	o, j := hdr+2, start
+	for j+8 <= len(src) && o+8 <= len(d) {
+		w := binary.LittleEndian.Uint64(src[j:])
+		binary.LittleEndian.PutUint64(d[o:], w)
+		q, b := w^('"'*ones), w^('\\'*ones)
+		if t := ((w-0x20*ones)&^w | (q-ones)&^q | (b-ones)&^b | w) & highs; t != 0 {
+			k := bits.TrailingZeros64(t) >> 3
+			j, o = j+k, o+k
+			goto stop
+		}
+		j, o = j+8, o+8
 	}
+	for j < len(src) && o < len(d) {
+		c := src[j]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			break
+		}
+		d[o] = c
+		j, o = j+1, o+1
+	}
+stop:
+	if j < len(src) && src[j] == '"' {
+		// The common case: nothing to decode or check.
+		n := j - start
+		switch {
+		case n <= 31:
+			d[hdr] = 0xa0 | byte(n)
+			copy(d[hdr+1:hdr+1+n], d[hdr+2:hdr+2+n])
+			return d[:hdr+1+n], j + 1, true
+		case n <= math.MaxUint8:
+			d[hdr], d[hdr+1] = 0xd9, byte(n)
+			return d[:hdr+2+n], j + 1, true
+		}
+	}
+	return appendStringSlow(dst, src, start, j)
+}
+
+// appendStringSlow is appendString for a string with escapes or bytes
+// beyond ASCII, or longer than 255 bytes: src[start:i] is plain text.
+func appendStringSlow(dst, src []byte, start, i int) ([]byte, int, bool) {
 	if uint64(len(src)) > math.MaxUint32 {
 		return dst, i, false
 	}

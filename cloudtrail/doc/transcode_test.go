@@ -41,7 +41,39 @@ func checkTranscode(t *testing.T, tc *Transcoder, data []byte) []byte {
 	if rest, err := msgp.Skip(mp); err != nil || len(rest) != 0 {
 		t.Fatalf("msgp.Skip: %v, %d bytes left", err, len(rest))
 	}
+	checkTop(t, tc.Top, mp, want)
 	return mp
+}
+
+// checkTop holds the top-level members a Transcoder noted to the map the
+// MessagePack holds.
+func checkTop(t *testing.T, top []TopMember, mp []byte, tree *Node) {
+	t.Helper()
+	if tree.Kind != Object || len(tree.Obj) > 65535 {
+		if len(top) != 0 {
+			t.Fatalf("%d top-level members noted for a %s", len(top), tree.Kind)
+		}
+		return
+	}
+	n, rest, err := msgp.ReadMapHeaderBytes(mp)
+	if err != nil || int(n) != len(top) {
+		t.Fatalf("%d members noted, the map has %d (%v)", len(top), n, err)
+	}
+	for _, m := range top {
+		k, after, err := msgp.ReadMapKeyZC(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := msgp.Skip(after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		koff, voff := len(mp)-len(after)-len(k), len(mp)-len(after)
+		if int(m.KeyOff) != koff || int(m.KeyLen) != len(k) || int(m.ValOff) != voff || int(m.ValLen) != len(after)-len(next) {
+			t.Fatalf("member %q noted at %+v, is at key %d+%d value %d+%d", k, m, koff, len(k), voff, len(after)-len(next))
+		}
+		rest = next
+	}
 }
 
 func TestTranscodeAgreesWithParseJSON(t *testing.T) {

@@ -79,5 +79,16 @@ func main() {
 			n1, med("BenchmarkChunkPathShared", "records/s"), ratio("BenchmarkChunkPathShared", "BenchmarkChunkPath/rules=x1"),
 			med("BenchmarkChunkPathShared", "nats-ops/1000rec"))
 	}
+	if len(metrics["BenchmarkJSONPath/rules=x1"]["records/s"]) > 0 {
+		fmt.Printf("7. JSON text (NDJSON lines), %.0f rules: %.0f records/s, %.2fx the MessagePack chunk path; 1 rule: %.0f records/s, %.2fx; allocations per no-match record: %.3f\n",
+			n1, med("BenchmarkJSONPath/rules=x1", "records/s"), ratio("BenchmarkJSONPath/rules=x1", "BenchmarkChunkPath/rules=x1"),
+			med("BenchmarkJSONPath/rules=1", "records/s"), ratio("BenchmarkJSONPath/rules=1", "BenchmarkChunkPath/rules=1"),
+			med("BenchmarkJSONNoMatchPath", "allocs/op")/1024)
+	}
+	if len(metrics["BenchmarkLogPath/rules=x1"]["records/s"]) > 0 {
+		fmt.Printf("8. JSON strings under log (tail without a parser), %.0f rules: %.0f records/s, %.2fx the MessagePack chunk path; 1 rule: %.0f records/s, %.2fx\n",
+			n1, med("BenchmarkLogPath/rules=x1", "records/s"), ratio("BenchmarkLogPath/rules=x1", "BenchmarkChunkPath/rules=x1"),
+			med("BenchmarkLogPath/rules=1", "records/s"), ratio("BenchmarkLogPath/rules=1", "BenchmarkChunkPath/rules=1"))
+	}
 	fmt.Printf("ratio vs decoder floor: %.2f\n", ratio("BenchmarkChunkPath/rules=x1", "BenchmarkDecoderFloor"))
 }
