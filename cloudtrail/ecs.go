@@ -51,7 +51,9 @@ type Event struct {
 	mpSubs        []mpSub // maps the listing left out, listed when read below
 	// mpJSON: mp was transcoded from JSON text (doc.Transcoder), its
 	// numbers read with doc.ReadMsgpackJSON.
-	mpJSON   bool
+	mpJSON bool
+	// jsonIdx holds the top-level members ResetMsgpackJSON lists.
+	jsonIdx  []MsgpackMember
 	ecs      *doc.Node // an already-ECS document, used as it is
 	Ingested time.Time
 	enricher Enricher

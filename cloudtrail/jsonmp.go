@@ -27,7 +27,10 @@ func (e *Event) ResetMsgpackJSON(mp []byte, top []doc.TopMember, ingested time.T
 	}
 	// As listMap lists a top level, but for userIdentity's maps, which
 	// are listed when first read below them.
-	idx := slices.Grow(e.mpIdx[:0], len(top))[:len(top)]
+	// In a list of the event's own: mpIdx may be a chunk's, dropped at
+	// the next Reset (borrowed), as this one is.
+	idx := slices.Grow(e.jsonIdx[:0], len(top))[:len(top)]
+	e.jsonIdx = idx
 	e.mpHot = hotPos{}
 	for i, t := range top {
 		key := bytesString(mp[t.KeyOff : t.KeyOff+t.KeyLen])
@@ -37,7 +40,7 @@ func (e *Event) ResetMsgpackJSON(mp []byte, top []doc.TopMember, ingested time.T
 			e.mpHot[h] = int32(i + 1)
 		}
 	}
-	e.mpIdx, e.mpTop, e.mpIdxOK = idx, len(top), true
+	e.mpIdx, e.mpTop, e.mpIdxOK, e.mpIdxBorrowed = idx, len(top), true, true
 }
 
 // MsgpackJSON reports whether the event's MessagePack was transcoded from
