@@ -47,6 +47,10 @@ func (e *Event) ResetMsgpackJSON(mp []byte, top []doc.TopMember, ingested time.T
 // JSON (ResetMsgpackJSON).
 func (e *Event) MsgpackJSON() bool { return e.mp != nil && e.mpJSON }
 
+// ReadTree builds the tree of MessagePack bytes as the event reads its
+// record's (doc.ReadMsgpackJSON for a transcoding, else doc.ReadMsgpack).
+func (e *Event) ReadTree(b []byte) (*doc.Node, []byte, error) { return e.readMsgpack(b) }
+
 // readMsgpack builds the tree of MessagePack bytes of the event's record.
 func (e *Event) readMsgpack(b []byte) (*doc.Node, []byte, error) {
 	if e.mpJSON {
@@ -83,9 +87,7 @@ func (e *Event) EmbeddedJSON() []byte {
 	if e.mp == nil || !e.listTop() {
 		return nil
 	}
-	src, name := e.topMemberTagged(kpEventSource.keys[0], kpEventSource.tags, kpEventSource.hot),
-		e.topMemberTagged(kpEventName.keys[0], kpEventName.tags, kpEventName.hot)
-	if src != nil && name != nil && mpText(src.val(e.mp)) != nil && mpText(name.val(e.mp)) != nil {
+	if e.NamesEvent() {
 		return nil
 	}
 	for _, kp := range kpOtherShapes {
@@ -125,4 +127,55 @@ func mpText(b []byte) []byte {
 		s = b[:0]
 	}
 	return s
+}
+
+// NamesEvent reports whether a MessagePack record has string eventSource
+// and eventName at its top level: what Split takes for a raw event,
+// whatever the values (RawCloudTrail also wants values the cleanup keeps).
+func (e *Event) NamesEvent() bool {
+	if e.mp == nil || !e.listTop() {
+		return false
+	}
+	src, name := e.topMemberTagged(kpEventSource.keys[0], kpEventSource.tags, kpEventSource.hot),
+		e.topMemberTagged(kpEventName.keys[0], kpEventName.tags, kpEventName.hot)
+	return src != nil && name != nil && mpText(src.val(e.mp)) != nil && mpText(name.val(e.mp)) != nil
+}
+
+var kpRecords = newKeyPath("Records")
+
+// RecordsArray returns the array a MessagePack record holds under Records
+// when Split reads the record as a CloudTrail log file: it is not a raw
+// event (NamesEvent) and its Records is an array. Split then takes the
+// elements that name an event, and looks no further. nil otherwise.
+func (e *Event) RecordsArray() []byte {
+	if e.mp == nil || !e.listTop() || e.NamesEvent() {
+		return nil
+	}
+	m := e.topMemberTagged(kpRecords.keys[0], kpRecords.tags, kpRecords.hot)
+	if m == nil {
+		return nil
+	}
+	if v := m.val(e.mp); msgp.NextType(v) == msgp.ArrayType {
+		return v
+	}
+	return nil
+}
+
+// EachElement calls fn with each element of the MessagePack array arr, and
+// reports whether arr was a whole array (the elements before a broken one
+// are given).
+func EachElement(arr []byte, fn func(el []byte)) bool {
+	n, rest, err := msgp.ReadArrayHeaderBytes(arr)
+	if err != nil {
+		return false
+	}
+	for range n {
+		next, ok := mpSkip(rest)
+		if !ok {
+			return false
+		}
+		fn(rest[:len(rest)-len(next)])
+		rest = next
+	}
+	return true
 }

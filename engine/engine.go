@@ -593,7 +593,7 @@ func (b *Batch) Add(recs []Record) {
 				continue
 			}
 			w.jbuf = w.jbuf[:w.jkeep]
-			if b.addEmbedded() {
+			if b.addRecords(false, true) || b.addEmbedded() {
 				continue
 			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)

@@ -82,8 +82,21 @@ func logWrapped(t testing.TB, key string, line []byte) (mp, js []byte) {
 	return mp, js
 }
 
-// checkWrapped compares a record carried as a log string, read from
-// MessagePack in place and as a tree.
+// fluentRecords are the lines that are objects as Fluent Bit's json parser
+// would hand them on: MessagePack maps.
+func fluentRecords(lines [][]byte) [][]byte {
+	var tc doc.Transcoder
+	var out [][]byte
+	for _, l := range lines {
+		if mp, ok := tc.AppendMsgpack(nil, l); ok && msgp.NextType(mp) == msgp.MapType {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// checkWrapped compares MessagePack records (a line as a log string, or
+// parsed), read in place and as trees.
 func checkWrapped(t *testing.T, e *Engine, mps [][]byte) {
 	t.Helper()
 	inPlace := make([]Record, len(mps))
@@ -147,6 +160,11 @@ func jsonPathSeeds(t testing.TB) [][]byte {
 		`{"log":"{\"Records\":[{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"CreateUser\",\"eventID\":\"r1\"}]}"}`,
 		`{"event.original":"{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"CreateUser\",\"eventID\":\"o1\"}"}`,
 		`{"Records":[{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"r2"}],"log":"{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"CreateUser\",\"eventID\":\"r3\"}"}`,
+		`{"Records":[1,"x",{"eventSource":"-","eventName":"CreateUser","eventID":"r4"},{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"r5","requestParameters":{"userName":"a"}},{"eventName":"CreateUser"},[]]}`,
+		`{"Records":[]}`, `{"Records":[{"a":1}]}`, `{"Records":{"eventSource":"iam.amazonaws.com"}}`,
+		`{"Records":[{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"r6"}],"Records":"x"}`,
+		`{"eventSource":"","eventName":"x","Records":[{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"r7"}]}`,
+		`{"log":"{\"Records\":[{\"a\":1}]}","message":"{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"CreateUser\",\"eventID\":\"m3\"}"}`,
 		`{"eventSource":"iam.amazonaws.com","eventName":"CreateUser"`, `{"eventSource":"iam.amazonaws.com","eventName":"CreateUser"} x`,
 		"{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"Create\xffUser\"}", `[1,2]`, `"a string"`, `{}`,
 		strings.Repeat(`{"a":`, 600) + "1" + strings.Repeat("}", 600),
@@ -174,6 +192,7 @@ func TestJSONPathAgreesWithTree(t *testing.T) {
 		}
 	}
 	checkWrapped(t, e, wrapped)
+	checkWrapped(t, e, fluentRecords(seeds))
 }
 
 // TestJSONPathGenerated: 3,000 generated records in batches of 500, as
@@ -254,5 +273,6 @@ func FuzzJSONPath(f *testing.F) {
 			mps = append(mps, mp)
 		}
 		checkWrapped(t, e, mps)
+		checkWrapped(t, e, fluentRecords(lines))
 	})
 }

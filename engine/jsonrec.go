@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
+
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
@@ -36,10 +38,7 @@ func (b *Batch) addJSON(rec *Record) {
 	}
 	w.jbuf = buf
 	mp := buf[w.jkeep:]
-	if b.evalTranscoded(mp, w.tc.Top) {
-		return
-	}
-	if b.addEmbedded() {
+	if b.evalInPlace(mp, w.tc.Top, true) || b.addRecords(true, true) || b.addEmbedded() {
 		return
 	}
 	n, _, err := doc.ReadMsgpackJSON(mp)
@@ -51,9 +50,51 @@ func (b *Batch) addJSON(rec *Record) {
 	b.split(n)
 }
 
+// addRecords evaluates in place the events of a CloudTrail log file held
+// by the worker's event ({"Records": [...]}, cloudtrail.Event.RecordsArray);
+// json: the record was transcoded from JSON. At the top of a record
+// (top) the file is claimed whatever it holds, as Split does; inside a
+// string only when it holds an event, so that the tree looks further
+// otherwise. false leaves the record to the tree.
+func (b *Batch) addRecords(json, top bool) bool {
+	e, w, st := b.e, b.w, &b.stats
+	arr := w.ev.RecordsArray()
+	if arr == nil {
+		return false
+	}
+	found := false
+	cloudtrail.EachElement(arr, func(el []byte) {
+		if msgp.NextType(el) != msgp.MapType {
+			return
+		}
+		if b.evalInPlace(el, nil, json) {
+			found = true
+			return
+		}
+		if !w.ev.NamesEvent() {
+			return
+		}
+		// An event whose eventSource or eventName the cleanup removes:
+		// the tree answers, as for any record.
+		n, _, err := w.ev.ReadTree(el)
+		if err != nil {
+			return
+		}
+		found = true
+		st.Events++
+		w.ev.Reset(n, nil, b.ingested, e.enricher)
+		b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
+	})
+	if !found && top {
+		st.skip("not CloudTrail")
+	}
+	return found || top
+}
+
 // addEmbedded evaluates the JSON text the worker's event carries under
 // log or message (cloudtrail.Event.EmbeddedJSON) in place, when it is a raw
-// CloudTrail event: false leaves the record to the tree.
+// CloudTrail event or a CloudTrail log file: false leaves the record to
+// the tree.
 func (b *Batch) addEmbedded() bool {
 	w := b.w
 	text := w.ev.EmbeddedJSON()
@@ -68,14 +109,19 @@ func (b *Batch) addEmbedded() bool {
 		return false
 	}
 	w.jbuf = buf
-	return b.evalTranscoded(buf[start:], w.tc.Top)
+	return b.evalInPlace(buf[start:], w.tc.Top, true) || b.addRecords(true, false)
 }
 
-// evalTranscoded evaluates a transcoded record in place if it is a raw
-// CloudTrail event, and keeps its bytes for the batch when it matched.
-func (b *Batch) evalTranscoded(mp []byte, top []doc.TopMember) bool {
+// evalInPlace evaluates a record's MessagePack (transcoded from JSON, or
+// not) in place if it is a raw CloudTrail event, and keeps the transcoded
+// bytes for the batch when it matched.
+func (b *Batch) evalInPlace(mp []byte, top []doc.TopMember, json bool) bool {
 	e, w, st := b.e, b.w, &b.stats
-	w.ev.ResetMsgpackJSON(mp, top, b.ingested, e.enricher)
+	if json {
+		w.ev.ResetMsgpackJSON(mp, top, b.ingested, e.enricher)
+	} else {
+		w.ev.ResetMsgpack(mp, b.ingested, e.enricher)
+	}
 	if !w.ev.RawCloudTrail(e.provider, e.action) {
 		return false
 	}
