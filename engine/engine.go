@@ -450,6 +450,12 @@ type worker struct {
 	// time of its records (the event clock, when scheduled rules run on it).
 	counts   map[countKey]*groupAgg
 	accs     map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
+	// row is the current record's row of the ES|QL program rowQuery
+	// (rowOf: worker.n of the record), for the rules that share it.
+	row      esql.Row
+	rowOK    bool
+	rowOf    uint64
+	rowQuery *esql.Program
 	maxEvent time.Time
 	// seqEvents are the batch's records that match a sequence rule's
 	// stages, matched against the sequences in flight at commit.
