@@ -448,8 +448,8 @@ type worker struct {
 	uniq       [][]string
 	// counts are the batch's threshold counts; maxEvent the latest event
 	// time of its records (the event clock, when scheduled rules run on it).
-	counts   map[countKey]*groupAgg
-	accs     map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
+	counts map[countKey]*groupAgg
+	accs   map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
 	// row is the current record's row of the ES|QL program rowQuery
 	// (rowOf: worker.n of the record), for the rules that share it.
 	row      esql.Row
