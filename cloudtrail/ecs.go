@@ -1262,13 +1262,31 @@ func (e *Event) eventTimeText() string {
 // value, is read from the document.
 func (e *Event) category(category bool) []matcher.Value {
 	action := e.scalarTextPath(kpEventName)
-	if action == "ConsoleLogin" {
+	if action == "ConsoleLogin" && !consoleLoginCategorizes(e.topValue("responseElements")) {
+		// The categorization script fails on this record: the pipeline
+		// decides what is left.
 		if category {
 			return e.indexedValues("event.category")
 		}
 		return e.indexedValues("event.type")
 	}
 	return categorize(action, category)
+}
+
+// consoleLoginCategorizes reports whether the categorization script runs
+// through on a ConsoleLogin's responseElements (absent, or an object whose
+// ConsoleLogin is absent or a string; null, "", "-" and "none" are gone
+// before the script runs), so that the table decides
+// event.category and event.type as for any other action.
+func consoleLoginCategorizes(re *doc.Node) bool {
+	if re == nil || removed(re) {
+		return true // absent, or dropped by the first cleanup
+	}
+	if re.Kind != doc.Object {
+		return false
+	}
+	v := re.Get("ConsoleLogin")
+	return v == nil || v.Kind == doc.String
 }
 
 // movesUserName reports whether the pipeline moves additionalEventData's
