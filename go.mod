@@ -11,6 +11,7 @@ require (
 	github.com/oschwald/maxminddb-golang/v2 v2.9.0
 	github.com/tinylib/msgp v1.6.5
 	go.etcd.io/bbolt v1.5.0
+	golang.org/x/sync v0.24.0
 )
 
 require (

@@ -37,12 +37,19 @@ func Open(name string, get func(string) string, logw io.Writer) (*instance.Insta
 // the same chunk again), and never Error for malformed records: they are
 // counted and skipped.
 func Flush(in *instance.Instance, tag string, data []byte) Status {
-	b := bufs.Get().(*chunkBuf)
-	defer b.put()
-	if _, err := in.ProcessPieces(func(add func([]engine.Record)) { b.feed(tag, data, add) }); err != nil {
+	if _, err := Process(in, tag, data); err != nil {
 		return Retry
 	}
 	return OK
+}
+
+// Process evaluates one chunk (or the entries of a forward protocol
+// message, which are laid out as a chunk), read and evaluated a piece at a
+// time, and commits it: instance.ProcessPieces.
+func Process(in *instance.Instance, tag string, data []byte) (engine.Result, error) {
+	b := bufs.Get().(*chunkBuf)
+	defer b.put()
+	return in.ProcessPieces(func(add func([]engine.Record)) { b.feed(tag, data, add) })
 }
 
 // piece is how many records of a chunk are read and evaluated at a time:

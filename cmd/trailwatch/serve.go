@@ -29,6 +29,8 @@ var serveKeys = []conf.Property{
 	{Name: "tls_cert", Default: "", Help: "TLS certificate (PEM) for both listeners"},
 	{Name: "tls_key", Default: "", Help: "TLS private key (PEM)"},
 	{Name: "max_body", Default: strconv.Itoa(server.DefaultMaxBody), Help: "largest request or forward message, in bytes, after decompression"},
+	{Name: "max_records", Default: strconv.Itoa(server.DefaultMaxRecords), Help: "most records in one request or forward message"},
+	{Name: "max_buffered", Default: "", Help: "most bytes of requests and forward messages held in memory at once, across connections (default twice max_body, the least allowed)"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -69,15 +71,29 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if listenHTTP == "" && listenFwd == "" {
 		listenHTTP = "127.0.0.1:8080"
 	}
-	maxBody := int64(server.DefaultMaxBody)
-	if v := get("max_body"); v != "" {
+	positive := func(key string, def int64) (int64, bool) {
+		v := get(key)
+		if v == "" {
+			return def, true
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			fmt.Fprintf(stderr, "trailwatch serve: max_body = %q: expected a positive number of bytes\n", v)
-			return 2
+			fmt.Fprintf(stderr, "trailwatch serve: %s = %q: expected a positive number\n", key, v)
+			return 0, false
 		}
-		maxBody = n
+		return n, true
 	}
+	maxBody, ok1 := positive("max_body", server.DefaultMaxBody)
+	maxRecords, ok2 := positive("max_records", server.DefaultMaxRecords)
+	maxBuffered, ok3 := positive("max_buffered", server.DefaultMaxHeld(maxBody))
+	if !ok1 || !ok2 || !ok3 {
+		return 2
+	}
+	if maxBuffered < server.MinMaxHeld(maxBody) {
+		fmt.Fprintf(stderr, "trailwatch serve: max_buffered = %d: expected at least %d (twice max_body, for a compressed body and what it inflates to)\n", maxBuffered, server.MinMaxHeld(maxBody))
+		return 2
+	}
+	limits := server.NewLimits(maxBuffered, server.DefaultWorkers)
 	var tlsConf *tls.Config
 	if cert, key := get("tls_cert"), get("tls_key"); cert != "" || key != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
@@ -93,8 +109,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf,
-		server.HTTPOptions{Token: get("http_token"), MaxBody: maxBody},
-		server.ForwardOptions{SharedKey: get("forward_shared_key"), MaxMessage: maxBody})
+		server.HTTPOptions{Token: get("http_token"), MaxBody: maxBody, MaxRecords: int(maxRecords), Limits: limits},
+		server.ForwardOptions{SharedKey: get("forward_shared_key"), MaxMessage: maxBody, MaxRecords: int(maxRecords), Limits: limits})
 	if err != nil {
 		in.Close()
 		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
