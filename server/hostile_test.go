@@ -8,44 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/trailwatch/trailwatch/internal/heappeak"
 )
-
-// heapLimit is what a hostile body or message may make the heap reach.
-const heapLimit = 256 << 20
-
-// peakHeap runs f while sampling the heap in use every few milliseconds,
-// and returns the highest sample.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var peak uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapInuse)
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	f()
-	close(done)
-	wg.Wait()
-	return peak
-}
 
 // gzRepeat is gzip of head, then unit n times, then tail: gzip members one
 // after another inflate to their texts one after another, so the units are
@@ -101,7 +72,7 @@ func TestArrayBodyKeepsGoodRecords(t *testing.T) {
 }
 
 // TestHostileBodiesBoundedMemory: bodies built to blow up memory keep the
-// heap under heapLimit, two at a time. 32 KB of gzip inflating to 11
+// heap under heappeak.Limit, two at a time. 32 KB of gzip inflating to 11
 // million {} in an array (it took 3 GB, 5.9 GB for two) is refused past
 // max_records before anything is parsed; an array of max_records {} is read
 // a piece at a time; a record of 4 million values (in an array, or one
@@ -131,7 +102,7 @@ func TestHostileBodiesBoundedMemory(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			peak := peakHeap(func() {
+			peak := heappeak.During(func() {
 				var wg sync.WaitGroup
 				for range 2 {
 					wg.Add(1)
@@ -149,7 +120,7 @@ func TestHostileBodiesBoundedMemory(t *testing.T) {
 				}
 				wg.Wait()
 			})
-			if peak > heapLimit {
+			if peak > heappeak.Limit {
 				t.Errorf("heap in use peaked at %d MiB", peak>>20)
 			}
 			t.Logf("%d KB of gzip, two at once: heap peak %d MiB", len(tc.body)>>10, peak>>20)
@@ -223,7 +194,7 @@ func TestForwardNeverTakenIsAcked(t *testing.T) {
 // max_records; 100,000 (max_records) are read a piece at a time; ten
 // connections that each send 29 MB of a 30 MB message and stall
 // (they held 580 MB for five minutes) are held to the byte bound and closed
-// at MessageTimeout. The heap stays under heapLimit throughout.
+// at MessageTimeout. The heap stays under heappeak.Limit throughout.
 func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 	in, _ := newInstance(t, nil)
 	lim := NewLimits(DefaultMaxHeld(DefaultMaxBody), DefaultWorkers)
@@ -240,7 +211,7 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 		msg        []byte
 	}{{"ten million empty entries", addr, bomb}, {"max_records empty entries", addr, most}} {
 		t.Run(tc.name, func(t *testing.T) {
-			peak := peakHeap(func() {
+			peak := heappeak.During(func() {
 				var wg sync.WaitGroup
 				for range 2 {
 					c, r := forwardConn(t, tc.addr)
@@ -257,7 +228,7 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 				}
 				wg.Wait()
 			})
-			if peak > heapLimit {
+			if peak > heappeak.Limit {
 				t.Errorf("heap in use peaked at %d MiB", peak>>20)
 			}
 			t.Logf("%d KB of gzip, two at once: heap peak %d MiB", len(tc.msg)>>10, peak>>20)
@@ -270,7 +241,7 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 		part := make([]byte, 29_000_000)
 		start := time.Now()
 		var closed sync.WaitGroup
-		peak := peakHeap(func() {
+		peak := heappeak.During(func() {
 			for range 10 {
 				c, _ := forwardConn(t, addr)
 				closed.Add(1)
@@ -288,7 +259,7 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 		if took := time.Since(start); took > 20*time.Second {
 			t.Errorf("the stalled connections were closed after %v", took)
 		}
-		if peak > heapLimit {
+		if peak > heappeak.Limit {
 			t.Errorf("heap in use peaked at %d MiB", peak>>20)
 		}
 		t.Logf("ten stalled 29 MB messages: heap peak %d MiB, all closed in %v", peak>>20, time.Since(start).Round(time.Millisecond))

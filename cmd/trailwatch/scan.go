@@ -27,9 +27,15 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// batchSize is how many records the CLI hands the engine at once: one state
-// transaction per batch.
-const batchSize = 4096
+// batchSize is how many records the CLI commits at once: one state
+// transaction per batch. They are read, parsed and evaluated pieceSize (or
+// pieceBytes of text) at a time, so that only the records that match stay
+// until their batch commits.
+const (
+	batchSize  = 4096
+	pieceSize  = 256
+	pieceBytes = 1 << 20
+)
 
 func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
@@ -121,26 +127,34 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 			malformed++
 			continue
 		}
-		for {
-			recs, rerr := src.next(batchSize)
-			if len(recs) > 0 {
+		for more := true; more; {
+			b := eng.NewBatch()
+			var rerr error
+			for n := 0; n < batchSize; {
+				recs, err := src.next(min(pieceSize, batchSize-n), pieceBytes)
 				for _, r := range recs {
 					if r.Err != nil {
 						malformed++
 						fmt.Fprintf(stderr, "%s: malformed record: %v\n", r.Where, r.Err)
 					}
 				}
-				res, err := eng.ProcessBatch(recs)
-				if err != nil {
+				b.Add(recs)
+				n += len(recs)
+				if rerr = err; err != nil || len(recs) == 0 {
+					more = false
+					break
+				}
+			}
+			res, err := b.Commit()
+			if err != nil {
+				src.close()
+				return total, malformed, err
+			}
+			total.Add(res.Stats)
+			if onResult != nil {
+				if err := onResult(res); err != nil {
 					src.close()
 					return total, malformed, err
-				}
-				total.Add(res.Stats)
-				if onResult != nil {
-					if err := onResult(res); err != nil {
-						src.close()
-						return total, malformed, err
-					}
 				}
 			}
 			if progress != nil && time.Since(lastDraw) > 200*time.Millisecond {
@@ -150,10 +164,6 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 			if rerr != nil {
 				fmt.Fprintf(stderr, "%v\n", rerr)
 				malformed++
-				break
-			}
-			if len(recs) == 0 {
-				break
 			}
 		}
 		src.close()

@@ -310,6 +310,15 @@ func (w *walker) lines(text []byte, line int) {
 		if len(l) == 0 {
 			continue
 		}
+		// Most lines are one record as they are (a line that is not one
+		// value is, too: the parser refuses it); only an array or a large
+		// log file object is cut.
+		if !Cut(l) {
+			if !w.yield(Record{Data: l, Line: n, Element: -1, Events: 1}) {
+				return
+			}
+			continue
+		}
 		if end, closed := End(l, 0); closed && end == len(l) {
 			if !w.units(l, n) {
 				return
@@ -320,6 +329,13 @@ func (w *walker) lines(text []byte, line int) {
 			return
 		}
 	}
+}
+
+// Cut reports whether the line l (trimmed) is cut into more than one record
+// by Lines: an array, or an object larger than GroupBytes (maybe a log file
+// object). Any other line is one record, its text as it is.
+func Cut(l []byte) bool {
+	return len(l) > 0 && (l[0] == '[' || l[0] == '{' && len(l) > GroupBytes)
 }
 
 // Values yields the records of JSON text made of values one after another
