@@ -283,6 +283,11 @@ type Stats struct {
 	Excepted    map[string]int // records that matched a rule but an exception, by rule name
 }
 
+// SkipEventTime is the reason of a new_terms match whose eventTime is
+// refused as its sighting (store.SaneSighting), with the event clock: no
+// term is recorded, no alert made.
+const SkipEventTime = "eventTime before 2000 or more than 24h ahead (not counted as new_terms history)"
+
 func (s *Stats) skip(reason string) {
 	if s.Skipped == nil {
 		s.Skipped = map[string]int{}
@@ -678,6 +683,12 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	seen := ev.Ingested
 	if e.source == EventTime {
 		if t := ev.EventTime(); !t.IsZero() {
+			if !store.SaneSighting(t, ev.Ingested) {
+				// A date before CloudTrail or far ahead (2200, 9999):
+				// not a sighting to judge or prune history by.
+				st.skip(SkipEventTime)
+				return alerts, pending
+			}
 			seen = t
 		}
 	}

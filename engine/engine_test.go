@@ -147,14 +147,19 @@ func TestNewTermsSemantics(t *testing.T) {
 		{"a record missing a field is skipped", []string{"aws.cloudtrail.user_identity.arn", "user_agent.original"}, "now-7d", Ingested, 0, "", []step{
 			{0, 0, []string{"a"}, nil},
 		}},
+		// A replay: ingested a month after the events.
 		{"event clock: windows on eventTime", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
-			{0, 0, []string{"a"}, [][]string{{"a"}}},
-			{time.Minute, 8 * day, []string{"a"}, [][]string{{"a"}}}, // 8 event days later, ingested a minute later
+			{30 * day, 0, []string{"a"}, [][]string{{"a"}}},
+			{30*day + time.Minute, 8 * day, []string{"a"}, [][]string{{"a"}}}, // 8 event days later, ingested a minute later
 		}},
 		{"out of order: an older sighting never makes a term new", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
-			{0, 20 * day, []string{"a"}, [][]string{{"a"}}},
-			{time.Minute, 0, []string{"a"}, nil}, // 20 days older: delivered late
-			{2 * time.Minute, 21 * day, []string{"a"}, nil},
+			{30 * day, 20 * day, []string{"a"}, [][]string{{"a"}}},
+			{30*day + time.Minute, 0, []string{"a"}, nil}, // 20 days older: delivered late
+			{30*day + 2*time.Minute, 21 * day, []string{"a"}, nil},
+		}},
+		{"event clock: an eventTime more than a day ahead is no sighting", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
+			{0, 25 * time.Hour, []string{"a"}, nil},
+			{time.Minute, 23 * time.Hour, []string{"a"}, [][]string{{"a"}}},
 		}},
 		{"learning period records without alerting", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 24 * time.Hour, "", []step{
 			{0, 0, []string{"a"}, nil},

@@ -244,6 +244,9 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 		}
 		in.mu.Unlock()
 	}
+	if n := res.Stats.Skipped[engine.SkipEventTime]; n > 0 {
+		in.Log.Warnf("%d new_terms matches skipped: %s", n, engine.SkipEventTime)
+	}
 	if res.Stats.Overflow > 0 {
 		in.Overflow.Add(int64(res.Stats.Overflow))
 		in.Log.Warnf("outbox full (outbox_max %d): %d alerts dropped; are the sinks down?", in.set.OutboxMax, res.Stats.Overflow)

@@ -263,5 +263,8 @@ func plural(n int, word string) string {
 	if strings.HasSuffix(word, "y") {
 		return fmt.Sprintf("%d %sies", n, word[:len(word)-1])
 	}
+	if strings.HasSuffix(word, "ch") || strings.HasSuffix(word, "s") {
+		return fmt.Sprintf("%d %ses", n, word)
+	}
 	return fmt.Sprintf("%d %ss", n, word)
 }

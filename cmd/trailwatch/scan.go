@@ -183,10 +183,8 @@ func drawProgress(w io.Writer, src *source, st engine.Stats, start time.Time) {
 	fmt.Fprintf(w, "\r\033[K%s%s  %d records  %d alerts  %.0f records/s", src.name, pct, st.Records, st.Alerts, rate)
 }
 
-func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Duration) {
-	rate := float64(st.Records) / took.Seconds()
-	fmt.Fprintf(w, "%s read, %s found, %s in %s (%.0f records/s)\n",
-		plural(st.Records, "record"), plural(st.Events, "CloudTrail event"), plural(st.Alerts, "alert"), took.Round(time.Millisecond), rate)
+// skipped writes the records passed over, by reason.
+func skipped(w io.Writer, st engine.Stats) {
 	reasons := make([]string, 0, len(st.Skipped))
 	for r := range st.Skipped {
 		reasons = append(reasons, r)
@@ -195,6 +193,13 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	for _, r := range reasons {
 		fmt.Fprintf(w, "  skipped %d: %s\n", st.Skipped[r], r)
 	}
+}
+
+func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Duration) {
+	rate := float64(st.Records) / took.Seconds()
+	fmt.Fprintf(w, "%s read, %s found, %s in %s (%.0f records/s)\n",
+		plural(st.Records, "record"), plural(st.Events, "CloudTrail event"), plural(st.Alerts, "alert"), took.Round(time.Millisecond), rate)
+	skipped(w, st)
 	if st.Overflow > 0 {
 		fmt.Fprintf(w, "  dropped %d alerts: the outbox was full\n", st.Overflow)
 	}
