@@ -272,3 +272,110 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 		}
 	})
 }
+
+// startHTTP serves h as serve does (NewHTTPServer behind LimitListener),
+// with timeouts t and at most maxConns connections, on loopback.
+func startHTTP(t *testing.T, h http.Handler, to Timeouts, maxConns int) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewHTTPServer(h, to)
+	go srv.Serve(LimitListener(l, maxConns))
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// slowSender opens a connection that sends a request's start and then one
+// byte every 100 ms: of its headers, or of a body of 1 MB. It returns a
+// channel that gets the time the server closed the connection.
+func slowSender(t *testing.T, addr string, inBody bool) <-chan time.Time {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	start := "POST / HTTP/1.1\r\nHost: x\r\n"
+	if inBody {
+		start += "Content-Length: 1000000\r\n\r\n"
+	}
+	c.Write([]byte(start))
+	closed := make(chan time.Time, 1)
+	go func() {
+		io.Copy(io.Discard, c) // ends when the server closes
+		closed <- time.Now()
+	}()
+	go func() {
+		for {
+			time.Sleep(100 * time.Millisecond)
+			b := "X-Slow: 1\r\n"
+			if inBody {
+				b = "a"
+			}
+			if _, err := c.Write([]byte(b)); err != nil {
+				return
+			}
+		}
+	}()
+	return closed
+}
+
+// TestSlowSendersAreCut: 220 connections that send their headers or their
+// bodies a byte at a time (with no body or idle timeout they were held for
+// ever, starving /healthz and POST) are closed at the header and read
+// timeouts, while /healthz and a POST are answered.
+func TestSlowSendersAreCut(t *testing.T) {
+	in, _ := newInstance(t, nil)
+	to := Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
+	addr := startHTTP(t, NewHandler(in, HTTPOptions{}), to, DefaultMaxConnections)
+	start := time.Now()
+	var closed []<-chan time.Time
+	for i := range 220 {
+		closed = append(closed, slowSender(t, addr, i%2 == 1))
+	}
+	time.Sleep(200 * time.Millisecond)
+	client := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := client.Get("http://" + addr + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz among 220 slow senders: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := client.Post("http://"+addr+"/", "application/x-ndjson", strings.NewReader(event(1, grant))); err != nil || resp.StatusCode != 200 {
+		t.Errorf("POST among 220 slow senders: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	var last time.Duration
+	for i, ch := range closed {
+		select {
+		case at := <-ch:
+			last = max(last, at.Sub(start))
+		case <-time.After(time.Until(start.Add(to.Read + 5*time.Second))):
+			t.Fatalf("slow sender %d (in its body: %v) still connected after %v", i, i%2 == 1, time.Since(start))
+		}
+	}
+	t.Logf("220 slow senders, all closed within %v", last.Round(time.Millisecond))
+}
+
+// TestConnectionCap: past max_connections, a new connection waits until one
+// is closed (here, a stalled one at the header timeout) before it is served.
+func TestConnectionCap(t *testing.T) {
+	in, _ := newInstance(t, nil)
+	to := Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
+	addr := startHTTP(t, NewHandler(in, HTTPOptions{}), to, 20)
+	start := time.Now()
+	for range 20 {
+		slowSender(t, addr, false)
+	}
+	time.Sleep(200 * time.Millisecond)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz past the cap: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); took < to.ReadHeader*8/10 {
+		t.Errorf("/healthz answered after %v, before any of the 20 stalled connections could be cut: the cap did not hold", took)
+	}
+}

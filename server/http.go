@@ -260,7 +260,9 @@ var errTooLarge = errors.New("body too large")
 // memory held against the Limits.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*buffer, error) {
 	raw := h.opts.Limits.newBuffer(r.Context(), h.opts.MaxBody)
-	if err := raw.readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody), r.ContentLength); err != nil {
+	// Room is taken as the body comes, not for the length it announces: a
+	// slow sender holds only what it has sent.
+	if err := raw.readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody), min(r.ContentLength, 64<<10)); err != nil {
 		raw.release()
 		return nil, err
 	}

@@ -31,6 +31,7 @@ var serveKeys = []conf.Property{
 	{Name: "max_body", Default: strconv.Itoa(server.DefaultMaxBody), Help: "largest request or forward message, in bytes, after decompression"},
 	{Name: "max_records", Default: strconv.Itoa(server.DefaultMaxRecords), Help: "most records in one request or forward message"},
 	{Name: "max_buffered", Default: "", Help: "most bytes of requests and forward messages held in memory at once, across connections (default twice max_body, the least allowed)"},
+	{Name: "max_connections", Default: strconv.Itoa(server.DefaultMaxConnections), Help: "most connections each listener holds open at once; past them new ones wait"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -86,7 +87,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	maxBody, ok1 := positive("max_body", server.DefaultMaxBody)
 	maxRecords, ok2 := positive("max_records", server.DefaultMaxRecords)
 	maxBuffered, ok3 := positive("max_buffered", server.DefaultMaxHeld(maxBody))
-	if !ok1 || !ok2 || !ok3 {
+	maxConns, ok4 := positive("max_connections", server.DefaultMaxConnections)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return 2
 	}
 	if maxBuffered < server.MinMaxHeld(maxBody) {
@@ -108,7 +110,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
 		return 2
 	}
-	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf,
+	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf, int(maxConns),
 		server.HTTPOptions{Token: get("http_token"), MaxBody: maxBody, MaxRecords: int(maxRecords), Limits: limits},
 		server.ForwardOptions{SharedKey: get("forward_shared_key"), MaxMessage: maxBody, MaxRecords: int(maxRecords), Limits: limits})
 	if err != nil {
@@ -194,7 +196,7 @@ type listeners struct {
 	lns  []net.Listener
 }
 
-func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tls.Config, ho server.HTTPOptions, fo server.ForwardOptions) (*listeners, error) {
+func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tls.Config, maxConns int, ho server.HTTPOptions, fo server.ForwardOptions) (*listeners, error) {
 	s := &listeners{}
 	listen := func(addr string) (net.Listener, error) {
 		network := "tcp"
@@ -205,6 +207,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, err
 		}
+		l = server.LimitListener(l, maxConns)
 		if tlsConf != nil {
 			l = tls.NewListener(l, tlsConf)
 		}
@@ -216,7 +219,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, fmt.Errorf("listen_http %s: %w", httpAddr, err)
 		}
-		s.http = &http.Server{Handler: server.NewHandler(in, ho), ReadHeaderTimeout: 10 * time.Second}
+		s.http = server.NewHTTPServer(server.NewHandler(in, ho), server.DefaultTimeouts)
 		go s.http.Serve(l)
 		in.Log.Infof("HTTP on %s (POST / for records, /healthz, /metrics)%s", l.Addr(), tlsNote(tlsConf))
 	}
