@@ -14,6 +14,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -192,7 +193,9 @@ func decodeChunk(recs []engine.Record, arenap *[]matcher.MsgpackMember, tag stri
 	return recs, st, data, i
 }
 
-func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", tag, i) }
+// where names an event of a chunk (the tag may come from a forward peer:
+// quoted when it is not plain text).
+func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", logsafe.Name(tag), i) }
 
 // eventBody reads one event's array header and timestamp header, and
 // returns the bytes from its body on (the rest of the chunk included), and

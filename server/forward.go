@@ -22,6 +22,7 @@ import (
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/flb"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 )
 
 // ForwardOptions tune the forward protocol listener.
@@ -211,7 +212,7 @@ func (f *Forward) message(c net.Conn, remote string, msg *buffer) bool {
 		return false
 	}
 	if err != nil {
-		_, err = f.in.Process([]engine.Record{{Err: err, Where: fmt.Sprintf("forward message from %s, tag %q", remote, m.tag)}})
+		_, err = f.in.Process([]engine.Record{{Err: err, Where: fmt.Sprintf("forward message from %s, tag %s", remote, logsafe.Name(m.tag))}})
 	} else {
 		_, err = flb.Process(f.in, m.tag, m.entries)
 	}
@@ -437,21 +438,25 @@ func (f *Forward) handshake(c net.Conn, r *msgp.Reader) error {
 	}
 	want := sha512hex(salt, host, nonce, f.opts.SharedKey)
 	ok := subtle.ConstantTimeCompare([]byte(digest), []byte(want)) == 1
+	// A refusal says why and nothing more, as Fluentd's does: our digest
+	// of the key would let the client test guesses of it offline.
 	pong := msgp.AppendArrayHeader(nil, 5)
 	pong = msgp.AppendString(pong, "PONG")
 	pong = msgp.AppendBool(pong, ok)
 	if ok {
 		pong = msgp.AppendString(pong, "")
+		pong = msgp.AppendString(pong, f.host)
+		pong = msgp.AppendString(pong, sha512hex(salt, f.host, nonce, f.opts.SharedKey))
 	} else {
 		pong = msgp.AppendString(pong, "shared_key mismatch")
+		pong = msgp.AppendString(pong, "")
+		pong = msgp.AppendString(pong, "")
 	}
-	pong = msgp.AppendString(pong, f.host)
-	pong = msgp.AppendString(pong, sha512hex(salt, f.host, nonce, f.opts.SharedKey))
 	if _, err := c.Write(pong); err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("shared key mismatch from %s", host)
+		return fmt.Errorf("shared key mismatch from host %s", logsafe.Name(host))
 	}
 	return nil
 }

@@ -379,3 +379,42 @@ func TestConnectionCap(t *testing.T) {
 		t.Errorf("/healthz answered after %v, before any of the 20 stalled connections could be cut: the cap did not hold", took)
 	}
 }
+
+// TestForwardRefusalTellsNothing: a refused handshake's PONG carried the
+// server's digest of the real key (a way to test guesses of it offline);
+// like Fluentd's, it now says why and nothing else. An accepted one still
+// proves the server knows the key.
+func TestForwardRefusalTellsNothing(t *testing.T) {
+	in, _ := newInstance(t, nil)
+	addr := startForward(t, in, ForwardOptions{SharedKey: "s3cret"})
+	if ok, pong := pingPong(t, addr, "client-1", "guess"); ok || pong[0] != "shared_key mismatch" || pong[1] != "" || pong[2] != "" {
+		t.Errorf("refusal: %v %q", ok, pong)
+	}
+	if ok, pong := pingPong(t, addr, "client-1", "s3cret"); !ok || pong[0] != "" || len(pong[2]) != 128 {
+		t.Errorf("acceptance: %v %q", ok, pong)
+	}
+}
+
+// TestPeerStringsQuotedInLogs: a forward tag and a PING host name chosen to
+// forge log lines (a line break, a timestamp, a terminal escape) were
+// written as they came; they are quoted.
+func TestPeerStringsQuotedInLogs(t *testing.T) {
+	var logs syncBuffer
+	in, _ := newInstanceLog(t, nil, &logs)
+	forged := "x\n[2026/11/23 16:21:26] [error] [output:trailwatch:serve] forged\x1b[2J"
+	c, r := forwardConn(t, startForward(t, in, ForwardOptions{}))
+	bad := msgp.AppendArrayHeader(nil, 3)
+	bad = msgp.AppendString(bad, forged)
+	bad = msgp.AppendArrayHeader(bad, 1)
+	bad = msgp.AppendInt(bad, 7) // an entry that is not [time, record]
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(append(bad, option("c1", false)...))
+	readAck(t, r)
+	pingPong(t, startForward(t, in, ForwardOptions{SharedKey: "k"}), forged, "wrong")
+	time.Sleep(50 * time.Millisecond)
+	got := logs.String()
+	quoted := `"x\n[2026/11/23 16:21:26] [error] [output:trailwatch:serve] forged\x1b[2J"`
+	if strings.Contains(got, "\n[2026/11/23 16:21:26] [error] [output:trailwatch:serve] forged") || strings.Contains(got, "\x1b") || strings.Count(got, quoted) != 2 {
+		t.Errorf("log:\n%s", got)
+	}
+}

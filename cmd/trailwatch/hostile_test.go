@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,26 @@ func TestScanHostileFilesBoundedMemory(t *testing.T) {
 			t.Errorf("%s: heap in use peaked at %d MiB", filepath.Base(tc.file), peak>>20)
 		}
 		t.Logf("%s: heap peak %d MiB", filepath.Base(tc.file), peak>>20)
+	}
+}
+
+// TestFileNamesQuotedInMessages: a rule file found in a folder, or a
+// scanned file, whose name holds a line break or a terminal escape was
+// named as it is, forging lines; such a name is quoted (a plain one is not).
+func TestFileNamesQuotedInMessages(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o700)
+	evil := "evil\n[2026-11-23 16:21:26] [ info] forged.toml" // no slash: a file name
+	os.WriteFile(filepath.Join(rules, evil), []byte("[rule\n"), 0o600)
+	var out, errb bytes.Buffer
+	run([]string{"rules", rules}, nil, &out, &errb)
+	if want := strconv.Quote(filepath.Join(rules, evil)) + ":2:"; !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "\n[2026-11-23") {
+		t.Errorf("rules: want %s in:\n%s", want, errb.String())
+	}
+	data := filepath.Join(dir, "cloud\x1b[31m.ndjson")
+	os.WriteFile(data, []byte("{broken\n"), 0o600)
+	if _, stderr, _ := scan(t, data); !strings.Contains(stderr, strconv.Quote(data)+":1: malformed record") || strings.Contains(stderr, "\x1b") {
+		t.Errorf("scan: %q", stderr)
 	}
 }

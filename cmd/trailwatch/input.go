@@ -13,6 +13,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/internal/jsonsplit"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 	"github.com/trailwatch/trailwatch/matcher/doc"
 )
 
@@ -54,7 +55,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func openSource(name string, stdin io.Reader) (*source, error) {
-	s := &source{name: name}
+	s := &source{name: logsafe.Name(name)} // named in messages
 	var raw io.Reader
 	if name == "-" {
 		s.name = "(stdin)"
@@ -62,12 +63,12 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", s.name, errors.Unwrap(err))
 		}
 		if st, err := f.Stat(); err == nil {
 			if st.IsDir() {
 				f.Close()
-				return nil, fmt.Errorf("%s is a folder; give the files in it", name)
+				return nil, fmt.Errorf("%s is a folder; give the files in it", s.name)
 			}
 			s.size = st.Size()
 		}
