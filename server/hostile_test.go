@@ -418,3 +418,40 @@ func TestPeerStringsQuotedInLogs(t *testing.T) {
 		t.Errorf("log:\n%s", got)
 	}
 }
+
+// TestSinkURLSecretsKeptOut: an alert_http URL's credentials, path and
+// query token appeared in log lines and as a label of /metrics, which the
+// HTTP token did not protect. Logs and labels show scheme://host/…, and
+// /metrics wants the token when one is set.
+func TestSinkURLSecretsKeptOut(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := l.Addr().String()
+	l.Close()
+	var logs syncBuffer
+	secretURL := "http://alice:p4ssw0rd@" + down + "/hooks/s3cr3tpath?token=t0k3n"
+	in, _ := newInstanceLog(t, map[string]string{"alert_file": "", "alert_http": secretURL, "exit_timeout": "0s"}, &logs)
+	h := NewHandler(in, HTTPOptions{Token: "metrics-token"})
+	post(t, h, []byte(event(1, grant)), "Authorization", "Bearer metrics-token")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "retrying with backoff") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rr := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer metrics-token")
+	h.ServeHTTP(rr, req)
+	label := `sink="http:http://` + down + `/…"`
+	if !strings.Contains(logs.String(), "sink http:http://"+down+"/…: ") || !strings.Contains(rr.Body.String(), label) {
+		t.Errorf("the redacted URL is not where expected:\nlog:\n%s\nmetrics:\n%s", logs.String(), rr.Body.String())
+	}
+	for _, secret := range []string{"p4ssw0rd", "alice", "s3cr3tpath", "t0k3n"} {
+		if strings.Contains(logs.String(), secret) || strings.Contains(rr.Body.String(), secret) {
+			t.Errorf("%q appears in the logs or the metrics", secret)
+		}
+	}
+	rr = httptest.NewRecorder()
+	h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rr.Code != 401 {
+		t.Errorf("/metrics without the token: %d", rr.Code)
+	}
+}

@@ -80,7 +80,16 @@ func NewHandler(in *instance.Instance, o HTTPOptions) *Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	})
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+	// The metrics name rules and sinks: behind the token too, when one is
+	// set (Prometheus sends it with `authorization: credentials`).
+	metrics := promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})
+	h.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !h.authorized(r) {
+			h.unauthorized(w, answer{})
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	return h
 }
 
@@ -115,9 +124,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		base.Timestamp = time.Now().UnixMilli()
 	}
 	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="trailwatch"`)
-		base.Error = "missing or wrong bearer token"
-		reply(w, http.StatusUnauthorized, base)
+		h.unauthorized(w, base)
 		return
 	}
 	if h.in.OutboxFull() {
@@ -243,6 +250,13 @@ func (h *Handler) outboxFull(w http.ResponseWriter, a answer, err error) {
 func (h *Handler) retryLater(w http.ResponseWriter, a answer) {
 	w.Header().Set("Retry-After", "5")
 	reply(w, http.StatusServiceUnavailable, a)
+}
+
+// unauthorized answers 401 for a missing or wrong bearer token.
+func (h *Handler) unauthorized(w http.ResponseWriter, a answer) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="trailwatch"`)
+	a.Error = "missing or wrong bearer token"
+	reply(w, http.StatusUnauthorized, a)
 }
 
 func (h *Handler) authorized(r *http.Request) bool {

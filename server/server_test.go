@@ -164,22 +164,34 @@ func TestHTTPTokenHealthMetrics(t *testing.T) {
 	if rr, _ := post(t, h, []byte(event(1, grant)), "Authorization", "Bearer t0ken"); rr.Code != 200 {
 		t.Errorf("right token: %d", rr.Code)
 	}
+	get := func(path string, headers ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr
+	}
 	for path, want := range map[string]string{
 		"/healthz": "ok",
 		"/metrics": `trailwatch_rule_alerts_total{rule="AWS Bedrock Foundation Model Access Enabled or Entitlement Granted"} 1`,
 	} {
-		rr := httptest.NewRecorder()
-		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, path, nil))
-		if rr.Code != 200 || !strings.Contains(rr.Body.String(), want) {
+		if rr := get(path, "Authorization", "Bearer t0ken"); rr.Code != 200 || !strings.Contains(rr.Body.String(), want) {
 			t.Errorf("%s: %d\n%s", path, rr.Code, rr.Body.String())
 		}
 	}
 	for _, m := range []string{"trailwatch_records_total 1", "trailwatch_outbox_alerts", "trailwatch_malformed_records_total 0", "trailwatch_state_file_bytes", "trailwatch_sink_alerts_total"} {
-		rr := httptest.NewRecorder()
-		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-		if !strings.Contains(rr.Body.String(), m) {
+		if rr := get("/metrics", "Authorization", "Bearer t0ken"); !strings.Contains(rr.Body.String(), m) {
 			t.Errorf("metrics lack %s", m)
 		}
+	}
+	// The metrics are behind the token; /healthz is not.
+	if rr := get("/metrics"); rr.Code != 401 {
+		t.Errorf("/metrics without the token: %d", rr.Code)
+	}
+	if rr := get("/healthz"); rr.Code != 200 {
+		t.Errorf("/healthz without the token: %d", rr.Code)
 	}
 }
 
