@@ -193,6 +193,12 @@ func TestHTTPTokenHealthMetrics(t *testing.T) {
 	if rr := get("/healthz"); rr.Code != 200 {
 		t.Errorf("/healthz without the token: %d", rr.Code)
 	}
+	// The scheme is case-insensitive; another scheme is no bearer token.
+	for auth, want := range map[string]int{"bearer t0ken": 200, "BEARER  t0ken": 200, "Basic t0ken": 401, "Bearert0ken": 401, "Bearer": 401} {
+		if rr, _ := post(t, h, []byte(event(1, grant)), "Authorization", auth); rr.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", auth, rr.Code, want)
+		}
+	}
 }
 
 func TestHTTPFullOutboxAnswers503(t *testing.T) {
