@@ -274,7 +274,7 @@ type Stats struct {
 	Events      int            // CloudTrail events found in them
 	Skipped     map[string]int // records passed over, by reason
 	Matches     map[string]int // matches by rule name
-	Alerts      int
+	Alerts      int            // alerts written to the outbox
 	NewTermsHit int            // new_terms matches whose terms were new
 	Overflow    int            // alerts dropped because the outbox was full
 	Duplicates  int            // alerts already made for the same records (a retried batch)
@@ -615,7 +615,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			res.Seqs = append(res.Seqs, seq)
 		}
 	}
-	st.Alerts = len(kept)
+	// Alerts written: not the duplicates (counted in Duplicates), nor
+	// those past a full outbox (Overflow).
+	st.Alerts = len(res.Alerts)
 	return res, nil
 }
 

@@ -200,6 +200,9 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	fmt.Fprintf(w, "%s read, %s found, %s in %s (%.0f records/s)\n",
 		plural(st.Records, "record"), plural(st.Events, "CloudTrail event"), plural(st.Alerts, "alert"), took.Round(time.Millisecond), rate)
 	skipped(w, st)
+	if st.Duplicates > 0 {
+		fmt.Fprintf(w, "  %s not written again: made already, by an earlier run or batch, within 24 hours\n", plural(st.Duplicates, "alert"))
+	}
 	if st.Overflow > 0 {
 		fmt.Fprintf(w, "  dropped %d alerts: the outbox was full\n", st.Overflow)
 	}
