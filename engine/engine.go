@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
+
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/doc"
@@ -490,6 +492,25 @@ func (b *Batch) Add(recs []Record) {
 				b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 				continue
 			}
+			if events, ok := logFileEvents(rec.Msgpack); ok {
+				// A CloudTrail log file object (a line of Fluent Bit's tail
+				// can be one): its events read in place one by one, as
+				// matcher.Split reads them (only raw events count), rather
+				// than as one tree of the whole file.
+				found := false
+				for _, ev := range events {
+					w.ev.ResetMsgpack(ev, b.ingested, e.enricher)
+					if w.ev.RawCloudTrail(e.provider, e.action) {
+						found = true
+						st.Events++
+						b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
+					}
+				}
+				if !found {
+					st.skip("not CloudTrail")
+				}
+				continue
+			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)
 			if err != nil {
 				st.skip("malformed")
@@ -510,6 +531,51 @@ func (b *Batch) Add(recs []Record) {
 			st.skip("not CloudTrail")
 		}
 	}
+}
+
+// logFileEvents reads a MessagePack map that holds an array under
+// "Records" (the last such key, as a tree's Get finds it): the elements of
+// the array that are maps. ok is false when there is none, or when the map
+// does not read whole (the tree reader then says why).
+func logFileEvents(mp []byte) (events [][]byte, ok bool) {
+	n, b, err := msgp.ReadMapHeaderBytes(mp)
+	if err != nil {
+		return nil, false
+	}
+	var arr []byte
+	for range n {
+		var k []byte
+		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
+			return nil, false
+		}
+		v := b
+		if b, err = msgp.Skip(b); err != nil {
+			return nil, false
+		}
+		if string(k) == "Records" {
+			arr = nil
+			if msgp.NextType(v) == msgp.ArrayType {
+				arr = v[:len(v)-len(b)]
+			}
+		}
+	}
+	if arr == nil {
+		return nil, false
+	}
+	k, rest, err := msgp.ReadArrayHeaderBytes(arr)
+	if err != nil {
+		return nil, false
+	}
+	for range k {
+		el := rest
+		if rest, err = msgp.Skip(rest); err != nil {
+			return nil, false
+		}
+		if msgp.NextType(el) == msgp.MapType {
+			events = append(events, el[:len(el)-len(rest)])
+		}
+	}
+	return events, true
 }
 
 // Commit commits the batch: its new_terms history and its alerts, in one
