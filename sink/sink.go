@@ -118,7 +118,7 @@ type httpSink struct {
 // answer takes the batch. token, when set, is sent as a bearer token.
 func NewHTTP(url, token string) (Sink, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return nil, fmt.Errorf("alert_http %s: expected an http:// or https:// URL", RedactURL(url))
+		return nil, fmt.Errorf("alert_http %q: expected an http:// or https:// URL", RedactURL(url))
 	}
 	return &httpSink{url: url, token: token, client: &http.Client{Timeout: 30 * time.Second}}, nil
 }
