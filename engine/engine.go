@@ -15,8 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tinylib/msgp/msgp"
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
+
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/matcher"
@@ -325,7 +327,7 @@ type Stats struct {
 	Events      int            // CloudTrail events found in them
 	Skipped     map[string]int // records passed over, by reason
 	Matches     map[string]int // matches by rule name
-	Alerts      int
+	Alerts      int            // alerts written to the outbox
 	NewTermsHit int            // new_terms matches whose terms were new
 	Overflow    int            // alerts dropped because the outbox was full
 	Duplicates  int            // alerts already made for the same records (a retried batch)
@@ -344,6 +346,11 @@ type Stats struct {
 	FleetDuplicates int
 	Unconfirmed     int
 }
+
+// SkipEventTime is the reason of a new_terms match whose eventTime is
+// refused as its sighting (store.SaneSighting), with the event clock: no
+// term is recorded, no alert made.
+const SkipEventTime = "eventTime before 2000 or more than 24h ahead (not counted as new_terms history)"
 
 func (s *Stats) skip(reason string) {
 	if s.Skipped == nil {
@@ -575,6 +582,25 @@ func (b *Batch) Add(recs []Record) {
 				b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 				continue
 			}
+			if events, ok := logFileEvents(rec.Msgpack); ok {
+				// A CloudTrail log file object (a line of Fluent Bit's tail
+				// can be one): its events read in place one by one, as
+				// matcher.Split reads them (only raw events count), rather
+				// than as one tree of the whole file.
+				found := false
+				for _, ev := range events {
+					w.ev.ResetMsgpack(ev, b.ingested, e.enricher)
+					if w.ev.RawCloudTrail(e.provider, e.action) {
+						found = true
+						st.Events++
+						b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
+					}
+				}
+				if !found {
+					st.skip("not CloudTrail")
+				}
+				continue
+			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)
 			if err != nil {
 				st.skip("malformed")
@@ -595,6 +621,51 @@ func (b *Batch) Add(recs []Record) {
 			st.skip("not CloudTrail")
 		}
 	}
+}
+
+// logFileEvents reads a MessagePack map that holds an array under
+// "Records" (the last such key, as a tree's Get finds it): the elements of
+// the array that are maps. ok is false when there is none, or when the map
+// does not read whole (the tree reader then says why).
+func logFileEvents(mp []byte) (events [][]byte, ok bool) {
+	n, b, err := msgp.ReadMapHeaderBytes(mp)
+	if err != nil {
+		return nil, false
+	}
+	var arr []byte
+	for range n {
+		var k []byte
+		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
+			return nil, false
+		}
+		v := b
+		if b, err = msgp.Skip(b); err != nil {
+			return nil, false
+		}
+		if string(k) == "Records" {
+			arr = nil
+			if msgp.NextType(v) == msgp.ArrayType {
+				arr = v[:len(v)-len(b)]
+			}
+		}
+	}
+	if arr == nil {
+		return nil, false
+	}
+	k, rest, err := msgp.ReadArrayHeaderBytes(arr)
+	if err != nil {
+		return nil, false
+	}
+	for range k {
+		el := rest
+		if rest, err = msgp.Skip(rest); err != nil {
+			return nil, false
+		}
+		if msgp.NextType(el) == msgp.MapType {
+			events = append(events, el[:len(el)-len(rest)])
+		}
+	}
+	return events, true
 }
 
 // Commit commits the batch: its new_terms history and its alerts, in one
@@ -798,7 +869,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			res.Seqs = append(res.Seqs, seq)
 		}
 	}
-	st.Alerts = len(kept)
+	// Alerts written: not the duplicates (counted in Duplicates), nor
+	// those past a full outbox (Overflow).
+	st.Alerts = len(res.Alerts)
 	return res, nil
 }
 
@@ -891,6 +964,12 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		return alerts, pending
 	}
 	seen := e.seenAt(ev)
+	if e.source == EventTime && !store.SaneSighting(seen, w.batch.ingested) {
+		// A date before CloudTrail or far ahead (2200, 9999): not a
+		// sighting to judge or prune history by.
+		st.skip(SkipEventTime)
+		return alerts, pending
+	}
 	ecs, mp := ev.IsECS(), ev.Msgpack()
 	var node *doc.Node
 	switch {

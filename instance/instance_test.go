@@ -309,3 +309,21 @@ func TestMetricsListen(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedFloodLoggedOnce: a batch of 1,000 malformed records wrote
+// 1,000 log lines; the first ten are logged with their place, the rest in
+// one line, and all are counted.
+func TestMalformedFloodLoggedOnce(t *testing.T) {
+	in, _, logs := open(t, map[string]string{"rules": writeRule(t, t.TempDir(), "PutUseCaseForModelAccess", 100, "")})
+	recs := make([]engine.Record, 1000)
+	for i := range recs {
+		recs[i] = engine.Record{Err: fmt.Errorf("broken %d", i), Where: fmt.Sprintf("line %d", i+1)}
+	}
+	if _, err := in.Process(recs); err != nil {
+		t.Fatal(err)
+	}
+	l := logs.String()
+	if n := strings.Count(l, "malformed"); n != 11 || !strings.Contains(l, "(line 10): broken 9") || !strings.Contains(l, "skipped 990 more malformed records") || in.Malformed.Load() != 1000 {
+		t.Errorf("%d log lines about malformed records, %d counted:\n%.2000s", n, in.Malformed.Load(), l)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -20,8 +21,14 @@ func FuzzForwardMessage(f *testing.F) {
 	p = msgp.AppendBytes(p, gz(entry(event(2, grant))))
 	p = append(p, option("c", true)...)
 	f.Add(p)
+	lim := NewLimits(MinMaxHeld(1<<20), 1)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		decodeForward(data, 1<<20)
+		out := lim.newBuffer(context.Background(), 1<<20)
+		defer out.release()
+		decodeForward(data, 1000, func(packed []byte) ([]byte, error) {
+			err := gunzip(out, packed)
+			return out.b, err
+		})
 	})
 }
 
@@ -32,6 +39,16 @@ func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte("["+event(3, grant)+"]"), false)
 	f.Add([]byte(`{"requestId":"r","records":[{"data":"e30="}]}`), true)
 	f.Fuzz(func(t *testing.T, data []byte, firehose bool) {
-		splitBody(data, firehose)
+		b, err := splitBody(data, firehose)
+		if err != nil {
+			return
+		}
+		n, got := b.count(1<<30), 0
+		for range b.records() {
+			got++
+		}
+		if got != n {
+			t.Fatalf("%d records read, %d counted", got, n)
+		}
 	})
 }
