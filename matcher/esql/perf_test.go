@@ -39,6 +39,27 @@ func TestEvalAllocs(t *testing.T) {
 	}
 }
 
+// TestAddAllocs: a row whose group and values the accumulator holds
+// already costs no allocation.
+func TestAddAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	p := mustCompile(t, perfQuery)
+	acc := p.NewAcc()
+	row, ok := p.Eval(perfHit, testNow)
+	if !ok {
+		t.Fatal("no row")
+	}
+	acc.Add(row)
+	if n := testing.AllocsPerRun(200, func() { acc.Add(row) }); n != 0 {
+		t.Errorf("%v allocations for a row of a known group", n)
+	}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, []string{"n=202 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results: %q", got)
+	}
+}
+
 // TestConcurrentEval: one program evaluated from several goroutines at
 // once (the plugin's workers) gives each the same rows as alone.
 func TestConcurrentEval(t *testing.T) {

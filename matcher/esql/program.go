@@ -37,7 +37,8 @@ type Program struct {
 	post  *postPlan
 
 	prefilterTree *pnode
-	pool          sync.Pool
+	pool          sync.Pool // ctx for Eval
+	addPool       sync.Pool // ctx for Acc.Add: the row's columns
 }
 
 type srcField struct {
