@@ -139,16 +139,32 @@ func BenchmarkCorpusRules(b *testing.B) {
 			ev := &cloudtrail.Event{}
 			var resolved []resolvedFields
 			if kind == "resolved" {
+				// Each record's values in one block, as the event keeps
+				// the values it resolves.
+				var fields []*matcher.Field
+				seen := map[*matcher.Field]bool{}
+				for _, p := range progs {
+					for _, f := range p.Fields() {
+						if !seen[f] {
+							seen[f] = true
+							fields = append(fields, f)
+						}
+					}
+				}
 				resolved = make([]resolvedFields, len(recs))
 				for i := range recs {
 					ev.Reset(recs[i].tree, nil, ingested, en)
-					for _, p := range progs {
-						for _, f := range p.Fields() {
-							for len(resolved[i]) <= f.ID {
-								resolved[i] = append(resolved[i], nil)
-							}
-							resolved[i][f.ID] = slices.Clone(ev.Values(f))
+					var all []matcher.Value
+					for _, f := range fields {
+						all = append(all, ev.Values(f)...)
+					}
+					all = slices.Clip(all)
+					for _, f := range fields {
+						for len(resolved[i]) <= f.ID {
+							resolved[i] = append(resolved[i], nil)
 						}
+						n := len(ev.Values(f))
+						resolved[i][f.ID], all = all[:n:n], all[n:]
 					}
 				}
 			}
