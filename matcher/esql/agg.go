@@ -256,6 +256,7 @@ type Acc struct {
 	dropRows int64 // rows (or row combinations) whose group did not fit
 	dropVals int64 // values not kept in a full VALUES or COUNT_DISTINCT
 	keyBuf   []byte
+	held     *ctx // the ctx of the last row added (see Row), released at the next
 
 	// Add's scratch, reused from row to row.
 	keys []mv
@@ -368,6 +369,7 @@ func (a *Acc) Add(r Row) {
 	if r.shape != a.shape {
 		return
 	}
+	r.check()
 	plan := a.plan
 	k := a.p.addPool.Get().(*ctx)
 	defer a.p.addPool.Put(k)
@@ -433,6 +435,15 @@ func (a *Acc) Add(r Row) {
 		}
 	}
 	clear(k.cols)
+	clear(keys)
+	clear(ins)
+	// The row's memory stays the row's until this Acc takes another.
+	if l := r.lend; l != nil && l.holder == nil {
+		if a.held != nil {
+			a.held.release()
+		}
+		l.holder, a.held = a, l
+	}
 }
 
 // group finds or makes the group of the combination idx of keys; nil
