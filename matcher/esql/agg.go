@@ -231,26 +231,99 @@ type aggState struct {
 	has      bool // MIN, MAX, SUM: a value was seen
 	overflow bool // SUM: overflowed; sets: values were left out
 	v        val
-	set      map[val]struct{}
+	// A set (VALUES, COUNT_DISTINCT) holds its values in small while they
+	// are few (in the order added), then in set.
+	small []val
+	set   map[val]struct{}
 }
 
+// smallSet is how many values a set holds in a list before a map.
+const smallSet = 8
+
 type group struct {
-	key  string
-	keys []mv
-	st   []aggState
+	key string // the BY values, encoded (appendVal)
+	st  []aggState
 }
 
 // Acc accumulates STATS over rows; it is mergeable and serialisable, so
 // that per-bucket accumulators can be kept and a run's window merged.
 type Acc struct {
+	p        *Program
 	plan     *statsPlan
 	shape    *shape // the rows Add takes: Eval's of the same program
 	lim      Limits
 	groups   map[string]*group
 	dropRows int64 // rows (or row combinations) whose group did not fit
 	dropVals int64 // values not kept in a full VALUES or COUNT_DISTINCT
-	k        *ctx
 	keyBuf   []byte
+	held     *ctx // the ctx of the last row added (see Row), released at the next
+
+	// Add's scratch, reused from row to row.
+	keys []mv
+	ins  []aggInput
+	idx  []int
+
+	// Storage carved for the groups, their states and small sets, and the
+	// text the Acc keeps (group keys, set values, MIN and MAX), so that a
+	// row that makes a group or adds a value costs no allocation of its own.
+	gslab []group
+	sslab []aggState
+	vslab []val
+	text  textArena
+}
+
+// aggInput is an aggregation's input for one row.
+type aggInput struct {
+	vals mv
+	skip bool // filtered out
+}
+
+// textArena keeps strings in shared blocks. A block is only appended to
+// (strings.Builder never changes bytes it has written), so each string
+// handed out stays as it was.
+type textArena struct {
+	b    strings.Builder
+	next int // the size of the next block
+}
+
+// keep returns a copy of s that does not share s's memory.
+func (t *textArena) keep(s string) string {
+	if !t.room(len(s)) {
+		return strings.Clone(s)
+	}
+	t.b.WriteString(s)
+	return t.last(len(s))
+}
+
+// keepBytes is keep of b's text.
+func (t *textArena) keepBytes(b []byte) string {
+	if !t.room(len(b)) {
+		return string(b)
+	}
+	t.b.Write(b)
+	return t.last(len(b))
+}
+
+// last is the text of the last n bytes written.
+func (t *textArena) last(n int) string {
+	s := t.b.String()
+	return s[len(s)-n:]
+}
+
+// room makes room for n more bytes in the current block; false when n is
+// too large for a block (the caller allocates it on its own).
+func (t *textArena) room(n int) bool {
+	const maxBlock = 32 << 10
+	if n > maxBlock/8 {
+		return false
+	}
+	if t.b.Cap()-t.b.Len() >= n {
+		return true
+	}
+	t.next = min(max(2*t.next, 1024), maxBlock)
+	t.b = strings.Builder{}
+	t.b.Grow(t.next)
+	return true
 }
 
 // NewAcc returns an empty accumulator for an aggregating program, with
@@ -262,7 +335,7 @@ func (p *Program) NewAccLimits(l Limits) *Acc {
 	if p.stats == nil {
 		return nil
 	}
-	return &Acc{plan: p.stats, shape: p.shape, lim: l, groups: map[string]*group{}, k: &ctx{p: p, cols: make([]mv, p.stats.nin)}}
+	return &Acc{p: p, plan: p.stats, shape: p.shape, lim: l, groups: map[string]*group{}}
 }
 
 // Groups is the number of groups held.
@@ -296,40 +369,45 @@ func (a *Acc) Add(r Row) {
 	if r.shape != a.shape {
 		return
 	}
-	k := a.k
+	r.check()
+	plan := a.plan
+	k := a.p.addPool.Get().(*ctx)
+	defer a.p.addPool.Put(k)
 	k.buf = k.buf[:0]
 	k.now = r.now
 	copy(k.cols, r.vals)
-	plan := a.plan
 	// Each BY column's values (null: one null value).
-	keys := make([]mv, len(plan.by))
+	keys := a.keys[:0]
 	combos := 1
-	for i, b := range plan.by {
-		keys[i] = b.ev(k)
-		if n := len(keys[i]); n > 1 {
+	for _, b := range plan.by {
+		m := b.ev(k)
+		keys = append(keys, m)
+		if n := len(m); n > 1 {
 			combos *= n
 			if combos > maxCombinations {
 				combos = maxCombinations + 1
 			}
 		}
 	}
-	// Each aggregation's input for this row (nil when filtered out).
-	type input struct {
-		vals mv
-		skip bool
-	}
-	ins := make([]input, len(plan.aggs))
+	a.keys = keys
+	// Each aggregation's input for this row.
+	ins := a.ins[:0]
 	for i := range plan.aggs {
 		s := &plan.aggs[i]
+		var in aggInput
 		if s.filter != nil && truth(s.filter(k)) != 1 {
-			ins[i].skip = true
-			continue
+			in.skip = true
+		} else if s.kind != aggCountRows {
+			in.vals = s.arg.ev(k)
 		}
-		if s.kind != aggCountRows {
-			ins[i].vals = s.arg.ev(k)
-		}
+		ins = append(ins, in)
 	}
-	idx := make([]int, len(keys))
+	a.ins = ins
+	idx := a.idx[:0]
+	for range keys {
+		idx = append(idx, 0)
+	}
+	a.idx = idx
 	for c := 0; ; c++ {
 		if c >= maxCombinations {
 			a.dropRows += int64(combos - c)
@@ -356,6 +434,16 @@ func (a *Acc) Add(r Row) {
 			break
 		}
 	}
+	clear(k.cols)
+	clear(keys)
+	clear(ins)
+	// The row's memory stays the row's until this Acc takes another.
+	if l := r.lend; l != nil && l.holder == nil {
+		if a.held != nil {
+			a.held.release()
+		}
+		l.holder, a.held = a, l
+	}
 }
 
 // group finds or makes the group of the combination idx of keys; nil
@@ -378,11 +466,35 @@ func (a *Acc) group(keys []mv, idx []int) *group {
 		a.dropRows++
 		return nil
 	}
-	key := string(b)
-	one, _ := a.decodeKey(key) // the group's own copy of its values
-	g := &group{key: key, keys: one, st: make([]aggState, len(a.plan.aggs))}
-	a.groups[key] = g
+	g := a.newGroup(a.text.keepBytes(b))
+	a.groups[g.key] = g
 	return g
+}
+
+// newGroup makes an empty group from the Acc's storage.
+func (a *Acc) newGroup(key string) *group {
+	n := len(a.plan.aggs)
+	if len(a.gslab) == cap(a.gslab) {
+		a.gslab = make([]group, 0, min(max(2*cap(a.gslab), 8), 256))
+	}
+	if len(a.sslab)+n > cap(a.sslab) {
+		a.sslab = make([]aggState, 0, n*min(max(2*cap(a.sslab)/max(n, 1), 8), 256))
+	}
+	s := len(a.sslab)
+	a.sslab = a.sslab[:s+n]
+	a.gslab = append(a.gslab, group{key: key, st: a.sslab[s : s+n : s+n]})
+	return &a.gslab[len(a.gslab)-1]
+}
+
+// carve returns an empty list with room for n values from the Acc's
+// storage.
+func (a *Acc) carve(n int) []val {
+	if len(a.vslab)+n > cap(a.vslab) {
+		a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+	}
+	s := len(a.vslab)
+	a.vslab = a.vslab[:s+n]
+	return a.vslab[s : s : s+n]
 }
 
 // update folds values into a state.
@@ -413,28 +525,66 @@ func (a *Acc) update(s *aggSpec, st *aggState, vals mv) {
 }
 
 func (a *Acc) addToSet(t typ, st *aggState, key val) {
-	if st.set == nil {
-		st.set = map[val]struct{}{}
-	}
-	if _, ok := st.set[key]; ok {
+	if setHas(st, key) {
 		return
 	}
-	if len(st.set) >= a.lim.Values {
+	if setLen(st) >= a.lim.Values {
 		st.overflow = true
 		a.dropVals++
 		return
 	}
 	if t == tyKeyword || t == tyIP {
-		key.s = strings.Clone(key.s) // the row's text may live in a record's buffer
+		key.s = a.text.keep(key.s) // the row's text may live in a record's buffer
 	}
-	st.set[key] = struct{}{}
+	a.setInsert(st, key)
+}
+
+// setHas reports whether a set holds key.
+func setHas(st *aggState, key val) bool {
+	if st.set != nil {
+		_, ok := st.set[key]
+		return ok
+	}
+	for i := range st.small {
+		if st.small[i] == key {
+			return true
+		}
+	}
+	return false
+}
+
+func setLen(st *aggState) int {
+	if st.set != nil {
+		return len(st.set)
+	}
+	return len(st.small)
+}
+
+// setInsert adds a key the set does not hold.
+func (a *Acc) setInsert(st *aggState, key val) {
+	switch {
+	case st.set != nil:
+		st.set[key] = struct{}{}
+	case len(st.small) < cap(st.small):
+		st.small = append(st.small, key)
+	case len(st.small) < smallSet:
+		l := a.carve(min(max(2*len(st.small), 2), smallSet))
+		st.small = append(append(l, st.small...), key)
+	default:
+		st.set = make(map[val]struct{}, 2*smallSet)
+		for _, v := range st.small {
+			st.set[v] = struct{}{}
+		}
+		st.set[key] = struct{}{}
+		st.small = nil
+	}
 }
 
 func (a *Acc) extreme(s *aggSpec, st *aggState, v val) {
 	if !st.has {
 		st.has, st.v = true, v
 		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = strings.Clone(v.s)
+			st.v.s = a.text.keep(v.s)
 		}
 		return
 	}
@@ -442,7 +592,7 @@ func (a *Acc) extreme(s *aggSpec, st *aggState, v val) {
 	if s.kind == aggMin && d < 0 || s.kind == aggMax && d > 0 {
 		st.v = v
 		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = strings.Clone(v.s)
+			st.v.s = a.text.keep(v.s)
 		}
 	}
 }
@@ -482,7 +632,7 @@ func (a *Acc) Merge(b *Acc) error {
 				a.dropRows++
 				continue
 			}
-			g = &group{key: key, keys: bg.keys, st: make([]aggState, len(a.plan.aggs))}
+			g = a.newGroup(key)
 			a.groups[key] = g
 		}
 		for i := range a.plan.aggs {
@@ -500,7 +650,7 @@ func (a *Acc) mergeState(s *aggSpec, st, o *aggState) {
 		if o.overflow {
 			st.overflow = true
 		}
-		for _, k := range sortedSet(s.t, o.set) {
+		for _, k := range sortedSet(s.t, o) {
 			a.addToSet(s.t, st, setKey(s.t, k))
 		}
 	case aggMin, aggMax:
@@ -537,9 +687,12 @@ func (a *Acc) sortedKeys() []string {
 }
 
 // sortedSet lists a set's values in order.
-func sortedSet(t typ, set map[val]struct{}) mv {
-	out := make(mv, 0, len(set))
-	for k := range set {
+func sortedSet(t typ, st *aggState) mv {
+	out := make(mv, 0, setLen(st))
+	for _, k := range st.small {
+		out = append(out, setVal(t, k))
+	}
+	for k := range st.set {
 		out = append(out, setVal(t, k))
 	}
 	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
@@ -552,12 +705,12 @@ func (s *aggSpec) result(st *aggState) mv {
 	case aggCountRows, aggCount:
 		return mv{{n: st.n}}
 	case aggCountDistinct:
-		return mv{{n: int64(len(st.set))}}
+		return mv{{n: int64(setLen(st))}}
 	case aggValues:
-		if len(st.set) == 0 {
+		if setLen(st) == 0 {
 			return nil
 		}
-		return sortedSet(s.t, st.set)
+		return sortedSet(s.t, st)
 	case aggMin, aggMax:
 		if !st.has {
 			return nil
@@ -619,7 +772,7 @@ func appendState(b []byte, s *aggSpec, st *aggState) []byte {
 	case aggCountRows, aggCount:
 		b = binary.AppendUvarint(b, uint64(st.n))
 	case aggCountDistinct, aggValues:
-		vals := sortedSet(s.t, st.set)
+		vals := sortedSet(s.t, st)
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
 			b = appendVal(b, s.t, v)
@@ -777,8 +930,7 @@ func (a *Acc) unmarshal(data []byte) error {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		key := d.bytes(d.uvarint())
-		keys, ok := a.decodeKey(key)
-		if !ok {
+		if _, ok := a.decodeKey(key); !ok {
 			d.fail("bad group key")
 			break
 		}
@@ -786,7 +938,7 @@ func (a *Acc) unmarshal(data []byte) error {
 			d.fail("duplicate group")
 			break
 		}
-		g := &group{key: key, keys: keys, st: make([]aggState, len(a.plan.aggs))}
+		g := a.newGroup(key)
 		for j := range a.plan.aggs {
 			a.readState(d, &a.plan.aggs[j], &g.st[j])
 		}
@@ -829,11 +981,9 @@ func (a *Acc) readState(d *decoder, s *aggSpec, st *aggState) {
 			return
 		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			v := d.val(s.t)
-			if st.set == nil {
-				st.set = map[val]struct{}{}
+			if k := setKey(s.t, d.val(s.t)); !setHas(st, k) {
+				a.setInsert(st, k)
 			}
-			st.set[setKey(s.t, v)] = struct{}{}
 		}
 	case aggMin, aggMax:
 		if st.has {

@@ -241,6 +241,10 @@ func (c *compiler) finish() {
 	p.fields = c.reads.Fields
 	p.prefilterTree = andNode(c.pre)
 	p.pool = sync.Pool{New: func() any { return p.newCtx() }}
+	if p.stats != nil {
+		nin := p.stats.nin
+		p.addPool = sync.Pool{New: func() any { return &ctx{p: p, cols: make([]mv, nin)} }}
+	}
 	p.shape = &shape{}
 	for _, o := range p.out {
 		p.shape.names = append(p.shape.names, o.name)

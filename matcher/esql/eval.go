@@ -15,6 +15,20 @@ type ctx struct {
 	now   int64  // NOW(), epoch milliseconds
 	buf   []val  // arena the row's values are carved from
 	p     *Program
+
+	// The row Eval gives for an aggregating program, which borrows the
+	// ctx: out of the pool until release.
+	row    []mv
+	gen    uint64 // counts releases: a Row of an earlier generation is stale
+	holder *Acc   // the Acc that keeps the ctx out of the pool (Acc.Add)
+}
+
+// release puts a ctx that a row borrowed back in its program's pool.
+func (c *ctx) release() {
+	clear(c.row)
+	c.gen++
+	c.holder = nil
+	c.p.pool.Put(c)
 }
 
 // alloc returns room for n values, valid until the ctx is reset.

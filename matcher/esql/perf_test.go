@@ -39,6 +39,62 @@ func TestEvalAllocs(t *testing.T) {
 	}
 }
 
+// TestAddAllocs: a row whose group and values the accumulator holds
+// already costs no allocation.
+func TestAddAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	p := mustCompile(t, perfQuery)
+	acc := p.NewAcc()
+	row, ok := p.Eval(perfHit, testNow)
+	if !ok {
+		t.Fatal("no row")
+	}
+	acc.Add(row)
+	if n := testing.AllocsPerRun(200, func() { acc.Add(row) }); n != 0 {
+		t.Errorf("%v allocations for a row of a known group", n)
+	}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, []string{"n=202 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results: %q", got)
+	}
+}
+
+// TestBorrowedRows: the row of an aggregating program can be read and
+// added again until the Acc it was added to takes another row; then it
+// is stale and using it panics rather than read memory another row uses.
+func TestBorrowedRows(t *testing.T) {
+	p := mustCompile(t, perfQuery)
+	acc, other := p.NewAcc(), p.NewAcc()
+	row, _ := p.Eval(perfHit, testNow)
+	want := render([]Row{row})
+	acc.Add(row)
+	other.Add(row)
+	acc.Add(row)
+	if got := render([]Row{row}); !reflect.DeepEqual(got, want) {
+		t.Errorf("after Add: %q, want %q", got, want)
+	}
+	second, _ := p.Eval(with(perfHit, "user.name", "bob"), testNow)
+	acc.Add(second)
+	for name, use := range map[string]func(){"Value": func() { row.Value(0) }, "Add": func() { other.Add(row) }} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s of a stale row did not panic", name)
+				}
+			}()
+			use()
+		}()
+	}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, []string{
+		"n=1 r=arn:aws:iam::1:role/x user.name=bob trusted=false", "n=2 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results %q", got)
+	}
+	if got := render(p.Results(other, testNow)); !reflect.DeepEqual(got, []string{"n=1 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results %q", got)
+	}
+}
+
 // TestConcurrentEval: one program evaluated from several goroutines at
 // once (the plugin's workers) gives each the same rows as alone.
 func TestConcurrentEval(t *testing.T) {

@@ -96,8 +96,9 @@ func (p *Program) Results(a *Acc, now time.Time) []Row {
 		for i := range plan.aggs {
 			row[i] = plan.aggs[i].result(&g.st[i])
 		}
-		for j := range plan.by {
-			row[len(plan.aggs)+j] = g.keys[j]
+		keys, _ := a.decodeKey(g.key)
+		for j := range keys {
+			row[len(plan.aggs)+j] = keys[j]
 		}
 		rows = append(rows, row)
 	}
