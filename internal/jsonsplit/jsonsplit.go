@@ -289,6 +289,12 @@ func (w *walker) values(text []byte, line int) {
 			i += nl
 			continue
 		}
+		if end == i {
+			// A comma or closing bracket where a value should start: a
+			// record of its own (the parser refuses it), so that the walk
+			// moves on.
+			end = i + 1
+		}
 		if !w.units(text[i:end], lc.lineOf(i)) {
 			return
 		}

@@ -1,6 +1,7 @@
 package jsonsplit
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -99,4 +100,34 @@ func TestLogFileInGroups(t *testing.T) {
 	if g := collect(Values(other, 1)); len(g) != 1 || g[0].Data != string(other) {
 		t.Errorf("a log file object with another member: %d records", len(g))
 	}
+}
+
+// FuzzSplit: any text, as values and as lines: no panic, no hang (deep
+// nesting is a counter, not recursion); Count agrees with the records
+// given; every record's text is a piece of the input (no group under
+// GroupBytes).
+func FuzzSplit(f *testing.F) {
+	f.Add([]byte(`[{"a":1},{"b":[2,"]"]}]`))
+	f.Add([]byte("{\"a\":1}\n[1,\n2] 3\n{\"x\":\"y"))
+	f.Add([]byte(strings.Repeat("[", 5000) + strings.Repeat("]", 4999)))
+	f.Add([]byte("[" + strings.Repeat("{},", 30000) + "{}]"))
+	f.Add([]byte(`{"Records":[{"eventSource":"s","eventName":"n"},{}]}` + "\n" + `["\\\"]",1,,]`))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		for _, lines := range []bool{false, true} {
+			seq := Values(text, 1)
+			if lines {
+				seq = Lines(text, 1)
+			}
+			n := 0
+			for r := range seq {
+				n++
+				if len(r.Data) > 0 && !bytes.Contains(text, r.Data) {
+					t.Fatalf("record %q is not in the text", r.Data)
+				}
+			}
+			if c := Count(text, lines, 1<<30); c != n {
+				t.Fatalf("lines=%v: %d records, Count %d", lines, n, c)
+			}
+		}
+	})
 }
