@@ -62,9 +62,9 @@ const (
 type aggSpec struct {
 	kind   aggKind
 	arg    cexpr
-	filter func(*ctx) mv
-	t      typ // the argument's type
-	out    typ // the result's type
+	filter func(*ctx) bool // nil: none
+	t      typ             // the argument's type
+	out    typ             // the result's type
 }
 
 type statsPlan struct {
@@ -160,7 +160,7 @@ func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
 		if x.t != tyBool && x.t != tyNull {
 			c.fail(f.filter.pos, "the filter of an aggregation must be a boolean, found [%s] of type %s", c.text(f.filter), x.t)
 		}
-		a.filter = x.ev
+		a.filter = truthy(x)
 	}
 	name := strings.ToUpper(e.name)
 	if e.op == "count" && (e.star || len(e.args) == 0) {
@@ -395,7 +395,7 @@ func (a *Acc) Add(r Row) {
 	for i := range plan.aggs {
 		s := &plan.aggs[i]
 		var in aggInput
-		if s.filter != nil && truth(s.filter(k)) != 1 {
+		if s.filter != nil && !s.filter(k) {
 			in.skip = true
 		} else if s.kind != aggCountRows {
 			in.vals = s.arg.ev(k)

@@ -18,8 +18,12 @@ type cexpr struct {
 	cv    mv
 	span  span           // the value of a time span literal
 	field *matcher.Field // set when the expression reads a source field as it is
-	pos   int
-	end   int
+	// A boolean may also say how to test it where only true counts
+	// (truthy), and an AND its parts (conjuncts).
+	isTrue func(*ctx) bool
+	conj   []func(*ctx) bool
+	pos    int
+	end    int
 }
 
 // span is a time_duration (ms) or a date_period (months and days).
@@ -327,7 +331,16 @@ func (c *compiler) logic(e *expr, l, r cexpr) cexpr {
 	if e.kind == exOr {
 		absorb, other = 1, 0
 	}
-	return cexpr{t: tyBool, ev: func(k *ctx) mv {
+	lt, rt := truthy(l), truthy(r)
+	x := cexpr{t: tyBool}
+	if e.kind == exAnd {
+		x.isTrue = func(k *ctx) bool { return lt(k) && rt(k) }
+		lc := conjuncts(l)
+		x.conj = append(lc[:len(lc):len(lc)], conjuncts(r)...)
+	} else {
+		x.isTrue = func(k *ctx) bool { return lt(k) || rt(k) }
+	}
+	x.ev = func(k *ctx) mv {
 		a := truth(l.ev(k))
 		if a == absorb {
 			return boolMV(absorb == 1)
@@ -340,7 +353,29 @@ func (c *compiler) logic(e *expr, l, r cexpr) cexpr {
 			return boolMV(other == 1)
 		}
 		return nil
-	}}
+	}
+	return x
+}
+
+// truthy is how a condition is tested where only true counts (WHERE, a
+// CASE condition, an aggregation's filter): false and null alike are not
+// true, so that an AND stops at its first part that is not true, and an
+// OR at its first that is.
+func truthy(x cexpr) func(*ctx) bool {
+	if x.isTrue != nil {
+		return x.isTrue
+	}
+	ev := x.ev
+	return func(k *ctx) bool { return truth(ev(k)) == 1 }
+}
+
+// conjuncts are the parts of a condition's top-level ANDs, each tested
+// where only true counts: the condition is true when each part is.
+func conjuncts(x cexpr) []func(*ctx) bool {
+	if x.conj != nil {
+		return x.conj
+	}
+	return []func(*ctx) bool{truthy(x)}
 }
 
 // in is `v [NOT] IN (list)`: true when an item equals v, null when none
