@@ -62,9 +62,9 @@ const (
 type aggSpec struct {
 	kind   aggKind
 	arg    cexpr
-	filter func(*ctx) mv
-	t      typ // the argument's type
-	out    typ // the result's type
+	filter func(*ctx) bool // nil: none
+	t      typ             // the argument's type
+	out    typ             // the result's type
 }
 
 type statsPlan struct {
@@ -160,7 +160,7 @@ func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
 		if x.t != tyBool && x.t != tyNull {
 			c.fail(f.filter.pos, "the filter of an aggregation must be a boolean, found [%s] of type %s", c.text(f.filter), x.t)
 		}
-		a.filter = x.ev
+		a.filter = truthy(x)
 	}
 	name := strings.ToUpper(e.name)
 	if e.op == "count" && (e.star || len(e.args) == 0) {
@@ -224,17 +224,20 @@ func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
 	return a
 }
 
-// aggState is one aggregation's state in one group.
+// aggState is one aggregation's state in one group: MIN's and MAX's value
+// is the val; COUNT, SUM and AVG count in its n (and sum in f).
 type aggState struct {
-	n        int64 // rows or values counted; AVG's count; SUM's integer sum
-	f        float64
-	has      bool // MIN, MAX, SUM: a value was seen
-	overflow bool // SUM: overflowed; sets: values were left out
-	v        val
-	// A set (VALUES, COUNT_DISTINCT) holds its values in small while they
-	// are few (in the order added), then in set.
+	val
+	has      bool    // MIN, MAX, SUM: a value was seen
+	overflow bool    // SUM: overflowed; sets: values were left out
+	set      *valSet // VALUES, COUNT_DISTINCT
+}
+
+// valSet is a set's values: in small while they are few (in the order
+// added), then in m.
+type valSet struct {
 	small []val
-	set   map[val]struct{}
+	m     map[val]struct{}
 }
 
 // smallSet is how many values a set holds in a list before a map.
@@ -266,10 +269,11 @@ type Acc struct {
 	// Storage carved for the groups, their states and small sets, and the
 	// text the Acc keeps (group keys, set values, MIN and MAX), so that a
 	// row that makes a group or adds a value costs no allocation of its own.
-	gslab []group
-	sslab []aggState
-	vslab []val
-	text  textArena
+	gslab   []group
+	sslab   []aggState
+	setSlab []valSet
+	vslab   []val
+	text    textArena
 }
 
 // aggInput is an aggregation's input for one row.
@@ -395,7 +399,7 @@ func (a *Acc) Add(r Row) {
 	for i := range plan.aggs {
 		s := &plan.aggs[i]
 		var in aggInput
-		if s.filter != nil && truth(s.filter(k)) != 1 {
+		if s.filter != nil && !s.filter(k) {
 			in.skip = true
 		} else if s.kind != aggCountRows {
 			in.vals = s.arg.ev(k)
@@ -541,58 +545,73 @@ func (a *Acc) addToSet(t typ, st *aggState, key val) {
 
 // setHas reports whether a set holds key.
 func setHas(st *aggState, key val) bool {
-	if st.set != nil {
-		_, ok := st.set[key]
+	switch vs := st.set; {
+	case vs == nil:
+		return false
+	case vs.m != nil:
+		_, ok := vs.m[key]
 		return ok
-	}
-	for i := range st.small {
-		if st.small[i] == key {
-			return true
+	default:
+		for i := range vs.small {
+			if vs.small[i] == key {
+				return true
+			}
 		}
+		return false
 	}
-	return false
 }
 
 func setLen(st *aggState) int {
-	if st.set != nil {
-		return len(st.set)
+	switch vs := st.set; {
+	case vs == nil:
+		return 0
+	case vs.m != nil:
+		return len(vs.m)
 	}
-	return len(st.small)
+	return len(st.set.small)
 }
 
 // setInsert adds a key the set does not hold.
 func (a *Acc) setInsert(st *aggState, key val) {
-	switch {
-	case st.set != nil:
-		st.set[key] = struct{}{}
-	case len(st.small) < cap(st.small):
-		st.small = append(st.small, key)
-	case len(st.small) < smallSet:
-		l := a.carve(min(max(2*len(st.small), 2), smallSet))
-		st.small = append(append(l, st.small...), key)
-	default:
-		st.set = make(map[val]struct{}, 2*smallSet)
-		for _, v := range st.small {
-			st.set[v] = struct{}{}
+	if st.set == nil {
+		if len(a.setSlab) == cap(a.setSlab) {
+			a.setSlab = make([]valSet, 0, min(max(2*cap(a.setSlab), 8), 256))
 		}
-		st.set[key] = struct{}{}
-		st.small = nil
+		a.setSlab = append(a.setSlab, valSet{})
+		st.set = &a.setSlab[len(a.setSlab)-1]
+	}
+	vs := st.set
+	switch {
+	case vs.m != nil:
+		vs.m[key] = struct{}{}
+	case len(vs.small) < cap(vs.small):
+		vs.small = append(vs.small, key)
+	case len(vs.small) < smallSet:
+		l := a.carve(min(max(2*len(vs.small), 2), smallSet))
+		vs.small = append(append(l, vs.small...), key)
+	default:
+		vs.m = make(map[val]struct{}, 2*smallSet)
+		for _, v := range vs.small {
+			vs.m[v] = struct{}{}
+		}
+		vs.m[key] = struct{}{}
+		vs.small = nil
 	}
 }
 
 func (a *Acc) extreme(s *aggSpec, st *aggState, v val) {
 	if !st.has {
-		st.has, st.v = true, v
+		st.has, st.val = true, v
 		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = a.text.keep(v.s)
+			st.val.s = a.text.keep(v.s)
 		}
 		return
 	}
-	d := compareVals(s.t, v, st.v)
+	d := compareVals(s.t, v, st.val)
 	if s.kind == aggMin && d < 0 || s.kind == aggMax && d > 0 {
-		st.v = v
+		st.val = v
 		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = a.text.keep(v.s)
+			st.val.s = a.text.keep(v.s)
 		}
 	}
 }
@@ -655,7 +674,7 @@ func (a *Acc) mergeState(s *aggSpec, st, o *aggState) {
 		}
 	case aggMin, aggMax:
 		if o.has {
-			a.extreme(s, st, o.v)
+			a.extreme(s, st, o.val)
 		}
 	case aggSum:
 		if !o.has {
@@ -689,11 +708,13 @@ func (a *Acc) sortedKeys() []string {
 // sortedSet lists a set's values in order.
 func sortedSet(t typ, st *aggState) mv {
 	out := make(mv, 0, setLen(st))
-	for _, k := range st.small {
-		out = append(out, setVal(t, k))
-	}
-	for k := range st.set {
-		out = append(out, setVal(t, k))
+	if st.set != nil {
+		for _, k := range st.set.small {
+			out = append(out, setVal(t, k))
+		}
+		for k := range st.set.m {
+			out = append(out, setVal(t, k))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
 	return out
@@ -715,7 +736,7 @@ func (s *aggSpec) result(st *aggState) mv {
 		if !st.has {
 			return nil
 		}
-		return mv{st.v}
+		return mv{st.val}
 	case aggSum:
 		if !st.has || st.overflow {
 			return nil
@@ -779,7 +800,7 @@ func appendState(b []byte, s *aggSpec, st *aggState) []byte {
 		}
 	case aggMin, aggMax:
 		if st.has {
-			b = appendVal(b, s.t, st.v)
+			b = appendVal(b, s.t, st.val)
 		}
 	case aggSum:
 		if s.t == tyDouble {
@@ -987,7 +1008,7 @@ func (a *Acc) readState(d *decoder, s *aggSpec, st *aggState) {
 		}
 	case aggMin, aggMax:
 		if st.has {
-			st.v = d.val(s.t)
+			st.val = d.val(s.t)
 		}
 	case aggSum:
 		if s.t == tyDouble {

@@ -101,18 +101,23 @@ func corpusBench(tb testing.TB, n int, en cloudtrail.Enricher) ([]string, []*Pro
 	return names, progs, recs
 }
 
-// resolvedFields is a record whose fields are resolved already, by field
-// id: what the engine's event answers for a field some rule read before.
-type resolvedFields [][]matcher.Value
+// resolvedFields is a record whose fields are resolved already: what the
+// engine's event answers for a field some rule read before (the event
+// keeps them in one table it reuses, by field id; here a shared table maps
+// a field's id to its place in the record's list).
+type resolvedFields struct {
+	at   []int // by field id: the place in vals, -1 for none
+	vals [][]matcher.Value
+}
 
-func (r resolvedFields) Values(f *matcher.Field) []matcher.Value {
-	if f.ID < len(r) {
-		return r[f.ID]
+func (r *resolvedFields) Values(f *matcher.Field) []matcher.Value {
+	if f.ID < len(r.at) && r.at[f.ID] >= 0 {
+		return r.vals[r.at[f.ID]]
 	}
 	return nil
 }
 
-func (r resolvedFields) Elements(*matcher.Field) []matcher.Fields { return nil }
+func (r *resolvedFields) Elements(*matcher.Field) []matcher.Fields { return nil }
 
 // BenchmarkCorpusRules runs every ES|QL rule of the corpus as the engine
 // does on generated records: Eval for each rule its prefilter lets
@@ -151,6 +156,13 @@ func BenchmarkCorpusRules(b *testing.B) {
 						}
 					}
 				}
+				var at []int
+				for j, f := range fields {
+					for len(at) <= f.ID {
+						at = append(at, -1)
+					}
+					at[f.ID] = j
+				}
 				resolved = make([]resolvedFields, len(recs))
 				for i := range recs {
 					ev.Reset(recs[i].tree, nil, ingested, en)
@@ -159,12 +171,11 @@ func BenchmarkCorpusRules(b *testing.B) {
 						all = append(all, ev.Values(f)...)
 					}
 					all = slices.Clip(all)
-					for _, f := range fields {
-						for len(resolved[i]) <= f.ID {
-							resolved[i] = append(resolved[i], nil)
-						}
+					r := &resolved[i]
+					r.at, r.vals = at, make([][]matcher.Value, len(fields))
+					for j, f := range fields {
 						n := len(ev.Values(f))
-						resolved[i][f.ID], all = all[:n:n], all[n:]
+						r.vals[j], all = all[:n:n], all[n:]
 					}
 				}
 			}
@@ -184,7 +195,7 @@ func BenchmarkCorpusRules(b *testing.B) {
 				var f matcher.Fields = ev
 				switch kind {
 				case "resolved":
-					f = resolved[n]
+					f = &resolved[n]
 				case "mp":
 					ev.ResetMsgpack(r.mp, ingested, en)
 				default:

@@ -157,3 +157,40 @@ func BenchmarkEvalRowAndAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestWhereOrder: a ctx learns to test first the conjunct that drops the
+// rows, and the answer never depends on the order.
+func TestWhereOrder(t *testing.T) {
+	var calls [3]int
+	conds := []func(*ctx) bool{
+		func(*ctx) bool { calls[0]++; return true },
+		func(*ctx) bool { calls[1]++; return true },
+		func(*ctx) bool { calls[2]++; return false },
+	}
+	w := newWhereOrders([]int{3})[0]
+	for range 1000 {
+		if w.run(nil, conds) {
+			t.Fatal("kept a row a conjunct drops")
+		}
+	}
+	calls = [3]int{}
+	for range 500 {
+		w.run(nil, conds)
+	}
+	if calls != [3]int{0, 0, 500} {
+		t.Errorf("tests in the last 500 rows: %v, want [0 0 500]", calls)
+	}
+	// The records change: now the first conjunct drops them.
+	conds[0] = func(*ctx) bool { calls[0]++; return false }
+	conds[2] = func(*ctx) bool { calls[2]++; return true }
+	for range 1000 {
+		w.run(nil, conds)
+	}
+	calls = [3]int{}
+	for range 500 {
+		w.run(nil, conds)
+	}
+	if calls != [3]int{500, 0, 0} {
+		t.Errorf("after the change: %v, want [500 0 0]", calls)
+	}
+}

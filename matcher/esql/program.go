@@ -28,6 +28,7 @@ type Program struct {
 	srcFields []srcField // the record fields the query reads, by index
 	pre       []step     // the commands before STATS
 	nslots    int        // computed columns before STATS
+	nwhere    []int      // conjuncts of each WHERE before STATS that has several
 	out       []outCol   // Eval's row
 	shape     *shape
 	final     env // the columns visible at the end (a query without STATS)
@@ -72,10 +73,11 @@ const (
 // step is one command evaluated on a row.
 type step struct {
 	kind    stepKind
-	cond    func(*ctx) mv // WHERE
-	slot    int           // EVAL's column; MV_EXPAND's
-	val     func(*ctx) mv // EVAL
-	in      func(*ctx) mv // DISSECT, GROK
+	conds   []func(*ctx) bool // WHERE: its conjuncts
+	wi      int               // WHERE before STATS with several conjuncts: its order in a ctx; else -1
+	slot    int               // EVAL's column; MV_EXPAND's
+	val     func(*ctx) mv     // EVAL
+	in      func(*ctx) mv     // DISSECT, GROK
 	extract func(string, []mv)
 	slots   []int // DISSECT, GROK columns
 	orders  []sortKey
@@ -83,30 +85,48 @@ type step struct {
 }
 
 func (p *Program) newCtx() *ctx {
-	return &ctx{
-		p:     p,
-		src:   make([]mv, len(p.srcFields)),
-		srcOK: make([]bool, len(p.srcFields)),
-		cols:  make([]mv, p.nslots),
+	cols := make([]mv, p.nslots+len(p.out)) // and the row
+	k := &ctx{
+		p:    p,
+		src:  make([]srcSlot, len(p.srcFields)),
+		cols: cols[:p.nslots:p.nslots],
+		row:  cols[p.nslots:p.nslots],
 	}
+	if len(p.nwhere) > 0 {
+		k.where = newWhereOrders(p.nwhere)
+	}
+	return k
 }
 
 // run applies a row-by-row step; false when WHERE drops the row.
 func (s *step) run(k *ctx) bool {
 	switch s.kind {
 	case stepWhere:
-		return truth(s.cond(k)) == 1
+		if s.wi >= 0 && k.where != nil {
+			return k.where[s.wi].run(k, s.conds)
+		}
+		for _, c := range s.conds {
+			if !c(k) {
+				return false
+			}
+		}
+		return true
 	case stepEval:
 		k.cols[s.slot] = s.val(k)
 	case stepExtract:
 		in := s.in(k)
-		outs := make([]mv, len(s.slots))
+		outs := k.outs[:0]
+		for range s.slots {
+			outs = append(outs, nil)
+		}
+		k.outs = outs
 		for _, v := range in {
 			s.extract(v.s, outs)
 		}
 		for i, slot := range s.slots {
 			k.cols[slot] = outs[i]
 		}
+		clear(outs)
 	}
 	return true
 }
