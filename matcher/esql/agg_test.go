@@ -335,3 +335,22 @@ func TestLargeSets(t *testing.T) {
 		t.Errorf("%d values left out, want %d", v, 2*36+2*27)
 	}
 }
+
+// TestBlockOf: groups fill blocks of 8, 16, 32, 64, 128 and then 256, in
+// order, each place once.
+func TestBlockOf(t *testing.T) {
+	wantB, wantOff := 0, 0
+	for g := int32(0); g < 2000; g++ {
+		b, off := blockOf(g)
+		if b != wantB || off != wantOff {
+			t.Fatalf("group %d: block %d place %d, want %d %d", g, b, off, wantB, wantOff)
+		}
+		size := 256
+		if b < 5 {
+			size = 8 << b
+		}
+		if wantOff++; wantOff == size {
+			wantB, wantOff = wantB+1, 0
+		}
+	}
+}
