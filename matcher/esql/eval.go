@@ -1,6 +1,8 @@
 package esql
 
 import (
+	"unsafe"
+
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -14,6 +16,7 @@ type ctx struct {
 	outs []mv      // DISSECT's and GROK's scratch
 	now  int64     // NOW(), epoch milliseconds
 	buf  []val     // arena the row's values are carved from
+	addr []byte    // arena of the 16-byte forms of the row's ip values
 	p    *Program
 
 	// The row Eval gives for an aggregating program, which borrows the
@@ -118,6 +121,19 @@ func (c *ctx) alloc(n int) mv {
 	return c.buf[s : s+n : s+n]
 }
 
+// ipText is the 16-byte form of an address as the text of an ip value,
+// valid until the ctx is reset: what outlives the row is copied (the rows
+// of queries without STATS, an Acc's values and keys).
+func (c *ctx) ipText(b [16]byte) string {
+	if len(c.addr)+16 > cap(c.addr) {
+		// A new block: the addresses given out so far stay where they are.
+		c.addr = make([]byte, 0, max(2*cap(c.addr), 256))
+	}
+	s := len(c.addr)
+	c.addr = append(c.addr, b[:]...)
+	return unsafe.String(&c.addr[s], 16)
+}
+
 func (c *ctx) one(v val) mv {
 	m := c.alloc(1)
 	m[0] = v
@@ -138,7 +154,7 @@ func (c *ctx) source(i int) mv {
 	if len(in) == 0 {
 		return nil
 	}
-	m := readField(sf.f, sf.t, in, c.alloc(len(in))[:0])
+	m := readField(c, sf.f, sf.t, in, c.alloc(len(in))[:0])
 	if len(m) == 0 {
 		m = nil
 	}
@@ -151,6 +167,7 @@ func (c *ctx) source(i int) mv {
 func (c *ctx) reset(f matcher.Fields, now int64) {
 	c.f, c.now = f, now
 	clear(c.src)
+	c.addr = c.addr[:0]
 	clear(c.cols)
 	c.buf = c.buf[:0]
 }

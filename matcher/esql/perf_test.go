@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -192,5 +193,33 @@ func TestWhereOrder(t *testing.T) {
 	}
 	if calls != [3]int{500, 0, 0} {
 		t.Errorf("after the change: %v, want [500 0 0]", calls)
+	}
+}
+
+// TestCorpusDropAllocs: each corpus rule's Eval of a generated record its
+// WHERE drops allocates nothing once warm.
+func TestCorpusDropAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	names, progs, recs := corpusBench(t, 400, nil)
+	ev := &cloudtrail.Event{}
+	for j, p := range progs {
+		checked := 0
+		for _, r := range recs {
+			ev.Reset(r.tree, nil, r.at, nil)
+			fields := matcher.MapFields{}
+			for _, f := range p.Fields() {
+				fields[f.Name] = ev.Values(f)
+			}
+			if _, ok := p.Eval(fields, r.at); ok || checked >= 20 {
+				continue
+			}
+			checked++
+			if n := testing.AllocsPerRun(20, func() { p.Eval(fields, r.at) }); n != 0 {
+				t.Errorf("%s: %v allocations for a dropped record", names[j], n)
+				break
+			}
+		}
 	}
 }
