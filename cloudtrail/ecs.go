@@ -266,7 +266,44 @@ func (e *Event) resolve(f *matcher.Field, fr *fieldReader) []matcher.Value {
 		}
 		return nil
 	}
+	if !mayIndex(f.Name) {
+		return nil // no processor of the pipeline writes it
+	}
 	return e.indexedValues(f.Name)
+}
+
+// userAgentField reads one of the user_agent processor's fields ("" is
+// absent) from the record's userAgent string.
+func userAgentField(get func(*userAgent) string) resolver {
+	return func(e *Event) []matcher.Value {
+		v := e.scalarPath(kpUserAgent)
+		if len(v) != 1 || v[0].Kind != matcher.KindString {
+			return nil // absent, or the processor fails: no user_agent.*
+		}
+		if s := get(parseUserAgent(v[0].Text)); s != "" {
+			return str(s)
+		}
+		return nil
+	}
+}
+
+// pipelineRoots are the first parts of every field the integration's
+// pipeline (with the entity enrichment) can write; a field outside them
+// (host.name, process.*, kubernetes.*: another data stream's) is absent
+// from every CloudTrail document, so reading it runs no pipeline.
+var pipelineRoots = map[string]bool{
+	"@timestamp": true, "event": true, "cloud": true, "aws": true, "user": true, "user_agent": true,
+	"source": true, "related": true, "tls": true, "entity": true, "actor": true, "target": true,
+	"service": true, "ecs": true, "error": true, "data_stream": true, "group": true, "tags": true,
+}
+
+// mayIndex reports whether the pipeline can write a field.
+func mayIndex(name string) bool {
+	root, rest, _ := strings.Cut(name, ".")
+	if root == "host" {
+		return strings.Contains(rest, "entity") || strings.HasPrefix(rest, "target.") // host.entity.id, host.target.*
+	}
+	return pipelineRoots[root]
 }
 
 // Document returns the event as the AWS integration's pipeline indexes it
@@ -894,6 +931,8 @@ func firstText(v []matcher.Value) string {
 // Key paths the derivations read from most records.
 var (
 	kpEventName      = newKeyPath("eventName")
+	kpEventID        = newKeyPath("eventID")
+	kpUserAgent      = newKeyPath("userAgent")
 	kpEventSource    = newKeyPath("eventSource")
 	kpErrorCode      = newKeyPath("errorCode")
 	kpErrorMessage   = newKeyPath("errorMessage")
@@ -987,9 +1026,26 @@ func init() {
 		"event.dataset":       constant(Dataset),
 		"data_stream.dataset": constant(Dataset),
 		"data_stream.type":    constant("logs"),
-		"event.outcome":       func(e *Event) []matcher.Value { return e.outcome() },
-		"event.category":      func(e *Event) []matcher.Value { return e.category(true) },
-		"event.type":          func(e *Event) []matcher.Value { return e.category(false) },
+		// The user_agent processor's fields, from userAgent alone (not the
+		// whole pipeline): parsed once per distinct agent string.
+		"user_agent.name":        userAgentField(func(u *userAgent) string { return u.name }),
+		"user_agent.version":     userAgentField(func(u *userAgent) string { return u.version }),
+		"user_agent.os.name":     userAgentField(func(u *userAgent) string { return u.osName }),
+		"user_agent.os.version":  userAgentField(func(u *userAgent) string { return u.osVersion }),
+		"user_agent.os.full":     userAgentField(func(u *userAgent) string { return u.osFull }),
+		"user_agent.device.name": userAgentField(func(u *userAgent) string { return u.deviceName }),
+		// Elastic Agent's data stream namespace, which the pipeline leaves
+		// as the agent set it: the default one.
+		"data_stream.namespace": constant("default"),
+		// Metadata ES|QL rules ask for (FROM ... METADATA): the document's
+		// id is the event's (what alerts are deduplicated by), its index
+		// the data stream's, its version the first.
+		"_id":            func(e *Event) []matcher.Value { return e.scalarPath(kpEventID) },
+		"_index":         constant("logs-aws.cloudtrail-default"),
+		"_version":       func(*Event) []matcher.Value { return []matcher.Value{{Text: "1", Kind: matcher.KindNumber}} },
+		"event.outcome":  func(e *Event) []matcher.Value { return e.outcome() },
+		"event.category": func(e *Event) []matcher.Value { return e.category(true) },
+		"event.type":     func(e *Event) []matcher.Value { return e.category(false) },
 		"cloud.account.id": func(e *Event) []matcher.Value {
 			if v := e.scalarPath(kpAccountID); v != nil {
 				return v
@@ -1211,13 +1267,31 @@ func (e *Event) eventTimeText() string {
 // value, is read from the document.
 func (e *Event) category(category bool) []matcher.Value {
 	action := e.scalarTextPath(kpEventName)
-	if action == "ConsoleLogin" {
+	if action == "ConsoleLogin" && !consoleLoginCategorizes(e.topValue("responseElements")) {
+		// The categorization script fails on this record: the pipeline
+		// decides what is left.
 		if category {
 			return e.indexedValues("event.category")
 		}
 		return e.indexedValues("event.type")
 	}
 	return categorize(action, category)
+}
+
+// consoleLoginCategorizes reports whether the categorization script runs
+// through on a ConsoleLogin's responseElements (absent, or an object whose
+// ConsoleLogin is absent or a string; null, "", "-" and "none" are gone
+// before the script runs), so that the table decides
+// event.category and event.type as for any other action.
+func consoleLoginCategorizes(re *doc.Node) bool {
+	if re == nil || removed(re) {
+		return true // absent, or dropped by the first cleanup
+	}
+	if re.Kind != doc.Object {
+		return false
+	}
+	v := re.Get("ConsoleLogin")
+	return v == nil || v.Kind == doc.String
 }
 
 // movesUserName reports whether the pipeline moves additionalEventData's

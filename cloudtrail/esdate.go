@@ -8,7 +8,7 @@ import (
 // Elasticsearch's date processor: formats ISO8601 (and, for the session's
 // creation date, basic_date_time_no_millis and basic_date_time), the UTC
 // time zone when the text names none, strict resolution (no 30 February, no
-// hour 24), and the processor's output format yyyy-MM-dd'T'HH:mm:ss.SSSXXX
+// hour 24), and the processor's output format (Java's yyyy-MM-dd'T'HH:mm:ss.SSS with the zone offset)
 // in UTC. The processor reads any value as its text, so a number is parsed
 // as ISO8601 text too: it is never epoch milliseconds.
 

@@ -18,6 +18,7 @@ import (
 
 	jsoniter "github.com/json-iterator/go"
 
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 	"github.com/trailwatch/trailwatch/matcher"
 	"github.com/trailwatch/trailwatch/matcher/eql"
 	"github.com/trailwatch/trailwatch/matcher/esql"
@@ -193,7 +194,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
+	b.WriteString(logsafe.Name(e.File)) // a name found in a folder: quoted unless plain
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
 		if e.Col > 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
+
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/matcher"
@@ -325,7 +326,7 @@ type Stats struct {
 	Events      int            // CloudTrail events found in them
 	Skipped     map[string]int // records passed over, by reason
 	Matches     map[string]int // matches by rule name
-	Alerts      int
+	Alerts      int            // alerts written to the outbox
 	NewTermsHit int            // new_terms matches whose terms were new
 	Overflow    int            // alerts dropped because the outbox was full
 	Duplicates  int            // alerts already made for the same records (a retried batch)
@@ -344,6 +345,11 @@ type Stats struct {
 	FleetDuplicates int
 	Unconfirmed     int
 }
+
+// SkipEventTime is the reason of a new_terms match whose eventTime is
+// refused as its sighting (store.SaneSighting), with the event clock: no
+// term is recorded, no alert made.
+const SkipEventTime = "eventTime before 2000 or more than 24h ahead (not counted as new_terms history)"
 
 func (s *Stats) skip(reason string) {
 	if s.Skipped == nil {
@@ -462,8 +468,14 @@ type worker struct {
 	uniq       [][]string
 	// counts are the batch's threshold counts; maxEvent the latest event
 	// time of its records (the event clock, when scheduled rules run on it).
-	counts   map[countKey]*groupAgg
-	accs     map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
+	counts map[countKey]*groupAgg
+	accs   map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
+	// row is the current record's row of the ES|QL program rowQuery
+	// (rowOf: worker.n of the record), for the rules that share it.
+	row      esql.Row
+	rowOK    bool
+	rowOf    uint64
+	rowQuery *esql.Program
 	maxEvent time.Time
 	// seqEvents are the batch's records that match a sequence rule's
 	// stages, matched against the sequences in flight at commit.
@@ -826,7 +838,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			res.Seqs = append(res.Seqs, seq)
 		}
 	}
-	st.Alerts = len(kept)
+	// Alerts written: not the duplicates (counted in Duplicates), nor
+	// those past a full outbox (Overflow).
+	st.Alerts = len(res.Alerts)
 	return res, nil
 }
 
@@ -920,6 +934,12 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 		return alerts, pending
 	}
 	seen := e.seenAt(ev)
+	if e.source == EventTime && !store.SaneSighting(seen, w.batch.ingested) {
+		// A date before CloudTrail or far ahead (2200, 9999): not a
+		// sighting to judge or prune history by.
+		st.skip(SkipEventTime)
+		return alerts, pending
+	}
 	ecs, mp, json := ev.IsECS(), ev.Msgpack(), ev.MsgpackJSON()
 	var node *doc.Node
 	switch {

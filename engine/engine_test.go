@@ -2,10 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,14 +156,19 @@ func TestNewTermsSemantics(t *testing.T) {
 		{"a record missing a field is skipped", []string{"aws.cloudtrail.user_identity.arn", "user_agent.original"}, "now-7d", Ingested, 0, "", []step{
 			{0, 0, []string{"a"}, nil},
 		}},
+		// A replay: ingested a month after the events.
 		{"event clock: windows on eventTime", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
-			{0, 0, []string{"a"}, [][]string{{"a"}}},
-			{time.Minute, 8 * day, []string{"a"}, [][]string{{"a"}}}, // 8 event days later, ingested a minute later
+			{30 * day, 0, []string{"a"}, [][]string{{"a"}}},
+			{30*day + time.Minute, 8 * day, []string{"a"}, [][]string{{"a"}}}, // 8 event days later, ingested a minute later
 		}},
 		{"out of order: an older sighting never makes a term new", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
-			{0, 20 * day, []string{"a"}, [][]string{{"a"}}},
-			{time.Minute, 0, []string{"a"}, nil}, // 20 days older: delivered late
-			{2 * time.Minute, 21 * day, []string{"a"}, nil},
+			{30 * day, 20 * day, []string{"a"}, [][]string{{"a"}}},
+			{30*day + time.Minute, 0, []string{"a"}, nil}, // 20 days older: delivered late
+			{30*day + 2*time.Minute, 21 * day, []string{"a"}, nil},
+		}},
+		{"event clock: an eventTime more than a day ahead is no sighting", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", EventTime, 0, "", []step{
+			{0, 25 * time.Hour, []string{"a"}, nil},
+			{time.Minute, 23 * time.Hour, []string{"a"}, [][]string{{"a"}}},
 		}},
 		{"learning period records without alerting", []string{"aws.cloudtrail.user_identity.arn"}, "now-7d", Ingested, 24 * time.Hour, "", []step{
 			{0, 0, []string{"a"}, nil},
@@ -584,4 +592,69 @@ func genRecords(t testing.TB, n int, seed uint64) (mp, trees []Record) {
 		t.Fatal(err)
 	}
 	return mp, trees
+}
+
+// TestLogFileReadInPlace: a CloudTrail log file object given as MessagePack
+// (a line of Fluent Bit's tail can hold one) is read event by event in
+// place: the same events and alerts as its tree gives, and a file of more
+// values than a tree may hold (doc.MaxValues) is read whole.
+func TestLogFileReadInPlace(t *testing.T) {
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := func(n, pad int) []byte {
+		var b bytes.Buffer
+		b.WriteString(`{"Records":[42,{"not":"an event"}`)
+		for i := range n {
+			action := "ListFoundationModels"
+			if i%3 == 0 {
+				action = "PutUseCaseForModelAccess"
+			}
+			fmt.Fprintf(&b, `,{"eventSource":"bedrock.amazonaws.com","eventName":%q,"eventID":"lf-%d-%d","eventTime":"2026-11-20T10:00:00Z","pad":[%s0]}`, action, pad, i, strings.Repeat("0,", pad))
+		}
+		b.WriteString(`],"Records2":1}`)
+		return b.Bytes()
+	}
+	asMsgpack := func(js []byte) []byte {
+		var m any
+		if err := json.Unmarshal(js, &m); err != nil {
+			t.Fatal(err)
+		}
+		b, err := msgp.AppendIntf(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	small := logFile(30, 2)
+	tree, err := doc.ParseJSON(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, _ := newEngine(t, rs, Options{})
+	fromTree, _ := e1.ProcessBatch([]Record{{Node: tree}})
+	e2, _ := newEngine(t, rs, Options{})
+	inPlace, _ := e2.ProcessBatch([]Record{{Msgpack: asMsgpack(small)}})
+	ids := func(r Result) []string {
+		var out []string
+		for _, a := range r.Alerts {
+			out = append(out, a.UUID)
+		}
+		sort.Strings(out)
+		return out
+	}
+	if inPlace.Stats.Events != 30 || fromTree.Stats.Events != 30 || !reflect.DeepEqual(ids(inPlace), ids(fromTree)) || len(ids(inPlace)) != 10 {
+		t.Errorf("in place: %d events, alerts %v; from the tree: %d events, alerts %v", inPlace.Stats.Events, ids(inPlace), fromTree.Stats.Events, ids(fromTree))
+	}
+	// 6,000 events of 100 values: more than a tree may hold.
+	big := asMsgpack(logFile(6000, 95))
+	if _, _, err := doc.ReadMsgpack(big); !errors.Is(err, doc.ErrTooManyValues) {
+		t.Fatalf("the big file as a tree: %v", err)
+	}
+	e3, _ := newEngine(t, rs, Options{NoCaps: true}) // 2,000 alerts: past max_signals
+	res, err := e3.ProcessBatch([]Record{{Msgpack: big}})
+	if err != nil || res.Stats.Events != 6000 || len(res.Alerts) != 2000 || res.Stats.Skipped["malformed"] != 0 {
+		t.Errorf("the big file in place: %v, %d events, %d alerts, skipped %v", err, res.Stats.Events, len(res.Alerts), res.Stats.Skipped)
+	}
 }

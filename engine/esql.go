@@ -42,7 +42,12 @@ var esqlGroup = []byte{2}
 func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*Alert) []*Alert {
 	ev, r := &w.ev, rm.rule
 	seen := e.seenAt(ev)
-	row, ok := r.ESQL.Eval(ev, seen)
+	// Rules with one query (copies under other ids) share the record's row.
+	if w.rowOf != w.n || w.rowQuery != r.ESQL {
+		w.row, w.rowOK = r.ESQL.Eval(ev, seen)
+		w.rowOf, w.rowQuery = w.n, r.ESQL
+	}
+	row, ok := w.row, w.rowOK
 	if !ok {
 		return alerts
 	}

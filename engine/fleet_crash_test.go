@@ -21,7 +21,7 @@ import (
 	"github.com/trailwatch/trailwatch/store"
 )
 
-const fleetCrashRecords = 6000
+const fleetCrashRecords = 20000
 
 // loadFleetCrashRules loads the corpus's rules, or the bundled ones, less
 // the aggregating ES|QL rules: the child feeds the stream again from its

@@ -49,6 +49,8 @@ var fuzzSeeds = []string{
 	`{"log":"{\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"AssumeRole\",\"userIdentity\":{\"type\":\"AssumedRole\",\"arn\":\"arn:aws:sts::1:assumed-role/r/s\",\"sessionContext\":{\"sessionIssuer\":{\"userName\":\"r\"}}}}"}`,
 	`{"event":{"provider":"iam.amazonaws.com","action":"CreateAccessKey","outcome":"success"},"user":{"name":"u"}}`,
 	`{"eventSource":1,"eventName":["x"],"eventTime":"not a time","tlsDetails":{"tlsVersion":"TLSv1.2"}}`,
+	`{"Records":[42,{"eventSource":"bedrock.amazonaws.com","eventName":"PutUseCaseForModelAccess"},{"no":"event"}],"Records2":[]}`,
+	`{"Records":{"not":"an array"},"eventSource":"x"}`,
 }
 
 // FuzzRecordJSON: any JSON record, through shape detection, every field's

@@ -390,6 +390,9 @@ func (e *Engine) runDue(ws *store.Windows, sc *scheduled, clock int64, rs *runSt
 	latest := floorDiv(clock, sc.interval) * sc.interval // the last run the clock has passed
 	var next int64
 	if last, ok := ws.LastRun(id); ok {
+		if last.UnixMilli() >= latest {
+			return nil, nil // no run due, nothing newly out of every window
+		}
 		next = last.UnixMilli() + sc.interval
 	} else {
 		bs := ws.Buckets(id, 0, 1)

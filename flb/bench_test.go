@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +106,17 @@ func benchRules(b testing.TB, copies int) *conf.RuleSet {
 		b.Fatal(err)
 	}
 	base := rs.Runnable()
+	// BENCH_SKIP_TYPES (comma-separated rule types) leaves types out, to
+	// measure what each type costs.
+	if skip := os.Getenv("BENCH_SKIP_TYPES"); skip != "" {
+		var kept []*conf.Rule
+		for _, r := range base {
+			if !slices.Contains(strings.Split(skip, ","), r.Type) {
+				kept = append(kept, r)
+			}
+		}
+		base = kept
+	}
 	var rules []*conf.Rule
 	for c := 0; c < copies; c++ {
 		for _, r := range base {

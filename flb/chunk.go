@@ -15,6 +15,7 @@ import (
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 )
 
 // Status is what a flush returns to Fluent Bit.
@@ -37,12 +38,19 @@ func Open(name string, get func(string) string, logw io.Writer) (*instance.Insta
 // the same chunk again), and never Error for malformed records: they are
 // counted and skipped.
 func Flush(in *instance.Instance, tag string, data []byte) Status {
-	b := bufs.Get().(*chunkBuf)
-	defer b.put()
-	if _, err := in.ProcessPieces(func(add func([]engine.Record)) { b.feed(tag, data, add) }); err != nil {
+	if _, err := Process(in, tag, data); err != nil {
 		return Retry
 	}
 	return OK
+}
+
+// Process evaluates one chunk (or the entries of a forward protocol
+// message, which are laid out as a chunk), read and evaluated a piece at a
+// time, and commits it: instance.ProcessPieces.
+func Process(in *instance.Instance, tag string, data []byte) (engine.Result, error) {
+	b := bufs.Get().(*chunkBuf)
+	defer b.put()
+	return in.ProcessPieces(func(add func([]engine.Record)) { b.feed(tag, data, add) })
 }
 
 // piece is how many records of a chunk are read and evaluated at a time:
@@ -185,7 +193,9 @@ func decodeChunk(recs []engine.Record, arenap *[]cloudtrail.MsgpackMember, tag s
 	return recs, st, data, i
 }
 
-func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", tag, i) }
+// where names an event of a chunk (the tag may come from a forward peer:
+// quoted when it is not plain text).
+func where(tag string, i int) string { return fmt.Sprintf("tag %s, event %d", logsafe.Name(tag), i) }
 
 // eventBody reads one event's array header and timestamp header, and
 // returns the bytes from its body on (the rest of the chunk included), and

@@ -18,6 +18,9 @@ func FuzzDecodeChunk(f *testing.F) {
 	f.Add(v2(eventTime(time.Unix(1, 0)), good))
 	f.Add(append(v2(eventTime(time.Unix(0xFFFFFFFF, 0)), good), 0xdc, 0xff, 0xff))
 	f.Add([]byte{0x92, 0x01})
+	// Deep nesting in a body, and many empty events.
+	f.Add(append(append([]byte{0x92, 0x01, 0x81, 0xa1, 'a'}, bytes.Repeat([]byte{0x91}, 20000)...), 0xc0))
+	f.Add(bytes.Repeat([]byte{0x92, 0x00, 0x80}, 30000))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, st := DecodeChunk("fuzz", data)
 		if st.Events+st.Malformed != len(recs) {

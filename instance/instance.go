@@ -196,6 +196,11 @@ func openSinks(set *conf.Settings) ([]sink.Sink, error) {
 	return out, nil
 }
 
+// malformedLogged is how many malformed records of a batch are logged one
+// by one: a batch of thousands would otherwise flood the log (all are
+// counted).
+const malformedLogged = 10
+
 // Process evaluates a batch of records. It returns once the batch's
 // history and alerts are committed; on error nothing of the batch is
 // recorded and the same batch can be given again. Malformed records (Err
@@ -210,15 +215,21 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.Result, error) {
 	batch := in.eng.Load().NewBatch()
 	batch.RefuseOverflow = in.AtLeastOnce.Load()
+	malformed := 0
 	feed(func(recs []engine.Record) {
 		batch.Add(recs) // which sets Err on malformed JSON text
 		for _, r := range recs {
 			if r.Err != nil {
 				in.Malformed.Add(1)
-				in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
+				if malformed++; malformed <= malformedLogged {
+					in.Log.Warnf("skipped a malformed record (%s): %v", r.Where, r.Err)
+				}
 			}
 		}
 	})
+	if malformed > malformedLogged {
+		in.Log.Warnf("skipped %d more malformed records in this batch (logged: the first %d)", malformed-malformedLogged, malformedLogged)
+	}
 	res, err := batch.Commit()
 	if errors.Is(err, store.ErrOutboxFull) {
 		in.Refused.Add(1)
@@ -288,6 +299,9 @@ func (in *Instance) account(res engine.Result) {
 			in.skipped[reason] += int64(n)
 		}
 		in.mu.Unlock()
+	}
+	if n := res.Stats.Skipped[engine.SkipEventTime]; n > 0 {
+		in.Log.Warnf("%d new_terms matches skipped: %s", n, engine.SkipEventTime)
 	}
 	if res.Stats.Overflow > 0 {
 		in.Overflow.Add(int64(res.Stats.Overflow))

@@ -309,3 +309,36 @@ func TestMetricsListen(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedFloodLoggedOnce: a batch of 1,000 malformed records wrote
+// 1,000 log lines; the first ten are logged with their place, the rest in
+// one line, and all are counted.
+func TestMalformedFloodLoggedOnce(t *testing.T) {
+	in, _, logs := open(t, map[string]string{"rules": writeRule(t, t.TempDir(), "PutUseCaseForModelAccess", 100, "")})
+	recs := make([]engine.Record, 1000)
+	for i := range recs {
+		recs[i] = engine.Record{Err: fmt.Errorf("broken %d", i), Where: fmt.Sprintf("line %d", i+1)}
+	}
+	if _, err := in.Process(recs); err != nil {
+		t.Fatal(err)
+	}
+	l := logs.String()
+	if n := strings.Count(l, "malformed"); n != 11 || !strings.Contains(l, "(line 10): broken 9") || !strings.Contains(l, "skipped 990 more malformed records") || in.Malformed.Load() != 1000 {
+		t.Errorf("%d log lines about malformed records, %d counted:\n%.2000s", n, in.Malformed.Load(), l)
+	}
+}
+
+// TestEventTimeFarAheadWarned: with the event clock, a new_terms match
+// dated 2200 is no sighting (engine.SkipEventTime); the plugin and serve
+// say so in their log.
+func TestEventTimeFarAheadWarned(t *testing.T) {
+	in, _, logs := open(t, map[string]string{"rules": "../conf/rules", "time_source": "event"})
+	n, err := doc.ParseJSON([]byte(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventID":"far","eventTime":"2200-01-01T00:00:00Z","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := in.Process([]engine.Record{{Node: n}})
+	if err != nil || len(res.Alerts) != 0 || !strings.Contains(logs.String(), "1 new_terms matches skipped: eventTime before 2000 or more than 24h ahead") {
+		t.Errorf("%v, %d alerts; log:\n%s", err, len(res.Alerts), logs.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -18,10 +19,10 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/flb"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 )
 
 // ForwardOptions tune the forward protocol listener.
@@ -34,6 +35,16 @@ type ForwardOptions struct {
 	MaxMessage int64
 	// IdleTimeout closes a connection that sends nothing for this long.
 	IdleTimeout time.Duration
+	// MessageTimeout closes a connection whose message, once begun, has
+	// not arrived whole within this long (default one minute).
+	MessageTimeout time.Duration
+	// MaxRecords bounds the entries of one message (default
+	// DefaultMaxRecords).
+	MaxRecords int
+	// Limits, shared with the HTTP listener, bound the bytes held and the
+	// messages evaluated at once (default: NewLimits with
+	// DefaultMaxHeld(MaxMessage) and DefaultWorkers).
+	Limits *Limits
 }
 
 // Forward serves Fluent's forward protocol: Message, Forward, PackedForward
@@ -60,6 +71,15 @@ func NewForward(in *instance.Instance, o ForwardOptions) *Forward {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.MessageTimeout <= 0 {
+		o.MessageTimeout = time.Minute
+	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = DefaultMaxRecords
+	}
+	if o.Limits == nil {
+		o.Limits = NewLimits(DefaultMaxHeld(o.MaxMessage), DefaultWorkers)
 	}
 	host, _ := os.Hostname()
 	return &Forward{in: in, opts: o, host: host, conns: map[net.Conn]struct{}{}}
@@ -122,20 +142,7 @@ func (f *Forward) Shutdown(timeout time.Duration) {
 	}
 }
 
-// limitWriter refuses to grow past max bytes.
-type limitWriter struct {
-	buf *bytes.Buffer
-	max int64
-}
-
 var errMessageTooLarge = errors.New("forward message too large")
-
-func (w *limitWriter) Write(p []byte) (int, error) {
-	if int64(w.buf.Len()+len(p)) > w.max {
-		return 0, errMessageTooLarge
-	}
-	return w.buf.Write(p)
-}
 
 func (f *Forward) handle(c net.Conn) {
 	br := bufio.NewReaderSize(c, 64<<10)
@@ -147,36 +154,102 @@ func (f *Forward) handle(c net.Conn) {
 			return
 		}
 	}
-	var buf bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for {
+		// Idle until a message starts; then it must arrive whole within
+		// MessageTimeout, so a stalled one holds no memory for long.
 		c.SetReadDeadline(time.Now().Add(f.opts.IdleTimeout))
-		buf.Reset()
-		if _, err := r.CopyNext(&limitWriter{&buf, f.opts.MaxMessage}); err != nil {
+		if _, err := r.R.Peek(1); err != nil {
 			if !errors.Is(err, io.EOF) && !isTimeout(err) {
 				f.in.Log.Warnf("forward %s: %v; closing the connection", remote, err)
 			}
 			return
 		}
-		recs, chunk, err := decodeForward(buf.Bytes(), f.opts.MaxMessage)
-		if err != nil {
-			f.in.Log.Warnf("forward %s: malformed message skipped: %v", remote, err)
-			continue
-		}
-		if _, err := f.in.Process(recs); err != nil {
-			// No ack: the sender retries the message.
-			f.in.Log.Errorf("forward %s: not committed, no ack sent; closing the connection: %v", remote, err)
+		c.SetReadDeadline(time.Now().Add(f.opts.MessageTimeout))
+		msg := f.opts.Limits.newBuffer(ctx, f.opts.MaxMessage)
+		if _, err := r.CopyNext(msg); err != nil {
+			msg.release()
+			if errors.Is(err, errTooLarge) {
+				err = fmt.Errorf("%w (max_body %d)", errMessageTooLarge, f.opts.MaxMessage)
+			} else if isTimeout(err) {
+				err = fmt.Errorf("the message did not arrive within %v", f.opts.MessageTimeout)
+			}
+			f.in.Log.Warnf("forward %s: %v; closing the connection", remote, err)
 			return
 		}
-		if chunk != "" {
-			ack := msgp.AppendMapHeader(nil, 1)
-			ack = msgp.AppendString(ack, "ack")
-			ack = msgp.AppendString(ack, chunk)
-			c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := c.Write(ack); err != nil {
-				return
-			}
+		ok := f.message(c, remote, msg)
+		msg.release()
+		if !ok {
+			return
 		}
 	}
+}
+
+// message evaluates one forward message and acknowledges it when asked
+// (its chunk option) once it is committed. A message that can never be
+// taken (not a forward message, entries that do not inflate, more than
+// max_records) is counted as one malformed record and acknowledged, so its
+// sender does not send it again for ever. It returns false when the
+// connection is to be closed: a message not committed is not acknowledged,
+// and its sender sends it again.
+func (f *Forward) message(c net.Conn, remote string, msg *buffer) bool {
+	inflated := f.opts.Limits.newBuffer(context.Background(), f.opts.MaxMessage)
+	defer inflated.release()
+	m, err := decodeForward(msg.b, f.opts.MaxRecords, func(packed []byte) ([]byte, error) {
+		if err := gunzip(inflated, packed); err != nil {
+			return nil, err
+		}
+		return inflated.b, nil
+	})
+	if errors.Is(err, errBusy) {
+		f.in.Log.Warnf("forward %s: %v; closing the connection, not acknowledged", remote, err)
+		return false
+	}
+	done, werr := f.opts.Limits.working(context.Background())
+	if werr != nil {
+		f.in.Log.Warnf("forward %s: %v; closing the connection, not acknowledged", remote, werr)
+		return false
+	}
+	if err != nil {
+		_, err = f.in.Process([]engine.Record{{Err: err, Where: fmt.Sprintf("forward message from %s, tag %s", remote, logsafe.Name(m.tag))}})
+	} else {
+		_, err = flb.Process(f.in, m.tag, m.entries)
+	}
+	done()
+	if err != nil {
+		// No ack: the sender retries the message.
+		f.in.Log.Errorf("forward %s: not committed, no ack sent; closing the connection: %v", remote, err)
+		return false
+	}
+	if m.chunk != "" {
+		ack := msgp.AppendMapHeader(nil, 1)
+		ack = msgp.AppendString(ack, "ack")
+		ack = msgp.AppendString(ack, m.chunk)
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(ack); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// gunzip inflates packed into out, within out's bound.
+func gunzip(out *buffer, packed []byte) error {
+	zr, err := gzip.NewReader(bytes.NewReader(packed))
+	if err != nil {
+		return fmt.Errorf("compressed entries: %v", err)
+	}
+	if err := out.readAll(zr, inflatedSize(packed)); err != nil {
+		if errors.Is(err, errTooLarge) {
+			return fmt.Errorf("compressed entries: %w (more than %d bytes inflated)", errMessageTooLarge, out.max)
+		}
+		if errors.Is(err, errBusy) {
+			return err
+		}
+		return fmt.Errorf("compressed entries: %v", err)
+	}
+	return nil
 }
 
 func isTimeout(err error) bool {
@@ -184,83 +257,109 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// decodeForward reads one forward message into records and its ack chunk id.
-func decodeForward(b []byte, maxSize int64) ([]engine.Record, string, error) {
+// forwardMessage is one forward protocol message, read.
+type forwardMessage struct {
+	tag   string
+	chunk string // the chunk option: the id to acknowledge, "" for none
+	// entries are the message's events laid out as a Fluent Bit chunk
+	// ([time, record] one after another).
+	entries []byte
+}
+
+// decodeForward reads one forward message: its tag, its chunk option and its
+// entries (inflate inflates CompressedPackedForward entries). An error means
+// the message can never be taken; the chunk option is read even then, when
+// it can be found, so that the message is acknowledged. More than
+// maxRecords entries is such an error.
+func decodeForward(b []byte, maxRecords int, inflate func([]byte) ([]byte, error)) (forwardMessage, error) {
+	var m forwardMessage
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil {
-		return nil, "", fmt.Errorf("not an array: %v", err)
+		return m, fmt.Errorf("not an array: %v", err)
 	}
 	if n < 2 || n > 4 {
-		return nil, "", fmt.Errorf("an array of %d; expected [tag, time, record(, option)] or [tag, entries(, option)]", n)
+		return m, fmt.Errorf("an array of %d; expected [tag, time, record(, option)] or [tag, entries(, option)]", n)
 	}
-	tag, b, err := msgp.ReadStringBytes(b)
+	// The option is the last element: of 3 in the Forward modes, of 4 in
+	// Message mode; found first, so that a message wrong in any other way
+	// is still acknowledged.
+	second, err := msgp.Skip(b)
 	if err != nil {
-		return nil, "", fmt.Errorf("tag: %v", err)
+		return m, fmt.Errorf("tag: %v", err)
 	}
-	var recs []engine.Record
-	var optBytes []byte
-	switch msgp.NextType(b) {
-	case msgp.ArrayType: // Forward mode: [[time, record], ...]
-		m, rest, err := msgp.ReadArrayHeaderBytes(b)
-		if err != nil {
-			return nil, "", err
-		}
-		entries := rest
-		for i := uint32(0); i < m; i++ {
+	packedMode := msgp.NextType(second) == msgp.ArrayType || msgp.NextType(second) == msgp.BinType || msgp.NextType(second) == msgp.StrType
+	optAt := 3
+	if packedMode {
+		optAt = 2
+	}
+	var opts map[string]string
+	if int(n) == optAt+1 {
+		rest := b
+		for range optAt {
 			if rest, err = msgp.Skip(rest); err != nil {
-				return nil, "", fmt.Errorf("entry %d: %v", i, err)
+				break
 			}
 		}
-		recs, _ = flb.DecodeChunk(tag, entries[:len(entries)-len(rest)])
-		if n == 3 {
-			optBytes = rest
+		if err == nil {
+			opts = options(rest)
+			m.chunk = opts["chunk"]
 		}
+	}
+	if m.tag, b, err = msgp.ReadStringBytes(b); err != nil {
+		return m, fmt.Errorf("tag: %v", err)
+	}
+	switch msgp.NextType(b) {
+	case msgp.ArrayType: // Forward mode: [[time, record], ...]
+		k, entries, err := msgp.ReadArrayHeaderBytes(b)
+		if err != nil {
+			return m, err
+		}
+		if int64(k) > int64(maxRecords) {
+			return m, fmt.Errorf("%d entries, more than max_records (%d)", k, maxRecords)
+		}
+		rest := entries
+		for i := uint32(0); i < k; i++ {
+			if rest, err = msgp.Skip(rest); err != nil {
+				return m, fmt.Errorf("entry %d: %v", i, err)
+			}
+		}
+		m.entries = entries[:len(entries)-len(rest)]
 	case msgp.BinType, msgp.StrType: // PackedForward, maybe compressed
 		var packed []byte
 		if msgp.NextType(b) == msgp.BinType {
-			packed, b, err = msgp.ReadBytesZC(b)
+			packed, _, err = msgp.ReadBytesZC(b)
 		} else {
-			var s string
-			s, b, err = msgp.ReadStringBytes(b)
-			packed = []byte(s)
+			packed, _, err = msgp.ReadStringZC(b)
 		}
 		if err != nil {
-			return nil, "", err
+			return m, err
 		}
-		if n == 3 {
-			optBytes = b
-		}
-		if compressed(optBytes) {
-			zr, err := gzip.NewReader(bytes.NewReader(packed))
-			if err != nil {
-				return nil, "", fmt.Errorf("compressed entries: %v", err)
-			}
-			if packed, err = io.ReadAll(io.LimitReader(zr, maxSize+1)); err != nil {
-				return nil, "", fmt.Errorf("compressed entries: %v", err)
-			}
-			if int64(len(packed)) > maxSize {
-				return nil, "", errMessageTooLarge
+		if opts["compressed"] == "gzip" {
+			if packed, err = inflate(packed); err != nil {
+				return m, err
 			}
 		}
-		recs, _ = flb.DecodeChunk(tag, packed)
-	default: // Message mode: time, record
-		if b, err = msgp.Skip(b); err != nil {
-			return nil, "", fmt.Errorf("time: %v", err)
+		k := 0
+		for rest := packed; len(rest) > 0; k++ {
+			if k >= maxRecords {
+				return m, fmt.Errorf("more than max_records (%d) entries", maxRecords)
+			}
+			if rest, err = msgp.Skip(rest); err != nil {
+				break // the chunk reader reports the rest as malformed
+			}
 		}
-		node, rest, err := doc.ReadMsgpack(b)
+		m.entries = packed
+	default: // Message mode: time, record; laid out as one entry
+		end, err := msgp.Skip(b)
+		if err == nil {
+			end, err = msgp.Skip(end)
+		}
 		if err != nil {
-			recs = append(recs, engine.Record{Err: err, Where: "tag " + tag})
-			if rest, err = msgp.Skip(b); err != nil {
-				return nil, "", err
-			}
-		} else {
-			recs = append(recs, engine.Record{Node: node})
+			return m, fmt.Errorf("time and record: %v", err)
 		}
-		if n == 4 {
-			optBytes = rest
-		}
+		m.entries = append(msgp.AppendArrayHeader(nil, 2), b[:len(b)-len(end)]...)
 	}
-	return recs, chunkOption(optBytes), nil
+	return m, nil
 }
 
 // options reads the option map's string values.
@@ -293,10 +392,6 @@ func options(b []byte) map[string]string {
 	return out
 }
 
-func chunkOption(b []byte) string { return options(b)["chunk"] }
-
-func compressed(b []byte) bool { return options(b)["compressed"] == "gzip" }
-
 // handshake runs the forward protocol's shared-key authentication: HELO
 // with a nonce, the client's PING with its digest, PONG with ours.
 func (f *Forward) handshake(c net.Conn, r *msgp.Reader) error {
@@ -316,12 +411,12 @@ func (f *Forward) handshake(c net.Conn, r *msgp.Reader) error {
 	if _, err := c.Write(helo); err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if _, err := r.CopyNext(&limitWriter{&buf, 64 << 10}); err != nil {
+	ping := f.opts.Limits.newBuffer(context.Background(), 64<<10)
+	defer ping.release()
+	if _, err := r.CopyNext(ping); err != nil {
 		return err
 	}
-	b := buf.Bytes()
-	n, b, err := msgp.ReadArrayHeaderBytes(b)
+	n, b, err := msgp.ReadArrayHeaderBytes(ping.b)
 	if err != nil || n < 4 {
 		return errors.New("expected PING")
 	}
@@ -343,21 +438,25 @@ func (f *Forward) handshake(c net.Conn, r *msgp.Reader) error {
 	}
 	want := sha512hex(salt, host, nonce, f.opts.SharedKey)
 	ok := subtle.ConstantTimeCompare([]byte(digest), []byte(want)) == 1
+	// A refusal says why and nothing more, as Fluentd's does: our digest
+	// of the key would let the client test guesses of it offline.
 	pong := msgp.AppendArrayHeader(nil, 5)
 	pong = msgp.AppendString(pong, "PONG")
 	pong = msgp.AppendBool(pong, ok)
 	if ok {
 		pong = msgp.AppendString(pong, "")
+		pong = msgp.AppendString(pong, f.host)
+		pong = msgp.AppendString(pong, sha512hex(salt, f.host, nonce, f.opts.SharedKey))
 	} else {
 		pong = msgp.AppendString(pong, "shared_key mismatch")
+		pong = msgp.AppendString(pong, "")
+		pong = msgp.AppendString(pong, "")
 	}
-	pong = msgp.AppendString(pong, f.host)
-	pong = msgp.AppendString(pong, sha512hex(salt, f.host, nonce, f.opts.SharedKey))
 	if _, err := c.Write(pong); err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("shared key mismatch from %s", host)
+		return fmt.Errorf("shared key mismatch from host %s", logsafe.Name(host))
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/jsonsplit"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -33,10 +33,22 @@ import (
 type HTTPOptions struct {
 	Token   string // bearer token required on POST / ("" = none)
 	MaxBody int64  // bytes, after decompression; above it the answer is 413
+	// MaxRecords bounds the records of one body (a log file's events
+	// counted one by one); above it the answer is 413.
+	MaxRecords int
+	// Limits, shared with the forward listener, bound the bytes held and
+	// the bodies evaluated at once (default: NewLimits with
+	// DefaultMaxHeld(MaxBody) and DefaultWorkers).
+	Limits *Limits
 }
 
 // DefaultMaxBody is the body limit when none is set.
 const DefaultMaxBody = 32 << 20
+
+// DefaultMaxRecords is the record limit of a body or a forward message when
+// none is set: far above what Vector, Fluent Bit and Firehose send at once
+// (a few thousand CloudTrail records).
+const DefaultMaxRecords = 100_000
 
 // Handler serves POST / (ingest), GET /healthz and GET /metrics.
 type Handler struct {
@@ -53,6 +65,12 @@ func NewHandler(in *instance.Instance, o HTTPOptions) *Handler {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = DefaultMaxRecords
+	}
+	if o.Limits == nil {
+		o.Limits = NewLimits(DefaultMaxHeld(o.MaxBody), DefaultWorkers)
+	}
 	in.AtLeastOnce.Store(true)
 	h := &Handler{in: in, opts: o, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
 	h.registry.MustRegister(instance.NewCollector(in))
@@ -61,7 +79,16 @@ func NewHandler(in *instance.Instance, o HTTPOptions) *Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	})
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+	// The metrics name rules and sinks: behind the token too, when one is
+	// set (Prometheus sends it with `authorization: credentials`).
+	metrics := promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})
+	h.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !h.authorized(r) {
+			h.unauthorized(w, answer{})
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	return h
 }
 
@@ -96,120 +123,208 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		base.Timestamp = time.Now().UnixMilli()
 	}
 	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="trailwatch"`)
-		base.Error = "missing or wrong bearer token"
-		reply(w, http.StatusUnauthorized, base)
+		h.unauthorized(w, base)
 		return
 	}
 	if h.in.OutboxFull() {
 		h.outboxFull(w, base, nil)
 		return
 	}
-	body, err := h.readBody(w, r)
+	buf, err := h.readBody(w, r)
 	if err != nil {
 		base.Error = err.Error()
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
+		switch {
+		case errors.As(err, &tooBig) || errors.Is(err, errTooLarge):
 			reply(w, http.StatusRequestEntityTooLarge, base)
-			return
+		case errors.Is(err, errBusy):
+			h.retryLater(w, base)
+		default:
+			reply(w, http.StatusBadRequest, base)
 		}
-		reply(w, http.StatusBadRequest, base)
 		return
 	}
-	recs, err := splitBody(body, firehoseID != "")
+	defer buf.release()
+	b, err := splitBody(buf.b, firehoseID != "")
 	if err != nil {
 		base.Error = err.Error()
 		reply(w, http.StatusBadRequest, base)
 		return
 	}
-	res, err := h.in.Process(recs)
-	if errors.Is(err, store.ErrOutboxFull) {
-		h.outboxFull(w, base, err)
+	if b.count(h.opts.MaxRecords) > h.opts.MaxRecords {
+		base.Error = fmt.Sprintf("more than max_records (%d) records: send smaller batches", h.opts.MaxRecords)
+		reply(w, http.StatusRequestEntityTooLarge, base)
 		return
 	}
+	done, err := h.opts.Limits.working(r.Context())
 	if err != nil {
+		base.Error = err.Error()
+		h.retryLater(w, base)
+		return
+	}
+	a, err := h.process(b)
+	done()
+	a.RequestID, a.Timestamp = base.RequestID, base.Timestamp
+	switch {
+	case errors.Is(err, store.ErrOutboxFull):
+		h.outboxFull(w, base, err)
+	case err != nil:
 		base.Error = "not committed, retry: " + err.Error()
 		reply(w, http.StatusInternalServerError, base)
-		return
-	}
-	bad := 0
-	for _, rec := range recs { // Err set by splitBody, or by the engine for JSON text
-		if rec.Err != nil {
-			bad++
-		}
-	}
-	a := base
-	a.Records, a.Malformed, a.Alerts = len(recs)-bad, bad, len(res.Alerts)
-	if bad > 0 {
-		first := ""
-		for _, rec := range recs {
-			if rec.Err != nil {
-				first = fmt.Sprintf("%s: %v", rec.Where, rec.Err)
-				break
-			}
-		}
-		a.Error = fmt.Sprintf("%d malformed records skipped (the %d good ones were processed); first: %s", bad, a.Records, first)
+	case a.Malformed > 0:
+		a.Error = fmt.Sprintf("%d malformed records skipped (the %d good ones were processed); first: %s", a.Malformed, a.Records, a.Error)
 		reply(w, http.StatusBadRequest, a)
-		return
+	default:
+		reply(w, http.StatusOK, a)
 	}
-	reply(w, http.StatusOK, a)
+}
+
+// batchRecords is how many records of a body one commit takes, and
+// pieceRecords and pieceBytes how many are parsed at a time: a body's
+// trees are built a piece at a time, and only the records that match stay
+// until their batch commits.
+const (
+	batchRecords = 4096
+	pieceRecords = 256
+	pieceBytes   = 256 << 10
+)
+
+// process evaluates a body's records, committing every batchRecords: the
+// answer is 200 only once all are committed (a batch that fails leaves the
+// earlier ones committed: the sender's retry of the body makes no second
+// alert, as alert ids are remembered). a.Error holds the first malformed
+// record's place and error.
+func (h *Handler) process(b *body) (answer, error) {
+	var a answer
+	next, stop := iter.Pull(b.records())
+	defer stop()
+	piece := make([]engine.Record, 0, pieceRecords)
+	for more := true; more; {
+		res, err := h.in.ProcessPieces(func(add func([]engine.Record)) {
+			for n := 0; more && n < batchRecords; {
+				size := 0
+				for more && len(piece) < pieceRecords && size < pieceBytes && n < batchRecords {
+					var rec engine.Record
+					if rec, more = next(); !more {
+						break
+					}
+					piece = append(piece, rec)
+					size += b.last
+					n++
+				}
+				if len(piece) > 0 {
+					add(piece)
+				}
+				for _, rec := range piece { // Err set by the body's reader, or by the engine for JSON text
+					if rec.Err != nil {
+						if a.Malformed++; a.Malformed == 1 {
+							a.Error = fmt.Sprintf("%s: %v", rec.Where, rec.Err)
+						}
+					} else {
+						a.Records++
+					}
+				}
+				clear(piece)
+				piece = piece[:0]
+			}
+		})
+		if err != nil {
+			return a, err
+		}
+		a.Alerts += len(res.Alerts)
+	}
+	return a, nil
 }
 
 // outboxFull answers 503 with Retry-After: the sinks are behind (err, when
 // set, says the batch's alerts would not fit); nothing of the batch was
 // written, and the sender retries it later.
 func (h *Handler) outboxFull(w http.ResponseWriter, a answer, err error) {
-	w.Header().Set("Retry-After", "5")
 	a.Error = "the alert outbox is full (sinks are down or slow); retry later"
 	if err != nil {
 		a.Error += ": " + err.Error()
 	}
+	h.retryLater(w, a)
+}
+
+// retryLater answers 503 with Retry-After and a's error.
+func (h *Handler) retryLater(w http.ResponseWriter, a answer) {
+	w.Header().Set("Retry-After", "5")
 	reply(w, http.StatusServiceUnavailable, a)
+}
+
+// unauthorized answers 401 for a missing or wrong bearer token.
+func (h *Handler) unauthorized(w http.ResponseWriter, a answer) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="trailwatch"`)
+	a.Error = "missing or wrong bearer token"
+	reply(w, http.StatusUnauthorized, a)
 }
 
 func (h *Handler) authorized(r *http.Request) bool {
 	if h.opts.Token == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) == 1
+	// The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is
+	// "Bearer".
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimLeft(got, " ")), []byte(h.opts.Token)) == 1
 }
 
 var errTooLarge = errors.New("body too large")
 
 // readBody reads the body, gunzipping it when the sender says so (or when
-// it starts with gzip's magic), within MaxBody before and after.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
-	if err != nil {
+// it starts with gzip's magic), within MaxBody before and after, into
+// memory held against the Limits.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*buffer, error) {
+	raw := h.opts.Limits.newBuffer(r.Context(), h.opts.MaxBody)
+	// Room is taken as the body comes, not for the length it announces: a
+	// slow sender holds only what it has sent.
+	if err := raw.readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody), min(r.ContentLength, 64<<10)); err != nil {
+		raw.release()
 		return nil, err
 	}
 	enc := strings.ToLower(r.Header.Get("Content-Encoding"))
-	if enc == "gzip" || (enc == "" && len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if enc == "gzip" || (enc == "" && len(raw.b) > 2 && raw.b[0] == 0x1f && raw.b[1] == 0x8b) {
+		defer raw.release()
+		zr, err := gzip.NewReader(bytes.NewReader(raw.b))
 		if err != nil {
 			return nil, fmt.Errorf("gzip body: %v", err)
 		}
-		out, err := io.ReadAll(io.LimitReader(zr, h.opts.MaxBody+1))
-		if err != nil {
+		out := h.opts.Limits.newBuffer(r.Context(), h.opts.MaxBody)
+		if err := out.readAll(zr, inflatedSize(raw.b)); err != nil {
+			out.release()
+			if errors.Is(err, errTooLarge) {
+				return nil, fmt.Errorf("%w: more than %d bytes once decompressed", errTooLarge, h.opts.MaxBody)
+			}
+			if errors.Is(err, errBusy) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("gzip body: %v", err)
-		}
-		if int64(len(out)) > h.opts.MaxBody {
-			return nil, fmt.Errorf("%w: more than %d bytes once decompressed", errTooLarge, h.opts.MaxBody)
 		}
 		return out, nil
 	}
 	if enc != "" && enc != "identity" {
+		raw.release()
 		return nil, fmt.Errorf("Content-Encoding %q: expected gzip or none", enc)
 	}
 	return raw, nil
 }
 
-// splitBody turns a body into records: a JSON array of records, NDJSON (one
-// record a line, which covers a single JSON object), or a Firehose delivery
-// whose records carry base64 data (each a record, or NDJSON lines).
-func splitBody(body []byte, firehose bool) ([]engine.Record, error) {
-	t := bytes.TrimSpace(body)
+// body is a request body's records: JSON text walked one record at a time
+// (an array's elements, NDJSON lines, one pretty-printed object), or a
+// Firehose delivery's records (each base64 of a record, or of NDJSON).
+type body struct {
+	texts [][]byte // the JSON text, or each Firehose record's decoded data
+	where []string // how the records of each text are named
+	lines bool     // the texts are NDJSON (else values one after another)
+	last  int      // the size of the record records() gave last
+	bad   []engine.Record
+}
+
+// splitBody reads what kind of body it is (and decodes a Firehose
+// delivery's records); the records themselves are read by records().
+func splitBody(raw []byte, firehose bool) (*body, error) {
+	t := bytes.TrimSpace(raw)
 	if len(t) == 0 {
 		return nil, errors.New("empty body")
 	}
@@ -222,52 +337,70 @@ func splitBody(body []byte, firehose bool) ([]engine.Record, error) {
 		if err := jsoniter.Unmarshal(t, &fh); err != nil {
 			return nil, fmt.Errorf("Firehose delivery is not JSON: %v", err)
 		}
-		var out []engine.Record
+		b := &body{lines: true}
 		for i, r := range fh.Records {
+			where := fmt.Sprintf("records[%d]", i)
 			data, err := base64.StdEncoding.DecodeString(r.Data)
 			if err != nil {
-				out = append(out, engine.Record{Err: fmt.Errorf("data is not base64: %v", err), Where: fmt.Sprintf("records[%d]", i)})
+				b.bad = append(b.bad, engine.Record{Err: fmt.Errorf("data is not base64: %v", err), Where: where})
 				continue
 			}
-			out = append(out, lines(data, fmt.Sprintf("records[%d]", i))...)
+			b.texts, b.where = append(b.texts, data), append(b.where, where+" ")
 		}
-		return out, nil
+		return b, nil
 	}
-	if t[0] == '[' {
-		n, err := doc.ParseJSON(t)
-		if err != nil {
-			return nil, fmt.Errorf("body is not a JSON array: %v", err)
-		}
-		out := make([]engine.Record, 0, len(n.Arr))
-		for _, el := range n.Arr {
-			out = append(out, engine.Record{Node: el})
-		}
-		return out, nil
-	}
-	if t[0] == '{' && bytes.IndexByte(t, '\n') >= 0 {
-		// One pretty-printed object (an EventBridge event, say), not NDJSON.
-		if n, err := doc.ParseJSON(t); err == nil {
-			return []engine.Record{{Node: n}}, nil
-		}
-	}
-	return lines(t, "line"), nil
+	// An array, or one pretty-printed object (an EventBridge event, say),
+	// is read as values; anything else as NDJSON.
+	end, closed := jsonsplit.End(t, 0)
+	return &body{texts: [][]byte{t}, where: []string{""}, lines: t[0] != '[' && !(closed && end == len(t))}, nil
 }
 
-func lines(data []byte, where string) []engine.Record {
-	var out []engine.Record
-	for n := 1; len(data) > 0; n++ {
-		l := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			data = nil
+// count is how many records the body holds, counted up to one past upTo.
+func (b *body) count(upTo int) int {
+	n := len(b.bad)
+	for _, t := range b.texts {
+		if n > upTo {
+			break
 		}
-		if l = bytes.TrimSpace(l); len(l) == 0 {
-			continue
-		}
-		// Read in place by the engine (the line is a view of the body),
-		// which sets Err on a malformed line.
-		out = append(out, engine.Record{JSON: l, Where: where + " " + strconv.Itoa(n)})
+		n += jsonsplit.Count(t, b.lines, upTo-n)
 	}
-	return out
+	return n
+}
+
+// records parses the body's records one at a time.
+func (b *body) records() iter.Seq[engine.Record] {
+	return func(yield func(engine.Record) bool) {
+		for _, r := range b.bad {
+			if !yield(r) {
+				return
+			}
+		}
+		for i, t := range b.texts {
+			seq := jsonsplit.Values(t, 1)
+			if b.lines {
+				seq = jsonsplit.Lines(t, 1)
+			}
+			for r := range seq {
+				b.last = len(r.Data)
+				if !yield(parseRecord(r, b.where[i])) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// parseRecord makes one record of a body's text, named for messages by its
+// element or line (after prefix).
+func parseRecord(r jsonsplit.Record, prefix string) engine.Record {
+	where := prefix + "line " + strconv.Itoa(r.Line)
+	if r.Element >= 0 {
+		where = prefix + "element " + strconv.Itoa(r.Element) + " (line " + strconv.Itoa(r.Line) + ")"
+	}
+	if r.Err != "" {
+		return engine.Record{Err: errors.New(r.Err), Where: where}
+	}
+	// Read in place by the engine (the text is a view of the body), which
+	// sets Err on a malformed record.
+	return engine.Record{JSON: r.Data, Where: where}
 }

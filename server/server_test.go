@@ -164,21 +164,39 @@ func TestHTTPTokenHealthMetrics(t *testing.T) {
 	if rr, _ := post(t, h, []byte(event(1, grant)), "Authorization", "Bearer t0ken"); rr.Code != 200 {
 		t.Errorf("right token: %d", rr.Code)
 	}
+	get := func(path string, headers ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr
+	}
 	for path, want := range map[string]string{
 		"/healthz": "ok",
 		"/metrics": `trailwatch_rule_alerts_total{rule="AWS Bedrock Foundation Model Access Enabled or Entitlement Granted"} 1`,
 	} {
-		rr := httptest.NewRecorder()
-		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, path, nil))
-		if rr.Code != 200 || !strings.Contains(rr.Body.String(), want) {
+		if rr := get(path, "Authorization", "Bearer t0ken"); rr.Code != 200 || !strings.Contains(rr.Body.String(), want) {
 			t.Errorf("%s: %d\n%s", path, rr.Code, rr.Body.String())
 		}
 	}
 	for _, m := range []string{"trailwatch_records_total 1", "trailwatch_outbox_alerts", "trailwatch_malformed_records_total 0", "trailwatch_state_file_bytes", "trailwatch_sink_alerts_total"} {
-		rr := httptest.NewRecorder()
-		h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-		if !strings.Contains(rr.Body.String(), m) {
+		if rr := get("/metrics", "Authorization", "Bearer t0ken"); !strings.Contains(rr.Body.String(), m) {
 			t.Errorf("metrics lack %s", m)
+		}
+	}
+	// The metrics are behind the token; /healthz is not.
+	if rr := get("/metrics"); rr.Code != 401 {
+		t.Errorf("/metrics without the token: %d", rr.Code)
+	}
+	if rr := get("/healthz"); rr.Code != 200 {
+		t.Errorf("/healthz without the token: %d", rr.Code)
+	}
+	// The scheme is case-insensitive; another scheme is no bearer token.
+	for auth, want := range map[string]int{"bearer t0ken": 200, "BEARER  t0ken": 200, "Basic t0ken": 401, "Bearert0ken": 401, "Bearer": 401} {
+		if rr, _ := post(t, h, []byte(event(1, grant)), "Authorization", auth); rr.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", auth, rr.Code, want)
 		}
 	}
 }
@@ -318,50 +336,64 @@ func TestForwardModesWithAck(t *testing.T) {
 	}
 }
 
+// pingPong runs the forward handshake as a client named host with key, and
+// returns the PONG: whether it was accepted, and its reason, host name and
+// digest.
+func pingPong(t *testing.T, addr, host, key string) (bool, []string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := msgp.NewReader(c)
+	if n, err := r.ReadArrayHeader(); err != nil || n != 2 {
+		t.Fatalf("no HELO: %v", err)
+	}
+	if s, _ := r.ReadString(); s != "HELO" {
+		t.Fatalf("got %q, want HELO", s)
+	}
+	opts := map[string]any{}
+	if err := r.ReadMapStrIntf(opts); err != nil {
+		t.Fatal(err)
+	}
+	nonce := opts["nonce"].([]byte)
+	h := sha512.New()
+	h.Write([]byte("salt"))
+	h.Write([]byte(host))
+	h.Write(nonce)
+	h.Write([]byte(key))
+	ping := msgp.AppendArrayHeader(nil, 6)
+	ping = msgp.AppendString(ping, "PING")
+	ping = msgp.AppendString(ping, host)
+	ping = msgp.AppendString(ping, "salt")
+	ping = msgp.AppendString(ping, hex.EncodeToString(h.Sum(nil)))
+	ping = msgp.AppendString(ping, "")
+	ping = msgp.AppendString(ping, "")
+	c.Write(ping)
+	if n, err := r.ReadArrayHeader(); err != nil || n != 5 {
+		t.Fatalf("no PONG: %v", err)
+	}
+	r.ReadString()
+	ok, err := r.ReadBool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest []string
+	for range 3 {
+		s, _ := r.ReadString()
+		rest = append(rest, s)
+	}
+	return ok, rest
+}
+
 func TestForwardSharedKey(t *testing.T) {
 	var logs syncBuffer
 	in, _ := newInstanceLog(t, nil, &logs)
 	addr := startForward(t, in, ForwardOptions{SharedKey: "s3cret"})
 	try := func(key string) bool {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		r := msgp.NewReader(c)
-		if n, err := r.ReadArrayHeader(); err != nil || n != 2 {
-			t.Fatalf("no HELO: %v", err)
-		}
-		if s, _ := r.ReadString(); s != "HELO" {
-			t.Fatalf("got %q, want HELO", s)
-		}
-		opts := map[string]any{}
-		if err := r.ReadMapStrIntf(opts); err != nil {
-			t.Fatal(err)
-		}
-		nonce := opts["nonce"].([]byte)
-		h := sha512.New()
-		h.Write([]byte("salt"))
-		h.Write([]byte("client-1"))
-		h.Write(nonce)
-		h.Write([]byte(key))
-		ping := msgp.AppendArrayHeader(nil, 6)
-		ping = msgp.AppendString(ping, "PING")
-		ping = msgp.AppendString(ping, "client-1")
-		ping = msgp.AppendString(ping, "salt")
-		ping = msgp.AppendString(ping, hex.EncodeToString(h.Sum(nil)))
-		ping = msgp.AppendString(ping, "")
-		ping = msgp.AppendString(ping, "")
-		c.Write(ping)
-		if n, err := r.ReadArrayHeader(); err != nil || n != 5 {
-			t.Fatalf("no PONG: %v", err)
-		}
-		r.ReadString()
-		ok, err := r.ReadBool()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ok, _ := pingPong(t, addr, "client-1", key)
 		return ok
 	}
 	if !try("s3cret") {

@@ -19,10 +19,12 @@ type Logger interface {
 type Dispatcher struct {
 	st    *store.Store
 	sinks []Sink
-	names []string
-	tag   TagTemplate
-	log   Logger
-	batch int
+	names []string // the sinks' Names: their cursors in the state file
+	// labels are the sinks' Labels: how logs and metrics name them.
+	labels []string
+	tag    TagTemplate
+	log    Logger
+	batch  int
 
 	wake   []chan struct{}
 	cancel context.CancelFunc
@@ -45,6 +47,7 @@ func NewDispatcher(st *store.Store, sinks []Sink, tag TagTemplate, log Logger) *
 		Delivered: make([]atomic.Int64, len(sinks)), Failures: make([]atomic.Int64, len(sinks))}
 	for _, s := range sinks {
 		d.names = append(d.names, s.Name())
+		d.labels = append(d.labels, Label(s))
 		d.wake = append(d.wake, make(chan struct{}, 1))
 	}
 	for i := range sinks {
@@ -73,7 +76,7 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 	for {
 		items, err := d.next(cursor)
 		if err != nil {
-			d.log.Warnf("sink %s: reading the outbox: %v", s.Name(), err)
+			d.log.Warnf("sink %s: reading the outbox: %v", d.labels[i], err)
 		}
 		if len(items) == 0 {
 			select {
@@ -87,7 +90,7 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 		if err := s.Send(ctx, items); err != nil {
 			d.Failures[i].Add(1)
 			if !failing {
-				d.log.Warnf("sink %s: %v; retrying with backoff, alerts wait in the outbox", s.Name(), err)
+				d.log.Warnf("sink %s: %v; retrying with backoff, alerts wait in the outbox", d.labels[i], err)
 			}
 			failing = true
 			select {
@@ -99,12 +102,12 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 			continue
 		}
 		if failing {
-			d.log.Infof("sink %s: delivering again", s.Name())
+			d.log.Infof("sink %s: delivering again", d.labels[i])
 		}
 		failing, backoff = false, minBackoff
 		cursor = items[len(items)-1].Seq
 		if err := d.st.Advance(s.Name(), cursor, d.names); err != nil {
-			d.log.Warnf("sink %s: %v", s.Name(), err)
+			d.log.Warnf("sink %s: %v", d.labels[i], err)
 		}
 		d.Delivered[i].Add(int64(len(items)))
 	}
@@ -149,10 +152,11 @@ func (d *Dispatcher) Close() {
 	}
 }
 
-// Counts returns, by sink name, the alerts delivered and the failed sends.
+// Counts returns, by sink label (Label), the alerts delivered and the
+// failed sends.
 func (d *Dispatcher) Counts() (delivered, failures map[string]int64) {
 	delivered, failures = map[string]int64{}, map[string]int64{}
-	for i, n := range d.names {
+	for i, n := range d.labels {
 		delivered[n] = d.Delivered[i].Load()
 		failures[n] = d.Failures[i].Load()
 	}

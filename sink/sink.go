@@ -8,10 +8,12 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -116,12 +118,38 @@ type httpSink struct {
 // answer takes the batch. token, when set, is sent as a bearer token.
 func NewHTTP(url, token string) (Sink, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return nil, fmt.Errorf("alert_http %q: expected an http:// or https:// URL", url)
+		return nil, fmt.Errorf("alert_http %q: expected an http:// or https:// URL", RedactURL(url))
 	}
 	return &httpSink{url: url, token: token, client: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
+// Name is the sink's identity in the state file (its outbox cursor), which
+// holds the whole URL; Label is what logs and metrics show.
 func (s *httpSink) Name() string { return "http:" + s.url }
+
+// RedactURL shortens a URL to what may be shown: its scheme and host, and
+// "/…" for the rest. Credentials (user:password@), a secret in the path and
+// tokens in the query stay out of logs and metric labels.
+func RedactURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a URL that does not parse)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		out += "/…"
+	}
+	return out
+}
+
+// Label is how logs and metrics name a sink: its Name, with an HTTP sink's
+// URL redacted (RedactURL).
+func Label(s Sink) string {
+	if h, ok := s.(*httpSink); ok {
+		return "http:" + RedactURL(h.url)
+	}
+	return s.Name()
+}
 
 func (s *httpSink) Send(ctx context.Context, items []Item) error {
 	var buf bytes.Buffer
@@ -139,12 +167,16 @@ func (s *httpSink) Send(ctx context.Context, items []Item) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			ue.URL = RedactURL(s.url) // it is logged
+		}
 		return err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", s.url, resp.Status)
+		return fmt.Errorf("%s answered %s", RedactURL(s.url), resp.Status)
 	}
 	return nil
 }

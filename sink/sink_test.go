@@ -221,3 +221,19 @@ func TestForwardSinkWaitsForAck(t *testing.T) {
 		l.Close()
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.example.com":                       "https://hooks.example.com",
+		"https://hooks.example.com/":                      "https://hooks.example.com",
+		"https://u:p@hooks.example.com:8443/T0/B1/secret": "https://hooks.example.com:8443/…",
+		"http://127.0.0.1:8081?token=x":                   "http://127.0.0.1:8081/…",
+		"http://h#frag":                                   "http://h/…",
+		"not a url at all":                                "(a URL that does not parse)",
+		"http://[::1":                                     "(a URL that does not parse)",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

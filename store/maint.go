@@ -149,7 +149,10 @@ func (s *Store) pruneAlertIDs() error {
 	}
 }
 
-// Now returns the latest term time recorded: "now" on the event clock.
+// Now returns the latest term time recorded: "now" on the event clock; but
+// never more than MaxAhead past the wall clock (a file written before
+// sightings were bounded may hold one decades ahead, which would make
+// pruning drop every term).
 func (s *Store) Now() (t time.Time) {
 	var err error
 	defer s.guard("read the clock", &err)()
@@ -157,6 +160,9 @@ func (s *Store) Now() (t time.Time) {
 		t, _ = getTime(tx.Bucket(bucketMeta).Get(keyLatestSeen))
 		return nil
 	})
+	if limit := time.Now().Add(MaxAhead); t.After(limit) {
+		t = limit
+	}
 	return t
 }
 
@@ -343,6 +349,9 @@ func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
 		}
 		if e.RuleID == "" || len(e.Values) == 0 || e.LastSeen.IsZero() {
 			return total, fmt.Errorf("%s:%d: expected rule_id, values and last_seen", name, line)
+		}
+		if !SaneSighting(e.LastSeen, time.Now()) {
+			return total, fmt.Errorf("%s:%d: last_seen %s is outside %s to %s from now", name, line, e.LastSeen.Format(time.RFC3339), MinSighting.Format("2006-01-02"), MaxAhead)
 		}
 		batch = append(batch, e)
 		if len(batch) >= 5000 {

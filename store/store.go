@@ -368,6 +368,22 @@ func DecodeValues(b []byte) ([]string, error) {
 
 func putTime(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
 
+// MinSighting and MaxAhead bound the sightings a history keeps: none is
+// older than CloudTrail, none more than MaxAhead past the clock that
+// records it (a clock a little fast, not a date decades away, which would
+// make every term look expired to pruning on the event clock; past 2262 a
+// time does not even fit the file's nanoseconds, and wraps).
+var MinSighting = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxAhead: see MinSighting.
+const MaxAhead = 24 * time.Hour
+
+// SaneSighting reports whether t is a sighting to keep, now being the
+// clock of the batch that records it.
+func SaneSighting(t, now time.Time) bool {
+	return !t.Before(MinSighting) && !t.After(now.Add(MaxAhead))
+}
+
 func getTime(b []byte) (time.Time, bool) {
 	if len(b) != 8 {
 		return time.Time{}, false

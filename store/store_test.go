@@ -384,3 +384,27 @@ func TestVersion1FileAndAdopt(t *testing.T) {
 	adopt(0, History{"r2", "q2", []string{"r2", "r3", "y"}}, History{"m", "qy", []string{"m"}})
 	check("r2", map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour, "c": 0, "d": 3 * time.Hour})
 }
+
+// TestClockNeverFarAhead: a file whose event clock an earlier build moved
+// to 2200 (one record so dated) is pruned on a clock at most MaxAhead past
+// the machine's, so its terms stay.
+func TestClockNeverFarAhead(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, p)
+	recent := time.Now().Add(-time.Hour)
+	if _, err := s.Commit(Batch{Terms: []Term{{History: "r", Values: []string{"a"}, Seen: recent, Window: 7 * 24 * time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLatestSeen, putTime(far)) })
+	now := s.Now()
+	if now.After(time.Now().Add(MaxAhead)) {
+		t.Errorf("Now %v, more than MaxAhead ahead", now)
+	}
+	if res, err := s.Prune(now, map[string]time.Duration{"r": 7 * 24 * time.Hour}); err != nil || res.Terms != 0 {
+		t.Errorf("prune on the event clock: %+v %v", res, err)
+	}
+	if !SaneSighting(recent, time.Now()) || SaneSighting(far, time.Now()) || SaneSighting(time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()) {
+		t.Error("SaneSighting")
+	}
+}

@@ -87,6 +87,7 @@ type parser struct {
 	data   []byte
 	iter   *jsoniter.Iterator
 	depth  int
+	values int  // values met so far
 	failed bool // a check of ours failed (jsoniter's own errors are in iter.Error)
 	verify bool // the text needs a strict pass before it can be trusted
 	slab   slab
@@ -107,7 +108,7 @@ func getParser(data []byte, hint int) *parser {
 	p := parserPool.Get().(*parser)
 	p.data = data
 	p.iter = jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(data)
-	p.depth = 0
+	p.depth, p.values = 0, 0
 	p.failed = false
 	p.verify = false
 	p.slab.reset(hint)
@@ -147,6 +148,10 @@ func (p *parser) syntaxError(whole bool) error {
 
 // value reads the next value; nil means failure (see p.failed, iter.Error).
 func (p *parser) value() *Node {
+	if p.values++; p.values > MaxValues {
+		p.failed = true
+		return nil
+	}
 	it := p.iter
 	switch it.WhatIsNext() {
 	case jsoniter.StringValue:
@@ -377,8 +382,9 @@ func scanDoc(data []byte, whole bool) (int, *SyntaxError) {
 }
 
 type scanner struct {
-	data []byte
-	err  *SyntaxError
+	data   []byte
+	err    *SyntaxError
+	values int // values met so far
 }
 
 func (s *scanner) fail(off int, msg string) *SyntaxError {
@@ -415,6 +421,10 @@ func (s *scanner) value(i, depth int) int {
 	d := s.data
 	if i >= len(d) {
 		return s.expect(i, "value")
+	}
+	if s.values++; s.values > MaxValues {
+		s.fail(i, ErrTooManyValues.Error()).Err = ErrTooManyValues
+		return i
 	}
 	switch c := d[i]; {
 	case c == '{':

@@ -45,7 +45,7 @@ func ReadMsgpackJSON(b []byte) (*Node, []byte, error) { return readMsgpack(b, tr
 func readMsgpack(b []byte, json bool) (*Node, []byte, error) {
 	r := readerPool.Get().(*mpReader)
 	r.json = json
-	r.total = len(b)
+	r.total, r.values = len(b), 0
 	size := len(b)
 	if rest, err := msgp.Skip(b); err == nil {
 		// One copy of the object's bytes backs all its strings.
@@ -87,7 +87,12 @@ func (e *mpError) Error() string {
 // ErrDepth is wrapped by errors about nesting deeper than MaxDepth.
 var ErrDepth = errors.New("nesting deeper than " + strconv.Itoa(MaxDepth))
 
+// ErrTooManyValues is wrapped by errors about a document of more than
+// MaxValues values.
+var ErrTooManyValues = errors.New("more than " + strconv.Itoa(MaxValues) + " values")
+
 type mpReader struct {
+	values int    // values read so far
 	total  int    // length of the input
 	whole  string // copy of the object's bytes, "" if it could not be sized
 	slab   slab
@@ -127,6 +132,9 @@ func fail(at []byte, err error) (*Node, []byte, error) {
 }
 
 func (r *mpReader) read(b []byte, depth int) (*Node, []byte, error) {
+	if r.values++; r.values > MaxValues {
+		return fail(b, ErrTooManyValues)
+	}
 	switch msgp.NextType(b) {
 	case msgp.StrType:
 		v, o, err := msgp.ReadStringZC(b)

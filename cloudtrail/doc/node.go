@@ -15,6 +15,12 @@ import "strconv"
 // accept. A top-level array or object is at depth 1.
 const MaxDepth = 512
 
+// MaxValues is the most values (scalars, arrays and objects, the document
+// itself included) that the parsers accept in one document: a tree costs
+// about 100 bytes a value, so a document of tiny values ([{},{},...], three
+// bytes of text each) stops at about 50 MB. CloudTrail events hold hundreds.
+const MaxValues = 1 << 19
+
 // Kind is the type of a JSON value.
 type Kind uint8
 

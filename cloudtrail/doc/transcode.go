@@ -57,7 +57,8 @@ type frame struct {
 // returns the extended buffer, or dst (its length unchanged) and false when
 // ParseJSON would refuse src. Exactly what ParseJSON accepts is accepted:
 // one value with optional whitespace around it, strings of valid UTF-8
-// without raw control characters, nesting no deeper than MaxDepth. Strings
+// without raw control characters, nesting no deeper than MaxDepth, at most
+// MaxValues values. Strings
 // are unescaped as ParseJSON unescapes them (a \u escape of a lone UTF-16
 // surrogate is U+FFFD, a pair is one character, as jsoniter decodes them);
 // object members keep their order and duplicate keys; an integer literal
@@ -104,10 +105,10 @@ func (t *Transcoder) appendValue(dst, src []byte) ([]byte, bool) {
 	defer func() { t.stack = stack[:0] }()
 	i := skipSpace(src, 0)
 	var ok bool
-	for {
+	for values := 1; ; values++ {
 		// A value starts at i (whitespace skipped).
-		if i >= len(src) {
-			return dst, false
+		if i >= len(src) || values > MaxValues {
+			return dst, false // ParseJSON says why
 		}
 		switch c := src[i]; {
 		case c == '"':

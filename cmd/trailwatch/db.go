@@ -47,6 +47,7 @@ func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s read, %s found, %s recorded in %s\n", plural(total.Records, "record"),
 		plural(total.Events, "CloudTrail event"), plural(matches(total), "rule match"), time.Since(start).Round(time.Millisecond))
+	skipped(stderr, total)
 	if malformed > 0 {
 		return 1
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailwatch/trailwatch/instance"
 )
@@ -127,5 +128,48 @@ func TestDamagedStateFile(t *testing.T) {
 			}
 			t.Logf("%d of 600 terms salvaged: %s", n, strings.TrimSpace(errb.String()))
 		})
+	}
+}
+
+// TestEventTimesOutOfRange: a backfill of one record dated 2200 moved the
+// event clock there, and db prune then dropped every term (a known
+// identity alerted again); 9999 wrapped to 1815. Such a record is counted
+// and skipped, the clock stays, prune keeps the history; an import line
+// dated 9999 is refused with its line. (A file whose clock an earlier build
+// moved decades ahead: store TestClockNeverFarAhead.)
+func TestEventTimesOutOfRange(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.db")
+	at := func(e map[string]any, ts string) map[string]any { e["eventTime"] = ts; return e }
+	const b = "bedrock.amazonaws.com"
+	hourAgo := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	old := writeNDJSON(t, []map[string]any{
+		at(event(1, b, "PutResourcePolicy", "arn:aws:iam::1:user/alice", false), hourAgo),
+		at(event(2, b, "PutResourcePolicy", "arn:aws:iam::1:user/mallory", false), "2200-01-01T00:00:00Z"),
+		at(event(3, b, "PutResourcePolicy", "arn:aws:iam::1:user/mallory", false), "9999-01-01T00:00:00Z"),
+		at(event(4, b, "PutResourcePolicy", "arn:aws:iam::1:user/mallory", false), "1970-01-01T00:00:00Z"),
+	})
+	var out, errb bytes.Buffer
+	if code := run([]string{"backfill", "--rules", "../../conf/rules", "--db", db, old}, nil, &out, &errb); code != 0 || !strings.Contains(errb.String(), "skipped 3: eventTime before 2000 or more than 24h ahead") {
+		t.Fatalf("backfill: exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"db", "prune", "--db", db, "--rules", "../../conf/rules"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "pruned 0 terms") {
+		t.Errorf("prune: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	run([]string{"db", "stats", "--db", db}, nil, &out, &errb)
+	if !strings.Contains(out.String(), "de0e9ed8-b68f-4249-957a-2c2bbdbd1c1b  1 ") || !strings.Contains(out.String(), hourAgo) {
+		t.Errorf("stats after prune:\n%s", out.String())
+	}
+	again := writeNDJSON(t, []map[string]any{at(event(5, b, "PutResourcePolicy", "arn:aws:iam::1:user/alice", false), time.Now().UTC().Format(time.RFC3339))})
+	if alerts, stderr, code := scan(t, "--db", db, "--time-source", "event", again); code != 0 || len(alerts) != 0 {
+		t.Errorf("a known identity alerted again: %d alerts, exit %d: %s", len(alerts), code, stderr)
+	}
+	imp := filepath.Join(dir, "import.ndjson")
+	os.WriteFile(imp, []byte(`{"rule_id":"r","values":["a"],"last_seen":"2026-11-20T10:00:00Z"}`+"\n"+`{"rule_id":"r","values":["b"],"last_seen":"9999-01-01T00:00:00Z"}`+"\n"), 0o600)
+	errb.Reset()
+	if code := run([]string{"db", "import", "--db", db, "--in", imp}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "import.ndjson:2: last_seen 9999-01-01T00:00:00Z is outside") {
+		t.Errorf("import of 9999: exit %d: %s", code, errb.String())
 	}
 }

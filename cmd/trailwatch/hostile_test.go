@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/heappeak"
 )
 
 // TestHostileInputs: each broken or hostile input has a clear outcome (the
@@ -162,5 +165,71 @@ func TestDeepTOMLRefused(t *testing.T) {
 	os.Rename(arrays, filepath.Join(rules, "deep.toml"))
 	if err := in.Reload(); err == nil || !strings.Contains(err.Error(), "deep.toml:1:69") {
 		t.Errorf("reload: %v", err)
+	}
+}
+
+// TestScanHostileFilesBoundedMemory: a file that is one array of 600,000
+// {} (32 MB of them ran out of memory at 8 GB) is read an element at a time;
+// a record of 4 million values is malformed (the parser's bound) and the
+// scan goes on; a CloudTrail log file object of 3 MB is read in groups of
+// its events, every event found. The heap stays under heappeak.Limit.
+func TestScanHostileFilesBoundedMemory(t *testing.T) {
+	dir := t.TempDir()
+	good, _ := json.Marshal(event(1, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false))
+	array := filepath.Join(dir, "array.json")
+	os.WriteFile(array, append(append([]byte("[\n"), bytes.Repeat([]byte("{},"), 600_000)...), append(good, ']')...), 0o600)
+	values := filepath.Join(dir, "values.ndjson")
+	os.WriteFile(values, append(append([]byte(`{"a":[`), bytes.Repeat([]byte("{},"), 4_000_000)...), append([]byte("{}]}\n"), good...)...), 0o600)
+	var logFile bytes.Buffer
+	logFile.WriteString(`{"Records":[`)
+	for i := range 3000 {
+		e, _ := json.Marshal(event(1000+i, "bedrock.amazonaws.com", "ListFoundationModels", fmt.Sprintf("arn:aws:iam::1:user/u%d", i), false))
+		if i > 0 {
+			logFile.WriteByte(',')
+		}
+		logFile.Write(e)
+	}
+	logFile.WriteString(`]}`)
+	records := filepath.Join(dir, "records.json")
+	os.WriteFile(records, logFile.Bytes(), 0o600)
+	for _, tc := range []struct {
+		file, summary, stderr string
+		code                  int
+	}{
+		{array, "600001 records read, 1 CloudTrail event found, 1 alert", "", 0},
+		{values, "2 records read, 1 CloudTrail event found, 1 alert", "values.ndjson:1: malformed record: json: offset 1572864: more than 524288 values", 1},
+		{records, "3000 CloudTrail events found", "", 0},
+	} {
+		var stderr string
+		var code int
+		peak := heappeak.During(func() { _, stderr, code = scan(t, tc.file) })
+		if code != tc.code || !strings.Contains(stderr, tc.summary) || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%s: exit %d: %s", filepath.Base(tc.file), code, stderr)
+		}
+		if peak > heappeak.Limit {
+			t.Errorf("%s: heap in use peaked at %d MiB", filepath.Base(tc.file), peak>>20)
+		}
+		t.Logf("%s: heap peak %d MiB", filepath.Base(tc.file), peak>>20)
+	}
+}
+
+// TestFileNamesQuotedInMessages: a rule file found in a folder, or a
+// scanned file, whose name holds a line break or a terminal escape was
+// named as it is, forging lines; such a name is quoted (a plain one is not).
+func TestFileNamesQuotedInMessages(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o700)
+	evil := "evil\n[2026-11-23 16:21:26] [ info] forged.toml" // no slash: a file name
+	os.WriteFile(filepath.Join(rules, evil), []byte("[rule\n"), 0o600)
+	var out, errb bytes.Buffer
+	run([]string{"rules", rules}, nil, &out, &errb)
+	if want := strconv.Quote(filepath.Join(rules, evil)) + ":2:"; !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "\n[2026-11-23") {
+		t.Errorf("rules: want %s in:\n%s", want, errb.String())
+	}
+	data := filepath.Join(dir, "cloud\x1b[31m.ndjson")
+	os.WriteFile(data, []byte("{broken\n"), 0o600)
+	if _, stderr, _ := scan(t, data); !strings.Contains(stderr, strconv.Quote(data)+":1: malformed record") || strings.Contains(stderr, "\x1b") {
+		t.Errorf("scan: %q", stderr)
 	}
 }

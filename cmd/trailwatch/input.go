@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"strings"
 
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/internal/jsonsplit"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 )
 
 // maxLine bounds one NDJSON line, and maxDocument a file that is one JSON
@@ -24,15 +27,20 @@ const (
 
 // source reads the records of one input file in batches.
 type source struct {
-	name    string
-	r       *bufio.Reader
-	closers []io.Closer
-	counter *countingReader
-	size    int64
-	line    int
-	whole   bool // the file is one JSON document, read at once
-	pending []engine.Record
-	done    bool
+	name        string
+	r           *bufio.Reader
+	closers     []io.Closer
+	counter     *countingReader
+	size        int64
+	line        int
+	whole       bool            // the file is one JSON document, read at once
+	pending     []engine.Record // records read, to take before any others
+	pendingText int             // the text size of pending's records
+	// The records of the text being read (a line, or the document), cut
+	// out one at a time and parsed as they are taken.
+	pull func() (jsonsplit.Record, bool)
+	stop func()
+	done bool
 }
 
 type countingReader struct {
@@ -47,7 +55,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func openSource(name string, stdin io.Reader) (*source, error) {
-	s := &source{name: name}
+	s := &source{name: logsafe.Name(name)} // named in messages
 	var raw io.Reader
 	if name == "-" {
 		s.name = "(stdin)"
@@ -55,12 +63,12 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", s.name, errors.Unwrap(err))
 		}
 		if st, err := f.Stat(); err == nil {
 			if st.IsDir() {
 				f.Close()
-				return nil, fmt.Errorf("%s is a folder; give the files in it", name)
+				return nil, fmt.Errorf("%s is a folder; give the files in it", s.name)
 			}
 			s.size = st.Size()
 		}
@@ -83,21 +91,45 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 }
 
 func (s *source) close() {
+	s.read(nil)
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i].Close()
 	}
 }
 
-// next returns up to n records; an empty result means the file is done.
-// Malformed input comes back as records with Err set, and reading goes on.
-func (s *source) next(n int) ([]engine.Record, error) {
+// read makes seq the records to take next (nil: none).
+func (s *source) read(seq iter.Seq[jsonsplit.Record]) {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.pull, s.stop = nil, nil
+	if seq != nil {
+		s.pull, s.stop = iter.Pull(seq)
+	}
+}
+
+// next returns up to n records, of about maxBytes of text at most (a tree
+// takes up to some 35 times its text); an empty result means the file is
+// done. Malformed input comes back as records with Err set, and reading
+// goes on.
+func (s *source) next(n, maxBytes int) ([]engine.Record, error) {
 	var out []engine.Record
-	for len(out) < n {
+	size := 0
+	for len(out) < n && size < maxBytes {
 		if len(s.pending) > 0 {
-			k := min(n-len(out), len(s.pending))
-			out = append(out, s.pending[:k]...)
-			s.pending = s.pending[k:]
+			out = append(out, s.pending...)
+			size += s.pendingText
+			clear(s.pending) // hold on to no tree
+			s.pending, s.pendingText = s.pending[:0], 0
 			continue
+		}
+		if s.pull != nil {
+			if r, ok := s.pull(); ok {
+				out = append(out, s.parse(r))
+				size += len(r.Data)
+				continue
+			}
+			s.read(nil)
 		}
 		if s.done {
 			break
@@ -107,6 +139,19 @@ func (s *source) next(n int) ([]engine.Record, error) {
 		}
 	}
 	return out, nil
+}
+
+// parse makes one record of its text, named by its file, line and (in an array) place.
+func (s *source) parse(r jsonsplit.Record) engine.Record {
+	where := fmt.Sprintf("%s:%d", s.name, r.Line)
+	if r.Element >= 0 {
+		where = fmt.Sprintf("%s:%d (element %d)", s.name, r.Line, r.Element)
+	}
+	if r.Err != "" {
+		return engine.Record{Err: errors.New(r.Err), Where: where}
+	}
+	// Read in place by the engine, which sets Err on a malformed record.
+	return engine.Record{JSON: r.Data, Where: where}
 }
 
 // fill reads the next line (NDJSON) or, when the input turns out to be one
@@ -137,12 +182,14 @@ func (s *source) fill() error {
 	}
 	s.line++
 	trimmed := bytes.TrimSpace(line)
-	if len(trimmed) == 0 {
-		return nil
+	switch {
+	case len(trimmed) == 0:
+	case jsonsplit.Cut(trimmed):
+		s.read(jsonsplit.Lines(trimmed, s.line))
+	default:
+		s.pending = append(s.pending, s.parse(jsonsplit.Record{Data: trimmed, Line: s.line, Element: -1, Events: 1}))
+		s.pendingText += len(trimmed)
 	}
-	where := fmt.Sprintf("%s:%d", s.name, s.line)
-	// Read in place by the engine, which sets Err on a malformed line.
-	s.pending = append(s.pending, engine.Record{JSON: trimmed, Where: where})
 	return nil
 }
 
@@ -185,8 +232,9 @@ func (s *source) readLine() ([]byte, error) {
 	}
 }
 
-// readWhole reads a document file and splits it into its JSON values
-// (usually one {"Records": [...]} object, or an array of events).
+// readWhole reads a document file, whose records (usually one {"Records":
+// [...]} object's events, or an array's elements, or values one after
+// another) are then taken one at a time.
 func (s *source) readWhole() error {
 	s.done = true
 	data, err := io.ReadAll(io.LimitReader(s.r, maxDocument+1))
@@ -196,34 +244,8 @@ func (s *source) readWhole() error {
 	if len(data) > maxDocument {
 		return fmt.Errorf("%s: a JSON document larger than %d bytes (as NDJSON, one event a line, any size is read)", s.name, maxDocument)
 	}
-	off, line := 0, 1
-	for {
-		skip := len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n\ufeff"))
-		line += bytes.Count(data[off:off+skip], []byte("\n"))
-		off += skip
-		if off >= len(data) {
-			return nil
-		}
-		where := fmt.Sprintf("%s:%d", s.name, line)
-		n, used, perr := doc.ParseJSONPrefix(data[off:])
-		if perr != nil {
-			s.pending = append(s.pending, engine.Record{Err: perr, Where: where})
-			// Resume after the next line break.
-			i := bytes.IndexByte(data[off:], '\n')
-			if i < 0 {
-				return nil
-			}
-			used = i + 1
-		} else if n.Kind == doc.Array {
-			for _, el := range n.Arr {
-				s.pending = append(s.pending, engine.Record{Node: el, Where: where})
-			}
-		} else {
-			s.pending = append(s.pending, engine.Record{Node: n, Where: where})
-		}
-		line += bytes.Count(data[off:off+used], []byte("\n"))
-		off += used
-	}
+	s.read(jsonsplit.Values(data, 1))
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -241,6 +263,9 @@ func plural(n int, word string) string {
 	}
 	if strings.HasSuffix(word, "y") {
 		return fmt.Sprintf("%d %sies", n, word[:len(word)-1])
+	}
+	if strings.HasSuffix(word, "ch") || strings.HasSuffix(word, "s") {
+		return fmt.Sprintf("%d %ses", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -27,9 +27,15 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// batchSize is how many records the CLI hands the engine at once: one state
-// transaction per batch.
-const batchSize = 4096
+// batchSize is how many records the CLI commits at once: one state
+// transaction per batch. They are read, parsed and evaluated pieceSize (or
+// pieceBytes of text) at a time, so that only the records that match stay
+// until their batch commits.
+const (
+	batchSize  = 4096
+	pieceSize  = 256
+	pieceBytes = 1 << 20
+)
 
 func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
@@ -122,26 +128,34 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 			malformed++
 			continue
 		}
-		for {
-			recs, rerr := src.next(batchSize)
-			if len(recs) > 0 {
-				res, err := eng.ProcessBatch(recs)
-				if err != nil {
-					src.close()
-					return total, malformed, err
-				}
+		for more := true; more; {
+			b := eng.NewBatch()
+			var rerr error
+			for n := 0; n < batchSize; {
+				recs, err := src.next(min(pieceSize, batchSize-n), pieceBytes)
+				b.Add(recs)
 				for _, r := range recs { // Err set by the reader, or by the engine for JSON text
 					if r.Err != nil {
 						malformed++
 						fmt.Fprintf(stderr, "%s: malformed record: %v\n", r.Where, r.Err)
 					}
 				}
-				total.Add(res.Stats)
-				if onResult != nil {
-					if err := onResult(res); err != nil {
-						src.close()
-						return total, malformed, err
-					}
+				n += len(recs)
+				if rerr = err; err != nil || len(recs) == 0 {
+					more = false
+					break
+				}
+			}
+			res, err := b.Commit()
+			if err != nil {
+				src.close()
+				return total, malformed, err
+			}
+			total.Add(res.Stats)
+			if onResult != nil {
+				if err := onResult(res); err != nil {
+					src.close()
+					return total, malformed, err
 				}
 			}
 			if progress != nil && time.Since(lastDraw) > 200*time.Millisecond {
@@ -151,10 +165,6 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 			if rerr != nil {
 				fmt.Fprintf(stderr, "%v\n", rerr)
 				malformed++
-				break
-			}
-			if len(recs) == 0 {
-				break
 			}
 		}
 		src.close()
@@ -186,10 +196,8 @@ func drawProgress(w io.Writer, src *source, st engine.Stats, start time.Time) {
 	fmt.Fprintf(w, "\r\033[K%s%s  %d records  %d alerts  %.0f records/s", src.name, pct, st.Records, st.Alerts, rate)
 }
 
-func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Duration) {
-	rate := float64(st.Records) / took.Seconds()
-	fmt.Fprintf(w, "%s read, %s found, %s in %s (%.0f records/s)\n",
-		plural(st.Records, "record"), plural(st.Events, "CloudTrail event"), plural(st.Alerts, "alert"), took.Round(time.Millisecond), rate)
+// skipped writes the records passed over, by reason.
+func skipped(w io.Writer, st engine.Stats) {
 	reasons := make([]string, 0, len(st.Skipped))
 	for r := range st.Skipped {
 		reasons = append(reasons, r)
@@ -197,6 +205,16 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	sort.Strings(reasons)
 	for _, r := range reasons {
 		fmt.Fprintf(w, "  skipped %d: %s\n", st.Skipped[r], r)
+	}
+}
+
+func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Duration) {
+	rate := float64(st.Records) / took.Seconds()
+	fmt.Fprintf(w, "%s read, %s found, %s in %s (%.0f records/s)\n",
+		plural(st.Records, "record"), plural(st.Events, "CloudTrail event"), plural(st.Alerts, "alert"), took.Round(time.Millisecond), rate)
+	skipped(w, st)
+	if st.Duplicates > 0 {
+		fmt.Fprintf(w, "  %s not written again: made already, by an earlier run or batch, within 24 hours\n", plural(st.Duplicates, "alert"))
 	}
 	if st.Overflow > 0 {
 		fmt.Fprintf(w, "  dropped %d alerts: the outbox was full\n", st.Overflow)

@@ -271,3 +271,18 @@ func TestRulesNamesESQLRulesNeedingMaxMind(t *testing.T) {
 		}
 	}
 }
+
+// TestRescanSummary: scanning the sample again on the same state file
+// writes no alert (ids remembered, terms known), and the summary said "5
+// alerts" for it; it says 0, and how many were made already.
+func TestRescanSummary(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "state.db")
+	first, stderr, _ := scan(t, "--db", db, "../../testdata/cloudtrail/sample.ndjson")
+	if len(first) == 0 || !strings.Contains(stderr, fmt.Sprintf(", %d alerts in ", len(first))) {
+		t.Fatalf("first scan: %d alerts: %s", len(first), stderr)
+	}
+	again, stderr, _ := scan(t, "--db", db, "../../testdata/cloudtrail/sample.ndjson")
+	if len(again) != 0 || !strings.Contains(stderr, ", 0 alerts in ") || !strings.Contains(stderr, "5 alerts not written again") {
+		t.Errorf("second scan: %d alerts written: %s", len(again), stderr)
+	}
+}

@@ -24,11 +24,16 @@ import (
 var serveKeys = []conf.Property{
 	{Name: "listen_http", Default: "", Help: "HTTP listener (POST / ingest, /healthz, /metrics), e.g. 127.0.0.1:8080; a bare port binds to 127.0.0.1"},
 	{Name: "listen_forward", Default: "", Help: "forward protocol listener, e.g. 127.0.0.1:24224; a bare port binds to 127.0.0.1"},
-	{Name: "http_token", Default: "", Help: "bearer token required on POST /"},
-	{Name: "forward_shared_key", Default: "", Help: "shared key the forward handshake requires"},
+	{Name: "http_token", Default: "", Help: "bearer token required on POST / and GET /metrics (on the command line it shows in ps: prefer http_token_file or $TRAILWATCH_HTTP_TOKEN)"},
+	{Name: "http_token_file", Default: "", Help: "file holding http_token"},
+	{Name: "forward_shared_key", Default: "", Help: "shared key the forward handshake requires (prefer forward_shared_key_file or $TRAILWATCH_FORWARD_SHARED_KEY)"},
+	{Name: "forward_shared_key_file", Default: "", Help: "file holding forward_shared_key"},
 	{Name: "tls_cert", Default: "", Help: "TLS certificate (PEM) for both listeners"},
 	{Name: "tls_key", Default: "", Help: "TLS private key (PEM)"},
 	{Name: "max_body", Default: strconv.Itoa(server.DefaultMaxBody), Help: "largest request or forward message, in bytes, after decompression"},
+	{Name: "max_records", Default: strconv.Itoa(server.DefaultMaxRecords), Help: "most records in one request or forward message"},
+	{Name: "max_buffered", Default: "", Help: "most bytes of requests and forward messages held in memory at once, across connections (default twice max_body, the least allowed)"},
+	{Name: "max_connections", Default: strconv.Itoa(server.DefaultMaxConnections), Help: "most connections each listener holds open at once; past them new ones wait"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -65,19 +70,43 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		}
 		return fileVals[k]
 	}
+	secrets := map[string]string{}
+	for _, key := range []string{"http_token", "forward_shared_key"} {
+		v, err := secret(key, vals, fileVals, os.Getenv, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
+			return 2
+		}
+		secrets[key] = v
+	}
 	listenHTTP, listenFwd := loopback(get("listen_http")), loopback(get("listen_forward"))
 	if listenHTTP == "" && listenFwd == "" {
 		listenHTTP = "127.0.0.1:8080"
 	}
-	maxBody := int64(server.DefaultMaxBody)
-	if v := get("max_body"); v != "" {
+	positive := func(key string, def int64) (int64, bool) {
+		v := get(key)
+		if v == "" {
+			return def, true
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			fmt.Fprintf(stderr, "trailwatch serve: max_body = %q: expected a positive number of bytes\n", v)
-			return 2
+			fmt.Fprintf(stderr, "trailwatch serve: %s = %q: expected a positive number\n", key, v)
+			return 0, false
 		}
-		maxBody = n
+		return n, true
 	}
+	maxBody, ok1 := positive("max_body", server.DefaultMaxBody)
+	maxRecords, ok2 := positive("max_records", server.DefaultMaxRecords)
+	maxBuffered, ok3 := positive("max_buffered", server.DefaultMaxHeld(maxBody))
+	maxConns, ok4 := positive("max_connections", server.DefaultMaxConnections)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return 2
+	}
+	if maxBuffered < server.MinMaxHeld(maxBody) {
+		fmt.Fprintf(stderr, "trailwatch serve: max_buffered = %d: expected at least %d (twice max_body, for a compressed body and what it inflates to)\n", maxBuffered, server.MinMaxHeld(maxBody))
+		return 2
+	}
+	limits := server.NewLimits(maxBuffered, server.DefaultWorkers)
 	var tlsConf *tls.Config
 	if cert, key := get("tls_cert"), get("tls_key"); cert != "" || key != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
@@ -92,9 +121,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
 		return 2
 	}
-	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf,
-		server.HTTPOptions{Token: get("http_token"), MaxBody: maxBody},
-		server.ForwardOptions{SharedKey: get("forward_shared_key"), MaxMessage: maxBody})
+	srv, err := startListeners(in, listenHTTP, listenFwd, tlsConf, int(maxConns),
+		server.HTTPOptions{Token: secrets["http_token"], MaxBody: maxBody, MaxRecords: int(maxRecords), Limits: limits},
+		server.ForwardOptions{SharedKey: secrets["forward_shared_key"], MaxMessage: maxBody, MaxRecords: int(maxRecords), Limits: limits})
 	if err != nil {
 		in.Close()
 		fmt.Fprintf(stderr, "trailwatch serve: %v\n", err)
@@ -119,6 +148,48 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 0
+}
+
+// secret reads a secret setting (http_token, forward_shared_key) from the
+// one place it is given: the command line (--http-token, which other users
+// see in ps: a warning says so), the config file, a file named by
+// <key>_file (flag or config; its content, line break trimmed), or the
+// environment ($TRAILWATCH_HTTP_TOKEN). Two places at once are an error.
+func secret(key string, flags map[string]*string, config map[string]string, getenv func(string) string, stderr io.Writer) (string, error) {
+	env := "TRAILWATCH_" + strings.ToUpper(key)
+	var from []string
+	var value string
+	take := func(where, v string) {
+		if v != "" {
+			from, value = append(from, where), v
+		}
+	}
+	flag := "--" + strings.ReplaceAll(key, "_", "-")
+	take(flag, *flags[key])
+	take(key+" in the config file", config[key])
+	file := *flags[key+"_file"]
+	if file == "" {
+		file = config[key+"_file"]
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %v", key, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("%s_file %s: the file is empty", key, file)
+		}
+		take(key+"_file", v)
+	}
+	take("$"+env, getenv(env))
+	if len(from) > 1 {
+		return "", fmt.Errorf("%s is given by %s: give it in one place", key, strings.Join(from, " and "))
+	}
+	if len(from) == 1 && from[0] == flag {
+		fmt.Fprintf(stderr, "trailwatch serve: warning: %s on the command line shows in ps to other users; prefer %s-file or $%s\n", flag, flag, env)
+	}
+	return value, nil
 }
 
 func defaultNote(d string) string {
@@ -178,7 +249,7 @@ type listeners struct {
 	lns  []net.Listener
 }
 
-func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tls.Config, ho server.HTTPOptions, fo server.ForwardOptions) (*listeners, error) {
+func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tls.Config, maxConns int, ho server.HTTPOptions, fo server.ForwardOptions) (*listeners, error) {
 	s := &listeners{}
 	listen := func(addr string) (net.Listener, error) {
 		network := "tcp"
@@ -189,6 +260,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, err
 		}
+		l = server.LimitListener(l, maxConns)
 		if tlsConf != nil {
 			l = tls.NewListener(l, tlsConf)
 		}
@@ -200,7 +272,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, fmt.Errorf("listen_http %s: %w", httpAddr, err)
 		}
-		s.http = &http.Server{Handler: server.NewHandler(in, ho), ReadHeaderTimeout: 10 * time.Second}
+		s.http = server.NewHTTPServer(server.NewHandler(in, ho), server.DefaultTimeouts)
 		go s.http.Serve(l)
 		in.Log.Infof("HTTP on %s (POST / for records, /healthz, /metrics)%s", l.Addr(), tlsNote(tlsConf))
 	}

@@ -350,14 +350,14 @@ func (l *lexer) escape(b *strings.Builder, i int) int {
 	case 'u':
 		j := i + 2
 		if j >= len(s) || s[j] != '{' {
-			l.failAt(i, "invalid escape \\u: write a code point as \\u{XXXX} (2 to 8 hex digits)")
+			l.failAt(i, "invalid escape \\u: write a code point as \\u{hhhh} (2 to 8 hex digits)")
 		}
 		k := j + 1
 		for k < len(s) && isHex(s[k]) {
 			k++
 		}
 		if k >= len(s) || s[k] != '}' || k == j+1 {
-			l.failAt(i, "invalid escape \\u: write a code point as \\u{XXXX} (2 to 8 hex digits)")
+			l.failAt(i, "invalid escape \\u: write a code point as \\u{hhhh} (2 to 8 hex digits)")
 		}
 		hex := s[j+1 : k]
 		if len(hex) < 2 || len(hex) > 8 {
@@ -374,7 +374,7 @@ func (l *lexer) escape(b *strings.Builder, i int) int {
 		return k + 1 - i
 	default:
 		r, _ := utf8.DecodeRuneInString(s[i+1:])
-		l.failAt(i, "invalid escape \\%c in a string (EQL has \\b \\t \\n \\f \\r \\\" \\' \\\\ and \\u{XXXX}; write a backslash as \\\\)", r)
+		l.failAt(i, "invalid escape \\%c in a string (EQL has \\b \\t \\n \\f \\r \\\" \\' \\\\ and \\u{hhhh}; write a backslash as \\\\)", r)
 	}
 	return 2
 }

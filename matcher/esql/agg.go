@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"sort"
 	"strings"
 )
@@ -62,9 +63,11 @@ const (
 type aggSpec struct {
 	kind   aggKind
 	arg    cexpr
-	filter func(*ctx) mv
-	t      typ // the argument's type
-	out    typ // the result's type
+	filter func(*ctx) bool // nil: none
+	t      typ             // the argument's type
+	out    typ             // the result's type
+	at     int             // its place among the aggregations
+	slot   int             // its place among those of its storage (see Acc)
 }
 
 type statsPlan struct {
@@ -73,6 +76,31 @@ type statsPlan struct {
 	aggs    []aggSpec
 	nin     int
 	fp      uint64
+	// What a group holds: numbers (COUNT, SUM, and two for AVG), values
+	// (MIN, MAX) and sets (VALUES, COUNT_DISTINCT).
+	nNum, nVal, nSet int
+}
+
+// place gives each aggregation its slot in a group's storage.
+func (plan *statsPlan) place() {
+	for i := range plan.aggs {
+		s := &plan.aggs[i]
+		s.at = i
+		switch s.kind {
+		case aggMin, aggMax:
+			s.slot = plan.nVal
+			plan.nVal++
+		case aggCountDistinct, aggValues:
+			s.slot = plan.nSet
+			plan.nSet++
+		case aggAvg:
+			s.slot = plan.nNum
+			plan.nNum += 2
+		default:
+			s.slot = plan.nNum
+			plan.nNum++
+		}
+	}
 }
 
 // statsScope resolves names in STATS against the columns before it, and
@@ -137,6 +165,7 @@ func (c *compiler) stats(cmd command, e *env) {
 	}
 	plan.fp = h.Sum64()
 	plan.nin = len(sc.cols)
+	plan.place()
 	plan.inShape = &shape{}
 	p := c.p
 	for _, col := range sc.cols {
@@ -160,7 +189,7 @@ func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
 		if x.t != tyBool && x.t != tyNull {
 			c.fail(f.filter.pos, "the filter of an aggregation must be a boolean, found [%s] of type %s", c.text(f.filter), x.t)
 		}
-		a.filter = x.ev
+		a.filter = truthy(x)
 	}
 	name := strings.ToUpper(e.name)
 	if e.op == "count" && (e.star || len(e.args) == 0) {
@@ -224,33 +253,127 @@ func (c *compiler) aggregate(f field, sc *statsScope) aggSpec {
 	return a
 }
 
-// aggState is one aggregation's state in one group.
-type aggState struct {
-	n        int64 // rows or values counted; AVG's count; SUM's integer sum
-	f        float64
-	has      bool // MIN, MAX, SUM: a value was seen
-	overflow bool // SUM: overflowed; sets: values were left out
-	v        val
-	set      map[val]struct{}
+// valSet is a set's values: in small while they are few (in the order
+// added), then in m.
+type valSet struct {
+	small []val
+	m     map[val]struct{}
 }
 
-type group struct {
-	key  string
-	keys []mv
-	st   []aggState
-}
+// smallSet is how many values a set holds in a list before a map.
+const smallSet = 8
+
+// The flags of an aggregation's state in a group.
+const (
+	flagHas      = 1 // MIN, MAX, SUM: a value was seen
+	flagOverflow = 2 // SUM: overflowed; sets: values were left out
+)
 
 // Acc accumulates STATS over rows; it is mergeable and serialisable, so
 // that per-bucket accumulators can be kept and a run's window merged.
+//
+// The groups (numbered in the order made) keep their states in tables
+// of a few bytes a group, so that making one writes little memory: a
+// flags byte for each aggregation, numbers (COUNT's count; SUM's integer
+// sum or double sum's bits; AVG's count and sum's bits), values (MIN, MAX)
+// and sets. The tables come in blocks of 8, 16, ... 256 groups, never
+// copied; numbers and flags hold no pointers, so the collector does not
+// scan them.
 type Acc struct {
+	p        *Program
 	plan     *statsPlan
 	shape    *shape // the rows Add takes: Eval's of the same program
 	lim      Limits
-	groups   map[string]*group
+	groups   map[string]int32 // by the BY values, encoded (appendVal)
+	gkeys    []string         // by group
+	blocks   []stateBlock
 	dropRows int64 // rows (or row combinations) whose group did not fit
 	dropVals int64 // values not kept in a full VALUES or COUNT_DISTINCT
-	k        *ctx
 	keyBuf   []byte
+	held     *ctx // the ctx of the last row added (see Row), released at the next
+
+	// Add's scratch, reused from row to row.
+	keys []mv
+	ins  []aggInput
+	idx  []int
+
+	// Storage carved for small sets and the text the Acc keeps (group
+	// keys, set values, MIN and MAX), so that a row that makes a group or
+	// adds a value costs no allocation of its own.
+	vslab []val
+	text  textArena
+}
+
+// stateBlock holds the states of a block of groups.
+type stateBlock struct {
+	flags []uint8
+	nums  []int64
+	vals  []val
+	sets  []valSet
+}
+
+// blockOf is the block of group g and g's place in it: blocks of 8, 16,
+// 32, 64 and 128 groups, then of 256.
+func blockOf(g int32) (int, int) {
+	if g < 248 {
+		b := bits.Len32(uint32(g/8+1)) - 1
+		return b, int(g) - 8*(1<<b-1)
+	}
+	return 5 + int(g-248)/256, int(g-248) % 256
+}
+
+// aggInput is an aggregation's input for one row.
+type aggInput struct {
+	vals mv
+	skip bool // filtered out
+}
+
+// textArena keeps strings in shared blocks. A block is only appended to
+// (strings.Builder never changes bytes it has written), so each string
+// handed out stays as it was.
+type textArena struct {
+	b    strings.Builder
+	next int // the size of the next block
+}
+
+// keep returns a copy of s that does not share s's memory.
+func (t *textArena) keep(s string) string {
+	if !t.room(len(s)) {
+		return strings.Clone(s)
+	}
+	t.b.WriteString(s)
+	return t.last(len(s))
+}
+
+// keepBytes is keep of b's text.
+func (t *textArena) keepBytes(b []byte) string {
+	if !t.room(len(b)) {
+		return string(b)
+	}
+	t.b.Write(b)
+	return t.last(len(b))
+}
+
+// last is the text of the last n bytes written.
+func (t *textArena) last(n int) string {
+	s := t.b.String()
+	return s[len(s)-n:]
+}
+
+// room makes room for n more bytes in the current block; false when n is
+// too large for a block (the caller allocates it on its own).
+func (t *textArena) room(n int) bool {
+	const maxBlock = 32 << 10
+	if n > maxBlock/8 {
+		return false
+	}
+	if t.b.Cap()-t.b.Len() >= n {
+		return true
+	}
+	t.next = min(max(2*t.next, 1024), maxBlock)
+	t.b = strings.Builder{}
+	t.b.Grow(t.next)
+	return true
 }
 
 // NewAcc returns an empty accumulator for an aggregating program, with
@@ -262,11 +385,11 @@ func (p *Program) NewAccLimits(l Limits) *Acc {
 	if p.stats == nil {
 		return nil
 	}
-	return &Acc{plan: p.stats, shape: p.shape, lim: l, groups: map[string]*group{}, k: &ctx{p: p, cols: make([]mv, p.stats.nin)}}
+	return &Acc{p: p, plan: p.stats, shape: p.shape, lim: l, groups: map[string]int32{}}
 }
 
 // Groups is the number of groups held.
-func (a *Acc) Groups() int { return len(a.groups) }
+func (a *Acc) Groups() int { return len(a.gkeys) }
 
 // Overflow counts what the bounds left out: rows whose group did not fit,
 // and values a full VALUES or COUNT_DISTINCT did not keep.
@@ -296,50 +419,54 @@ func (a *Acc) Add(r Row) {
 	if r.shape != a.shape {
 		return
 	}
-	k := a.k
+	r.check()
+	plan := a.plan
+	k := a.p.addPool.Get().(*ctx)
+	defer a.p.addPool.Put(k)
 	k.buf = k.buf[:0]
 	k.now = r.now
 	copy(k.cols, r.vals)
-	plan := a.plan
 	// Each BY column's values (null: one null value).
-	keys := make([]mv, len(plan.by))
+	keys := a.keys[:0]
 	combos := 1
-	for i, b := range plan.by {
-		keys[i] = b.ev(k)
-		if n := len(keys[i]); n > 1 {
+	for _, b := range plan.by {
+		m := b.ev(k)
+		keys = append(keys, m)
+		if n := len(m); n > 1 {
 			combos *= n
 			if combos > maxCombinations {
 				combos = maxCombinations + 1
 			}
 		}
 	}
-	// Each aggregation's input for this row (nil when filtered out).
-	type input struct {
-		vals mv
-		skip bool
-	}
-	ins := make([]input, len(plan.aggs))
+	a.keys = keys
+	// Each aggregation's input for this row.
+	ins := a.ins[:0]
 	for i := range plan.aggs {
 		s := &plan.aggs[i]
-		if s.filter != nil && truth(s.filter(k)) != 1 {
-			ins[i].skip = true
-			continue
+		var in aggInput
+		if s.filter != nil && !s.filter(k) {
+			in.skip = true
+		} else if s.kind != aggCountRows {
+			in.vals = s.arg.ev(k)
 		}
-		if s.kind != aggCountRows {
-			ins[i].vals = s.arg.ev(k)
-		}
+		ins = append(ins, in)
 	}
-	idx := make([]int, len(keys))
+	a.ins = ins
+	idx := a.idx[:0]
+	for range keys {
+		idx = append(idx, 0)
+	}
+	a.idx = idx
 	for c := 0; ; c++ {
 		if c >= maxCombinations {
 			a.dropRows += int64(combos - c)
 			break
 		}
-		g := a.group(keys, idx)
-		if g != nil {
+		if g := a.group(keys, idx); g >= 0 {
 			for i := range plan.aggs {
 				if !ins[i].skip {
-					a.update(&plan.aggs[i], &g.st[i], ins[i].vals)
+					a.update(&plan.aggs[i], g, ins[i].vals)
 				}
 			}
 		}
@@ -356,11 +483,21 @@ func (a *Acc) Add(r Row) {
 			break
 		}
 	}
+	clear(k.cols)
+	clear(keys)
+	clear(ins)
+	// The row's memory stays the row's until this Acc takes another.
+	if l := r.lend; l != nil && l.holder == nil {
+		if a.held != nil {
+			a.held.release()
+		}
+		l.holder, a.held = a, l
+	}
 }
 
-// group finds or makes the group of the combination idx of keys; nil
+// group finds or makes the group of the combination idx of keys; -1
 // when it does not fit.
-func (a *Acc) group(keys []mv, idx []int) *group {
+func (a *Acc) group(keys []mv, idx []int) int32 {
 	b := a.keyBuf[:0]
 	for i, m := range keys {
 		if len(m) == 0 {
@@ -371,97 +508,196 @@ func (a *Acc) group(keys []mv, idx []int) *group {
 		b = appendVal(b, a.plan.by[i].t, m[idx[i]])
 	}
 	a.keyBuf = b
-	if g := a.groups[string(b)]; g != nil {
+	if g, ok := a.groups[string(b)]; ok {
 		return g
 	}
-	if len(a.groups) >= a.lim.Groups {
+	if len(a.gkeys) >= a.lim.Groups {
 		a.dropRows++
-		return nil
+		return -1
 	}
-	key := string(b)
-	one, _ := a.decodeKey(key) // the group's own copy of its values
-	g := &group{key: key, keys: one, st: make([]aggState, len(a.plan.aggs))}
+	return a.newGroup(a.text.keepBytes(b))
+}
+
+// newGroup adds an empty group.
+func (a *Acc) newGroup(key string) int32 {
+	g := int32(len(a.gkeys))
+	a.gkeys = append(a.gkeys, key)
 	a.groups[key] = g
+	if b, off := blockOf(g); off == 0 {
+		n, plan := 256, a.plan
+		if b < 5 {
+			n = 8 << b
+		}
+		a.blocks = append(a.blocks, stateBlock{
+			flags: make([]uint8, n*len(plan.aggs)),
+			nums:  make([]int64, n*plan.nNum),
+			vals:  make([]val, n*plan.nVal),
+			sets:  make([]valSet, n*plan.nSet),
+		})
+	}
 	return g
 }
 
-// update folds values into a state.
-func (a *Acc) update(s *aggSpec, st *aggState, vals mv) {
+// The state of aggregation s in group g.
+func (a *Acc) flag(g int32, s *aggSpec) *uint8 {
+	b, off := blockOf(g)
+	return &a.blocks[b].flags[off*len(a.plan.aggs)+s.at]
+}
+
+func (a *Acc) num(g int32, s *aggSpec) *int64 {
+	b, off := blockOf(g)
+	return &a.blocks[b].nums[off*a.plan.nNum+s.slot]
+}
+
+func (a *Acc) value(g int32, s *aggSpec) *val {
+	b, off := blockOf(g)
+	return &a.blocks[b].vals[off*a.plan.nVal+s.slot]
+}
+
+func (a *Acc) set(g int32, s *aggSpec) *valSet {
+	b, off := blockOf(g)
+	return &a.blocks[b].sets[off*a.plan.nSet+s.slot]
+}
+
+// avg is AVG's count and sum's bits.
+func (a *Acc) avg(g int32, s *aggSpec) []int64 {
+	b, off := blockOf(g)
+	i := off*a.plan.nNum + s.slot
+	return a.blocks[b].nums[i : i+2 : i+2]
+}
+
+// carve returns an empty list with room for n values from the Acc's
+// storage.
+func (a *Acc) carve(n int) []val {
+	if len(a.vslab)+n > cap(a.vslab) {
+		a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+	}
+	s := len(a.vslab)
+	a.vslab = a.vslab[:s+n]
+	return a.vslab[s : s : s+n]
+}
+
+// update folds values into aggregation s of group g.
+func (a *Acc) update(s *aggSpec, g int32, vals mv) {
 	switch s.kind {
 	case aggCountRows:
-		st.n++
+		*a.num(g, s)++
 	case aggCount:
-		st.n += int64(len(vals))
+		*a.num(g, s) += int64(len(vals))
 	case aggCountDistinct, aggValues:
 		for _, v := range vals {
-			a.addToSet(s.t, st, setKey(s.t, v))
+			a.addToSet(s.t, a.set(g, s), a.flag(g, s), setKey(s.t, v))
 		}
 	case aggMin, aggMax:
 		for _, v := range vals {
-			a.extreme(s, st, v)
+			a.extreme(s, g, v)
 		}
 	case aggSum:
 		for _, v := range vals {
-			sumAdd(s.t, st, v)
+			sumAdd(s.t, a.num(g, s), a.flag(g, s), v)
 		}
 	case aggAvg:
+		n := a.avg(g, s)
 		for _, v := range vals {
-			st.n++
-			st.f += asFloat(s.t, v)
+			n[0]++
+			addFloat(&n[1], asFloat(s.t, v))
 		}
 	}
 }
 
-func (a *Acc) addToSet(t typ, st *aggState, key val) {
-	if st.set == nil {
-		st.set = map[val]struct{}{}
-	}
-	if _, ok := st.set[key]; ok {
+// addFloat adds x to the double whose bits *n holds.
+func addFloat(n *int64, x float64) {
+	*n = int64(math.Float64bits(math.Float64frombits(uint64(*n)) + x))
+}
+
+func floatOf(n int64) float64 { return math.Float64frombits(uint64(n)) }
+
+func (a *Acc) addToSet(t typ, vs *valSet, flags *uint8, key val) {
+	if vs.has(key) {
 		return
 	}
-	if len(st.set) >= a.lim.Values {
-		st.overflow = true
+	if vs.len() >= a.lim.Values {
+		*flags |= flagOverflow
 		a.dropVals++
 		return
 	}
 	if t == tyKeyword || t == tyIP {
-		key.s = strings.Clone(key.s) // the row's text may live in a record's buffer
+		key.s = a.text.keep(key.s) // the row's text may live in a record's buffer
 	}
-	st.set[key] = struct{}{}
+	a.setInsert(vs, key)
 }
 
-func (a *Acc) extreme(s *aggSpec, st *aggState, v val) {
-	if !st.has {
-		st.has, st.v = true, v
-		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = strings.Clone(v.s)
-		}
-		return
+// has reports whether the set holds key.
+func (vs *valSet) has(key val) bool {
+	if vs.m != nil {
+		_, ok := vs.m[key]
+		return ok
 	}
-	d := compareVals(s.t, v, st.v)
-	if s.kind == aggMin && d < 0 || s.kind == aggMax && d > 0 {
-		st.v = v
-		if s.t == tyKeyword || s.t == tyIP {
-			st.v.s = strings.Clone(v.s)
+	for i := range vs.small {
+		if vs.small[i] == key {
+			return true
 		}
+	}
+	return false
+}
+
+func (vs *valSet) len() int {
+	if vs.m != nil {
+		return len(vs.m)
+	}
+	return len(vs.small)
+}
+
+// setInsert adds a key the set does not hold.
+func (a *Acc) setInsert(vs *valSet, key val) {
+	switch {
+	case vs.m != nil:
+		vs.m[key] = struct{}{}
+	case len(vs.small) < cap(vs.small):
+		vs.small = append(vs.small, key)
+	case len(vs.small) < smallSet:
+		l := a.carve(min(max(2*len(vs.small), 1), smallSet))
+		vs.small = append(append(l, vs.small...), key)
+	default:
+		vs.m = make(map[val]struct{}, 2*smallSet)
+		for _, v := range vs.small {
+			vs.m[v] = struct{}{}
+		}
+		vs.m[key] = struct{}{}
+		vs.small = nil
 	}
 }
 
-func sumAdd(t typ, st *aggState, v val) {
-	st.has = true
+func (a *Acc) extreme(s *aggSpec, g int32, v val) {
+	f, cur := a.flag(g, s), a.value(g, s)
+	if *f&flagHas != 0 {
+		d := compareVals(s.t, v, *cur)
+		if !(s.kind == aggMin && d < 0 || s.kind == aggMax && d > 0) {
+			return
+		}
+	}
+	*f |= flagHas
+	*cur = v
+	if s.t == tyKeyword || s.t == tyIP {
+		cur.s = a.text.keep(v.s)
+	}
+}
+
+func sumAdd(t typ, n *int64, flags *uint8, v val) {
+	*flags |= flagHas
 	if t == tyDouble {
-		st.f += v.f
+		addFloat(n, v.f)
 		return
 	}
-	if st.overflow {
+	if *flags&flagOverflow != 0 {
 		return
 	}
-	z, ok := intArith("+", st.n, v.n)
+	z, ok := intArith("+", *n, v.n)
 	if !ok {
-		st.overflow = true
+		*flags |= flagOverflow
 		return
 	}
-	st.n = z
+	*n = z
 }
 
 // Merge folds another accumulator of the same program into a.
@@ -474,111 +710,120 @@ func (a *Acc) Merge(b *Acc) error {
 	}
 	a.dropRows += b.dropRows
 	a.dropVals += b.dropVals
-	for _, key := range b.sortedKeys() {
-		bg := b.groups[key]
-		g := a.groups[key]
-		if g == nil {
-			if len(a.groups) >= a.lim.Groups {
+	for _, bg := range b.sortedGroups() {
+		key := b.gkeys[bg]
+		g, ok := a.groups[key]
+		if !ok {
+			if len(a.gkeys) >= a.lim.Groups {
 				a.dropRows++
 				continue
 			}
-			g = &group{key: key, keys: bg.keys, st: make([]aggState, len(a.plan.aggs))}
-			a.groups[key] = g
+			g = a.newGroup(key)
 		}
 		for i := range a.plan.aggs {
-			a.mergeState(&a.plan.aggs[i], &g.st[i], &bg.st[i])
+			a.mergeState(&a.plan.aggs[i], g, b, bg)
 		}
 	}
 	return nil
 }
 
-func (a *Acc) mergeState(s *aggSpec, st, o *aggState) {
+// mergeState folds aggregation s of b's group bg into a's group g.
+func (a *Acc) mergeState(s *aggSpec, g int32, b *Acc, bg int32) {
+	flags, of := a.flag(g, s), *b.flag(bg, s)
 	switch s.kind {
 	case aggCountRows, aggCount:
-		st.n += o.n
+		*a.num(g, s) += *b.num(bg, s)
 	case aggCountDistinct, aggValues:
-		if o.overflow {
-			st.overflow = true
-		}
-		for _, k := range sortedSet(s.t, o.set) {
-			a.addToSet(s.t, st, setKey(s.t, k))
+		*flags |= of & flagOverflow
+		vs := a.set(g, s)
+		for _, k := range sortedSet(s.t, b.set(bg, s)) {
+			a.addToSet(s.t, vs, flags, setKey(s.t, k))
 		}
 	case aggMin, aggMax:
-		if o.has {
-			a.extreme(s, st, o.v)
+		if of&flagHas != 0 {
+			a.extreme(s, g, *b.value(bg, s))
 		}
 	case aggSum:
-		if !o.has {
+		if of&flagHas == 0 {
 			return
 		}
+		n, o := a.num(g, s), *b.num(bg, s)
 		if s.t == tyDouble {
-			st.has = true
-			st.f += o.f
+			*flags |= flagHas
+			addFloat(n, floatOf(o))
 			return
 		}
-		if o.overflow {
-			st.has, st.overflow = true, true
+		if of&flagOverflow != 0 {
+			*flags |= flagHas | flagOverflow
 			return
 		}
-		sumAdd(s.t, st, val{n: o.n})
+		sumAdd(s.t, n, flags, val{n: o})
 	case aggAvg:
-		st.n += o.n
-		st.f += o.f
+		n, o := a.avg(g, s), b.avg(bg, s)
+		n[0] += o[0]
+		addFloat(&n[1], floatOf(o[1]))
 	}
 }
 
-func (a *Acc) sortedKeys() []string {
-	keys := make([]string, 0, len(a.groups))
-	for k := range a.groups {
-		keys = append(keys, k)
+// sortedGroups lists the groups in the order of their keys.
+func (a *Acc) sortedGroups() []int32 {
+	gs := make([]int32, len(a.gkeys))
+	for i := range gs {
+		gs[i] = int32(i)
 	}
-	sort.Strings(keys)
-	return keys
+	sort.Slice(gs, func(i, j int) bool { return a.gkeys[gs[i]] < a.gkeys[gs[j]] })
+	return gs
 }
 
 // sortedSet lists a set's values in order.
-func sortedSet(t typ, set map[val]struct{}) mv {
-	out := make(mv, 0, len(set))
-	for k := range set {
+func sortedSet(t typ, vs *valSet) mv {
+	out := make(mv, 0, vs.len())
+	for _, k := range vs.small {
+		out = append(out, setVal(t, k))
+	}
+	for k := range vs.m {
 		out = append(out, setVal(t, k))
 	}
 	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
 	return out
 }
 
-// result is an aggregation's value over a group.
-func (s *aggSpec) result(st *aggState) mv {
+// result is aggregation s's value over group g.
+func (a *Acc) result(s *aggSpec, g int32) mv {
+	flags := *a.flag(g, s)
 	switch s.kind {
 	case aggCountRows, aggCount:
-		return mv{{n: st.n}}
+		return mv{{n: *a.num(g, s)}}
 	case aggCountDistinct:
-		return mv{{n: int64(len(st.set))}}
+		return mv{{n: int64(a.set(g, s).len())}}
 	case aggValues:
-		if len(st.set) == 0 {
+		if a.set(g, s).len() == 0 {
 			return nil
 		}
-		return sortedSet(s.t, st.set)
+		return sortedSet(s.t, a.set(g, s))
 	case aggMin, aggMax:
-		if !st.has {
+		if flags&flagHas == 0 {
 			return nil
 		}
-		return mv{st.v}
+		return mv{*a.value(g, s)}
 	case aggSum:
-		if !st.has || st.overflow {
+		if flags&flagHas == 0 || flags&flagOverflow != 0 {
 			return nil
 		}
 		if s.t == tyDouble {
-			if math.IsInf(st.f, 0) || math.IsNaN(st.f) {
+			f := floatOf(*a.num(g, s))
+			if math.IsInf(f, 0) || math.IsNaN(f) {
 				return nil
 			}
-			return mv{{f: st.f}}
+			return mv{{f: f}}
 		}
-		return mv{{n: st.n}}
+		return mv{{n: *a.num(g, s)}}
 	case aggAvg:
-		if st.n == 0 {
+		n := a.avg(g, s)
+		if n[0] == 0 {
 			return nil
 		}
-		return mv{{f: st.f / float64(st.n)}}
+		return mv{{f: floatOf(n[1]) / float64(n[0])}}
 	}
 	return nil
 }
@@ -594,49 +839,45 @@ func (a *Acc) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, a.plan.fp)
 	b = binary.AppendUvarint(b, uint64(a.dropRows))
 	b = binary.AppendUvarint(b, uint64(a.dropVals))
-	b = binary.AppendUvarint(b, uint64(len(a.groups)))
-	for _, key := range a.sortedKeys() {
-		g := a.groups[key]
+	b = binary.AppendUvarint(b, uint64(len(a.gkeys)))
+	for _, g := range a.sortedGroups() {
+		key := a.gkeys[g]
 		b = binary.AppendUvarint(b, uint64(len(key)))
 		b = append(b, key...)
 		for i := range a.plan.aggs {
-			b = appendState(b, &a.plan.aggs[i], &g.st[i])
+			b = a.appendState(b, &a.plan.aggs[i], g)
 		}
 	}
 	return b, nil
 }
 
-func appendState(b []byte, s *aggSpec, st *aggState) []byte {
-	flags := byte(0)
-	if st.has {
-		flags |= 1
-	}
-	if st.overflow {
-		flags |= 2
-	}
-	b = append(b, flags)
+// appendState writes aggregation s's state in group g: its flags (1 a
+// value was seen, 2 overflow), then by kind.
+func (a *Acc) appendState(b []byte, s *aggSpec, g int32) []byte {
+	b = append(b, *a.flag(g, s))
 	switch s.kind {
 	case aggCountRows, aggCount:
-		b = binary.AppendUvarint(b, uint64(st.n))
+		b = binary.AppendUvarint(b, uint64(*a.num(g, s)))
 	case aggCountDistinct, aggValues:
-		vals := sortedSet(s.t, st.set)
+		vals := sortedSet(s.t, a.set(g, s))
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
 			b = appendVal(b, s.t, v)
 		}
 	case aggMin, aggMax:
-		if st.has {
-			b = appendVal(b, s.t, st.v)
+		if *a.flag(g, s)&flagHas != 0 {
+			b = appendVal(b, s.t, *a.value(g, s))
 		}
 	case aggSum:
 		if s.t == tyDouble {
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(st.f))
+			b = binary.BigEndian.AppendUint64(b, uint64(*a.num(g, s)))
 		} else {
-			b = binary.AppendVarint(b, st.n)
+			b = binary.AppendVarint(b, *a.num(g, s))
 		}
 	case aggAvg:
-		b = binary.AppendUvarint(b, uint64(st.n))
-		b = binary.BigEndian.AppendUint64(b, math.Float64bits(st.f))
+		n := a.avg(g, s)
+		b = binary.AppendUvarint(b, uint64(n[0]))
+		b = binary.BigEndian.AppendUint64(b, uint64(n[1]))
 	}
 	return b
 }
@@ -751,14 +992,19 @@ func (d *decoder) val(t typ) val {
 // damaged or truncated bytes, more groups or values than a's limits) is
 // an error and leaves a empty.
 func (a *Acc) UnmarshalBinary(data []byte) error {
-	a.groups = map[string]*group{}
-	a.dropRows, a.dropVals = 0, 0
+	a.reset()
 	if err := a.unmarshal(data); err != nil {
-		a.groups = map[string]*group{}
-		a.dropRows, a.dropVals = 0, 0
+		a.reset()
 		return err
 	}
 	return nil
+}
+
+// reset empties a.
+func (a *Acc) reset() {
+	a.groups = map[string]int32{}
+	a.gkeys, a.blocks = nil, nil
+	a.dropRows, a.dropVals = 0, 0
 }
 
 func (a *Acc) unmarshal(data []byte) error {
@@ -777,8 +1023,7 @@ func (a *Acc) unmarshal(data []byte) error {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		key := d.bytes(d.uvarint())
-		keys, ok := a.decodeKey(key)
-		if !ok {
+		if _, ok := a.decodeKey(key); !ok {
 			d.fail("bad group key")
 			break
 		}
@@ -786,11 +1031,10 @@ func (a *Acc) unmarshal(data []byte) error {
 			d.fail("duplicate group")
 			break
 		}
-		g := &group{key: key, keys: keys, st: make([]aggState, len(a.plan.aggs))}
+		g := a.newGroup(key)
 		for j := range a.plan.aggs {
-			a.readState(d, &a.plan.aggs[j], &g.st[j])
+			a.readState(d, &a.plan.aggs[j], g)
 		}
-		a.groups[key] = g
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
@@ -813,40 +1057,40 @@ func (a *Acc) decodeKey(key string) ([]mv, bool) {
 	return keys, d.err == nil && len(d.b) == 0
 }
 
-func (a *Acc) readState(d *decoder, s *aggSpec, st *aggState) {
+func (a *Acc) readState(d *decoder, s *aggSpec, g int32) {
 	flags := d.byte1()
-	if flags > 3 {
+	if flags > flagHas|flagOverflow {
 		d.fail("bad state")
 	}
-	st.has, st.overflow = flags&1 != 0, flags&2 != 0
+	*a.flag(g, s) = flags
 	switch s.kind {
 	case aggCountRows, aggCount:
-		st.n = int64(d.uvarint() & math.MaxInt64)
+		*a.num(g, s) = int64(d.uvarint() & math.MaxInt64)
 	case aggCountDistinct, aggValues:
+		vs := a.set(g, s)
 		n := d.uvarint()
 		if n > uint64(a.lim.Values) {
 			d.fail("more values than the limit")
 			return
 		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			v := d.val(s.t)
-			if st.set == nil {
-				st.set = map[val]struct{}{}
+			if k := setKey(s.t, d.val(s.t)); !vs.has(k) {
+				a.setInsert(vs, k)
 			}
-			st.set[setKey(s.t, v)] = struct{}{}
 		}
 	case aggMin, aggMax:
-		if st.has {
-			st.v = d.val(s.t)
+		if flags&flagHas != 0 {
+			*a.value(g, s) = d.val(s.t)
 		}
 	case aggSum:
 		if s.t == tyDouble {
-			st.f = math.Float64frombits(d.u64())
+			*a.num(g, s) = int64(d.u64())
 		} else {
-			st.n = d.varint()
+			*a.num(g, s) = d.varint()
 		}
 	case aggAvg:
-		st.n = int64(d.uvarint() & math.MaxInt64)
-		st.f = math.Float64frombits(d.u64())
+		n := a.avg(g, s)
+		n[0] = int64(d.uvarint() & math.MaxInt64)
+		n[1] = int64(d.u64())
 	}
 }

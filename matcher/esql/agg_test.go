@@ -1,6 +1,7 @@
 package esql
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -286,5 +287,70 @@ func TestLimits(t *testing.T) {
 	}
 	if mustCompile(t, `FROM x | WHERE f == "a"`).NewAcc() != nil {
 		t.Error("an accumulator for a query without STATS")
+	}
+}
+
+// TestLargeSets: a set keeps its values exactly as it grows from a few
+// to many (each value once, -0.0 and 0.0 one value), up to its cap, and
+// through a merge and a round trip through bytes.
+func TestLargeSets(t *testing.T) {
+	p := mustCompile(t, `FROM x | EVAL d = TO_DOUBLE(source.port) * CASE(g == "v00", -1.0, 1.0)
+		| STATS v = VALUES(g), c = COUNT_DISTINCT(g), dv = VALUES(d), dc = COUNT_DISTINCT(d) BY f`)
+	var recs []matcher.MapFields
+	for i := range 60 {
+		recs = append(recs, rec("f", "a", "g", fmt.Sprintf("v%02d", i%30), "source.port", fmt.Sprintf("#%d", i%25)))
+	}
+	acc := p.NewAcc()
+	feed(p, acc, recs...)
+	// g: v00 to v29; d: -0.0 (v00, port 0), -5.0 (v00, port 5), 0.0 to 24.0.
+	var gs []string
+	for i := range 30 {
+		gs = append(gs, fmt.Sprintf("v%02d", i))
+	}
+	ds := []string{"-5.0"}
+	for i := range 25 {
+		ds = append(ds, fmt.Sprintf("%d.0", i))
+	}
+	want := []string{"v=" + strings.Join(gs, ",") + " c=30 dv=" + strings.Join(ds, ",") + " dc=26 f=a"}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, want) {
+		t.Errorf("%q\nwant %q", got, want)
+	}
+	parts := []*Acc{p.NewAcc(), p.NewAcc()}
+	for i, r := range recs {
+		feed(p, parts[i%2], r)
+	}
+	if got := render(p.Results(mergeThroughBytes(t, p, parts...), testNow)); !reflect.DeepEqual(got, want) {
+		t.Errorf("merged: %q\nwant %q", got, want)
+	}
+	// Capped at 12, the first 12 values in the records' order stay: v00
+	// to v11 (rows 12-29 and 42-59 leave theirs out), 0.0 to 11.0 (rows
+	// 12-24 and 37-49 leave theirs out, and row 30 its -5.0).
+	capped := p.NewAccLimits(Limits{Groups: 1, Values: 12})
+	feed(p, capped, recs...)
+	want = []string{"v=" + strings.Join(gs[:12], ",") + " c=12 dv=" + strings.Join(ds[1:13], ",") + " dc=12 f=a"}
+	if got := render(p.Results(capped, testNow)); !reflect.DeepEqual(got, want) {
+		t.Errorf("capped: %q\nwant %q", got, want)
+	}
+	if _, v := capped.Overflow(); v != 2*36+2*27 {
+		t.Errorf("%d values left out, want %d", v, 2*36+2*27)
+	}
+}
+
+// TestBlockOf: groups fill blocks of 8, 16, 32, 64, 128 and then 256, in
+// order, each place once.
+func TestBlockOf(t *testing.T) {
+	wantB, wantOff := 0, 0
+	for g := int32(0); g < 2000; g++ {
+		b, off := blockOf(g)
+		if b != wantB || off != wantOff {
+			t.Fatalf("group %d: block %d place %d, want %d %d", g, b, off, wantB, wantOff)
+		}
+		size := 256
+		if b < 5 {
+			size = 8 << b
+		}
+		if wantOff++; wantOff == size {
+			wantB, wantOff = wantB+1, 0
+		}
 	}
 }

@@ -241,6 +241,10 @@ func (c *compiler) finish() {
 	p.fields = c.reads.Fields
 	p.prefilterTree = andNode(c.pre)
 	p.pool = sync.Pool{New: func() any { return p.newCtx() }}
+	if p.stats != nil {
+		nin := p.stats.nin
+		p.addPool = sync.Pool{New: func() any { return &ctx{p: p, cols: make([]mv, nin)} }}
+	}
 	p.shape = &shape{}
 	for _, o := range p.out {
 		p.shape.names = append(p.shape.names, o.name)
@@ -261,7 +265,12 @@ func (c *compiler) command(cmd command, e *env, steps *[]step, slots *int, befor
 		if before {
 			c.pre = append(c.pre, c.approx(cmd.cond, e))
 		}
-		*steps = append(*steps, step{kind: stepWhere, cond: x.ev})
+		st := step{kind: stepWhere, conds: conjuncts(x), wi: -1}
+		if before && len(st.conds) > 1 {
+			st.wi = len(c.p.nwhere)
+			c.p.nwhere = append(c.p.nwhere, len(st.conds))
+		}
+		*steps = append(*steps, st)
 	case cmdEval:
 		for _, f := range cmd.fields {
 			x := c.expr(f.e, sc)

@@ -24,7 +24,7 @@ type corpusRule struct {
 }
 
 // esqlCorpus reads the ES|QL rules of the corpus, by file name.
-func esqlCorpus(t *testing.T) map[string]string {
+func esqlCorpus(t testing.TB) map[string]string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.toml"))
 	if len(files) == 0 {

@@ -19,6 +19,9 @@
 // Eval runs the commands before the first STATS (the whole query when it
 // has none) on one record; Results runs what follows STATS on the merged
 // groups. NOW() is the time passed to Eval, or to Results after STATS.
+// The row of an aggregating query is for Add, right away: it borrows the
+// program's memory and the record's text, and Add copies what it keeps
+// (see Row).
 //
 // # What is supported
 //

@@ -18,8 +18,14 @@ type cexpr struct {
 	cv    mv
 	span  span           // the value of a time span literal
 	field *matcher.Field // set when the expression reads a source field as it is
-	pos   int
-	end   int
+	// A boolean may also give its three-valued truth without making a
+	// value (tv: 1 true, 0 false, -1 null), say how to test it where only
+	// true counts (truthy), and, for an AND, its parts (conjuncts).
+	tv     func(*ctx) int
+	isTrue func(*ctx) bool
+	conj   []func(*ctx) bool
+	pos    int
+	end    int
 }
 
 // span is a time_duration (ms) or a date_period (months and days).
@@ -92,16 +98,13 @@ func (c *compiler) expr1(e *expr, s scope) cexpr {
 	case exAnd, exOr:
 		return c.logic(e, c.boolArg(e.args[0], s), c.boolArg(e.args[1], s))
 	case exNot:
-		x := c.boolArg(e.args[0], s)
-		return cexpr{t: tyBool, ev: func(k *ctx) mv {
-			switch truth(x.ev(k)) {
-			case 1:
-				return mvFalse
-			case 0:
-				return mvTrue
+		x := tvOf(c.boolArg(e.args[0], s))
+		return boolExpr(func(k *ctx) int {
+			if t := x(k); t >= 0 {
+				return 1 - t
 			}
-			return nil
-		}}
+			return -1
+		})
 	case exIn:
 		return c.in(e, s)
 	case exIsNull:
@@ -109,8 +112,8 @@ func (c *compiler) expr1(e *expr, s scope) cexpr {
 		if x.t == tyUnsupported {
 			c.fail(e.pos, "cannot use [%s] of unsupported type in IS NULL", c.text(e.args[0]))
 		}
-		neg := e.neg
-		return cexpr{t: tyBool, ev: func(k *ctx) mv { return boolMV((len(x.ev(k)) == 0) != neg) }}
+		neg, ev := e.neg, x.ev
+		return boolExpr(func(k *ctx) int { return b2i((len(ev(k)) == 0) != neg) })
 	case exLike, exRLike:
 		return c.like(e, s)
 	}
@@ -275,22 +278,6 @@ func cmpVals(t, ta, tb typ, a, b val) int {
 	return compareVals(t, a, b)
 }
 
-func cmpHolds(op string, c int) bool {
-	switch op {
-	case "==":
-		return c == 0
-	case "!=":
-		return c != 0
-	case "<":
-		return c < 0
-	case "<=":
-		return c <= 0
-	case ">":
-		return c > 0
-	}
-	return c >= 0
-}
-
 // compare is a binary comparison: null when either side is null or
 // multi-valued.
 func (c *compiler) compare(e *expr, op string, l, r cexpr) cexpr {
@@ -306,17 +293,110 @@ func (c *compiler) compare(e *expr, op string, l, r cexpr) cexpr {
 		return cexpr{t: tyBool, ev: func(*ctx) mv { return nil }}
 	}
 	lt, rt := l.t, r.t
-	return cexpr{t: tyBool, ev: func(k *ctx) mv {
-		a, ok := single(l.ev(k))
+	code := opCode(op)
+	lev, rev := l.ev, r.ev
+	if r.konst && !l.konst {
+		// The usual shape, a column and a literal: the literal read once.
+		b, ok := single(r.cv)
 		if !ok {
-			return nil
+			return boolExpr(func(*ctx) int { return -1 })
 		}
-		b, ok := single(r.ev(k))
+		if t == tyKeyword && op == "==" {
+			lit := b.s
+			return singleTest(lev, func(_ *ctx, a val) int { return b2i(a.s == lit) })
+		}
+		return singleTest(lev, func(_ *ctx, a val) int { return b2i(holds(code, cmpVals(t, lt, rt, a, b))) })
+	}
+	return boolExpr(func(k *ctx) int {
+		a, ok := single(lev(k))
 		if !ok {
-			return nil
+			return -1
 		}
-		return boolMV(cmpHolds(op, cmpVals(t, lt, rt, a, b)))
-	}}
+		b, ok := single(rev(k))
+		if !ok {
+			return -1
+		}
+		return b2i(holds(code, cmpVals(t, lt, rt, a, b)))
+	})
+}
+
+// opCode numbers a comparison operator for holds.
+func opCode(op string) int {
+	switch op {
+	case "==":
+		return 0
+	case "!=":
+		return 1
+	case "<":
+		return 2
+	case "<=":
+		return 3
+	case ">":
+		return 4
+	}
+	return 5 // >=
+}
+
+// holds tells whether a comparison's result c satisfies the operator of
+// that code.
+func holds(code, c int) bool {
+	switch code {
+	case 0:
+		return c == 0
+	case 1:
+		return c != 0
+	case 2:
+		return c < 0
+	case 3:
+		return c <= 0
+	case 4:
+		return c > 0
+	}
+	return c >= 0
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// boolExpr is a boolean of its three-valued test.
+func boolExpr(tv func(*ctx) int) cexpr {
+	return cexpr{t: tyBool, tv: tv,
+		ev: func(k *ctx) mv {
+			switch tv(k) {
+			case 1:
+				return mvTrue
+			case 0:
+				return mvFalse
+			}
+			return nil
+		},
+		isTrue: func(k *ctx) bool { return tv(k) == 1 },
+	}
+}
+
+// singleTest is a boolean of a test of x's single value: null when x is
+// null or multi-valued.
+func singleTest(x func(*ctx) mv, f func(k *ctx, a val) int) cexpr {
+	return boolExpr(func(k *ctx) int {
+		a, ok := single(x(k))
+		if !ok {
+			return -1
+		}
+		return f(k, a)
+	})
+}
+
+// tvOf is a boolean's three-valued test.
+func tvOf(x cexpr) func(*ctx) int {
+	if x.tv != nil {
+		return x.tv
+	}
+	ev := x.ev
+	return func(k *ctx) int { return truth(ev(k)) }
 }
 
 // logic is AND or OR in three-valued logic: the absorbing value (false
@@ -327,20 +407,53 @@ func (c *compiler) logic(e *expr, l, r cexpr) cexpr {
 	if e.kind == exOr {
 		absorb, other = 1, 0
 	}
-	return cexpr{t: tyBool, ev: func(k *ctx) mv {
-		a := truth(l.ev(k))
+	lt, rt := truthy(l), truthy(r)
+	ltv, rtv := tvOf(l), tvOf(r)
+	x := cexpr{t: tyBool}
+	if e.kind == exAnd {
+		x.isTrue = func(k *ctx) bool { return lt(k) && rt(k) }
+		lc := conjuncts(l)
+		x.conj = append(lc[:len(lc):len(lc)], conjuncts(r)...)
+	} else {
+		x.isTrue = func(k *ctx) bool { return lt(k) || rt(k) }
+	}
+	x.tv = func(k *ctx) int {
+		a := ltv(k)
 		if a == absorb {
-			return boolMV(absorb == 1)
+			return absorb
 		}
-		b := truth(r.ev(k))
+		b := rtv(k)
 		switch {
 		case b == absorb:
-			return boolMV(absorb == 1)
+			return absorb
 		case a == other && b == other:
-			return boolMV(other == 1)
+			return other
 		}
-		return nil
-	}}
+		return -1
+	}
+	x.ev = boolExpr(x.tv).ev
+	return x
+}
+
+// truthy is how a condition is tested where only true counts (WHERE, a
+// CASE condition, an aggregation's filter): false and null alike are not
+// true, so that an AND stops at its first part that is not true, and an
+// OR at its first that is.
+func truthy(x cexpr) func(*ctx) bool {
+	if x.isTrue != nil {
+		return x.isTrue
+	}
+	ev := x.ev
+	return func(k *ctx) bool { return truth(ev(k)) == 1 }
+}
+
+// conjuncts are the parts of a condition's top-level ANDs, each tested
+// where only true counts: the condition is true when each part is.
+func conjuncts(x cexpr) []func(*ctx) bool {
+	if x.conj != nil {
+		return x.conj
+	}
+	return []func(*ctx) bool{truthy(x)}
 }
 
 // in is `v [NOT] IN (list)`: true when an item equals v, null when none
@@ -367,13 +480,39 @@ func (c *compiler) in(e *expr, s scope) cexpr {
 	}
 	neg := e.neg
 	if v.t == tyNull {
-		return cexpr{t: tyBool, ev: func(*ctx) mv { return nil }}
+		return boolExpr(func(*ctx) int { return -1 })
 	}
-	return cexpr{t: tyBool, ev: func(k *ctx) mv {
-		a, ok := single(v.ev(k))
-		if !ok {
-			return nil
+	yes, no := b2i(!neg), b2i(neg)
+	vev, vt := v.ev, v.t
+	if lits, hasNull, ok := literalList(items); ok {
+		// A list of literals, the usual shape: looked up without
+		// evaluating each item; keywords in a set when there are many.
+		noneIs := no
+		if hasNull {
+			noneIs = -1
 		}
+		if vt == tyKeyword && len(lits) > 8 {
+			set := make(map[string]struct{}, len(lits))
+			for _, it := range lits {
+				set[it.v.s] = struct{}{}
+			}
+			return singleTest(vev, func(_ *ctx, a val) int {
+				if _, ok := set[a.s]; ok {
+					return yes
+				}
+				return noneIs
+			})
+		}
+		return singleTest(vev, func(_ *ctx, a val) int {
+			for _, it := range lits {
+				if cmpVals(t, vt, it.t, a, it.v) == 0 {
+					return yes
+				}
+			}
+			return noneIs
+		})
+	}
+	return singleTest(vev, func(k *ctx, a val) int {
 		sawNull := false
 		for _, it := range items {
 			b, ok := single(it.ev(k))
@@ -381,15 +520,41 @@ func (c *compiler) in(e *expr, s scope) cexpr {
 				sawNull = true
 				continue
 			}
-			if cmpVals(t, v.t, it.t, a, b) == 0 {
-				return boolMV(!neg)
+			if cmpVals(t, vt, it.t, a, b) == 0 {
+				return yes
 			}
 		}
 		if sawNull {
-			return nil
+			return -1
 		}
-		return boolMV(neg)
-	}}
+		return no
+	})
+}
+
+// typedVal is a literal's value and type.
+type typedVal struct {
+	t typ
+	v val
+}
+
+// literalList is an IN list made only of literals: its single values,
+// and whether one is null (or multi-valued, which compares as null); false
+// when an item is not a literal.
+func literalList(items []cexpr) ([]typedVal, bool, bool) {
+	var out []typedVal
+	hasNull := false
+	for _, it := range items {
+		if !it.konst {
+			return nil, false, false
+		}
+		v, ok := single(it.cv)
+		if !ok {
+			hasNull = true
+			continue
+		}
+		out = append(out, typedVal{it.t, v})
+	}
+	return out, hasNull, true
 }
 
 func (c *compiler) negate(e *expr, x cexpr) cexpr {

@@ -415,7 +415,7 @@ func (c *compiler) caseFn(e *expr, s scope) cexpr {
 		c.fail(e.pos, "CASE takes at least two arguments")
 	}
 	n := len(e.args)
-	conds := make([]cexpr, 0, n/2)
+	conds := make([]func(*ctx) bool, 0, n/2)
 	vals := make([]cexpr, 0, n/2+1)
 	t := tyNull
 	take := func(i int) cexpr {
@@ -431,7 +431,7 @@ func (c *compiler) caseFn(e *expr, s scope) cexpr {
 		return x
 	}
 	for i := 0; i+1 < n; i += 2 {
-		conds = append(conds, c.boolArg(e.args[i], s))
+		conds = append(conds, truthy(c.boolArg(e.args[i], s)))
 		vals = append(vals, take(i+1))
 	}
 	var other *cexpr
@@ -441,7 +441,7 @@ func (c *compiler) caseFn(e *expr, s scope) cexpr {
 	}
 	return cexpr{t: t, ev: func(k *ctx) mv {
 		for i, cond := range conds {
-			if truth(cond.ev(k)) == 1 {
+			if cond(k) {
 				return vals[i].ev(k)
 			}
 		}

@@ -423,17 +423,13 @@ func (c *compiler) like(e *expr, s scope) cexpr {
 		}
 		ms[i] = m
 	}
-	neg := e.neg
-	return cexpr{t: tyBool, ev: func(k *ctx) mv {
-		v, ok := single(x.ev(k))
-		if !ok {
-			return nil
-		}
+	neg, ev := e.neg, x.ev
+	return singleTest(ev, func(_ *ctx, v val) int {
 		for _, m := range ms {
 			if m(v.s) {
-				return boolMV(!neg)
+				return b2i(!neg)
 			}
 		}
-		return boolMV(neg)
-	}}
+		return b2i(neg)
+	})
 }

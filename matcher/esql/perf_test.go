@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -36,6 +37,62 @@ func TestEvalAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { p.Eval(perfHit, testNow) }); n > 12 {
 		t.Errorf("%v allocations for a record that gives a row", n)
+	}
+}
+
+// TestAddAllocs: a row whose group and values the accumulator holds
+// already costs no allocation.
+func TestAddAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	p := mustCompile(t, perfQuery)
+	acc := p.NewAcc()
+	row, ok := p.Eval(perfHit, testNow)
+	if !ok {
+		t.Fatal("no row")
+	}
+	acc.Add(row)
+	if n := testing.AllocsPerRun(200, func() { acc.Add(row) }); n != 0 {
+		t.Errorf("%v allocations for a row of a known group", n)
+	}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, []string{"n=202 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results: %q", got)
+	}
+}
+
+// TestBorrowedRows: the row of an aggregating program can be read and
+// added again until the Acc it was added to takes another row; then it
+// is stale and using it panics rather than read memory another row uses.
+func TestBorrowedRows(t *testing.T) {
+	p := mustCompile(t, perfQuery)
+	acc, other := p.NewAcc(), p.NewAcc()
+	row, _ := p.Eval(perfHit, testNow)
+	want := render([]Row{row})
+	acc.Add(row)
+	other.Add(row)
+	acc.Add(row)
+	if got := render([]Row{row}); !reflect.DeepEqual(got, want) {
+		t.Errorf("after Add: %q, want %q", got, want)
+	}
+	second, _ := p.Eval(with(perfHit, "user.name", "bob"), testNow)
+	acc.Add(second)
+	for name, use := range map[string]func(){"Value": func() { row.Value(0) }, "Add": func() { other.Add(row) }} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s of a stale row did not panic", name)
+				}
+			}()
+			use()
+		}()
+	}
+	if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, []string{
+		"n=1 r=arn:aws:iam::1:role/x user.name=bob trusted=false", "n=2 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results %q", got)
+	}
+	if got := render(p.Results(other, testNow)); !reflect.DeepEqual(got, []string{"n=1 r=arn:aws:iam::1:role/x user.name=alice trusted=false"}) {
+		t.Errorf("results %q", got)
 	}
 }
 
@@ -98,6 +155,71 @@ func BenchmarkEvalRowAndAdd(b *testing.B) {
 	for b.Loop() {
 		if row, ok := p.Eval(perfHit, testNow); ok {
 			acc.Add(row)
+		}
+	}
+}
+
+// TestWhereOrder: a ctx learns to test first the conjunct that drops the
+// rows, and the answer never depends on the order.
+func TestWhereOrder(t *testing.T) {
+	var calls [3]int
+	conds := []func(*ctx) bool{
+		func(*ctx) bool { calls[0]++; return true },
+		func(*ctx) bool { calls[1]++; return true },
+		func(*ctx) bool { calls[2]++; return false },
+	}
+	w := newWhereOrders([]int{3})[0]
+	for range 1000 {
+		if w.run(nil, conds) {
+			t.Fatal("kept a row a conjunct drops")
+		}
+	}
+	calls = [3]int{}
+	for range 500 {
+		w.run(nil, conds)
+	}
+	if calls != [3]int{0, 0, 500} {
+		t.Errorf("tests in the last 500 rows: %v, want [0 0 500]", calls)
+	}
+	// The records change: now the first conjunct drops them.
+	conds[0] = func(*ctx) bool { calls[0]++; return false }
+	conds[2] = func(*ctx) bool { calls[2]++; return true }
+	for range 1000 {
+		w.run(nil, conds)
+	}
+	calls = [3]int{}
+	for range 500 {
+		w.run(nil, conds)
+	}
+	if calls != [3]int{500, 0, 0} {
+		t.Errorf("after the change: %v, want [500 0 0]", calls)
+	}
+}
+
+// TestCorpusDropAllocs: each corpus rule's Eval of a generated record its
+// WHERE drops allocates nothing once warm.
+func TestCorpusDropAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
+	names, progs, recs := corpusBench(t, 400, nil)
+	ev := &cloudtrail.Event{}
+	for j, p := range progs {
+		checked := 0
+		for _, r := range recs {
+			ev.Reset(r.tree, nil, r.at, nil)
+			fields := matcher.MapFields{}
+			for _, f := range p.Fields() {
+				fields[f.Name] = ev.Values(f)
+			}
+			if _, ok := p.Eval(fields, r.at); ok || checked >= 20 {
+				continue
+			}
+			checked++
+			if n := testing.AllocsPerRun(20, func() { p.Eval(fields, r.at) }); n != 0 {
+				t.Errorf("%s: %v allocations for a dropped record", names[j], n)
+				break
+			}
 		}
 	}
 }

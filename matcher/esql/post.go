@@ -81,23 +81,22 @@ func (p *Program) Results(a *Acc, now time.Time) []Row {
 	}
 	pp := p.post
 	plan := p.stats
-	keys := a.sortedKeys()
-	var groups []*group
-	for _, key := range keys {
-		groups = append(groups, a.groups[key])
-	}
+	groups := a.sortedGroups()
 	if len(plan.by) == 0 && len(groups) == 0 {
-		groups = append(groups, &group{st: make([]aggState, len(plan.aggs))})
+		// No group, no BY: one row over no rows.
+		a = p.NewAcc()
+		groups = append(groups, a.newGroup(""))
 	}
 	k := &ctx{p: p, now: now.UnixMilli()}
 	rows := make([][]mv, 0, len(groups))
 	for _, g := range groups {
 		row := make([]mv, pp.nslots)
 		for i := range plan.aggs {
-			row[i] = plan.aggs[i].result(&g.st[i])
+			row[i] = a.result(&plan.aggs[i], g)
 		}
-		for j := range plan.by {
-			row[len(plan.aggs)+j] = g.keys[j]
+		keys, _ := a.decodeKey(a.gkeys[g])
+		for j := range keys {
+			row[len(plan.aggs)+j] = keys[j]
 		}
 		rows = append(rows, row)
 	}

@@ -28,6 +28,7 @@ type Program struct {
 	srcFields []srcField // the record fields the query reads, by index
 	pre       []step     // the commands before STATS
 	nslots    int        // computed columns before STATS
+	nwhere    []int      // conjuncts of each WHERE before STATS that has several
 	out       []outCol   // Eval's row
 	shape     *shape
 	final     env // the columns visible at the end (a query without STATS)
@@ -37,7 +38,8 @@ type Program struct {
 	post  *postPlan
 
 	prefilterTree *pnode
-	pool          sync.Pool
+	pool          sync.Pool // ctx for Eval
+	addPool       sync.Pool // ctx for Acc.Add: the row's columns
 }
 
 type srcField struct {
@@ -71,10 +73,11 @@ const (
 // step is one command evaluated on a row.
 type step struct {
 	kind    stepKind
-	cond    func(*ctx) mv // WHERE
-	slot    int           // EVAL's column; MV_EXPAND's
-	val     func(*ctx) mv // EVAL
-	in      func(*ctx) mv // DISSECT, GROK
+	conds   []func(*ctx) bool // WHERE: its conjuncts
+	wi      int               // WHERE before STATS with several conjuncts: its order in a ctx; else -1
+	slot    int               // EVAL's column; MV_EXPAND's
+	val     func(*ctx) mv     // EVAL
+	in      func(*ctx) mv     // DISSECT, GROK
 	extract func(string, []mv)
 	slots   []int // DISSECT, GROK columns
 	orders  []sortKey
@@ -82,39 +85,73 @@ type step struct {
 }
 
 func (p *Program) newCtx() *ctx {
-	return &ctx{
-		p:     p,
-		src:   make([]mv, len(p.srcFields)),
-		srcOK: make([]bool, len(p.srcFields)),
-		cols:  make([]mv, p.nslots),
+	cols := make([]mv, p.nslots+len(p.out)) // and the row
+	k := &ctx{
+		p:    p,
+		src:  make([]srcSlot, len(p.srcFields)),
+		cols: cols[:p.nslots:p.nslots],
+		row:  cols[p.nslots:p.nslots],
 	}
+	if len(p.nwhere) > 0 {
+		k.where = newWhereOrders(p.nwhere)
+	}
+	return k
 }
 
 // run applies a row-by-row step; false when WHERE drops the row.
 func (s *step) run(k *ctx) bool {
 	switch s.kind {
 	case stepWhere:
-		return truth(s.cond(k)) == 1
+		if s.wi >= 0 && k.where != nil {
+			return k.where[s.wi].run(k, s.conds)
+		}
+		for _, c := range s.conds {
+			if !c(k) {
+				return false
+			}
+		}
+		return true
 	case stepEval:
 		k.cols[s.slot] = s.val(k)
 	case stepExtract:
 		in := s.in(k)
-		outs := make([]mv, len(s.slots))
+		outs := k.outs[:0]
+		for range s.slots {
+			outs = append(outs, nil)
+		}
+		k.outs = outs
 		for _, v := range in {
 			s.extract(v.s, outs)
 		}
 		for i, slot := range s.slots {
 			k.cols[slot] = outs[i]
 		}
+		clear(outs)
 	}
 	return true
 }
 
 // Row is one row: named columns, each null or one or more values.
+//
+// A row Eval gives for an aggregating program borrows the program's
+// working memory and the record's text (it is meant for Acc.Add, which
+// copies what it keeps): it can be read and added (to one Acc or more,
+// any number of times) until an Acc it was given to takes a row of
+// another Eval, and while the record is unchanged. Any other row owns its
+// values.
 type Row struct {
 	shape *shape
 	vals  []mv
 	now   int64
+	lend  *ctx   // the ctx whose memory vals are, nil when the row owns them
+	gen   uint64 // lend's generation when the row was made
+}
+
+// check panics when the memory a row borrowed went back to its program.
+func (r *Row) check() {
+	if r.lend != nil && r.lend.gen != r.gen {
+		panic("esql: a Row of an aggregating query used after an Acc it was added to took another row")
+	}
 }
 
 // Names lists the row's columns in order.
@@ -127,6 +164,7 @@ func (r Row) Len() int { return len(r.vals) }
 // in a result: text as it is, numbers as ES|QL prints them, booleans true
 // or false, dates in ISO 8601 UTC with milliseconds, addresses canonical.
 func (r Row) Value(i int) []matcher.Value {
+	r.check()
 	m := r.vals[i]
 	if len(m) == 0 {
 		return nil
@@ -161,16 +199,29 @@ func (r Row) Map() map[string][]matcher.Value {
 // Eval runs the commands before STATS (the whole query when it has none)
 // on one record; now is the run's time, which NOW() answers. It reports
 // false when the record gives no row. Eval reads only the fields the query
-// needs, when it needs them.
+// needs, when it needs them. The row of an aggregating program borrows
+// memory until an Acc takes it (see Row).
 func (p *Program) Eval(f matcher.Fields, now time.Time) (Row, bool) {
 	k := p.pool.Get().(*ctx)
-	defer p.pool.Put(k)
 	k.reset(f, now.UnixMilli())
 	for i := range p.pre {
 		if !p.pre[i].run(k) {
+			k.f = nil
+			p.pool.Put(k)
 			return Row{}, false
 		}
 	}
+	if p.stats != nil {
+		// The row is the ctx's: no copy, the ctx stays out of the pool
+		// until an Acc that took the row takes another (Acc.Add).
+		row := k.row[:0]
+		for _, o := range p.out {
+			row = append(row, o.read(k))
+		}
+		k.row, k.f = row, nil
+		return Row{shape: p.shape, vals: row, now: k.now, lend: k, gen: k.gen}, true
+	}
+	defer p.pool.Put(k)
 	vals := make([]mv, len(p.out))
 	n, text := 0, 0
 	for i, o := range p.out {

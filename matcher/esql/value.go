@@ -89,7 +89,7 @@ func typeOfField(f *matcher.Field) typ {
 // with duplicates removed (sorted sets), numbers, dates and booleans sorted
 // with duplicates kept (sorted numerics). See the ES|QL reference,
 // "multivalued fields" (esql-multivalued-fields.md).
-func readField(f *matcher.Field, t typ, in []matcher.Value, out mv) mv {
+func readField(k *ctx, f *matcher.Field, t typ, in []matcher.Value, out mv) mv {
 	for i := range in {
 		v := &in[i]
 		switch t {
@@ -117,8 +117,7 @@ func readField(f *matcher.Field, t typ, in []matcher.Value, out mv) mv {
 			}
 		case tyIP:
 			if a, err := netip.ParseAddr(v.Text); err == nil && a.Zone() == "" {
-				b := a.As16()
-				out = append(out, val{s: string(b[:])})
+				out = append(out, val{s: k.ipText(a.As16())})
 			}
 		case tyBool:
 			if b, ok := matcher.ParseBool(v.Text); ok {
