@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,6 +117,12 @@ func benchRules(b testing.TB, copies int) *conf.RuleSet {
 			}
 		}
 		base = kept
+	}
+	// BENCH_RULES (a regular expression on names) keeps the rules it
+	// matches, to measure what one rule costs.
+	if re := os.Getenv("BENCH_RULES"); re != "" {
+		m := regexp.MustCompile(re)
+		base = slices.DeleteFunc(base, func(r *conf.Rule) bool { return !m.MatchString(r.Name) })
 	}
 	var rules []*conf.Rule
 	for c := 0; c < copies; c++ {
