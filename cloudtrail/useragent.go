@@ -156,6 +156,11 @@ func parseUserAgent(s string) *userAgent {
 	if ok {
 		return ua
 	}
+	// The parse keeps substrings of s (a name is often a regexp group),
+	// and the cache keeps the parse past the record: s may point into a
+	// Fluent Bit chunk that is freed after its flush, so the parse is made
+	// on a copy the cache owns.
+	s = strings.Clone(s)
 	rules := loadUARules()
 	ua = &userAgent{name: "Other", deviceName: "Other"}
 	if vn, ok := firstMatch(rules.ua, s); ok {
@@ -178,7 +183,7 @@ func parseUserAgent(s string) *userAgent {
 	if len(uaCache.m) >= uaCacheSize {
 		clear(uaCache.m)
 	}
-	uaCache.m[strings.Clone(s)] = ua
+	uaCache.m[s] = ua
 	uaCache.Unlock()
 	return ua
 }

@@ -48,3 +48,24 @@ func TestUserAgentAsElasticsearch(t *testing.T) {
 		}
 	}
 }
+
+// TestUserAgentCacheOwnsItsStrings: a user agent read in place is a view of
+// the record's bytes (a Fluent Bit chunk, freed after its flush), and the
+// parse cache outlives the record: what it keeps must not change when those
+// bytes do. (A cached name that was a view of a freed chunk crashed a real
+// Fluent Bit under load.)
+func TestUserAgentCacheOwnsItsStrings(t *testing.T) {
+	buf := []byte("trailwatch-cache-probe/7.1 (Linux) aws-cli/2.0.1 os/linux")
+	in := bytesString(buf)
+	want := *parseUserAgent(in)
+	if want.name != "aws-cli" {
+		t.Fatalf("parsed %+v", want)
+	}
+	for i := range buf {
+		buf[i] = 'X' // the chunk's memory reused
+	}
+	got := *parseUserAgent("trailwatch-cache-probe/7.1 (Linux) aws-cli/2.0.1 os/linux") // a cache hit
+	if !reflect.DeepEqual(got, want) || got.name != "aws-cli" || got.version != "2.0.1" {
+		t.Errorf("cached parse changed with the record's bytes: %+v, want %+v", got, want)
+	}
+}
