@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
@@ -23,6 +24,7 @@ import (
 const (
 	maxLine     = 64 << 20
 	maxDocument = 1 << 30
+	arenaSize   = 1 << 20 // the lines' arena (readLine)
 )
 
 // source reads the records of one input file in batches.
@@ -36,6 +38,7 @@ type source struct {
 	whole       bool            // the file is one JSON document, read at once
 	pending     []engine.Record // records read, to take before any others
 	pendingText int             // the text size of pending's records
+	arena       []byte          // where lines are read (readLine)
 	// The records of the text being read (a line, or the document), cut
 	// out one at a time and parsed as they are taken.
 	pull func() (jsonsplit.Record, bool)
@@ -143,9 +146,9 @@ func (s *source) next(n, maxBytes int) ([]engine.Record, error) {
 
 // parse makes one record of its text, named by its file, line and (in an array) place.
 func (s *source) parse(r jsonsplit.Record) engine.Record {
-	where := fmt.Sprintf("%s:%d", s.name, r.Line)
+	where := s.name + ":" + strconv.Itoa(r.Line)
 	if r.Element >= 0 {
-		where = fmt.Sprintf("%s:%d (element %d)", s.name, r.Line, r.Element)
+		where += " (element " + strconv.Itoa(r.Element) + ")"
 	}
 	if r.Err != "" {
 		return engine.Record{Err: errors.New(r.Err), Where: where}
@@ -203,7 +206,21 @@ func firstLineComplete(b []byte) bool {
 }
 
 func (s *source) readLine() ([]byte, error) {
-	var buf []byte
+	// Lines are read into an arena (a new one when little is left: lines
+	// handed out stay as they are until their records are read), so that
+	// a line costs no allocation of its own; a line longer than what is
+	// left gets its own.
+	if cap(s.arena)-len(s.arena) < arenaSize/4 {
+		s.arena = make([]byte, 0, arenaSize)
+	}
+	buf := s.arena[len(s.arena):]
+	room := cap(buf)
+	done := func() []byte {
+		if cap(buf) == room { // still in the arena
+			s.arena = s.arena[:len(s.arena)+len(buf)]
+		}
+		return buf[:len(buf):len(buf)]
+	}
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		if len(buf)+len(chunk) > maxLine {
@@ -218,12 +235,12 @@ func (s *source) readLine() ([]byte, error) {
 		buf = append(buf, chunk...)
 		switch {
 		case err == nil:
-			return buf, nil
+			return done(), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case err == io.EOF:
 			if len(buf) > 0 {
-				return buf, nil
+				return done(), nil
 			}
 			return nil, io.EOF
 		default:
