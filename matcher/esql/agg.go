@@ -7,7 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/bits"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -296,6 +296,8 @@ type Acc struct {
 	keys []mv
 	ins  []aggInput
 	idx  []int
+
+	sorted mv // a set's values in order (MarshalBinary, Merge)
 
 	// Storage carved for small sets and the text the Acc keeps (group
 	// keys, set values, MIN and MAX), so that a row that makes a group or
@@ -736,7 +738,8 @@ func (a *Acc) mergeState(s *aggSpec, g int32, b *Acc, bg int32) {
 	case aggCountDistinct, aggValues:
 		*flags |= of & flagOverflow
 		vs := a.set(g, s)
-		for _, k := range sortedSet(s.t, b.set(bg, s)) {
+		a.sorted = appendSorted(a.sorted[:0], s.t, b.set(bg, s))
+		for _, k := range a.sorted {
 			a.addToSet(s.t, vs, flags, setKey(s.t, k))
 		}
 	case aggMin, aggMax:
@@ -771,20 +774,25 @@ func (a *Acc) sortedGroups() []int32 {
 	for i := range gs {
 		gs[i] = int32(i)
 	}
-	sort.Slice(gs, func(i, j int) bool { return a.gkeys[gs[i]] < a.gkeys[gs[j]] })
+	slices.SortFunc(gs, func(x, y int32) int { return strings.Compare(a.gkeys[x], a.gkeys[y]) })
 	return gs
 }
 
 // sortedSet lists a set's values in order.
-func sortedSet(t typ, vs *valSet) mv {
-	out := make(mv, 0, vs.len())
+func sortedSet(t typ, vs *valSet) mv { return appendSorted(make(mv, 0, vs.len()), t, vs) }
+
+// appendSorted appends a set's values to out, in order.
+func appendSorted(out mv, t typ, vs *valSet) mv {
+	s := len(out)
 	for _, k := range vs.small {
 		out = append(out, setVal(t, k))
 	}
 	for k := range vs.m {
 		out = append(out, setVal(t, k))
 	}
-	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
+	if len(out)-s > 1 {
+		slices.SortFunc(out[s:], func(x, y val) int { return compareVals(t, x, y) })
+	}
 	return out
 }
 
@@ -859,9 +867,9 @@ func (a *Acc) appendState(b []byte, s *aggSpec, g int32) []byte {
 	case aggCountRows, aggCount:
 		b = binary.AppendUvarint(b, uint64(*a.num(g, s)))
 	case aggCountDistinct, aggValues:
-		vals := sortedSet(s.t, a.set(g, s))
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
+		a.sorted = appendSorted(a.sorted[:0], s.t, a.set(g, s))
+		b = binary.AppendUvarint(b, uint64(len(a.sorted)))
+		for _, v := range a.sorted {
 			b = appendVal(b, s.t, v)
 		}
 	case aggMin, aggMax:
