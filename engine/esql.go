@@ -80,16 +80,18 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 // record's alert with the row's columns that are not the record's fields.
 func (e *Engine) rowAlert(r *conf.Rule, rec *recordAlerts, row esql.Row) *Alert {
 	a := e.buildAlert(r, rec, nil)
-	d := flatCopy(rec.eventPart().m)
+	cols := map[string]any{}
 	for i, name := range row.Names() {
 		if e.isDocField(rec, name) {
 			continue // the record's own field, already in the document
 		}
 		if v := rowValue(row.Value(i)); v != nil {
-			d[name] = v
+			cols[name] = v
 		}
 	}
-	a.rec = &recordAlerts{e: e, ev: rec.ev, part: newDocPart(d), why: rec.reasonPrefix(), whySet: true, at: rec.at}
+	// The record's document, rendered once for all its alerts, with the
+	// row's columns.
+	a.rec = &recordAlerts{e: e, ev: rec.ev, part: rec.eventPart().with(cols), why: rec.reasonPrefix(), whySet: true, at: rec.at}
 	return a
 }
 
