@@ -64,7 +64,7 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 		}
 		acc := w.accs[k]
 		if acc == nil {
-			acc = r.ESQL.NewAcc()
+			acc = w.newAcc(r.ESQL)
 			w.accs[k] = acc
 		}
 		acc.Add(row)
@@ -74,6 +74,41 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 		*ra = &recordAlerts{e: e, ev: e.owned(ev)}
 	}
 	return append(alerts, e.rowAlert(r, *ra, row))
+}
+
+// maxSpareGroups bounds the groups of an aggregate kept for reuse, and
+// maxSpare the aggregates kept for one program.
+const (
+	maxSpareGroups = 4096
+	maxSpare       = 8
+)
+
+// newAcc is an empty aggregate of p, a spare one when there is one.
+func (w *worker) newAcc(p *esql.Program) *esql.Acc {
+	if s := w.spare[p]; len(s) > 0 {
+		acc := s[len(s)-1]
+		s[len(s)-1] = nil
+		w.spare[p] = s[:len(s)-1]
+		return acc
+	}
+	return p.NewAcc()
+}
+
+// spareAccs empties the batch's aggregates (written into the state by
+// now) and keeps those of a moderate size for the next batches.
+func (w *worker) spareAccs() {
+	for k, acc := range w.accs {
+		delete(w.accs, k)
+		p := acc.Program()
+		if acc.Groups() > maxSpareGroups || len(w.spare[p]) >= maxSpare {
+			continue
+		}
+		acc.Reuse()
+		if w.spare == nil {
+			w.spare = map[*esql.Program][]*esql.Acc{}
+		}
+		w.spare[p] = append(w.spare[p], acc)
+	}
 }
 
 // rowAlert is a non-aggregating ES|QL rule's alert on a record: the

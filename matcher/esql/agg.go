@@ -390,6 +390,32 @@ func (p *Program) NewAccLimits(l Limits) *Acc {
 	return &Acc{p: p, plan: p.stats, shape: p.shape, lim: l, groups: map[string]int32{}}
 }
 
+// Reuse empties a for more rows of its program, keeping the memory of its
+// tables (allocating them is most of what a new Acc's groups cost). Rows
+// a gave before stay as they were.
+func (a *Acc) Reuse() {
+	if a.held != nil {
+		a.held.release()
+		a.held = nil
+	}
+	clear(a.groups)
+	clear(a.gkeys)
+	a.gkeys = a.gkeys[:0]
+	for i := range a.blocks {
+		b := &a.blocks[i]
+		clear(b.flags)
+		clear(b.nums)
+		clear(b.vals)
+		clear(b.sets)
+	}
+	a.dropRows, a.dropVals = 0, 0
+	clear(a.vslab)
+	a.vslab = a.vslab[:0] // its lists were the sets'
+}
+
+// Program is the program whose rows a takes.
+func (a *Acc) Program() *Program { return a.p }
+
 // Groups is the number of groups held.
 func (a *Acc) Groups() int { return len(a.gkeys) }
 
@@ -525,7 +551,7 @@ func (a *Acc) newGroup(key string) int32 {
 	g := int32(len(a.gkeys))
 	a.gkeys = append(a.gkeys, key)
 	a.groups[key] = g
-	if b, off := blockOf(g); off == 0 {
+	if b, off := blockOf(g); off == 0 && b == len(a.blocks) {
 		n, plan := 256, a.plan
 		if b < 5 {
 			n = 8 << b
