@@ -151,6 +151,15 @@ func (c *ctx) source(i int) mv {
 		return nil
 	}
 	sf := &c.p.srcFields[i]
+	if sf.t == tyDate {
+		if d, ok := c.f.(matcher.DateFields); ok {
+			if ms, ok := d.Millis(sf.f); ok {
+				m := c.one(val{n: ms})
+				c.src[i].m = m
+				return m
+			}
+		}
+	}
 	in := c.f.Values(sf.f)
 	if len(in) == 0 {
 		return nil
