@@ -334,12 +334,14 @@ type aggInput struct {
 // (strings.Builder never changes bytes it has written), so each string
 // handed out stays as it was.
 type textArena struct {
-	b    strings.Builder
-	next int // the size of the next block
+	b     strings.Builder
+	next  int // the size of the next block
+	total int // the bytes kept since the Acc was new or emptied
 }
 
 // keep returns a copy of s that does not share s's memory.
 func (t *textArena) keep(s string) string {
+	t.total += len(s)
 	if !t.room(len(s)) {
 		return strings.Clone(s)
 	}
@@ -349,6 +351,7 @@ func (t *textArena) keep(s string) string {
 
 // keepBytes is keep of b's text.
 func (t *textArena) keepBytes(b []byte) string {
+	t.total += len(b)
 	if !t.room(len(b)) {
 		return string(b)
 	}
@@ -409,6 +412,7 @@ func (a *Acc) Reuse() {
 		clear(b.sets)
 	}
 	a.dropRows, a.dropVals = 0, 0
+	a.text.total = 0
 	clear(a.vslab)
 	a.vslab = a.vslab[:0] // its lists were the sets'
 }
@@ -869,7 +873,10 @@ const accMagic = "esqlacc1"
 // MarshalBinary writes the accumulator: its groups, their states and the
 // overflow counts, with a fingerprint of the STATS it belongs to.
 func (a *Acc) MarshalBinary() ([]byte, error) {
-	b := append([]byte(nil), accMagic...)
+	// Room for the text it keeps and a few bytes a state: most of what
+	// it writes, in one allocation.
+	b := make([]byte, 0, 64+a.text.total+len(a.gkeys)*(4*len(a.plan.aggs)+8))
+	b = append(b, accMagic...)
 	b = binary.BigEndian.AppendUint64(b, a.plan.fp)
 	b = binary.AppendUvarint(b, uint64(a.dropRows))
 	b = binary.AppendUvarint(b, uint64(a.dropVals))
