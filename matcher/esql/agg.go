@@ -303,6 +303,8 @@ type Acc struct {
 	// keys, set values, MIN and MAX), so that a row that makes a group or
 	// adds a value costs no allocation of its own.
 	vslab []val
+	slabs [][]val // every block carved, kept for Reuse; vslab is slabs[cur]
+	cur   int
 	text  textArena
 }
 
@@ -413,9 +415,22 @@ func (a *Acc) Reuse() {
 	}
 	a.dropRows, a.dropVals = 0, 0
 	a.text.total = 0
-	clear(a.vslab)
-	a.vslab = a.vslab[:0] // its lists were the sets'
+	// The value lists were the sets': their blocks are carved again.
+	if a.vslab != nil {
+		a.slabs[a.cur] = a.vslab
+		for i, s := range a.slabs[:a.cur+1] {
+			clear(s)
+			a.slabs[i] = s[:0]
+		}
+	}
+	a.vslab, a.cur = nil, 0
+	clear(a.slabs[min(len(a.slabs), maxReusedSlabs):])
+	a.slabs = a.slabs[:min(len(a.slabs), maxReusedSlabs)]
 }
+
+// maxReusedSlabs bounds the blocks of value lists Reuse keeps (of 1,024
+// values at most).
+const maxReusedSlabs = 64
 
 // Program is the program whose rows a takes.
 func (a *Acc) Program() *Program { return a.p }
@@ -602,7 +617,17 @@ func (a *Acc) avg(g int32, s *aggSpec) []int64 {
 // storage.
 func (a *Acc) carve(n int) []val {
 	if len(a.vslab)+n > cap(a.vslab) {
-		a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+		// The next block: one Reuse emptied, or a new one.
+		if a.vslab != nil {
+			a.slabs[a.cur] = a.vslab
+			a.cur++
+		}
+		if a.cur < len(a.slabs) && cap(a.slabs[a.cur]) >= n {
+			a.vslab = a.slabs[a.cur]
+		} else {
+			a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+			a.slabs = append(a.slabs[:a.cur], a.vslab)
+		}
 	}
 	s := len(a.vslab)
 	a.vslab = a.vslab[:s+n]
