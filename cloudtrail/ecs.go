@@ -63,8 +63,11 @@ type Event struct {
 
 	// cache holds resolved values by Field.ID; gen marks which entries
 	// belong to the current record, so Reset costs nothing per field.
-	cache  []cached
-	gen    uint32
+	cache []cached
+	gen   uint32
+	// at is @timestamp's time when atGen is gen.
+	at     time.Time
+	atGen  uint32
 	arena  []matcher.Value     // backing store for resolved values
 	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
 	geo    map[string]matcher.Value
@@ -120,7 +123,7 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.gen++
 	if e.gen == 0 { // wrapped: forget every entry
 		clear(e.cache)
-		e.gen = 1
+		e.gen, e.atGen = 1, 0
 	}
 	e.arena = e.arena[:0]
 	if len(e.clean) > 0 {
@@ -1131,12 +1134,33 @@ func init() {
 
 // timestamp is eventTime through the date processor; the time the event
 // was read when it is not a date.
-func (e *Event) timestamp() []matcher.Value {
-	t := e.EventTime()
-	if t.IsZero() {
-		t = e.Ingested
+func (e *Event) timestamp() []matcher.Value { return str(formatESDate(e.timestampTime())) }
+
+// timestampTime is @timestamp's time, parsed once a record.
+func (e *Event) timestampTime() time.Time {
+	if e.atGen != e.gen {
+		e.at = e.EventTime()
+		if e.at.IsZero() {
+			e.at = e.Ingested
+		}
+		e.atGen = e.gen
 	}
-	return str(formatESDate(t))
+	return e.at
+}
+
+// Millis implements matcher.DateFields for @timestamp of a raw CloudTrail
+// event (an ECS document's is its text): the milliseconds its text stands
+// for, without writing it (formatESDate keeps the milliseconds, in four
+// digit years).
+func (e *Event) Millis(f *matcher.Field) (int64, bool) {
+	if fr, _ := f.Reader.(*fieldReader); e.ecs != nil || f.Name != "@timestamp" || fr == nil || fr.kp != nil || fr.res == nil {
+		return 0, false // Values does not run the resolver
+	}
+	t := e.timestampTime().UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return 0, false
+	}
+	return t.UnixMilli(), true
 }
 
 // EventTime is CloudTrail's eventTime as the date processor parses it

@@ -15,8 +15,39 @@ import (
 // esDateLayout is the date processor's output format, in UTC.
 const esDateLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// formatESDate renders a parsed date as the date processor writes it.
-func formatESDate(t time.Time) string { return t.UTC().Format(esDateLayout) }
+// formatESDate renders a parsed date as the date processor writes it:
+// t.UTC().Format(esDateLayout), written digit by digit for the years of
+// four digits (every record's @timestamp goes through it).
+func formatESDate(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(esDateLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var b [24]byte
+	put := func(at, n, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + n%10)
+			n /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, t.Nanosecond()/1e6, 3)
+	b[23] = 'Z'
+	return string(b[:])
+}
 
 // parseISO8601 reads a date as Elasticsearch's iso8601 format does: a
 // four-digit year, then optionally -MM, -dd, 'T', HH, :mm, :ss, a fraction

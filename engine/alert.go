@@ -169,6 +169,35 @@ func newDocPart(m map[string]any) *docPart {
 	return p
 }
 
+// with is p with extra's keys added (or replaced): what newDocPart of p's
+// map with them set gives, rendering only extra's values.
+func (p *docPart) with(extra map[string]any) *docPart {
+	m := flatCopy(p.m)
+	for k, v := range extra {
+		m[k] = v
+	}
+	if p.err != nil {
+		return newDocPart(m) // which value fails first, as newDocPart finds it
+	}
+	x := newDocPart(extra)
+	out := &docPart{m: m, err: x.err, keys: make([]string, 0, len(m)), raw: make([][]byte, 0, len(m))}
+	i, j := 0, 0
+	for i < len(p.keys) || j < len(x.keys) {
+		switch {
+		case j == len(x.keys) || i < len(p.keys) && p.keys[i] < x.keys[j]:
+			out.keys, out.raw = append(out.keys, p.keys[i]), append(out.raw, p.raw[i])
+			i++
+		default:
+			if i < len(p.keys) && p.keys[i] == x.keys[j] {
+				i++ // replaced
+			}
+			out.keys, out.raw = append(out.keys, x.keys[j]), append(out.raw, x.raw[j])
+			j++
+		}
+	}
+	return out
+}
+
 // The keys of an alert's own part, sorted, with and without new terms.
 var (
 	ownKeys      = []string{"@timestamp", "kibana.alert.new_terms", "kibana.alert.reason", "kibana.alert.uuid"}

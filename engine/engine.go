@@ -470,6 +470,9 @@ type worker struct {
 	// time of its records (the event clock, when scheduled rules run on it).
 	counts map[countKey]*groupAgg
 	accs   map[accKey]*esql.Acc // the batch's ES|QL partial aggregates
+	// spare are emptied aggregates of earlier batches, by program, for
+	// the next ones to reuse.
+	spare map[*esql.Program][]*esql.Acc
 	// row is the current record's row of the ES|QL program rowQuery
 	// (rowOf: worker.n of the record), for the rules that share it.
 	row      esql.Row
@@ -665,7 +668,7 @@ func (b *Batch) Commit() (Result, error) {
 	}
 	res, err := e.commit(w, b.stats, b.alerts, b.pending, b.ingested, clock, b.drain, b.RefuseOverflow)
 	clear(w.counts)
-	clear(w.accs)
+	w.spareAccs()
 	clear(w.seqEvents)
 	w.seqEvents = w.seqEvents[:0]
 	w.maxEvent = time.Time{}

@@ -64,7 +64,7 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 		}
 		acc := w.accs[k]
 		if acc == nil {
-			acc = r.ESQL.NewAcc()
+			acc = w.newAcc(r.ESQL)
 			w.accs[k] = acc
 		}
 		acc.Add(row)
@@ -76,20 +76,57 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 	return append(alerts, e.rowAlert(r, *ra, row))
 }
 
+// maxSpareGroups bounds the groups of an aggregate kept for reuse, and
+// maxSpare the aggregates kept for one program.
+const (
+	maxSpareGroups = 4096
+	maxSpare       = 8
+)
+
+// newAcc is an empty aggregate of p, a spare one when there is one.
+func (w *worker) newAcc(p *esql.Program) *esql.Acc {
+	if s := w.spare[p]; len(s) > 0 {
+		acc := s[len(s)-1]
+		s[len(s)-1] = nil
+		w.spare[p] = s[:len(s)-1]
+		return acc
+	}
+	return p.NewAcc()
+}
+
+// spareAccs empties the batch's aggregates (written into the state by
+// now) and keeps those of a moderate size for the next batches.
+func (w *worker) spareAccs() {
+	for k, acc := range w.accs {
+		delete(w.accs, k)
+		p := acc.Program()
+		if acc.Groups() > maxSpareGroups || len(w.spare[p]) >= maxSpare {
+			continue
+		}
+		acc.Reuse()
+		if w.spare == nil {
+			w.spare = map[*esql.Program][]*esql.Acc{}
+		}
+		w.spare[p] = append(w.spare[p], acc)
+	}
+}
+
 // rowAlert is a non-aggregating ES|QL rule's alert on a record: the
 // record's alert with the row's columns that are not the record's fields.
 func (e *Engine) rowAlert(r *conf.Rule, rec *recordAlerts, row esql.Row) *Alert {
 	a := e.buildAlert(r, rec, nil)
-	d := flatCopy(rec.eventPart().m)
+	cols := map[string]any{}
 	for i, name := range row.Names() {
 		if e.isDocField(rec, name) {
 			continue // the record's own field, already in the document
 		}
 		if v := rowValue(row.Value(i)); v != nil {
-			d[name] = v
+			cols[name] = v
 		}
 	}
-	a.rec = &recordAlerts{e: e, ev: rec.ev, part: newDocPart(d), why: rec.reasonPrefix(), whySet: true, at: rec.at}
+	// The record's document, rendered once for all its alerts, with the
+	// row's columns.
+	a.rec = &recordAlerts{e: e, ev: rec.ev, part: rec.eventPart().with(cols), why: rec.reasonPrefix(), whySet: true, at: rec.at}
 	return a
 }
 

@@ -152,3 +152,43 @@ func TestESQLIngestedOnTheEventClock(t *testing.T) {
 		t.Errorf("%d alerts, want 1 (the run at 10:10)", n)
 	}
 }
+
+// TestDocPartWith: a row's columns set into a record's rendered document
+// give what rendering the whole merged document gives, keys added before,
+// between and after the document's, one replaced, and a value that does
+// not render.
+func TestDocPartWith(t *testing.T) {
+	base := map[string]any{
+		"aws":   map[string]any{"cloudtrail": map[string]any{"event_version": "1.08"}},
+		"event": map[string]any{"action": "CreateAccessKey", "kind": "signal"},
+		"m":     []any{"x", 1.5},
+		"user":  map[string]any{"name": "alice"},
+	}
+	for _, extra := range []map[string]any{
+		{},
+		{"Esql.count": int64(3)},
+		{"@a": "first", "f": true, "zz": []any{"a", "b"}},
+		{"event": "replaced", "Esql.x": nil},
+		{"bad": make(chan int)},
+	} {
+		m := flatCopy(base)
+		for k, v := range extra {
+			m[k] = v
+		}
+		want := newDocPart(m)
+		got := newDocPart(base).with(extra)
+		if !slices.Equal(got.keys, want.keys) || fmt.Sprint(got.m) != fmt.Sprint(want.m) || (got.err == nil) != (want.err == nil) {
+			t.Fatalf("with %v: keys %q err %v, want %q err %v", extra, got.keys, got.err, want.keys, want.err)
+		}
+		for i := range want.raw {
+			if string(got.raw[i]) != string(want.raw[i]) {
+				t.Errorf("with %v: %s renders %s, want %s", extra, want.keys[i], got.raw[i], want.raw[i])
+			}
+		}
+	}
+	bad := newDocPart(map[string]any{"a": make(chan int), "b": 1})
+	got, want := bad.with(map[string]any{"c": 2}), newDocPart(map[string]any{"a": make(chan int), "b": 1, "c": 2})
+	if got.err == nil || !slices.Equal(got.keys, want.keys) {
+		t.Errorf("a part that does not render: keys %q err %v", got.keys, got.err)
+	}
+}

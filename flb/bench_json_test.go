@@ -3,6 +3,7 @@ package flb
 import (
 	"encoding/json"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,7 @@ func benchRuleSets(b *testing.B, run func(b *testing.B, e *engine.Engine, st *st
 // fill, reports records/s and the number of rules, and returns the records.
 func commitEach(b *testing.B, e *engine.Engine, st *store.Store, rules, count int, fill func(i int, batch *engine.Batch)) int {
 	records := 0
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
 		for i := range count {
@@ -83,9 +85,22 @@ func commitEach(b *testing.B, e *engine.Engine, st *store.Store, rules, count in
 			records += res.Stats.Records
 		}
 	}
+	cpu := cpuTime() - cpu0
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(records, 1)), "cpu-ns/record")
 	b.ReportMetric(float64(rules), "rules")
 	return records
+}
+
+// cpuTime is the CPU time the process has used (user and system, every
+// thread): beside records/s, which another busy process on the machine
+// lowers, what a record costs.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // feedChunks is the plugin's whole path over chunks: each read and

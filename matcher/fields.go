@@ -30,6 +30,15 @@ type Fields interface {
 	Elements(f *Field) []Fields
 }
 
+// DateFields is a Fields that can give some date fields' one value as
+// epoch milliseconds without rendering it as text. Millis reports false
+// when it does not (the caller reads Values); otherwise the field has one
+// value, the one parsing its text in Values gives.
+type DateFields interface {
+	Fields
+	Millis(f *Field) (int64, bool)
+}
+
 // MapFields is a Fields over a plain map from field name to values, for
 // tests and for callers that already hold resolved values.
 type MapFields map[string][]Value

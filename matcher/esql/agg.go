@@ -7,7 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/bits"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -297,10 +297,14 @@ type Acc struct {
 	ins  []aggInput
 	idx  []int
 
+	sorted mv // a set's values in order (MarshalBinary, Merge)
+
 	// Storage carved for small sets and the text the Acc keeps (group
 	// keys, set values, MIN and MAX), so that a row that makes a group or
 	// adds a value costs no allocation of its own.
 	vslab []val
+	slabs [][]val // every block carved, kept for Reuse; vslab is slabs[cur]
+	cur   int
 	text  textArena
 }
 
@@ -332,12 +336,14 @@ type aggInput struct {
 // (strings.Builder never changes bytes it has written), so each string
 // handed out stays as it was.
 type textArena struct {
-	b    strings.Builder
-	next int // the size of the next block
+	b     strings.Builder
+	next  int // the size of the next block
+	total int // the bytes kept since the Acc was new or emptied
 }
 
 // keep returns a copy of s that does not share s's memory.
 func (t *textArena) keep(s string) string {
+	t.total += len(s)
 	if !t.room(len(s)) {
 		return strings.Clone(s)
 	}
@@ -347,6 +353,7 @@ func (t *textArena) keep(s string) string {
 
 // keepBytes is keep of b's text.
 func (t *textArena) keepBytes(b []byte) string {
+	t.total += len(b)
 	if !t.room(len(b)) {
 		return string(b)
 	}
@@ -387,6 +394,46 @@ func (p *Program) NewAccLimits(l Limits) *Acc {
 	}
 	return &Acc{p: p, plan: p.stats, shape: p.shape, lim: l, groups: map[string]int32{}}
 }
+
+// Reuse empties a for more rows of its program, keeping the memory of its
+// tables (allocating them is most of what a new Acc's groups cost). Rows
+// a gave before stay as they were.
+func (a *Acc) Reuse() {
+	if a.held != nil {
+		a.held.release()
+		a.held = nil
+	}
+	clear(a.groups)
+	clear(a.gkeys)
+	a.gkeys = a.gkeys[:0]
+	for i := range a.blocks {
+		b := &a.blocks[i]
+		clear(b.flags)
+		clear(b.nums)
+		clear(b.vals)
+		clear(b.sets)
+	}
+	a.dropRows, a.dropVals = 0, 0
+	a.text.total = 0
+	// The value lists were the sets': their blocks are carved again.
+	if a.vslab != nil {
+		a.slabs[a.cur] = a.vslab
+		for i, s := range a.slabs[:a.cur+1] {
+			clear(s)
+			a.slabs[i] = s[:0]
+		}
+	}
+	a.vslab, a.cur = nil, 0
+	clear(a.slabs[min(len(a.slabs), maxReusedSlabs):])
+	a.slabs = a.slabs[:min(len(a.slabs), maxReusedSlabs)]
+}
+
+// maxReusedSlabs bounds the blocks of value lists Reuse keeps (of 1,024
+// values at most).
+const maxReusedSlabs = 64
+
+// Program is the program whose rows a takes.
+func (a *Acc) Program() *Program { return a.p }
 
 // Groups is the number of groups held.
 func (a *Acc) Groups() int { return len(a.gkeys) }
@@ -523,7 +570,7 @@ func (a *Acc) newGroup(key string) int32 {
 	g := int32(len(a.gkeys))
 	a.gkeys = append(a.gkeys, key)
 	a.groups[key] = g
-	if b, off := blockOf(g); off == 0 {
+	if b, off := blockOf(g); off == 0 && b == len(a.blocks) {
 		n, plan := 256, a.plan
 		if b < 5 {
 			n = 8 << b
@@ -570,7 +617,17 @@ func (a *Acc) avg(g int32, s *aggSpec) []int64 {
 // storage.
 func (a *Acc) carve(n int) []val {
 	if len(a.vslab)+n > cap(a.vslab) {
-		a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+		// The next block: one Reuse emptied, or a new one.
+		if a.vslab != nil {
+			a.slabs[a.cur] = a.vslab
+			a.cur++
+		}
+		if a.cur < len(a.slabs) && cap(a.slabs[a.cur]) >= n {
+			a.vslab = a.slabs[a.cur]
+		} else {
+			a.vslab = make([]val, 0, max(n, min(max(2*cap(a.vslab), 64), 1024)))
+			a.slabs = append(a.slabs[:a.cur], a.vslab)
+		}
 	}
 	s := len(a.vslab)
 	a.vslab = a.vslab[:s+n]
@@ -736,7 +793,8 @@ func (a *Acc) mergeState(s *aggSpec, g int32, b *Acc, bg int32) {
 	case aggCountDistinct, aggValues:
 		*flags |= of & flagOverflow
 		vs := a.set(g, s)
-		for _, k := range sortedSet(s.t, b.set(bg, s)) {
+		a.sorted = appendSorted(a.sorted[:0], s.t, b.set(bg, s))
+		for _, k := range a.sorted {
 			a.addToSet(s.t, vs, flags, setKey(s.t, k))
 		}
 	case aggMin, aggMax:
@@ -771,20 +829,25 @@ func (a *Acc) sortedGroups() []int32 {
 	for i := range gs {
 		gs[i] = int32(i)
 	}
-	sort.Slice(gs, func(i, j int) bool { return a.gkeys[gs[i]] < a.gkeys[gs[j]] })
+	slices.SortFunc(gs, func(x, y int32) int { return strings.Compare(a.gkeys[x], a.gkeys[y]) })
 	return gs
 }
 
 // sortedSet lists a set's values in order.
-func sortedSet(t typ, vs *valSet) mv {
-	out := make(mv, 0, vs.len())
+func sortedSet(t typ, vs *valSet) mv { return appendSorted(make(mv, 0, vs.len()), t, vs) }
+
+// appendSorted appends a set's values to out, in order.
+func appendSorted(out mv, t typ, vs *valSet) mv {
+	s := len(out)
 	for _, k := range vs.small {
 		out = append(out, setVal(t, k))
 	}
 	for k := range vs.m {
 		out = append(out, setVal(t, k))
 	}
-	sort.Slice(out, func(i, j int) bool { return compareVals(t, out[i], out[j]) < 0 })
+	if len(out)-s > 1 {
+		slices.SortFunc(out[s:], func(x, y val) int { return compareVals(t, x, y) })
+	}
 	return out
 }
 
@@ -835,7 +898,10 @@ const accMagic = "esqlacc1"
 // MarshalBinary writes the accumulator: its groups, their states and the
 // overflow counts, with a fingerprint of the STATS it belongs to.
 func (a *Acc) MarshalBinary() ([]byte, error) {
-	b := append([]byte(nil), accMagic...)
+	// Room for the text it keeps and a few bytes a state: most of what
+	// it writes, in one allocation.
+	b := make([]byte, 0, 64+a.text.total+len(a.gkeys)*(4*len(a.plan.aggs)+8))
+	b = append(b, accMagic...)
 	b = binary.BigEndian.AppendUint64(b, a.plan.fp)
 	b = binary.AppendUvarint(b, uint64(a.dropRows))
 	b = binary.AppendUvarint(b, uint64(a.dropVals))
@@ -859,9 +925,9 @@ func (a *Acc) appendState(b []byte, s *aggSpec, g int32) []byte {
 	case aggCountRows, aggCount:
 		b = binary.AppendUvarint(b, uint64(*a.num(g, s)))
 	case aggCountDistinct, aggValues:
-		vals := sortedSet(s.t, a.set(g, s))
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
+		a.sorted = appendSorted(a.sorted[:0], s.t, a.set(g, s))
+		b = binary.AppendUvarint(b, uint64(len(a.sorted)))
+		for _, v := range a.sorted {
 			b = appendVal(b, s.t, v)
 		}
 	case aggMin, aggMax:

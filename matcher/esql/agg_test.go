@@ -244,6 +244,57 @@ func TestMergeAndBytes(t *testing.T) {
 	}
 }
 
+// TestReuse: an Acc emptied by Reuse takes rows as a new one does (its
+// groups in blocks it had made, sets past the small list, overflow counts
+// from zero), and the rows it gave before stay as they were.
+func TestReuse(t *testing.T) {
+	q := `FROM x | STATS n = COUNT(*), c = COUNT_DISTINCT(f), v = VALUES(f), lo = MIN(f), s = SUM(source.port), w = COUNT(*) WHERE f == "b" BY g`
+	p := mustCompile(t, q)
+	batch := func(seed, n int) []matcher.MapFields {
+		var recs []matcher.MapFields
+		for i := range n {
+			recs = append(recs, rec("g", fmt.Sprint((i*seed)%300), "f", fmt.Sprint("v", (i+seed)%23), "source.port", fmt.Sprint("#", i%7)))
+		}
+		return append(recs, rec("f", "b")) // a null group
+	}
+	lim := Limits{Groups: 250, Values: 10}
+	acc := p.NewAccLimits(lim)
+	feed(p, acc, batch(7, 6000)...)
+	before := p.Results(acc, testNow)
+	first := render(before)
+	rows, vals := acc.Overflow()
+	if rows == 0 || vals == 0 {
+		t.Fatalf("the first batch overflows nothing (%d rows, %d values): the test does not reach the caps", rows, vals)
+	}
+	for _, seed := range []int{3, 11, 1, 7} {
+		acc.Reuse()
+		if acc.Groups() != 0 {
+			t.Fatalf("%d groups after Reuse", acc.Groups())
+		}
+		recs := batch(seed, 100*seed)
+		fresh := p.NewAccLimits(lim)
+		feed(p, fresh, recs...)
+		feed(p, acc, recs...)
+		want := render(p.Results(fresh, testNow))
+		if got := render(p.Results(acc, testNow)); !reflect.DeepEqual(got, want) {
+			t.Errorf("seed %d: reused:\n%s\nwant\n%s", seed, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		b1, _ := acc.MarshalBinary()
+		b2, _ := fresh.MarshalBinary()
+		if string(b1) != string(b2) {
+			t.Errorf("seed %d: a reused Acc writes other bytes than a new one", seed)
+		}
+		r1, v1 := acc.Overflow()
+		r2, v2 := fresh.Overflow()
+		if r1 != r2 || v1 != v2 {
+			t.Errorf("seed %d: overflow %d %d, want %d %d", seed, r1, v1, r2, v2)
+		}
+	}
+	if got := render(before); !reflect.DeepEqual(got, first) {
+		t.Error("rows given before Reuse changed")
+	}
+}
+
 // TestLimits: past the group cap rows are dropped and counted; past the
 // value cap values are not kept and counted; bytes with more than the
 // limits are refused.

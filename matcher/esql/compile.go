@@ -16,6 +16,9 @@ type column struct {
 	slot  int
 	field *matcher.Field
 	src   int // the source field's index in the program
+	// An EVAL column before STATS: its value, computed when first read
+	// (see ctx.lazy).
+	eval func(*ctx) mv
 }
 
 // env is what names a command sees. Before STATS every field of the
@@ -127,6 +130,10 @@ func (c *compiler) resolve(e *env, name string, pos int) column {
 
 // readColumn is how a column is read while a row is evaluated.
 func readColumn(col column) cexpr {
+	if col.eval != nil {
+		slot, ev := col.slot, col.eval
+		return cexpr{t: col.t, ev: func(k *ctx) mv { return k.lazy(slot, ev) }}
+	}
 	if col.slot >= 0 {
 		slot := col.slot
 		return cexpr{t: col.t, ev: func(k *ctx) mv { return k.cols[slot] }}
@@ -283,6 +290,15 @@ func (c *compiler) command(cmd command, e *env, steps *[]step, slots *int, befor
 			}
 			slot := *slots
 			*slots++
+			if before {
+				// Computed when first read: a WHERE after it that does not
+				// read it drops a row without it, and a column nothing
+				// reads is never computed. An expression has no effect but
+				// its value, and reads only columns defined before it,
+				// which no later command changes: its value is the same.
+				e.define(column{name: name, t: x.t, slot: slot, eval: x.ev})
+				continue
+			}
 			*steps = append(*steps, step{kind: stepEval, slot: slot, val: x.ev})
 			e.define(column{name: name, t: x.t, slot: slot})
 		}

@@ -13,6 +13,7 @@ type ctx struct {
 	f    matcher.Fields
 	src  []srcSlot // the record's source fields, read on first use
 	cols []mv      // computed columns (before STATS) or the row's columns
+	done []bool    // which of cols an EVAL before STATS has computed (lazy)
 	outs []mv      // DISSECT's and GROK's scratch
 	now  int64     // NOW(), epoch milliseconds
 	buf  []val     // arena the row's values are carved from
@@ -150,6 +151,15 @@ func (c *ctx) source(i int) mv {
 		return nil
 	}
 	sf := &c.p.srcFields[i]
+	if sf.t == tyDate {
+		if d, ok := c.f.(matcher.DateFields); ok {
+			if ms, ok := d.Millis(sf.f); ok {
+				m := c.one(val{n: ms})
+				c.src[i].m = m
+				return m
+			}
+		}
+	}
 	in := c.f.Values(sf.f)
 	if len(in) == 0 {
 		return nil
@@ -162,6 +172,16 @@ func (c *ctx) source(i int) mv {
 	return m
 }
 
+// lazy is the value of the EVAL column in slot, ev computing it on first
+// read.
+func (c *ctx) lazy(slot int, ev func(*ctx) mv) mv {
+	if !c.done[slot] {
+		c.done[slot] = true
+		c.cols[slot] = ev(c)
+	}
+	return c.cols[slot]
+}
+
 // reset prepares the ctx for a new row; the values of the last one are
 // overwritten.
 func (c *ctx) reset(f matcher.Fields, now int64) {
@@ -169,6 +189,7 @@ func (c *ctx) reset(f matcher.Fields, now int64) {
 	clear(c.src)
 	c.addr = c.addr[:0]
 	clear(c.cols)
+	clear(c.done)
 	c.buf = c.buf[:0]
 }
 

@@ -221,3 +221,86 @@ func TestEval(t *testing.T) {
 		})
 	}
 }
+
+// countingFields counts the reads of each field of a record.
+type countingFields struct {
+	matcher.MapFields
+	reads map[string]int
+}
+
+func (c *countingFields) Values(f *matcher.Field) []matcher.Value {
+	c.reads[f.Name]++
+	return c.MapFields.Values(f)
+}
+
+// TestLazyEval: an EVAL before STATS is computed when its column is first
+// read, so that a WHERE that drops the row before then saves it; its
+// value is what computing it in place gives, through shadowing names,
+// RENAME, DISSECT, chains of EVALs and STATS.
+func TestLazyEval(t *testing.T) {
+	q := `FROM logs-* | EVAL w = DATE_TRUNC(10 seconds, @timestamp) | WHERE event.action == "A" | KEEP w`
+	p := mustCompile(t, q)
+	no := &countingFields{rec("event.action", "B", "@timestamp", "2026-03-01T11:30:45.123Z"), map[string]int{}}
+	if _, ok := p.Eval(no, testNow); ok {
+		t.Fatal("a row for a record WHERE drops")
+	}
+	if n := no.reads["@timestamp"]; n != 0 {
+		t.Errorf("the EVAL read @timestamp %d times for a record WHERE dropped before its column", n)
+	}
+	yes := &countingFields{rec("event.action", "A", "@timestamp", "2026-03-01T11:30:45.123Z"), map[string]int{}}
+	row, ok := p.Eval(yes, testNow)
+	if !ok {
+		t.Fatal("no row")
+	}
+	if got := texts(row.Values("w")); !reflect.DeepEqual(got, []string{"2026-03-01T11:30:40.000Z"}) {
+		t.Errorf("w = %q", got)
+	}
+
+	cases := []struct {
+		name, q string
+		r       matcher.MapFields
+		want    map[string][]string // nil: no row
+	}{
+		{"shadowing reads the earlier column", `FROM logs-* | EVAL x = 1 | EVAL x = x + 1, y = x * 10 | WHERE y > 0 | KEEP x, y`,
+			rec(), map[string][]string{"x": {"2"}, "y": {"20"}}},
+		{"a chain read by WHERE", `FROM logs-* | EVAL a = TO_LOWER(f) | EVAL b = CONCAT(a, "!") | WHERE b == "x!" | EVAL a = "z" | KEEP a, b`,
+			rec("f", "X"), map[string][]string{"a": {"z"}, "b": {"x!"}}},
+		{"a chain WHERE drops", `FROM logs-* | EVAL a = TO_LOWER(f) | EVAL b = CONCAT(a, "!") | WHERE b == "x!" | KEEP a, b`,
+			rec("f", "Y"), nil},
+		{"renamed", `FROM logs-* | EVAL a = TO_UPPER(f) | RENAME a AS c | WHERE g == "1" | KEEP c`,
+			rec("f", "q", "g", "1"), map[string][]string{"c": {"Q"}}},
+		{"dissect then eval", `FROM logs-* | DISSECT f "%{p}-%{s}" | EVAL n = CONCAT(s, p) | WHERE p == "a" | KEEP n`,
+			rec("f", "a-b"), map[string][]string{"n": {"ba"}}},
+		{"eval of a dissected column before dissect redefines it", `FROM logs-* | EVAL p = "e" | EVAL n = p | DISSECT f "%{p}-%{s}" | KEEP n, p`,
+			rec("f", "a-b"), map[string][]string{"n": {"e"}, "p": {"a"}}},
+		{"never read", `FROM logs-* | EVAL x = TO_LOWER(f) | KEEP g`,
+			rec("f", "A", "g", "1"), map[string][]string{"g": {"1"}}},
+		{"null", `FROM logs-* | EVAL x = TO_LOWER(f) | WHERE x IS NULL | KEEP x`,
+			rec("g", "1"), map[string][]string{"x": nil}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustCompile(t, c.q)
+			row, ok := p.Eval(c.r, testNow)
+			if ok != (c.want != nil) {
+				t.Fatalf("row %v, want %v", ok, c.want != nil)
+			}
+			for name, want := range c.want {
+				if got := texts(row.Values(name)); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+
+	// Aggregating: the EVAL column a BY reads after a WHERE.
+	got := results(t, `FROM logs-* | EVAL w = DATE_TRUNC(10 seconds, @timestamp) | WHERE event.action == "A" | STATS n = COUNT(*) BY w`,
+		rec("event.action", "A", "@timestamp", "2026-03-01T11:30:45Z"),
+		rec("event.action", "B", "@timestamp", "2026-03-01T11:30:55Z"),
+		rec("event.action", "A", "@timestamp", "2026-03-01T11:30:41Z"),
+		rec("event.action", "A", "@timestamp", "2026-03-01T11:30:51Z"))
+	want := []string{"n=2 w=2026-03-01T11:30:40.000Z", "n=1 w=2026-03-01T11:30:50.000Z"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stats = %q, want %q", got, want)
+	}
+}

@@ -90,6 +90,7 @@ func (p *Program) newCtx() *ctx {
 		p:    p,
 		src:  make([]srcSlot, len(p.srcFields)),
 		cols: cols[:p.nslots:p.nslots],
+		done: make([]bool, p.nslots),
 		row:  cols[p.nslots:p.nslots],
 	}
 	if len(p.nwhere) > 0 {
