@@ -296,7 +296,8 @@ type Acc struct {
 	ins  []aggInput
 	idx  []int
 
-	sorted mv // a set's values in order (MarshalBinary, Merge)
+	sorted mv          // a set's values in order (MarshalBinary, Merge)
+	enc    *accEncoder // MarshalBinary's scratch
 
 	// Storage carved for small sets and the text the Acc keeps (group
 	// keys, set values, MIN and MAX), so that a row that makes a group or
@@ -335,14 +336,12 @@ type aggInput struct {
 // (strings.Builder never changes bytes it has written), so each string
 // handed out stays as it was.
 type textArena struct {
-	b     strings.Builder
-	next  int // the size of the next block
-	total int // the bytes kept since the Acc was new or emptied
+	b    strings.Builder
+	next int // the size of the next block
 }
 
 // keep returns a copy of s that does not share s's memory.
 func (t *textArena) keep(s string) string {
-	t.total += len(s)
 	if !t.room(len(s)) {
 		return strings.Clone(s)
 	}
@@ -350,9 +349,19 @@ func (t *textArena) keep(s string) string {
 	return t.last(len(s))
 }
 
+// join returns x+y, kept as keep keeps a string.
+func (t *textArena) join(x, y string) string {
+	n := len(x) + len(y)
+	if !t.room(n) {
+		return x + y
+	}
+	t.b.WriteString(x)
+	t.b.WriteString(y)
+	return t.last(n)
+}
+
 // keepBytes is keep of b's text.
 func (t *textArena) keepBytes(b []byte) string {
-	t.total += len(b)
 	if !t.room(len(b)) {
 		return string(b)
 	}
@@ -413,7 +422,6 @@ func (a *Acc) Reuse() {
 		clear(b.sets)
 	}
 	a.dropRows, a.dropVals = 0, 0
-	a.text.total = 0
 	// The value lists were the sets': their blocks are carved again.
 	if a.vslab != nil {
 		a.slabs[a.cur] = a.vslab
