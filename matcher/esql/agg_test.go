@@ -235,7 +235,7 @@ func TestMergeAndBytes(t *testing.T) {
 	if err := other.Merge(all); err == nil {
 		t.Error("merged accumulators of different STATS")
 	}
-	for _, bad := range [][]byte{nil, []byte("x"), b2[:len(b2)-1], append(append([]byte(nil), b2...), 0), append([]byte("esqlacc2"), b2[8:]...)} {
+	for _, bad := range [][]byte{nil, []byte("x"), b2[:len(b2)-1], append(append([]byte(nil), b2...), 0), append([]byte("esqlacc3"), b2[8:]...)} {
 		acc := p.NewAcc()
 		feed(p, acc, recs[0])
 		if err := acc.UnmarshalBinary(bad); err == nil || acc.Groups() != 0 {

@@ -77,25 +77,30 @@ func FuzzParseESQL(f *testing.F) {
 	})
 }
 
-// FuzzAccBytes: any bytes given to UnmarshalBinary are refused with an
-// error or read into groups that write back to bytes read the same way;
-// never a panic.
+// FuzzAccBytes: any bytes given to UnmarshalBinary (either form) are
+// refused with an error or read into groups that write back to bytes read
+// the same way; never a panic.
 func FuzzAccBytes(f *testing.F) {
 	p, err := Compile(testSchema, `FROM x | STATS n = COUNT(*), v = VALUES(f), d = COUNT_DISTINCT(source.ip), m = MIN(@timestamp),
-		s = SUM(source.port), a = AVG(source.port), x = MAX(TO_DOUBLE(source.port)) BY f, source.ip`)
+		s = SUM(source.port), a = AVG(source.port), x = MAX(TO_DOUBLE(source.port)), t = VALUES(@timestamp) BY f, source.ip`)
 	if err != nil {
 		f.Fatal(err)
 	}
 	acc := p.NewAcc()
 	feed(p, acc, rec("f", "a", "source.ip", "10.0.0.1", "@timestamp", "2026-03-01T11:00:00Z", "source.port", "#3"),
-		rec("f", "a", "f", "b", "source.port", "#9223372036854775807"), rec("source.ip", "::1"))
+		rec("f", "a", "f", "b", "source.port", "#9223372036854775807"), rec("source.ip", "::1"),
+		rec("f", "a", "source.ip", "10.0.0.1", "@timestamp", "2026-03-01T11:00:07.250Z", "source.port", "#-4"))
 	b, err := acc.MarshalBinary()
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(b)
-	f.Add(b[:len(b)/2])
-	f.Add([]byte(accMagic))
+	// Both forms: the second, which MarshalBinary writes, and the first,
+	// which older state files hold.
+	for _, b := range [][]byte{b, acc.marshalV1()} {
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+		f.Add(b[:len(accMagic)])
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a := p.NewAccLimits(Limits{Groups: 64, Values: 64})
 		if err := a.UnmarshalBinary(data); err != nil {
