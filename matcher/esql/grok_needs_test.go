@@ -88,3 +88,43 @@ func TestGrokSkipsLackingInput(t *testing.T) {
 		}
 	}
 }
+
+func TestLikeNeeds(t *testing.T) {
+	for pat, want := range map[string][]string{
+		"*static/js/*.js*": {"static/js/", ".js"},
+		`a\*b?c`:           {"a*b", "c"},
+		"*{x=y, z}*":       {"x", "y", "z"},
+		"*":                nil,
+	} {
+		if got := likeNeeds(pat); !slices.Equal(got, want) {
+			t.Errorf("%s: needs %q, want %q", pat, got, want)
+		}
+	}
+}
+
+// A LIKE where only true counts does not read a field that lacks one of
+// its pattern's literals; anywhere else (NOT) it reads it.
+func TestLikeSkipsLackingInput(t *testing.T) {
+	const f = "aws.cloudtrail.request_parameters"
+	for _, c := range []struct {
+		where, text string
+		row         bool
+		reads       int
+	}{
+		{`LIKE "*static/js/*.js*"`, "{key=static/js/a.js}", true, 1},
+		{`LIKE "*static/js/*.js*"`, "{key=static/css/a.css}", false, 0},
+		{`LIKE "*static/js/*.js*"`, "", false, 0},
+		{`LIKE "*static/js/*.js*" OR true`, "{key=static/css/a.css}", true, 1},
+		{`NOT LIKE "*static/js/*.js*"`, "{key=static/css/a.css}", true, 1},
+	} {
+		p := mustCompile(t, "FROM logs-* | WHERE "+f+" "+c.where+" | KEEP "+f)
+		n := 0
+		rec := lackingFields{matcher.MapFields{f: {{Text: c.text}}}, &n}
+		if c.text == "" {
+			rec.MapFields = matcher.MapFields{}
+		}
+		if _, ok := p.Eval(rec, time.Now()); ok != c.row || n != c.reads {
+			t.Errorf("%s on %q: row %v after %d reads, want %v after %d", c.where, c.text, ok, n, c.row, c.reads)
+		}
+	}
+}

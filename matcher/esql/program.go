@@ -145,16 +145,20 @@ func (s *step) run(k *ctx) bool {
 
 // lacking reports whether the record's input field lacks one of the
 // strings the step needs (then no value of it can match).
-func (s *step) lacking(k *ctx) bool {
-	if s.needs == nil {
+func (s *step) lacking(k *ctx) bool { return lacksAny(k, s.inField, s.needs) }
+
+// lacksAny reports whether the record's field f lacks one of needs, as
+// far as its matcher.TextFields knows.
+func lacksAny(k *ctx, f *matcher.Field, needs []string) bool {
+	if needs == nil {
 		return false
 	}
 	tf, ok := k.f.(matcher.TextFields)
 	if !ok {
 		return false
 	}
-	for _, n := range s.needs {
-		if tf.Lacks(s.inField, n) {
+	for _, n := range needs {
+		if tf.Lacks(f, n) {
 			return true
 		}
 	}
