@@ -1,6 +1,7 @@
 package cloudtrail
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 
@@ -977,6 +978,52 @@ func (e *Event) javaPayload(key string) []matcher.Value {
 	}
 	return nil
 }
+
+// payloadFields are the fields javaPayload renders, by the top-level key
+// of their payload.
+var payloadFields = map[string]string{
+	"aws.cloudtrail.request_parameters":    "requestParameters",
+	"aws.cloudtrail.response_elements":     "responseElements",
+	"aws.cloudtrail.additional_eventdata":  "additionalEventData",
+	"aws.cloudtrail.service_event_details": "serviceEventDetails",
+}
+
+// renderedOnly are the bytes a payload's text can hold outside its keys'
+// and strings' own bytes: punctuation, and the renderings of numbers,
+// booleans, null and timestamps.
+const renderedOnly = "{}[]=, 0123456789.-+:EINTZaefilnrstuy"
+
+// Lacks implements matcher.TextFields: true when f is a payload's text
+// (javaPayload), s has no punctuation the text puts between keys and
+// values and a byte no number, boolean, null or timestamp renders, and
+// the record read in place has no such payload or its MessagePack bytes
+// do not hold s. Each key and string of the text is one of those bytes'
+// strings (cleaning only takes values out), so s, which lies within one
+// of them, would be in the bytes.
+func (e *Event) Lacks(f *matcher.Field, s string) bool {
+	if e.ecs != nil || e.raw != nil || e.mp == nil || e.mpTree {
+		return false
+	}
+	if f.ID < len(e.cache) && e.cache[f.ID].gen == e.gen {
+		return false // read already: the caller reads it cheaply
+	}
+	key, ok := payloadFields[f.Name]
+	if !ok || strings.ContainsAny(s, textPunct) || strings.Trim(s, renderedOnly) == "" {
+		return false
+	}
+	if !e.listTop() {
+		return false
+	}
+	m := e.topMember(key)
+	if m == nil {
+		return true // no payload: topValue finds none
+	}
+	return !bytes.Contains(m.val(e.mp), []byte(s))
+}
+
+// textPunct are the bytes a payload's text puts between its keys and
+// values.
+const textPunct = "{}[]=, "
 
 // one returns a one-value slice carved from the event's arena.
 func (e *Event) one(v matcher.Value) []matcher.Value {

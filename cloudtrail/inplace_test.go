@@ -94,6 +94,7 @@ func checkInPlaceAs(t *testing.T, mp []byte, json bool, top []doc.TopMember, tre
 			}
 		}
 	}
+	checkLacks(t, fields, reset, ref)
 	for _, f := range fields {
 		// Each field on its own (a field that needs the tree builds it,
 		// and the fields read after it would come from the tree), then all
@@ -210,4 +211,34 @@ func FuzzInPlace(f *testing.F) {
 		}
 		checkInPlace(t, mp)
 	})
+}
+
+// checkLacks holds Lacks to the tree's texts: a string it says a payload's
+// text lacks is in none of its values, and it says so of strings missing
+// from the text (absent payloads, keys and values the text does not hold).
+func checkLacks(t *testing.T, fields []*matcher.Field, reset func(*Event), ref *Event) {
+	t.Helper()
+	for _, f := range fields {
+		if _, ok := payloadFields[f.Name]; !ok {
+			continue
+		}
+		want := ref.Values(f)
+		var text string
+		for _, v := range want {
+			text += v.Text + "\n"
+		}
+		probes := []string{"zQxJv", "accessKeyId", "arn:aws:lambda:", "AKIA", "userName", "true", "12", "Z"}
+		probes = append(probes, strings.FieldsFunc(text, func(c rune) bool { return strings.ContainsRune(textPunct+"\n", c) })...)
+		for _, s := range probes {
+			var ev Event
+			reset(&ev)
+			lacks := ev.Lacks(f, s)
+			if lacks && strings.Contains(text, s) {
+				t.Fatalf("%s: Lacks(%q) true, but the text %q holds it", f.Name, s, text)
+			}
+			if s == "zQxJv" && !lacks && ev.mp != nil && !strings.Contains(text, s) && ev.listTop() && ev.topMember(payloadFields[f.Name]) == nil {
+				t.Fatalf("%s: no payload, yet Lacks(%q) false", f.Name, s)
+			}
+		}
+	}
 }

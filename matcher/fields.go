@@ -39,6 +39,14 @@ type DateFields interface {
 	Millis(f *Field) (int64, bool)
 }
 
+// TextFields is a Fields that can sometimes tell, without making a field's
+// values, that none of them contains a string: Lacks reports true only
+// then (false: it may, or it does not know).
+type TextFields interface {
+	Fields
+	Lacks(f *Field, s string) bool
+}
+
 // MapFields is a Fields over a plain map from field name to values, for
 // tests and for callers that already hold resolved values.
 type MapFields map[string][]Value

@@ -329,6 +329,9 @@ func (c *compiler) command(cmd command, e *env, steps *[]step, slots *int, befor
 				c.fail(cmd.patPos[0], "invalid GROK pattern: %s", msg)
 			}
 			st.extract = g.extract
+			if in.field != nil {
+				st.inField, st.needs = in.field, g.needs
+			}
 			for _, o := range g.outs {
 				names = append(names, o.name)
 				types = append(types, o.t)

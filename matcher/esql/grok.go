@@ -3,6 +3,7 @@ package esql
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ type grokOut struct {
 type grokProgram struct {
 	re   *regexp.Regexp
 	outs []grokOut // sorted by name, as ES|QL orders the new columns
+	// needs are strings every text the pattern matches contains: pieces
+	// of its literals without punctuation, for Lacks.
+	needs []string
 }
 
 // compileGrok expands and translates a GROK pattern; the error message
@@ -108,7 +112,7 @@ func compileGrok(pattern string) (*grokProgram, string) {
 		return nil, "the pattern names no field to extract"
 	}
 	sort.Strings(order)
-	g := &grokProgram{re: re}
+	g := &grokProgram{re: re, needs: requiredPieces(`(?m)` + body)}
 	for _, n := range order {
 		g.outs = append(g.outs, *byName[n])
 	}
@@ -435,4 +439,43 @@ func (t *onigToGo) class() {
 	if t.msg == "" {
 		t.refuse("unterminated character class")
 	}
+}
+
+// textPunct are the bytes a payload's Map.toString() text puts between
+// its keys and values ("{", "}", "[", "]", "=", ", "): cut there, the
+// pieces suit a TextFields that knows a payload's keys and values.
+const textPunct = "{}[]=, "
+
+// requiredPieces returns the strings any text the regular expression
+// matches must contain: its literals that every match passes through (a
+// concatenation's, through captures), case-sensitive, cut at textPunct.
+// Nil when there are none or the expression does not parse.
+func requiredPieces(expr string) []string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	var walk func(*syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		switch r.Op {
+		case syntax.OpConcat:
+			for _, sub := range r.Sub {
+				walk(sub)
+			}
+		case syntax.OpCapture:
+			walk(r.Sub[0])
+		case syntax.OpPlus:
+			walk(r.Sub[0]) // at least once
+		case syntax.OpLiteral:
+			if r.Flags&syntax.FoldCase != 0 {
+				return
+			}
+			for _, p := range strings.FieldsFunc(string(r.Rune), func(c rune) bool { return strings.ContainsRune(textPunct, c) }) {
+				out = append(out, p)
+			}
+		}
+	}
+	walk(re)
+	return out
 }

@@ -424,7 +424,7 @@ func (c *compiler) like(e *expr, s scope) cexpr {
 		ms[i] = m
 	}
 	neg, ev := e.neg, x.ev
-	return singleTest(ev, func(_ *ctx, v val) int {
+	out := singleTest(ev, func(_ *ctx, v val) int {
 		for _, m := range ms {
 			if m(v.s) {
 				return b2i(!neg)
@@ -432,4 +432,39 @@ func (c *compiler) like(e *expr, s scope) cexpr {
 		}
 		return b2i(neg)
 	})
+	if e.kind == exLike && !neg && len(e.patterns) == 1 && x.field != nil {
+		// Where only true counts, a record whose field lacks a literal
+		// of the pattern is not read: the test is false or null.
+		if needs := likeNeeds(e.patterns[0]); needs != nil {
+			f, isTrue := x.field, out.isTrue
+			out.isTrue = func(k *ctx) bool { return !lacksAny(k, f, needs) && isTrue(k) }
+		}
+	}
+	return out
+}
+
+// likeNeeds are strings every text a LIKE pattern matches holds: the
+// pattern's literal runs, cut at textPunct. Nil when there are none.
+func likeNeeds(pat string) []string {
+	var needs []string
+	var cur strings.Builder
+	flush := func() {
+		needs = append(needs, strings.FieldsFunc(cur.String(), func(c rune) bool { return strings.ContainsRune(textPunct, c) })...)
+		cur.Reset()
+	}
+	for i := 0; i < len(pat); i++ {
+		switch ch := pat[i]; ch {
+		case '\\':
+			if i+1 < len(pat) {
+				cur.WriteByte(pat[i+1])
+				i++
+			}
+		case '*', '?':
+			flush()
+		default:
+			cur.WriteByte(ch)
+		}
+	}
+	flush()
+	return needs
 }

@@ -79,6 +79,11 @@ type step struct {
 	val     func(*ctx) mv     // EVAL
 	in      func(*ctx) mv     // DISSECT, GROK
 	extract func(string, []mv)
+	// DISSECT, GROK reading a source field: strings every value it
+	// extracts from holds (a GROK pattern's literals); a record whose
+	// field lacks one (matcher.TextFields) extracts nothing.
+	inField *matcher.Field
+	needs   []string
 	slots   []int // DISSECT, GROK columns
 	orders  []sortKey
 	limit   int
@@ -115,6 +120,12 @@ func (s *step) run(k *ctx) bool {
 	case stepEval:
 		k.cols[s.slot] = s.val(k)
 	case stepExtract:
+		if s.lacking(k) {
+			for _, slot := range s.slots {
+				k.cols[slot] = nil
+			}
+			return true
+		}
 		in := s.in(k)
 		outs := k.outs[:0]
 		for range s.slots {
@@ -130,6 +141,28 @@ func (s *step) run(k *ctx) bool {
 		clear(outs)
 	}
 	return true
+}
+
+// lacking reports whether the record's input field lacks one of the
+// strings the step needs (then no value of it can match).
+func (s *step) lacking(k *ctx) bool { return lacksAny(k, s.inField, s.needs) }
+
+// lacksAny reports whether the record's field f lacks one of needs, as
+// far as its matcher.TextFields knows.
+func lacksAny(k *ctx, f *matcher.Field, needs []string) bool {
+	if needs == nil {
+		return false
+	}
+	tf, ok := k.f.(matcher.TextFields)
+	if !ok {
+		return false
+	}
+	for _, n := range needs {
+		if tf.Lacks(f, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Row is one row: named columns, each null or one or more values.
