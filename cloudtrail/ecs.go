@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/trailwatch/trailwatch/matcher"
 
@@ -1008,7 +1009,9 @@ func (e *Event) Lacks(f *matcher.Field, s string) bool {
 		return false // read already: the caller reads it cheaply
 	}
 	key, ok := payloadFields[f.Name]
-	if !ok || strings.ContainsAny(s, textPunct) || strings.Trim(s, renderedOnly) == "" {
+	if !ok || strings.ContainsAny(s, textPunct) || strings.Trim(s, renderedOnly) == "" || !ascii(s) {
+		// Only ASCII is answered: the text's other bytes could come from
+		// a rendering rather than from the record's own.
 		return false
 	}
 	if !e.listTop() {
@@ -1019,6 +1022,16 @@ func (e *Event) Lacks(f *matcher.Field, s string) bool {
 		return true // no payload: topValue finds none
 	}
 	return !bytes.Contains(m.val(e.mp), []byte(s))
+}
+
+// ascii reports whether s is all ASCII.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // textPunct are the bytes a payload's text puts between its keys and

@@ -240,5 +240,11 @@ func checkLacks(t *testing.T, fields []*matcher.Field, reset func(*Event), ref *
 				t.Fatalf("%s: no payload, yet Lacks(%q) false", f.Name, s)
 			}
 		}
+		// Beyond ASCII nothing is answered (a rendering could make it).
+		var ev Event
+		reset(&ev)
+		if ev.Lacks(f, "zQx\uFFFDv") || ev.Lacks(f, "zQxé") {
+			t.Fatalf("%s: Lacks answered for a string beyond ASCII", f.Name)
+		}
 	}
 }
