@@ -1036,7 +1036,7 @@ func ascii(s string) bool {
 
 // textPunct are the bytes a payload's text puts between its keys and
 // values.
-const textPunct = "{}[]=, "
+const textPunct = matcher.TextSeparators
 
 // one returns a one-value slice carved from the event's arena.
 func (e *Event) one(v matcher.Value) []matcher.Value {

@@ -41,11 +41,18 @@ type DateFields interface {
 
 // TextFields is a Fields that can sometimes tell, without making a field's
 // values, that none of them contains a string: Lacks reports true only
-// then (false: it may, or it does not know).
+// then (false: it may, or it does not know). It is asked about strings
+// without TextSeparators.
 type TextFields interface {
 	Fields
 	Lacks(f *Field, s string) bool
 }
+
+// TextSeparators are the bytes a rendered text puts between its parts (a
+// payload's Map.toString(): "{", "}", "[", "]", "=", ", "): a string
+// without them lies within one part, which a TextFields can look for in the
+// record's own bytes.
+const TextSeparators = "{}[]=, "
 
 // MapFields is a Fields over a plain map from field name to values, for
 // tests and for callers that already hold resolved values.

@@ -180,9 +180,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 }
 
 // batchRecords is how many records of a body one commit takes, and
-// pieceRecords and pieceBytes how many are parsed at a time: a body's
-// trees are built a piece at a time, and only the records that match stay
-// until their batch commits.
+// pieceRecords and pieceBytes how many are handed to the engine at a time
+// (which reads their text in place and keeps only the records that match
+// until their batch commits).
 const (
 	batchRecords = 4096
 	pieceRecords = 256

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/trailwatch/trailwatch/matcher"
 )
 
 // GROK, as ES|QL runs it (Grok.java, GrokEvaluatorExtracter.java): the
@@ -441,10 +443,9 @@ func (t *onigToGo) class() {
 	}
 }
 
-// textPunct are the bytes a payload's Map.toString() text puts between
-// its keys and values ("{", "}", "[", "]", "=", ", "): cut there, the
-// pieces suit a TextFields that knows a payload's keys and values.
-const textPunct = "{}[]=, "
+// textPunct: cut at matcher.TextSeparators, literal pieces suit a
+// TextFields that knows a payload's keys and values.
+const textPunct = matcher.TextSeparators
 
 // requiredPieces returns the strings any text the regular expression
 // matches must contain: its literals that every match passes through (a
