@@ -75,8 +75,11 @@ type Engine struct {
 	provider *matcher.Field
 	action   *matcher.Field
 	eventID  *matcher.Field
-	excepts  map[*conf.Rule][]*conf.Exception
-	noCaps   bool
+	// recIDs remembers the records the aggregating ES|QL rules counted
+	// (nil without such rules); see replay.go.
+	recIDs  *recordIDs
+	excepts map[*conf.Rule][]*conf.Exception
+	noCaps  bool
 	// evalNanos and evalCount time sampled evaluations, per query.
 	evalNanos []atomic.Int64
 	evalCount []atomic.Int64
@@ -149,6 +152,9 @@ type Options struct {
 	// the sinks beside its shell alert.
 	SeqCap         int
 	BuildingBlocks bool
+	// MaxRecordIDs bounds the records the aggregating ES|QL rules
+	// remember, so as to count none twice (default MaxRecordIDs).
+	MaxRecordIDs int
 	// Fleet, when set, shares new_terms history and alert ids with the
 	// other nodes of a fleet (see fleet.go).
 	Fleet *fleet.Client
@@ -271,6 +277,15 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.maxFrom = max(e.maxFrom, r.FromDur)
 		}
 	}
+	maxIDs := o.MaxRecordIDs
+	if maxIDs <= 0 {
+		maxIDs = MaxRecordIDs
+	}
+	if !o.Backfill {
+		if err := e.newRecordIDs(maxIDs); err != nil {
+			return nil, err
+		}
+	}
 	sets, rules, hists := len(e.termSets), len(e.rules), len(e.histories)
 	e.pool.New = func() any {
 		return &worker{terms: make([]termMemo, sets), hists: make([]histMemo, hists), matches: make([]int, rules)}
@@ -339,6 +354,12 @@ type Stats struct {
 	Late        int            // counts older than every run to come (not kept)
 	Sequences   int            // EQL sequences completed
 	SeqDropped  int            // sequences in flight dropped at a rule's SeqCap
+	// Replayed are records the aggregating ES|QL rules had counted before
+	// (the same eventID: a chunk or request sent again, a file scanned
+	// again), not counted again; IDsForgotten the remembered ids dropped
+	// at MaxRecordIDs (a record of theirs given again would count again).
+	Replayed     int
+	IDsForgotten int
 	// FleetDuplicates are alerts another node of the fleet sent (not sent
 	// again); Unconfirmed alerts went out on the local verdict, the fleet
 	// not answering (trailwatch.fleet.unconfirmed in their documents).
@@ -379,6 +400,8 @@ func (s *Stats) Add(o Stats) {
 	s.Late += o.Late
 	s.Sequences += o.Sequences
 	s.SeqDropped += o.SeqDropped
+	s.Replayed += o.Replayed
+	s.IDsForgotten += o.IDsForgotten
 	s.FleetDuplicates += o.FleetDuplicates
 	s.Unconfirmed += o.Unconfirmed
 	for k, v := range o.Excepted {
@@ -483,6 +506,13 @@ type worker struct {
 	// seqEvents are the batch's records that match a sequence rule's
 	// stages, matched against the sequences in flight at commit.
 	seqEvents []seqEvent
+	// The record memory of the aggregating rules: the current record's
+	// verdict (idOf: worker.n of the record), the batch's new ids by slot
+	// and its records given again.
+	idOf     uint64
+	idSeen   bool
+	batchIDs map[uint64]int64
+	replays  int
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -571,6 +601,8 @@ func (e *Engine) NewBatch() *Batch {
 		w.jbuf = nil // a huge record's buffer is not kept for the next batch
 	}
 	w.jbuf, w.jkeep = w.jbuf[:0], 0
+	clear(w.batchIDs)
+	w.replays = 0
 	// The batch lives in the worker, with buffers kept from batch to batch
 	// (cleared, so that they hold on to no record): nothing of a batch that
 	// no rule matches goes to the heap.
@@ -650,6 +682,8 @@ func (b *Batch) Commit() (Result, error) {
 		clear(w.batchTerms)
 		w.pending, w.alerts, w.batchTerms = b.pending[:0], b.alerts[:0], w.batchTerms[:0]
 		w.resetArenas()
+		clear(w.batchIDs)
+		w.replays = 0
 		*b = Batch{}
 		e.pool.Put(w)
 	}()
@@ -662,6 +696,7 @@ func (b *Batch) Commit() (Result, error) {
 			w.matches[i] = 0
 		}
 	}
+	st.Replayed += w.replays
 	clock := e.clockOf(b)
 	if len(b.alerts) == 0 && len(w.counts) == 0 && len(w.accs) == 0 && len(w.seqEvents) == 0 && !b.drain && (clock.IsZero() || clock.UnixMilli() < e.nextDue.Load()) {
 		return Result{Stats: b.stats}, nil
@@ -720,6 +755,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	var kept []*Alert
 	var docs [][]byte
 	var fc *fleetCommit
+	var ic idCommit
 	emit := func(v *store.Verdicts) ([]store.Alert, error) {
 		if e.backfill {
 			return nil, nil
@@ -782,6 +818,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			if drain {
 				clock = e.drainClock(v.Windows(), ingested)
 			}
+			if err := e.writeRecordIDs(v.Windows(), w, clock, &ic); err != nil {
+				return nil, err
+			}
 			if err := e.mergeAccs(v.Windows(), w.accs, &rs); err != nil {
 				return nil, err
 			}
@@ -826,6 +865,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	if fc != nil {
 		e.fleet.Publish(fc.publish)
 	}
+	st.IDsForgotten += e.applyRecordIDs(w, ic)
 	st.Overflow += cr.Overflow
 	st.Duplicates += cr.Duplicates
 	st.Suppressed += cr.Suppressed

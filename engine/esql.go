@@ -58,6 +58,9 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 		if ms < 0 {
 			return alerts
 		}
+		if e.replayed(w, ms) {
+			return alerts // counted when it was given before
+		}
 		k := accKey{sched: si, bucket: floorDiv(ms, sc.bucket) * sc.bucket}
 		if w.accs == nil {
 			w.accs = map[accKey]*esql.Acc{}

@@ -49,12 +49,33 @@ func crashStream() []string {
 	return out
 }
 
+// crashESQLRule counts the same failures with ES|QL's STATS: a record
+// given again after a kill (the child replays the stream from its start)
+// must not count twice, or the rows' counts, and so the alerts, differ.
+const crashESQLRule = `[rule]
+name = "failures by account"
+rule_id = "esql-crash"
+type = "esql"
+language = "esql"
+severity = "high"
+risk_score = 73
+from = "now-10m"
+interval = "5m"
+query = '''
+from logs-aws.cloudtrail-*
+| where event.provider == "signin.amazonaws.com" and event.outcome == "failure"
+| stats Esql.failures = count(*) by cloud.account.id
+| where Esql.failures >= 70
+'''
+`
+
 func crashRules(dir string) (*conf.RuleSet, error) {
-	p := filepath.Join(dir, "rule.toml")
-	if err := os.WriteFile(p, []byte(crashRule), 0o600); err != nil {
-		return nil, err
+	for name, rule := range map[string]string{"rule.toml": crashRule, "esql.toml": crashESQLRule} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(rule), 0o600); err != nil {
+			return nil, err
+		}
 	}
-	return conf.LoadRules(cloudtrail.NewSchema(), p)
+	return conf.LoadRules(cloudtrail.NewSchema(), dir)
 }
 
 // crashBatch is the batches' size, the same in every life: an agent
@@ -169,12 +190,32 @@ func TestThresholdSurvivesSIGKILL(t *testing.T) {
 	if len(want) < 20 {
 		t.Fatalf("the stream makes only %d alerts: too few to test", len(want))
 	}
+	// How long a child lives when nobody kills it, so that the kills fall
+	// within its stream (it was often over before the kill).
+	life := func() time.Duration {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "TRAILWATCH_THRESHOLD_CRASH_CHILD="+t.TempDir())
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("child: %v: %s", err, out)
+		}
+		return time.Since(t0)
+	}()
+	esqlAlerts := 0
+	for _, d := range want {
+		if strings.Contains(d, `"esql-crash"`) {
+			esqlAlerts++
+		}
+	}
+	if esqlAlerts < 20 || esqlAlerts == len(want) {
+		t.Fatalf("the stream makes %d alerts of the ES|QL rule among %d: both rules must alert", esqlAlerts, len(want))
+	}
 
 	dir := t.TempDir()
 	kills := 0
 	for round := 0; ; round++ {
-		if round > 60 {
-			t.Fatal("the child never finished")
+		if round > 200 {
+			t.Fatalf("after %d rounds, %d kills and no child that finished after the last", round, kills)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "TRAILWATCH_THRESHOLD_CRASH_CHILD="+dir)
@@ -184,7 +225,7 @@ func TestThresholdSurvivesSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 		if kills < 15 {
-			time.Sleep(time.Duration(10+rand.IntN(150)) * time.Millisecond)
+			time.Sleep(rand.N(life * 9 / 10))
 			cmd.Process.Signal(syscall.SIGKILL)
 		}
 		err := cmd.Wait()
@@ -195,7 +236,10 @@ func TestThresholdSurvivesSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("child: %v: %s", err, stderr.String())
 		}
-		if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
+		// A child that finished before its kill is followed by another,
+		// which replays the whole stream on the finished state (and must
+		// make nothing new), until 15 kills have landed.
+		if _, err := os.Stat(filepath.Join(dir, "done")); err == nil && kills >= 15 {
 			break
 		}
 	}
@@ -236,5 +280,5 @@ func TestThresholdSurvivesSIGKILL(t *testing.T) {
 	if len(missing) > 0 || len(extra) > 0 {
 		t.Fatalf("after %d kills: %d alerts missing %v, %d not made by the uninterrupted run %v", kills, len(missing), missing, len(extra), extra)
 	}
-	t.Logf("%d kills: %d alerts, as the uninterrupted run (%d lines delivered, redeliveries included)", kills, len(got), lines)
+	t.Logf("%d kills (a child lives %v): %d alerts, as the uninterrupted run (%d lines delivered, redeliveries included)", kills, life, len(got), lines)
 }

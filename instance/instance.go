@@ -57,10 +57,15 @@ type Instance struct {
 	Suppressed atomic.Int64
 	Capped     atomic.Int64
 	// WindowFull counts scheduled rules' counts refused at their cap.
-	WindowFull  atomic.Int64
-	watched     string // fingerprint of the rule and exception files
-	metrics     *http.Server
-	metricsAddr string
+	WindowFull atomic.Int64
+	// Replayed counts records the aggregating rules had counted before
+	// (not counted again); IDsForgotten remembered record ids dropped at
+	// engine.MaxRecordIDs.
+	Replayed     atomic.Int64
+	IDsForgotten atomic.Int64
+	watched      string // fingerprint of the rule and exception files
+	metrics      *http.Server
+	metricsAddr  string
 
 	mu       sync.Mutex
 	matches  map[string]int64 // records matched, by rule name
@@ -268,6 +273,10 @@ func (in *Instance) account(res engine.Result) {
 		in.mu.Unlock()
 	}
 	in.WindowFull.Add(int64(res.Stats.WindowFull))
+	in.Replayed.Add(int64(res.Stats.Replayed))
+	if res.Stats.IDsForgotten > 0 && in.IDsForgotten.Add(int64(res.Stats.IDsForgotten)) == int64(res.Stats.IDsForgotten) {
+		in.Log.Warnf("more records than the %d the aggregating rules remember: the oldest forgotten (given again, they would count again); logged once, counted in trailwatch_record_ids_forgotten_total", engine.MaxRecordIDs)
+	}
 	if res.Stats.WindowFull > 0 {
 		in.Log.Warnf("%d counts of scheduled rules not kept: a rule's window state is full (%d entries)", res.Stats.WindowFull, engine.WindowCap)
 	}

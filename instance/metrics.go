@@ -13,6 +13,7 @@ type collector struct {
 	storeSize, suppressed, capped, excepted     *prometheus.Desc
 	skipped, evalSeconds, evalSamples           *prometheus.Desc
 	runs, windowFull, windowGroups              *prometheus.Desc
+	replayed, idsForgotten                      *prometheus.Desc
 }
 
 // NewCollector exposes an instance's counters to Prometheus.
@@ -42,12 +43,14 @@ func NewCollector(in *Instance) prometheus.Collector {
 		runs:         d("rule_runs_total", "Scheduled runs made (threshold and aggregating ES|QL rules), by rule.", "rule"),
 		windowFull:   d("window_counts_dropped_total", "Counts of scheduled rules not kept: the rule's window state was full."),
 		windowGroups: d("rule_window_groups", "Groups a scheduled rule holds in its window state, by rule_id.", "rule_id"),
+		replayed:     d("records_replayed_total", "Records the aggregating ES|QL rules had counted before (the same eventID), not counted again."),
+		idsForgotten: d("record_ids_forgotten_total", "Record ids the aggregating ES|QL rules forgot at their bound (given again, those records would count again)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.refused, c.matched, c.alerts, c.delivered, c.failures,
-		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups} {
+		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups, c.replayed, c.idsForgotten} {
 		ch <- d
 	}
 	describeFleet(ch)
@@ -90,6 +93,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.in.mu.Unlock()
 	counter(c.windowFull, c.in.WindowFull.Load())
+	counter(c.replayed, c.in.Replayed.Load())
+	counter(c.idsForgotten, c.in.IDsForgotten.Load())
 	if ws, err := c.in.st.WindowStats(); err == nil {
 		for _, w := range ws {
 			ch <- prometheus.MustNewConstMetric(c.windowGroups, prometheus.GaugeValue, float64(w.Groups), w.Rule)

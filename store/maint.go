@@ -182,6 +182,9 @@ type Stats struct {
 	Terms      int
 	Outbox     int
 	Overflowed int
+	// RecordIDs are the records the aggregating rules remember having
+	// counted (engine.MaxRecordIDs at most).
+	RecordIDs  int
 	FirstSeen  time.Time
 	LatestSeen time.Time
 }
@@ -199,6 +202,11 @@ func (s *Store) Stats() (st Stats, err error) {
 		st.LatestSeen, _ = getTime(meta.Get(keyLatestSeen))
 		st.Overflowed, _ = strconv.Atoi(string(meta.Get(keyOverflow)))
 		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
+		if b := tx.Bucket(bucketRecordIDs); b != nil {
+			if err := b.ForEach(func(_, v []byte) error { st.RecordIDs += len(v) / 8; return nil }); err != nil {
+				return err
+			}
+		}
 		rules := tx.Bucket(bucketRules)
 		terms := tx.Bucket(bucketTerms)
 		return terms.ForEachBucket(func(rule []byte) error {

@@ -232,7 +232,21 @@ func (w *Windows) DropBefore(rule string, bucket int64) (int, error) {
 	if b == nil {
 		return 0, nil
 	}
-	end := binary.BigEndian.AppendUint64(nil, uint64(bucket))
+	n, err := deleteBefore(b, binary.BigEndian.AppendUint64(nil, uint64(bucket)))
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		if err := w.setSize(rule, max(0, w.Size(rule)-n)); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// deleteBefore deletes b's keys that sort before end, and returns how
+// many went.
+func deleteBefore(b *bolt.Bucket, end []byte) (int, error) {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
@@ -240,11 +254,6 @@ func (w *Windows) DropBefore(rule string, bucket int64) (int, error) {
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	if len(keys) > 0 {
-		if err := w.setSize(rule, max(0, w.Size(rule)-len(keys))); err != nil {
 			return 0, err
 		}
 	}

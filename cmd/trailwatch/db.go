@@ -129,8 +129,8 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 			}
 			tw.Flush()
 		}
-		fmt.Fprintf(stdout, "\n%s: %d bytes, %s in %s, %s in the outbox, %d dropped on a full outbox\n",
-			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "history"), plural(s.Outbox, "alert"), s.Overflowed)
+		fmt.Fprintf(stdout, "\n%s: %d bytes, %s in %s, %s in the outbox, %d dropped on a full outbox, %s remembered as counted by aggregating rules\n",
+			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "history"), plural(s.Outbox, "alert"), s.Overflowed, plural(s.RecordIDs, "record"))
 	case "prune":
 		windows := map[string]time.Duration{}
 		if len(rules) > 0 {

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trailwatch/trailwatch/store"
+)
+
+// countRule counts an account's failed logins with ES|QL and alerts at 3.
+func countRule(t *testing.T) string {
+	return esqlRule(t, `FROM logs-aws.cloudtrail-*
+| WHERE event.provider == "signin.amazonaws.com"
+| STATS Esql.count = COUNT(*) BY cloud.account.id
+| WHERE Esql.count >= 3`)
+}
+
+// fed gives e the batches, and returns their alerts and the records taken
+// for ones counted before.
+func fed(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, replayed int) {
+	t.Helper()
+	for _, b := range batches {
+		res, err := e.ProcessBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayed += res.Stats.Replayed
+		for _, a := range res.Alerts {
+			alerts = append(alerts, a.Doc())
+		}
+	}
+	return alerts, replayed
+}
+
+// drained is fed, then the engine drained.
+func drained(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, replayed int) {
+	t.Helper()
+	alerts, replayed = fed(t, e, batches...)
+	res, err := e.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Alerts {
+		alerts = append(alerts, a.Doc())
+	}
+	return alerts, replayed
+}
+
+// TestAggregatesCountARecordOnce: a record given again (in the same batch,
+// in a later batch, after a restart on the same state file) counts once in
+// an aggregating ES|QL rule, as Elasticsearch indexes a record read again
+// once; three distinct records make the alert two given twice do not.
+func TestAggregatesCountARecordOnce(t *testing.T) {
+	rs := ruleSet(t, countRule(t))
+	two := logins(t, 2, at("10:01:00"), "111", "192.0.2.1", "root")
+	third := login(t, at("10:01:30"), "111", "192.0.2.1", "root")
+
+	e, _ := newEngine(t, rs, Options{TimeSource: EventTime})
+	alerts, replayed := drained(t, e, append(append([]Record{}, two...), third))
+	if len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || replayed != 0 {
+		t.Fatalf("three records: alerts %v, %d replayed; want one alert counting 3", alerts, replayed)
+	}
+
+	e, _ = newEngine(t, rs, Options{TimeSource: EventTime})
+	if alerts, replayed = drained(t, e, append(append([]Record{}, two...), two[0])); len(alerts) != 0 || replayed != 1 {
+		t.Errorf("a record twice in one batch: alerts %v, %d replayed; want none, 1", alerts, replayed)
+	}
+
+	e, _ = newEngine(t, rs, Options{TimeSource: EventTime})
+	if alerts, replayed = drained(t, e, two, two); len(alerts) != 0 || replayed != 2 {
+		t.Errorf("a batch given twice: alerts %v, %d replayed; want none, 2", alerts, replayed)
+	}
+
+	// Across a restart: the first life counts two records, the second is
+	// given them again and a third.
+	path := filepath.Join(t.TempDir(), "state.db")
+	life := func(batches ...[]Record) ([]map[string]any, int) {
+		st, err := store.Open(path, store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e, err := New(rs, Options{State: st, TimeSource: EventTime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fed(t, e, batches...)
+	}
+	if alerts, _ := life(two); len(alerts) != 0 {
+		t.Fatalf("first life: %v", alerts)
+	}
+	if _, replayed := life(two); replayed != 2 {
+		t.Errorf("after a restart, the same records: %d replayed, want 2", replayed)
+	}
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err = New(rs, Options{State: st, TimeSource: EventTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, replayed = drained(t, e, []Record{two[1], third})
+	st.Close()
+	if len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || replayed != 1 {
+		t.Errorf("third life, one record again and a new one: alerts %v, %d replayed; want one alert counting 3, 1", alerts, replayed)
+	}
+}
+
+// TestRecordIDsBounded: the records remembered stay within MaxRecordIDs
+// (the oldest slots forgotten, counted), in memory and in the state file;
+// a record of a slot kept is still known, one of a slot forgotten counts
+// again; and slots no window can count any more leave the file.
+func TestRecordIDsBounded(t *testing.T) {
+	rs := ruleSet(t, countRule(t))
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := New(rs, Options{State: st, TimeSource: EventTime, MaxRecordIDs: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200 logins 3 s apart: ten minutes, 20 a slot, all within the
+	// rule's 11 minutes.
+	recs := logins(t, 200, at("10:00:00"), "111", "192.0.2.1", "root")
+	forgotten := 0
+	for i := 0; i < len(recs); i += 10 {
+		res, err := e.ProcessBatch(recs[i : i+10])
+		if err != nil {
+			t.Fatal(err)
+		}
+		forgotten += res.Stats.IDsForgotten
+		if n := len(e.recIDs.at); n > 50 {
+			t.Fatalf("after batch %d: %d ids remembered, bound 50", i/10, n)
+		}
+	}
+	if forgotten < 150 {
+		t.Errorf("%d ids forgotten, want at least 150", forgotten)
+	}
+	inFile := func() int {
+		n := 0
+		if err := st.RecordIDs(func(_ int64, ids []uint64) { n += len(ids) }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := inFile(); n != len(e.recIDs.at) {
+		t.Errorf("%d ids in the state file, %d in memory", n, len(e.recIDs.at))
+	}
+	res, err := e.ProcessBatch(recs[190:])
+	if err != nil || res.Stats.Replayed != 10 {
+		t.Errorf("the last records again: %d replayed (%v), want 10", res.Stats.Replayed, err)
+	}
+	res, err = e.ProcessBatch(recs[:10])
+	if err != nil || res.Stats.Replayed != 0 {
+		t.Errorf("the first records again, forgotten: %d replayed (%v), want 0", res.Stats.Replayed, err)
+	}
+
+	// An hour later the window holds none of them: their slots leave the
+	// file at the next batch.
+	later := logins(t, 5, at("11:00:00"), "111", "192.0.2.1", "root")
+	if _, err := e.ProcessBatch(later); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := inFile(), len(e.recIDs.at); n != 5 || m != 5 {
+		t.Errorf("an hour later: %d ids in the file, %d in memory; want the 5 new ones", n, m)
+	}
+}
+
+// TestRecordIDsOnlyWithAggregatingRules: an engine without aggregating
+// ES|QL rules keeps no record memory, and a threshold rule keeps counting
+// by eventID as before.
+func TestRecordIDsOnlyWithAggregatingRules(t *testing.T) {
+	src := strings.Replace(countRule(t), "| STATS Esql.count = COUNT(*) BY cloud.account.id\n| WHERE Esql.count >= 3", "", 1)
+	e, _ := newEngine(t, ruleSet(t, src), Options{TimeSource: EventTime})
+	if e.recIDs != nil {
+		t.Fatal("a per-record ES|QL rule made a record memory")
+	}
+	recs := logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root")
+	alerts, replayed := drained(t, e, recs, recs)
+	if replayed != 0 || len(alerts) != 2 {
+		t.Errorf("a per-record rule given its records twice: %d alerts (the second time deduplicated by id), %d replayed", len(alerts), replayed)
+	}
+}
