@@ -56,8 +56,10 @@ type Instance struct {
 	// over their rule's max_signals.
 	Suppressed atomic.Int64
 	Capped     atomic.Int64
-	// WindowFull counts scheduled rules' counts refused at their cap.
+	// WindowFull counts scheduled rules' counts refused at their cap;
+	// Late those older than every run to come.
 	WindowFull atomic.Int64
+	Late       atomic.Int64
 	// Replayed counts records the aggregating rules had counted before
 	// (not counted again); IDsForgotten remembered record ids dropped at
 	// engine.MaxRecordIDs.
@@ -273,9 +275,12 @@ func (in *Instance) account(res engine.Result) {
 		in.mu.Unlock()
 	}
 	in.WindowFull.Add(int64(res.Stats.WindowFull))
+	if n := int64(res.Stats.Late); n > 0 && in.Late.Add(n) == n {
+		in.Log.Warnf("%d counts of scheduled rules not kept: older than every run to come (on the event clock, records that arrive after the runs that could have counted them, such as a backlog flushed after newer chunks); logged once, counted in trailwatch_window_counts_late_total", n)
+	}
 	in.Replayed.Add(int64(res.Stats.Replayed))
 	if res.Stats.IDsForgotten > 0 && in.IDsForgotten.Add(int64(res.Stats.IDsForgotten)) == int64(res.Stats.IDsForgotten) {
-		in.Log.Warnf("more records than the %d the aggregating rules remember: the oldest forgotten (given again, they would count again); logged once, counted in trailwatch_record_ids_forgotten_total", engine.MaxRecordIDs)
+		in.Log.Infof("the aggregating rules remember the %d records they counted last (a record among them given again counts once); older ones are forgotten from now on, counted in trailwatch_record_ids_forgotten_total (logged once)", engine.MaxRecordIDs)
 	}
 	if res.Stats.WindowFull > 0 {
 		in.Log.Warnf("%d counts of scheduled rules not kept: a rule's window state is full (%d entries)", res.Stats.WindowFull, engine.WindowCap)

@@ -342,3 +342,62 @@ func TestEventTimeFarAheadWarned(t *testing.T) {
 		t.Errorf("%v, %d alerts; log:\n%s", err, len(res.Alerts), logs.String())
 	}
 }
+
+// TestLateCountsWarned: on the event clock, a record that arrives after the
+// runs that could have counted it (a backlog flushed after newer chunks) is
+// not kept by the scheduled rules: the plugin says so once and counts it,
+// rather than losing it silently; a record given again to an aggregating
+// ES|QL rule is counted as replayed.
+func TestLateCountsWarned(t *testing.T) {
+	dir := t.TempDir()
+	rule := `[rule]
+name = "failures by account"
+rule_id = "esql-late"
+type = "esql"
+language = "esql"
+severity = "high"
+risk_score = 73
+from = "now-6m"
+query = '''
+from logs-aws.cloudtrail-*
+| where event.provider == "signin.amazonaws.com"
+| stats Esql.count = count(*) by cloud.account.id
+| where Esql.count >= 3
+'''
+`
+	if err := os.WriteFile(filepath.Join(dir, "rule.toml"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, _, logs := open(t, map[string]string{"rules": dir, "time_source": "event", "metrics_listen": "127.0.0.1:0"})
+	login := func(id, at string) engine.Record {
+		n, err := doc.ParseJSON([]byte(fmt.Sprintf(`{"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","eventID":%q,"eventTime":"2026-05-04T%sZ","userIdentity":{"type":"Root","accountId":"111"}}`, id, at)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return engine.Record{Node: n}
+	}
+	for _, batch := range [][]engine.Record{
+		{login("a", "10:00:00")},
+		{login("b", "11:00:00")}, // the clock passes the runs of ten o'clock
+		{login("c", "10:00:30")}, // late
+		{login("b", "11:00:00")}, // given again
+	} {
+		if _, err := in.Process(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(logs.String(), "1 counts of scheduled rules not kept: older than every run to come") {
+		t.Errorf("no warning of the late record; log:\n%s", logs.String())
+	}
+	resp, err := http.Get("http://" + in.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"trailwatch_window_counts_late_total 1", "trailwatch_records_replayed_total 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

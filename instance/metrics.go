@@ -13,7 +13,7 @@ type collector struct {
 	storeSize, suppressed, capped, excepted     *prometheus.Desc
 	skipped, evalSeconds, evalSamples           *prometheus.Desc
 	runs, windowFull, windowGroups              *prometheus.Desc
-	replayed, idsForgotten                      *prometheus.Desc
+	replayed, idsForgotten, late                *prometheus.Desc
 }
 
 // NewCollector exposes an instance's counters to Prometheus.
@@ -43,6 +43,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 		runs:         d("rule_runs_total", "Scheduled runs made (threshold and aggregating ES|QL rules), by rule.", "rule"),
 		windowFull:   d("window_counts_dropped_total", "Counts of scheduled rules not kept: the rule's window state was full."),
 		windowGroups: d("rule_window_groups", "Groups a scheduled rule holds in its window state, by rule_id.", "rule_id"),
+		late:         d("window_counts_late_total", "Counts of scheduled rules not kept: older than every run to come."),
 		replayed:     d("records_replayed_total", "Records the aggregating ES|QL rules had counted before (the same eventID), not counted again."),
 		idsForgotten: d("record_ids_forgotten_total", "Record ids the aggregating ES|QL rules forgot at their bound (given again, those records would count again)."),
 	}
@@ -50,7 +51,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.malformed, c.retries, c.overflow, c.refused, c.matched, c.alerts, c.delivered, c.failures,
-		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups, c.replayed, c.idsForgotten} {
+		c.depth, c.storeSize, c.suppressed, c.capped, c.excepted, c.skipped, c.evalSeconds, c.evalSamples, c.runs, c.windowFull, c.windowGroups, c.replayed, c.idsForgotten, c.late} {
 		ch <- d
 	}
 	describeFleet(ch)
@@ -93,6 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.in.mu.Unlock()
 	counter(c.windowFull, c.in.WindowFull.Load())
+	counter(c.late, c.in.Late.Load())
 	counter(c.replayed, c.in.Replayed.Load())
 	counter(c.idsForgotten, c.in.IDsForgotten.Load())
 	if ws, err := c.in.st.WindowStats(); err == nil {
