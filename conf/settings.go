@@ -19,6 +19,7 @@ type Settings struct {
 	MetricsListen  string        // metrics_listen: address serving /metrics ("" off)
 	DB             string        // db: the bbolt state file
 	TimeSource     string        // time_source: ingested | event
+	EventClockLag  time.Duration // event_clock_lag: how far scheduled runs trail the latest eventTime
 	LearningPeriod time.Duration // learning_period
 	GeoIPDB        string        // geoip_db: MaxMind City database
 	ASNDB          string        // asn_db: MaxMind ASN database
@@ -58,6 +59,7 @@ var Properties = []Property{
 	{"metrics_listen", "", "serve Prometheus metrics at http://ADDR/metrics (a bare port means 127.0.0.1)"},
 	{"db", "trailwatch.db", "the bbolt state file: new_terms history and alert outbox (created 0600)"},
 	{"time_source", "ingested", "clock for new_terms windows: ingested or event"},
+	{"event_clock_lag", "0", "with time_source event, how far the scheduled rules' runs trail the latest eventTime, so that a record arriving that much out of order (a backlog flushed after newer chunks) still counts"},
 	{"learning_period", "", "record new terms without alerting for this long after the first (e.g. 24h, 7d)"},
 	{"geoip_db", "", "MaxMind GeoIP2/GeoLite2 City database: fills source.geo.*"},
 	{"asn_db", "", "MaxMind GeoLite2 ASN database: fills source.as.*"},
@@ -154,6 +156,7 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 		bad("time_source", "ingested or event")
 	}
 	s.LearningPeriod = duration("learning_period", true)
+	s.EventClockLag = duration("event_clock_lag", true)
 	s.PruneInterval = duration("prune_interval", false)
 	s.ExitTimeout = duration("exit_timeout", true)
 	s.AlertStdout = onOff("alert_stdout")

@@ -78,6 +78,7 @@ type Engine struct {
 	// recIDs remembers the records the aggregating ES|QL rules counted
 	// (nil without such rules); see replay.go.
 	recIDs  *recordIDs
+	lag     time.Duration // Options.EventClockLag
 	excepts map[*conf.Rule][]*conf.Exception
 	noCaps  bool
 	// evalNanos and evalCount time sampled evaluations, per query.
@@ -155,6 +156,10 @@ type Options struct {
 	// MaxRecordIDs bounds the records the aggregating ES|QL rules
 	// remember, so as to count none twice (default MaxRecordIDs).
 	MaxRecordIDs int
+	// EventClockLag: on the event clock, the scheduled rules' runs trail
+	// the latest eventTime by this much, so that records arriving that
+	// much out of order still count.
+	EventClockLag time.Duration
 	// Fleet, when set, shares new_terms history and alert ids with the
 	// other nodes of a fleet (see fleet.go).
 	Fleet *fleet.Client
@@ -277,6 +282,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.maxFrom = max(e.maxFrom, r.FromDur)
 		}
 	}
+	e.lag = max(o.EventClockLag, 0)
 	maxIDs := o.MaxRecordIDs
 	if maxIDs <= 0 {
 		maxIDs = MaxRecordIDs
@@ -717,7 +723,10 @@ func (e *Engine) clockOf(b *Batch) time.Time {
 		return time.Time{}
 	}
 	if e.source == EventTime {
-		return b.w.maxEvent
+		if b.w.maxEvent.IsZero() {
+			return time.Time{}
+		}
+		return b.w.maxEvent.Add(-e.lag)
 	}
 	return b.ingested
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -184,5 +185,44 @@ func TestRecordIDsOnlyWithAggregatingRules(t *testing.T) {
 	alerts, replayed := drained(t, e, recs, recs)
 	if replayed != 0 || len(alerts) != 2 {
 		t.Errorf("a per-record rule given its records twice: %d alerts (the second time deduplicated by id), %d replayed", len(alerts), replayed)
+	}
+}
+
+// TestEventClockLag: on the event clock a record that arrives after a
+// newer one has moved the clock past the run that would have counted it is
+// late (not counted, counted as late); with EventClockLag the runs wait,
+// and it counts.
+func TestEventClockLag(t *testing.T) {
+	rs := ruleSet(t, countRule(t))
+	batches := [][]Record{
+		logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root"),
+		{login(t, at("10:08:00"), "222", "192.0.2.1", "root")}, // moves the clock past the run of 10:05
+		{login(t, at("10:02:00"), "111", "192.0.2.1", "root")}, // six minutes out of order
+	}
+	for _, c := range []struct {
+		lag          time.Duration
+		alerts, late int
+	}{{0, 0, 1}, {10 * time.Minute, 1, 0}} {
+		e, _ := newEngine(t, rs, Options{TimeSource: EventTime, EventClockLag: c.lag})
+		late := 0
+		var alerts []map[string]any
+		for _, b := range batches {
+			res, err := e.ProcessBatch(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			late += res.Stats.Late
+			for _, a := range res.Alerts {
+				alerts = append(alerts, a.Doc())
+			}
+		}
+		more, _ := drained(t, e)
+		alerts = append(alerts, more...)
+		if len(alerts) != c.alerts || late != c.late {
+			t.Errorf("lag %v: %d alerts %v, %d late; want %d, %d", c.lag, len(alerts), alerts, late, c.alerts, c.late)
+		}
+		if c.alerts == 1 && alerts[0]["Esql.count"] != int64(3) {
+			t.Errorf("lag %v: alert %v, want a count of 3", c.lag, alerts[0])
+		}
 	}
 }

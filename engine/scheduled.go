@@ -605,5 +605,5 @@ func (e *Engine) drainClock(ws *store.Windows, now time.Time) time.Time {
 	if e.source != EventTime && (!ok || now.After(c)) {
 		c = now
 	}
-	return c.Add(e.maxFrom)
+	return c.Add(e.maxFrom + e.lag)
 }

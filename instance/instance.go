@@ -127,7 +127,7 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 		}
 	}()
 	ts, _ := engine.ParseTimeSource(set.TimeSource)
-	opts := engine.Options{State: st, TimeSource: ts, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc, BuildingBlocks: set.BuildingBlocks, Fleet: fc}
+	opts := engine.Options{State: st, TimeSource: ts, EventClockLag: set.EventClockLag, Learning: set.LearningPeriod, Enricher: enr, Exceptions: exc, BuildingBlocks: set.BuildingBlocks, Fleet: fc}
 	eng, err := engine.New(rs, opts)
 	if err != nil {
 		return nil, err
@@ -276,7 +276,7 @@ func (in *Instance) account(res engine.Result) {
 	}
 	in.WindowFull.Add(int64(res.Stats.WindowFull))
 	if n := int64(res.Stats.Late); n > 0 && in.Late.Add(n) == n {
-		in.Log.Warnf("%d counts of scheduled rules not kept: older than every run to come (on the event clock, records that arrive after the runs that could have counted them, such as a backlog flushed after newer chunks); logged once, counted in trailwatch_window_counts_late_total", n)
+		in.Log.Warnf("%d counts of scheduled rules not kept: older than every run to come (on the event clock, records that arrive after the runs that could have counted them, such as a backlog flushed after newer chunks: event_clock_lag makes runs wait for records that far out of order, the ingested clock counts them at arrival); logged once, counted in trailwatch_window_counts_late_total", n)
 	}
 	in.Replayed.Add(int64(res.Stats.Replayed))
 	if res.Stats.IDsForgotten > 0 && in.IDsForgotten.Add(int64(res.Stats.IDsForgotten)) == int64(res.Stats.IDsForgotten) {
