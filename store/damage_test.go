@@ -29,7 +29,25 @@ func damageFixture(t testing.TB, n int) (good []byte, terms int) {
 		for i := range n {
 			batch = append(batch, term(fmt.Sprintf("history-%d", h), time.Duration(i)*time.Second, fmt.Sprintf("arn:aws:iam::123456789012:user/u%05d", i)))
 		}
-		_, err := s.Commit(Batch{Terms: batch, Emit: func(*Verdicts) ([]Alert, error) {
+		_, err := s.Commit(Batch{Terms: batch, Emit: func(v *Verdicts) ([]Alert, error) {
+			// The scheduled rules' state too: windows, a run, a sequence,
+			// the aggregating rules' record ids.
+			w := v.Windows()
+			rule := fmt.Sprintf("rule-%d", h)
+			for i := range n {
+				if err := w.Append(rule, int64(i%4)*60_000, []byte(fmt.Sprintf("g%d", i)), []byte{1, 2, 3}, 0); err != nil {
+					return nil, err
+				}
+			}
+			if err := w.SetLastRun(rule, t0); err != nil {
+				return nil, err
+			}
+			if err := w.SeqPut(rule, 1, []byte("key"), []byte("seq")); err != nil {
+				return nil, err
+			}
+			if err := w.AddRecordIDs(int64(h), []uint64{1, 2, uint64(h) << 32}); err != nil {
+				return nil, err
+			}
 			return []Alert{{Doc: []byte(`{"a":1}`)}, {Doc: []byte(`{"a":2}`)}}, nil
 		}})
 		if err != nil {
@@ -190,6 +208,18 @@ func useAll(t *testing.T, s *Store) {
 	s.Pending(100)
 	s.Adopt([]History{{Name: "history-0", Identity: "x", Rules: []string{"r"}}})
 	s.Commit(Batch{Terms: []Term{term("history-1", time.Hour, "new")}})
+	s.WindowStats()
+	s.RecordIDs(func(int64, []uint64) {})
+	s.Commit(Batch{Emit: func(v *Verdicts) ([]Alert, error) {
+		w := v.Windows()
+		w.Scan("rule-0", 0, 1<<40, func(int64, []byte, []byte) error { return nil })
+		w.Compact("rule-0", 0, []byte("g"), func(parts [][]byte) ([]byte, error) { return []byte{1}, nil })
+		w.DropBefore("rule-1", 120_000)
+		w.SeqScan("rule-2", func(int, []byte, []byte) bool { return true })
+		w.AddRecordIDs(9, []uint64{9})
+		w.DropRecordIDsBefore(1)
+		return nil, nil
+	}})
 	s.Prune(t0.Add(30*24*time.Hour), nil)
 	s.Sweep(time.Now(), nil)
 }
