@@ -77,7 +77,18 @@ type Engine struct {
 	eventID  *matcher.Field
 	// recIDs remembers the records the aggregating ES|QL rules counted
 	// (nil without such rules); see replay.go.
-	recIDs  *recordIDs
+	recIDs *recordIDs
+	// accShare gives, for each scheduled rule, the first scheduled rule
+	// whose batch aggregates it shares (itself when none): aggregating
+	// ES|QL rules with one program, bucket width and exceptions see the
+	// same rows, so a batch adds each row once and writes the same part
+	// under each rule. accShared: whether any other rule shares its own.
+	accShare  []int
+	accShared []bool
+	// progs holds one program per ES|QL query text: rules with the same
+	// query (a rule loaded twice under two ids, in two spaces) evaluate
+	// and aggregate it once per record.
+	progs   map[string]*esql.Program
 	lag     time.Duration // Options.EventClockLag
 	excepts map[*conf.Rule][]*conf.Exception
 	noCaps  bool
@@ -193,7 +204,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.groups = append(e.groups, nil)
 			qs = append(qs, r.Compiled)
 		}
-		e.groups[g] = append(e.groups[g], member{rule: r, i: len(e.rules) - 1, set: -1})
+		e.groups[g] = append(e.groups[g], member{rule: r, i: len(e.rules) - 1, set: -1, prog: e.program(r)})
 	}
 	e.queries = qs
 	e.index = matcher.NewIndex(qs)
@@ -282,6 +293,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 			e.maxFrom = max(e.maxFrom, r.FromDur)
 		}
 	}
+	e.shareAccs()
 	e.lag = max(o.EventClockLag, 0)
 	maxIDs := o.MaxRecordIDs
 	if maxIDs <= 0 {
@@ -519,6 +531,10 @@ type worker struct {
 	idSeen   bool
 	batchIDs map[uint64]int64
 	replays  int
+	// addedTo: the record (worker.n) last added to a shared aggregate, by
+	// its first rule's key; spared: the aggregates spareAccs has seen.
+	addedTo map[accKey]uint64
+	spared  map[*esql.Acc]bool
 }
 
 // member is one rule of a query's group: the rule, its place in
@@ -527,7 +543,8 @@ type member struct {
 	rule *conf.Rule
 	i    int
 	set  int
-	hist int // its place in Engine.histories (new_terms rules)
+	hist int           // its place in Engine.histories (new_terms rules)
+	prog *esql.Program // an ES|QL rule's program (Engine.program)
 }
 
 // termMemo is one record's terms for one list of new_terms fields, with

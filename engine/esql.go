@@ -43,9 +43,9 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 	ev, r := &w.ev, rm.rule
 	seen := e.seenAt(ev)
 	// Rules with one query (copies under other ids) share the record's row.
-	if w.rowOf != w.n || w.rowQuery != r.ESQL {
-		w.row, w.rowOK = r.ESQL.Eval(ev, seen)
-		w.rowOf, w.rowQuery = w.n, r.ESQL
+	if w.rowOf != w.n || w.rowQuery != rm.prog {
+		w.row, w.rowOK = rm.prog.Eval(ev, seen)
+		w.rowOf, w.rowQuery = w.n, rm.prog
 	}
 	row, ok := w.row, w.rowOK
 	if !ok {
@@ -65,12 +65,31 @@ func (e *Engine) matchedESQL(w *worker, rm member, ra **recordAlerts, alerts []*
 		if w.accs == nil {
 			w.accs = map[accKey]*esql.Acc{}
 		}
-		acc := w.accs[k]
-		if acc == nil {
-			acc = w.newAcc(r.ESQL)
-			w.accs[k] = acc
+		if !e.accShared[si] {
+			acc := w.accs[k]
+			if acc == nil {
+				acc = w.newAcc(rm.prog)
+				w.accs[k] = acc
+			}
+			acc.Add(row)
+			return alerts
 		}
-		acc.Add(row)
+		// Rules that share the aggregate: one under each rule's key, the
+		// row added once.
+		lead := accKey{sched: e.accShare[si], bucket: k.bucket}
+		acc := w.accs[lead]
+		if acc == nil {
+			acc = w.newAcc(rm.prog)
+			w.accs[lead] = acc
+		}
+		w.accs[k] = acc
+		if w.addedTo == nil {
+			w.addedTo = map[accKey]uint64{}
+		}
+		if n, ok := w.addedTo[lead]; !ok || n != w.n {
+			w.addedTo[lead] = w.n
+			acc.Add(row)
+		}
 		return alerts
 	}
 	if *ra == nil {
@@ -100,8 +119,17 @@ func (w *worker) newAcc(p *esql.Program) *esql.Acc {
 // spareAccs empties the batch's aggregates (written into the state by
 // now) and keeps those of a moderate size for the next batches.
 func (w *worker) spareAccs() {
+	clear(w.addedTo)
+	if w.spared == nil {
+		w.spared = map[*esql.Acc]bool{}
+	}
+	defer clear(w.spared)
 	for k, acc := range w.accs {
 		delete(w.accs, k)
+		if w.spared[acc] {
+			continue // shared by rules: kept once
+		}
+		w.spared[acc] = true
 		p := acc.Program()
 		if acc.Groups() > maxSpareGroups || len(w.spare[p]) >= maxSpare {
 			continue
@@ -172,6 +200,7 @@ func jsonValue(v matcher.Value) any {
 // mergeAccs writes a batch's partial aggregates into the state, each
 // merged with what its bucket already holds.
 func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *runStats) error {
+	var parts map[*esql.Acc][]byte // an aggregate rules share, written once
 	keys := make([]accKey, 0, len(accs))
 	for k := range accs {
 		keys = append(keys, k)
@@ -193,13 +222,22 @@ func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *run
 		if rows, _ := acc.Overflow(); rows > 0 {
 			rs.overflow += int(rows)
 		}
-		b, err := acc.MarshalBinary()
-		if err != nil {
-			return fmt.Errorf("rule %q: %w", id, err)
+		b, ok := parts[acc]
+		if !ok {
+			var err error
+			if b, err = acc.MarshalBinary(); err != nil {
+				return fmt.Errorf("rule %q: %w", id, err)
+			}
+			if e.accShared[k.sched] {
+				if parts == nil {
+					parts = map[*esql.Acc][]byte{}
+				}
+				parts[acc] = b
+			}
 		}
 		// The batch's part only: the bucket's other parts are merged when
 		// a run reads them, and compacted after it.
-		err = ws.Append(id, k.bucket, esqlGroup, b, e.windowCap)
+		err := ws.Append(id, k.bucket, esqlGroup, b, e.windowCap)
 		if errors.Is(err, store.ErrWindowFull) {
 			rs.overflow++
 			continue
@@ -314,5 +352,48 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 		key = append(key, strings.Join(texts, "\x1f"))
 	}
 	p.SuppressKey = TermKey(key)
+	return p
+}
+
+// shareAccs finds the aggregating ES|QL rules whose batch aggregates are
+// the same: one program (rules loaded as copies of one query), one bucket
+// width and the same exceptions.
+func (e *Engine) shareAccs() {
+	e.accShare, e.accShared = make([]int, len(e.scheduled)), make([]bool, len(e.scheduled))
+	first := map[string]int{}
+	for si, sc := range e.scheduled {
+		e.accShare[si] = si
+		if sc.rule.ESQL == nil {
+			continue
+		}
+		var xs []string
+		for _, x := range e.excepts[sc.rule] {
+			xs = append(xs, x.Query.Source)
+		}
+		slices.Sort(xs)
+		key := fmt.Sprintf("%p\x00%d\x00%s", e.program(sc.rule), sc.bucket, strings.Join(xs, "\x00"))
+		if f, ok := first[key]; ok {
+			e.accShare[si] = f
+			e.accShared[si], e.accShared[f] = true, true
+			continue
+		}
+		first[key] = si
+	}
+}
+
+// program is the program e evaluates for an ES|QL rule: the first loaded
+// of those with its query text (nil for other rules).
+func (e *Engine) program(r *conf.Rule) *esql.Program {
+	if r.ESQL == nil {
+		return nil
+	}
+	if e.progs == nil {
+		e.progs = map[string]*esql.Program{}
+	}
+	p, ok := e.progs[r.ESQL.Source()]
+	if !ok {
+		p = r.ESQL
+		e.progs[r.ESQL.Source()] = p
+	}
 	return p
 }

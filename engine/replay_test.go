@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -224,5 +228,58 @@ func TestEventClockLag(t *testing.T) {
 		if c.alerts == 1 && alerts[0]["Esql.count"] != int64(3) {
 			t.Errorf("lag %v: alert %v, want a count of 3", c.lag, alerts[0])
 		}
+	}
+}
+
+// TestSameQueryRulesShareTheirAggregates: an aggregating ES|QL rule loaded
+// twice under two rule_ids evaluates and aggregates each record once, and
+// each rule alerts as it would alone; a third copy with an exception of its
+// own keeps its own aggregate, and its exception.
+func TestSameQueryRulesShareTheirAggregates(t *testing.T) {
+	dir := t.TempDir()
+	one := countRule(t)
+	copyOf := func(id, name string) string {
+		return strings.Replace(strings.Replace(one, `rule_id = "esql-1"`, `rule_id = "`+id+`"`, 1), `name = "esql"`, `name = "`+name+`"`, 1)
+	}
+	files := map[string]string{"one.toml": one, "two.toml": copyOf("esql-2", "esql copy"), "three.toml": copyOf("esql-3", "esql excepting admin")}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xdir := t.TempDir()
+	export, attach := filepath.Join(xdir, "admin.ndjson"), filepath.Join(xdir, "attach.toml")
+	os.WriteFile(export, []byte(`{"list_id":"admin","type":"detection","name":"admin","namespace_type":"single"}
+{"item_id":"a","list_id":"admin","type":"simple","name":"admin","namespace_type":"single","entries":[{"field":"user.name","operator":"included","type":"match","value":"admin"}]}
+`), 0o600)
+	os.WriteFile(attach, []byte("[[attach]]\nlist_id = \"admin\"\nrule_id = \"esql-3\"\n"), 0o600)
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _, err := conf.LoadExceptionsFor(rs, export, attach)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, rs, Options{TimeSource: EventTime, Exceptions: x})
+	shared := 0
+	for si := range e.scheduled {
+		if e.accShared[si] {
+			shared++
+		}
+	}
+	if shared != 2 {
+		t.Fatalf("%d rules share their aggregates (%v, %v), want the two without the exception", shared, e.accShared, e.accShare)
+	}
+	recs := append(logins(t, 3, at("10:00:00"), "111", "192.0.2.1", "root"), logins(t, 3, at("10:01:00"), "111", "192.0.2.1", "admin")...)
+	alerts, _ := drained(t, e, recs)
+	byRule := map[string][]any{}
+	for _, a := range alerts {
+		name := a["kibana.alert.rule.name"].(string)
+		byRule[name] = append(byRule[name], a["Esql.count"])
+	}
+	six, three := []any{int64(6)}, []any{int64(3)}
+	if len(byRule) != 3 || !slices.Equal(byRule["esql"], six) || !slices.Equal(byRule["esql copy"], six) || !slices.Equal(byRule["esql excepting admin"], three) {
+		t.Errorf("counts by rule %v, want 6, 6 and 3", byRule)
 	}
 }
