@@ -75,6 +75,9 @@ func (e *Engine) newRecordIDs(max int) error {
 	r.filter.Store(newFilter())
 	if l, ok := e.state.(recordIDLoader); ok {
 		err := l.RecordIDs(func(slot int64, ids []uint64) {
+			if slot < 0 {
+				return // not a slot the engine writes (records before 1970 count nowhere)
+			}
 			for _, id := range ids {
 				r.add(id, slot)
 			}
@@ -136,13 +139,16 @@ func (r *recordIDs) evictTo(adding int) int64 {
 		}
 		n -= len(r.slots[s])
 	}
-	return maxSlot
+	// Every slot remembered goes; the batch's own ids stay (the bound is
+	// then passed by one batch at most).
+	if len(r.order) == 0 {
+		return minSlot
+	}
+	return r.order[len(r.order)-1] + 1
 }
 
-const (
-	minSlot = -1 << 62
-	maxSlot = 1 << 62
-)
+// minSlot: no slot to forget.
+const minSlot = -1 << 62
 
 // forget drops the slots before slot, and returns how many ids went. The
 // filter is built again once it holds as many forgotten ids as
@@ -232,17 +238,33 @@ func (e *Engine) writeRecordIDs(ws *store.Windows, w *worker, clock time.Time, i
 			return err
 		}
 	}
+	r.mu.RLock()
 	ic.written, ic.horizon = true, minSlot
 	if !clock.IsZero() {
 		ic.horizon = floorDiv(clock.UnixMilli()-r.horizon, idSlot)
 	}
-	r.mu.RLock()
 	ic.bound = r.evictTo(len(w.batchIDs))
 	r.mu.RUnlock()
-	if before := maxInt64(ic.horizon, ic.bound); before != minSlot {
+	// Slots are minutes since 1970, never negative: a clock within the
+	// horizon of 1970 forgets nothing.
+	if before := maxInt64(ic.horizon, ic.bound); before > 0 {
 		return ws.DropRecordIDsBefore(before)
 	}
 	return nil
+}
+
+// KeepRecordIDs makes e, which replaces old (a hot reload), share old's
+// record memory: the ids that old's batches still in flight commit stay
+// known to e. The memory takes e's horizon and bound.
+func (e *Engine) KeepRecordIDs(old *Engine) {
+	if e.recIDs == nil || old == nil || old.recIDs == nil {
+		return
+	}
+	r := old.recIDs
+	r.mu.Lock()
+	r.horizon, r.max = e.recIDs.horizon, e.recIDs.max
+	r.mu.Unlock()
+	e.recIDs = r
 }
 
 // applyRecordIDs makes a committed batch's ids part of the memory, and

@@ -283,3 +283,56 @@ func TestSameQueryRulesShareTheirAggregates(t *testing.T) {
 		t.Errorf("counts by rule %v, want 6, 6 and 3", byRule)
 	}
 }
+
+// TestRecordIDsEdges: a clock near 1970 forgets nothing (a negative slot
+// once deleted every id in the file); eviction past the newest slot
+// remembered keeps the batch's own ids (it once kept none); an engine that
+// replaces another (a hot reload) knows the ids the other's batch in
+// flight commits after the swap.
+func TestRecordIDsEdges(t *testing.T) {
+	rs := ruleSet(t, countRule(t))
+	path := filepath.Join(t.TempDir(), "state.db")
+	life := func(o Options, batches ...[]Record) int {
+		st, err := store.Open(path, store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		o.State, o.TimeSource = st, EventTime
+		e, err := New(rs, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, replayed := fed(t, e, batches...)
+		return replayed
+	}
+	early := logins(t, 2, time.Date(1970, 1, 1, 0, 5, 0, 0, time.UTC), "111", "192.0.2.1", "root")
+	life(Options{}, early)
+	if n := life(Options{}, early); n != 2 {
+		t.Errorf("records of 1970 given again after a restart: %d replayed, want 2", n)
+	}
+
+	path = filepath.Join(t.TempDir(), "state.db")
+	busy := logins(t, 10, at("10:00:00"), "111", "192.0.2.1", "root")
+	next := logins(t, 3, at("10:01:00"), "111", "192.0.2.1", "root")
+	life(Options{MaxRecordIDs: 10}, busy, next)
+	if n := life(Options{MaxRecordIDs: 10}, next); n != 3 {
+		t.Errorf("the newest batch after an eviction past every slot: %d replayed, want 3", n)
+	}
+
+	e1, st := newEngine(t, rs, Options{TimeSource: EventTime})
+	recs := logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root")
+	b := e1.NewBatch()
+	b.Add(recs)
+	e2, err := New(rs, Options{State: st, TimeSource: EventTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.KeepRecordIDs(e1)
+	if _, err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := fed(t, e2, recs); n != 2 {
+		t.Errorf("after a reload, the old engine's last batch given again: %d replayed, want 2", n)
+	}
+}

@@ -349,6 +349,7 @@ func (in *Instance) Reload() error {
 	if err != nil {
 		return err
 	}
+	eng.KeepRecordIDs(in.eng.Load())
 	in.eng.Store(eng)
 	in.Log.Infof("rules reloaded: %d running (%d loaded)", len(eng.Rules()), len(rs.Rules))
 	return nil

@@ -39,8 +39,8 @@ func (w *Windows) AddRecordIDs(slot int64, ids []uint64) error {
 // DropRecordIDsBefore deletes the ids recorded under slots before slot.
 func (w *Windows) DropRecordIDsBefore(slot int64) error {
 	b := w.tx.Bucket(bucketRecordIDs)
-	if b == nil {
-		return nil
+	if b == nil || slot <= 0 {
+		return nil // slots are never negative: nothing is before 0
 	}
 	_, err := deleteBefore(b, binary.BigEndian.AppendUint64(nil, uint64(slot)))
 	return err
