@@ -210,6 +210,7 @@ func useAll(t *testing.T, s *Store) {
 	s.Commit(Batch{Terms: []Term{term("history-1", time.Hour, "new")}})
 	s.WindowStats()
 	s.RecordIDs(func(int64, []uint64) {})
+	s.DropRuleState(map[string]bool{"rule-0": true})
 	s.Commit(Batch{Emit: func(v *Verdicts) ([]Alert, error) {
 		w := v.Windows()
 		w.Scan("rule-0", 0, 1<<40, func(int64, []byte, []byte) error { return nil })

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -406,5 +407,54 @@ func TestClockNeverFarAhead(t *testing.T) {
 	}
 	if !SaneSighting(recent, time.Now()) || SaneSighting(far, time.Now()) || SaneSighting(time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()) {
 		t.Error("SaneSighting")
+	}
+}
+
+// TestDropRuleState: the scheduled and sequence state of the rules not
+// kept goes, every part of it; the kept rule's stays whole.
+func TestDropRuleState(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Commit(Batch{Emit: func(v *Verdicts) ([]Alert, error) {
+		w := v.Windows()
+		for _, rule := range []string{"kept", "gone", "gone too"} {
+			if err := w.Put(rule, 60_000, []byte("g"), []byte{1}, 0); err != nil {
+				return nil, err
+			}
+			if err := w.SetSignal(rule, []byte("g"), t0); err != nil {
+				return nil, err
+			}
+			if err := w.SetLastRun(rule, t0); err != nil {
+				return nil, err
+			}
+		}
+		return nil, w.SeqPut("gone", 1, []byte("k"), []byte("v"))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := s.DropRuleState(map[string]bool{"kept": true})
+	if err != nil || !slices.Equal(dropped, []string{"gone", "gone too"}) {
+		t.Fatalf("dropped %v (%v), want the two rules not kept", dropped, err)
+	}
+	ws, err := s.WindowStats()
+	if err != nil || len(ws) != 1 || ws[0].Rule != "kept" || ws[0].Entries != 1 || ws[0].Signals != 1 || ws[0].LastRun.IsZero() {
+		t.Errorf("window stats after: %+v (%v), want the kept rule's whole state", ws, err)
+	}
+	_, err = s.Commit(Batch{Emit: func(v *Verdicts) ([]Alert, error) {
+		w := v.Windows()
+		if _, ok := w.LastRun("gone"); ok || w.Size("gone") != 0 || w.Get("gone", 60_000, []byte("g")) != nil {
+			t.Error("a dropped rule's run, size or window is left")
+		}
+		if n, _ := w.SeqScan("gone", func(int, []byte, []byte) bool { return false }); n != 0 {
+			t.Errorf("%d sequences of a dropped rule left", n)
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -443,4 +444,54 @@ func (w *Windows) SeqScan(rule string, fn func(stage int, key, v []byte) (drop b
 		}
 	}
 	return n - len(drop), nil
+}
+
+// DropRuleState deletes the scheduled and sequence state (windows, their
+// sizes, last runs, signal history, sequences in flight) of every rule
+// not in keep, and returns the rule ids dropped, sorted: a rule removed
+// from the rule set keeps none of it otherwise.
+func (s *Store) DropRuleState(keep map[string]bool) (dropped []string, err error) {
+	defer s.guard("drop rule state", &err)()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		gone := map[string]bool{}
+		for _, top := range [][]byte{bucketWindows, bucketWindowSignals, bucketSequences, bucketWindowSizes, bucketWindowRuns} {
+			b := tx.Bucket(top)
+			if b == nil {
+				continue
+			}
+			var names [][]byte
+			err := b.ForEach(func(k, _ []byte) error {
+				if !keep[string(k)] {
+					names = append(names, bytes.Clone(k))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range names {
+				var err error
+				if b.Bucket(k) != nil {
+					err = b.DeleteBucket(k)
+				} else {
+					err = b.Delete(k)
+				}
+				if err != nil {
+					return err
+				}
+				gone[string(k)] = true
+			}
+		}
+		for k := range gone {
+			dropped = append(dropped, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &Error{s.path, "drop rule state", err}
+	}
+	slices.Sort(dropped)
+	return dropped, nil
 }

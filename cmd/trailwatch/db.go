@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/internal/logsafe"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -66,7 +68,8 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 	usage := func() int {
 		fmt.Fprintln(stderr, `Usage: trailwatch db stats|prune|export|import --db FILE [options]
   stats                      terms per rule (oldest and newest), outbox, file size
-  prune [--rules PATH]       drop terms older than their rule's window (rules given: their current windows)
+  prune [--rules PATH]       drop terms older than their rule's window (rules given: their current windows,
+                             and the windows, runs and sequences of rules no longer in the set)
   export [--out FILE]        every term as NDJSON (default stdout)
   import [--in FILE]         merge an export (default stdin); a term keeps its later sighting`)
 		return 2
@@ -133,13 +136,16 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 			s.Path, s.FileSize, plural(s.Terms, "term"), plural(len(s.Rules), "history"), plural(s.Outbox, "alert"), s.Overflowed, plural(s.RecordIDs, "record"))
 	case "prune":
 		windows := map[string]time.Duration{}
+		var keep map[string]bool // the rule ids of the rule set given
 		if len(rules) > 0 {
 			rs, err := conf.LoadRules(cloudtrail.NewSchema(), rules...)
 			if err != nil {
 				fmt.Fprintf(stderr, "trailwatch db prune: the rule set has errors:\n%v\n", err)
 				return 2
 			}
+			keep = map[string]bool{}
 			for _, r := range rs.Runnable() {
+				keep[r.RuleID] = true
 				if r.NewTerms != nil {
 					windows[r.RuleID] = r.NewTerms.Window
 				}
@@ -155,6 +161,16 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "pruned %s and %s no longer in the rule set\n", plural(res.Terms, "term"), plural(res.Rules, "rule"))
+		if keep != nil {
+			// The rule set is known: the scheduled and sequence state of
+			// rules no longer in it goes too.
+			dropped, err := st.DropRuleState(keep)
+			if err != nil {
+				fmt.Fprintln(stderr, "trailwatch db prune:", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "dropped the windows, runs and sequences of %s no longer in the rule set%s\n", plural(len(dropped), "rule"), listed(dropped))
+		}
 	case "export":
 		w, closeOut, err := exportOut(*outPath, stdout)
 		if err != nil {
@@ -233,4 +249,25 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// listed is ": a, b, c" for a short list of names (quoted as logs quote
+// them), "" for none, the first ten and a count past that.
+func listed(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(": ")
+	for i, n := range names {
+		if i == 10 {
+			fmt.Fprintf(&b, " and %d more", len(names)-10)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(logsafe.Name(n))
+	}
+	return b.String()
 }

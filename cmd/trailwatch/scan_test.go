@@ -339,6 +339,17 @@ from logs-aws.cloudtrail-*
 	if out != "" || !strings.Contains(summary, "2 records counted before by the aggregating ES|QL rules") {
 		t.Errorf("the same file again: alerts %q, summary %s", out, summary)
 	}
+	// The rule removed from the rule set: db prune --rules drops its
+	// windows and last run (db stats lists no scheduled rule after).
+	var pruned, perr bytes.Buffer
+	if code := run([]string{"db", "prune", "--db", db, "--rules", "../../conf/rules"}, strings.NewReader(""), &pruned, &perr); code != 0 ||
+		!strings.Contains(pruned.String(), `dropped the windows, runs and sequences of 1 rule no longer in the rule set: esql-rescan`) {
+		t.Errorf("db prune: exit %d: %s%s", code, pruned.String(), perr.String())
+	}
+	stats.Reset()
+	if code := run([]string{"db", "stats", "--db", db}, strings.NewReader(""), &stats, &errb); code != 0 || strings.Contains(stats.String(), "SCHEDULED RULE") {
+		t.Errorf("db stats after prune: exit %d: %s", code, stats.String())
+	}
 	// The control, on a fresh state file (on this one the first scan's
 	// drain made the runs of that hour, so any record of it is now late):
 	// three records alert.
