@@ -259,12 +259,8 @@ func (e *Engine) compactESQL(ws *store.Windows, sc *scheduled, from, to int64) e
 		err := ws.Compact(sc.rule.RuleID, b, esqlGroup, func(parts [][]byte) ([]byte, error) {
 			acc := p.NewAcc()
 			for _, v := range parts {
-				part := p.NewAcc()
-				if err := part.UnmarshalBinary(v); err != nil {
+				if err := acc.MergeBinary(v); err != nil {
 					return nil, fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", sc.rule.RuleID, err)
-				}
-				if err := acc.Merge(part); err != nil {
-					return nil, err
 				}
 			}
 			return acc.MarshalBinary()
@@ -283,11 +279,10 @@ func (e *Engine) esqlRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, e
 	r, p := sc.rule, sc.rule.ESQL
 	acc := p.NewAcc()
 	err := ws.Scan(r.RuleID, t-sc.from, t, func(_ int64, _, v []byte) error {
-		part := p.NewAcc()
-		if err := part.UnmarshalBinary(v); err != nil {
+		if err := acc.MergeBinary(v); err != nil {
 			return fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", r.RuleID, err)
 		}
-		return acc.Merge(part)
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -381,30 +381,175 @@ func (a *Acc) reset() {
 }
 
 func (a *Acc) unmarshal(data []byte) error {
-	n := len(accMagic)
-	if len(data) < n+8 || string(data[:n]) != accMagic && string(data[:n]) != accMagicV1 {
-		return errors.New("esql: accumulator: not an ES|QL accumulator")
+	d, h, err := a.header(data)
+	if err != nil {
+		return err
 	}
-	// One copy of the bytes, which the strings read share.
-	d := &decoder{s: string(data[n:])}
-	if d.u64() != a.plan.fp {
-		return errors.New("esql: accumulator: written for another STATS")
-	}
-	a.dropRows = int64(d.uvarint() & math.MaxInt64)
-	a.dropVals = int64(d.uvarint() & math.MaxInt64)
-	groups := d.uvarint()
-	if groups > uint64(a.lim.Groups) {
-		d.fail("more groups than the limit")
-	}
-	if string(data[:n]) == accMagicV1 {
-		a.readGroupsV1(d, groups)
+	a.dropRows, a.dropVals = h.dropRows, h.dropVals
+	if h.v1 {
+		a.readGroupsV1(d, h.groups)
 	} else {
-		a.readGroups(d, groups)
+		a.readGroups(d, h.groups)
 	}
 	if d.err == nil && len(d.s) != 0 {
 		d.fail("trailing bytes")
 	}
 	return d.err
+}
+
+// accHeader is what precedes the groups.
+type accHeader struct {
+	v1                 bool
+	dropRows, dropVals int64
+	groups             uint64
+}
+
+// header reads the form, fingerprint, overflow counts and number of groups
+// of a's serialisation, and returns the decoder at the first group.
+func (a *Acc) header(data []byte) (*decoder, accHeader, error) {
+	var h accHeader
+	n := len(accMagic)
+	if len(data) < n+8 || string(data[:n]) != accMagic && string(data[:n]) != accMagicV1 {
+		return nil, h, errors.New("esql: accumulator: not an ES|QL accumulator")
+	}
+	// One copy of the bytes, which the strings read share.
+	d := &decoder{s: string(data[n:])}
+	if d.u64() != a.plan.fp {
+		return nil, h, errors.New("esql: accumulator: written for another STATS")
+	}
+	h.v1 = string(data[:n]) == accMagicV1
+	h.dropRows = int64(d.uvarint() & math.MaxInt64)
+	h.dropVals = int64(d.uvarint() & math.MaxInt64)
+	h.groups = d.uvarint()
+	if h.groups > uint64(a.lim.Groups) {
+		d.fail("more groups than the limit")
+	}
+	return d, h, d.err
+}
+
+// MergeBinary folds what MarshalBinary wrote (either form, an accumulator
+// with a's limits) into a, as Merge of the accumulator UnmarshalBinary
+// would read does, without building that accumulator (a scheduled run
+// merges its window's parts). On an error a holds part of the bytes: it
+// is to be thrown away.
+func (a *Acc) MergeBinary(data []byte) error {
+	d, h, err := a.header(data)
+	if err != nil {
+		return err
+	}
+	if h.v1 {
+		part := a.p.NewAccLimits(a.lim)
+		if err := part.UnmarshalBinary(data); err != nil {
+			return err
+		}
+		return a.Merge(part)
+	}
+	a.dropRows += h.dropRows
+	a.dropVals += h.dropVals
+	plan := a.plan
+	nby := len(plan.by)
+	d.prev = make([]int64, nby+len(plan.aggs))
+	d.last = make([]string, nby+len(plan.aggs))
+	d.text = &a.text
+	var skip *Acc // a group past the limit is read into it, and left
+	seen := map[string]bool{}
+	for range h.groups {
+		key := a.readKey(d)
+		if d.err != nil {
+			return d.err
+		}
+		if seen[string(key)] {
+			d.fail("duplicate group")
+			return d.err
+		}
+		seen[string(key)] = true
+		into, g := a, int32(0)
+		if eg, ok := a.groups[string(key)]; ok {
+			g = eg
+		} else if len(a.gkeys) < a.lim.Groups {
+			g = a.newGroup(a.text.keepBytes(key))
+		} else {
+			a.dropRows++
+			if skip == nil {
+				skip = a.p.NewAccLimits(a.lim)
+			}
+			into, g = skip, skip.newGroup("")
+		}
+		for j := range plan.aggs {
+			if into == a {
+				a.mergeState2(d, &plan.aggs[j], nby+j, g)
+			} else {
+				skip.readState(d, &plan.aggs[j], nby+j, g)
+			}
+			if d.err != nil {
+				return d.err
+			}
+		}
+		if skip != nil && into == skip {
+			skip.Reuse()
+		}
+	}
+	if d.err == nil && len(d.s) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+// mergeState2 reads aggregation s's state of the second form and folds it
+// into a's group g, as mergeState folds another accumulator's.
+func (a *Acc) mergeState2(d *decoder, s *aggSpec, c int, g int32) {
+	flags := a.flag(g, s)
+	switch s.kind {
+	case aggCountRows, aggCount:
+		*a.num(g, s) += int64(d.uvarint() & math.MaxInt64)
+	case aggCountDistinct, aggValues:
+		h := d.uvarint()
+		*flags |= uint8(h&1) << 1 & flagOverflow
+		n := h >> 1
+		if n > uint64(a.lim.Values) {
+			d.fail("more values than the limit")
+			return
+		}
+		vs := a.set(g, s)
+		d.setValues(s.t, c, n, func(v val) { a.addToSet(s.t, vs, flags, setKey(s.t, v)) })
+	case aggMin, aggMax:
+		switch d.byte1() {
+		case 0:
+		case 1:
+			if v := d.val2(s.t, c); d.err == nil {
+				a.extreme(s, g, v)
+			}
+		default:
+			d.fail("bad state")
+		}
+	case aggSum:
+		of := d.byte1()
+		if of > flagHas|flagOverflow {
+			d.fail("bad state")
+			return
+		}
+		if of&flagHas == 0 {
+			return
+		}
+		var o int64
+		if s.t == tyDouble {
+			o = int64(d.u64())
+		} else {
+			o = d.varint()
+		}
+		if d.err == nil {
+			a.foldSum(s, g, of, o)
+		}
+	case aggAvg:
+		cnt := int64(d.uvarint() & math.MaxInt64)
+		sum := int64(d.u64())
+		if d.err != nil {
+			return
+		}
+		n := a.avg(g, s)
+		n[0] += cnt
+		addFloat(&n[1], floatOf(sum))
+	}
 }
 
 // readGroups reads n groups of the second form.
@@ -415,22 +560,7 @@ func (a *Acc) readGroups(d *decoder, n uint64) {
 	d.last = make([]string, nby+len(plan.aggs))
 	d.text = &a.text
 	for range n {
-		nulls := d.bytes(uint64(nby+7) / 8)
-		if d.err != nil {
-			return
-		}
-		key := a.keyBuf[:0]
-		for i, by := range plan.by {
-			if nulls[i/8]&(1<<(i%8)) != 0 {
-				key = append(key, 0)
-				continue
-			}
-			key = appendVal(append(key, 1), by.t, d.val2(by.t, i))
-		}
-		a.keyBuf = key
-		if nby%8 != 0 && nulls[nby/8]>>(nby%8) != 0 {
-			d.fail("bad group key")
-		}
+		key := a.readKey(d)
 		if d.err != nil {
 			return
 		}
@@ -463,18 +593,11 @@ func (a *Acc) readState(d *decoder, s *aggSpec, c int, g int32) {
 			return
 		}
 		vs := a.set(g, s)
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			var v val
-			if i > 0 && isInteger(s.t) {
-				d.prev[c] += int64(d.uvarint())
-				v.n = d.checkInt(s.t, d.prev[c])
-			} else {
-				v = d.val2(s.t, c)
-			}
-			if k := setKey(s.t, v); d.err == nil && !vs.has(k) {
+		d.setValues(s.t, c, n, func(v val) {
+			if k := setKey(s.t, v); !vs.has(k) {
 				a.setInsert(vs, k)
 			}
-		}
+		})
 	case aggMin, aggMax:
 		switch d.byte1() {
 		case 0:
@@ -575,5 +698,46 @@ func (a *Acc) readNums(d *decoder, s *aggSpec, g int32) {
 		*a.num(g, s) = int64(d.u64())
 	default:
 		*a.num(g, s) = d.varint()
+	}
+}
+
+// readKey reads a group's key of the second form (its null BY columns,
+// then its other BY values) into a.keyBuf.
+func (a *Acc) readKey(d *decoder) []byte {
+	plan := a.plan
+	nby := len(plan.by)
+	nulls := d.bytes(uint64(nby+7) / 8)
+	if d.err != nil {
+		return nil
+	}
+	key := a.keyBuf[:0]
+	for i, by := range plan.by {
+		if nulls[i/8]&(1<<(i%8)) != 0 {
+			key = append(key, 0)
+			continue
+		}
+		key = appendVal(append(key, 1), by.t, d.val2(by.t, i))
+	}
+	a.keyBuf = key
+	if nby%8 != 0 && nulls[nby/8]>>(nby%8) != 0 {
+		d.fail("bad group key")
+	}
+	return key
+}
+
+// setValues reads a set's n values of type t (column c), in order, calling
+// fn with each while the bytes are good.
+func (d *decoder) setValues(t typ, c int, n uint64, fn func(val)) {
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var v val
+		if i > 0 && isInteger(t) {
+			d.prev[c] += int64(d.uvarint())
+			v.n = d.checkInt(t, d.prev[c])
+		} else {
+			v = d.val2(t, c)
+		}
+		if d.err == nil {
+			fn(v)
+		}
 	}
 }

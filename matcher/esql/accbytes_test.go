@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -225,4 +226,79 @@ func TestBytesHostile(t *testing.T) {
 			t.Errorf("%s: %.0f allocations", name, allocs)
 		}
 	}
+}
+
+// TestMergeBinaryAsMerge: folding every partial the corpus's aggregating
+// rules write, a batch at a time, with MergeBinary gives what merging the
+// accumulators UnmarshalBinary reads gives: the same bytes, rows and
+// overflow; and bytes refused by UnmarshalBinary are refused by it too.
+func TestMergeBinaryAsMerge(t *testing.T) {
+	progs, parts := accPartials(t, regexp.MustCompile(`.`))
+	folded, dropped := 0, int64(0)
+	for i, p := range progs {
+		for _, lim := range []Limits{DefaultLimits, {Groups: 3, Values: 2}} {
+			merged, direct := p.NewAccLimits(lim), p.NewAccLimits(lim)
+			for _, b := range parts[i] {
+				// A part as an accumulator with these limits writes it.
+				part := p.NewAccLimits(DefaultLimits)
+				if err := part.UnmarshalBinary(b); err != nil {
+					t.Fatal(err)
+				}
+				if lim != DefaultLimits {
+					small := p.NewAccLimits(lim)
+					if err := small.Merge(part); err != nil {
+						t.Fatal(err)
+					}
+					b, part = mustMarshal(t, small), small
+				}
+				if err := merged.Merge(part); err != nil {
+					t.Fatal(err)
+				}
+				if err := direct.MergeBinary(b); err != nil {
+					t.Fatalf("program %d: %v", i, err)
+				}
+				folded++
+			}
+			mb, _ := merged.MarshalBinary()
+			db, _ := direct.MarshalBinary()
+			mr, mv := merged.Overflow()
+			dr, dv := direct.Overflow()
+			if lim != DefaultLimits {
+				dropped += mr
+			}
+			if string(mb) != string(db) || mr != dr || mv != dv {
+				t.Errorf("program %d, limits %+v: MergeBinary differs from Merge (overflow %d/%d against %d/%d)", i, lim, dr, dv, mr, mv)
+			}
+		}
+	}
+	if folded < 40 || dropped == 0 {
+		t.Fatalf("%d partials folded, %d rows dropped at the small limits: too few to compare", folded, dropped)
+	}
+	// The first form goes through Merge; broken bytes are refused.
+	p := progs[0]
+	a := p.NewAcc()
+	if err := a.UnmarshalBinary(parts[0][0]); err != nil {
+		t.Fatal(err)
+	}
+	m := p.NewAcc()
+	if err := m.MergeBinary(a.marshalV1()); err != nil {
+		t.Fatalf("the first form: %v", err)
+	}
+	if x, y := mustMarshal(t, m), mustMarshal(t, a); string(x) != string(y) {
+		t.Error("the first form merged into an empty accumulator is not the accumulator")
+	}
+	for _, bad := range [][]byte{parts[0][0][:len(parts[0][0])/2], append(append([]byte{}, parts[0][0]...), 0), []byte("esqlacc2")} {
+		if err := p.NewAcc().MergeBinary(bad); err == nil {
+			t.Errorf("MergeBinary took %d broken bytes", len(bad))
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, a *Acc) []byte {
+	t.Helper()
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

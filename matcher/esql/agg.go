@@ -791,6 +791,22 @@ func (a *Acc) Merge(b *Acc) error {
 	return nil
 }
 
+// foldSum folds a SUM seen elsewhere (its flags of, its sum o) into a's
+// group g.
+func (a *Acc) foldSum(s *aggSpec, g int32, of uint8, o int64) {
+	flags, n := a.flag(g, s), a.num(g, s)
+	if s.t == tyDouble {
+		*flags |= flagHas
+		addFloat(n, floatOf(o))
+		return
+	}
+	if of&flagOverflow != 0 {
+		*flags |= flagHas | flagOverflow
+		return
+	}
+	sumAdd(s.t, n, flags, val{n: o})
+}
+
 // mergeState folds aggregation s of b's group bg into a's group g.
 func (a *Acc) mergeState(s *aggSpec, g int32, b *Acc, bg int32) {
 	flags, of := a.flag(g, s), *b.flag(bg, s)
@@ -809,20 +825,9 @@ func (a *Acc) mergeState(s *aggSpec, g int32, b *Acc, bg int32) {
 			a.extreme(s, g, *b.value(bg, s))
 		}
 	case aggSum:
-		if of&flagHas == 0 {
-			return
+		if of&flagHas != 0 {
+			a.foldSum(s, g, of, *b.num(bg, s))
 		}
-		n, o := a.num(g, s), *b.num(bg, s)
-		if s.t == tyDouble {
-			*flags |= flagHas
-			addFloat(n, floatOf(o))
-			return
-		}
-		if of&flagOverflow != 0 {
-			*flags |= flagHas | flagOverflow
-			return
-		}
-		sumAdd(s.t, n, flags, val{n: o})
 	case aggAvg:
 		n, o := a.avg(g, s), b.avg(bg, s)
 		n[0] += o[0]

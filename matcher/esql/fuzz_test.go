@@ -121,5 +121,26 @@ func FuzzAccBytes(f *testing.F) {
 			t.Fatal("bytes read back write differently")
 		}
 		_ = render(p.Results(a, testNow))
+		// MergeBinary into an accumulator that holds the seed already
+		// gives what Merge of the bytes read gives.
+		merged, folded := p.NewAccLimits(Limits{Groups: 64, Values: 64}), p.NewAccLimits(Limits{Groups: 64, Values: 64})
+		for _, m := range []*Acc{merged, folded} {
+			if err := m.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := merged.Merge(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := folded.MergeBinary(data); err != nil {
+			t.Fatalf("MergeBinary refused bytes UnmarshalBinary took: %v", err)
+		}
+		mb, _ := merged.MarshalBinary()
+		fb, _ := folded.MarshalBinary()
+		mr, mv := merged.Overflow()
+		fr, fv := folded.Overflow()
+		if string(mb) != string(fb) || mr != fr || mv != fv {
+			t.Fatalf("MergeBinary differs from Merge: overflow %d/%d against %d/%d", fr, fv, mr, mv)
+		}
 	})
 }
