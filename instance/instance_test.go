@@ -349,26 +349,7 @@ func TestEventTimeFarAheadWarned(t *testing.T) {
 // rather than losing it silently; a record given again to an aggregating
 // ES|QL rule is counted as replayed.
 func TestLateCountsWarned(t *testing.T) {
-	dir := t.TempDir()
-	rule := `[rule]
-name = "failures by account"
-rule_id = "esql-late"
-type = "esql"
-language = "esql"
-severity = "high"
-risk_score = 73
-from = "now-6m"
-query = '''
-from logs-aws.cloudtrail-*
-| where event.provider == "signin.amazonaws.com"
-| stats Esql.count = count(*) by cloud.account.id
-| where Esql.count >= 3
-'''
-`
-	if err := os.WriteFile(filepath.Join(dir, "rule.toml"), []byte(rule), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	in, _, logs := open(t, map[string]string{"rules": dir, "time_source": "event", "metrics_listen": "127.0.0.1:0"})
+	in, _, logs := open(t, map[string]string{"rules": "../testdata/rules/counting", "time_source": "event", "metrics_listen": "127.0.0.1:0"})
 	login := func(id, at string) engine.Record {
 		n, err := doc.ParseJSON([]byte(fmt.Sprintf(`{"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","eventID":%q,"eventTime":"2026-05-04T%sZ","userIdentity":{"type":"Root","accountId":"111"}}`, id, at)))
 		if err != nil {

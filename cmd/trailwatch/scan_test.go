@@ -292,21 +292,6 @@ func TestRescanSummary(t *testing.T) {
 // counted, and the summary says so; three distinct records alert.
 func TestRescanCountsARecordOnce(t *testing.T) {
 	dir := t.TempDir()
-	rule := `[rule]
-name = "failures by account"
-rule_id = "esql-rescan"
-type = "esql"
-language = "esql"
-severity = "high"
-risk_score = 73
-from = "now-6m"
-query = '''
-from logs-aws.cloudtrail-*
-| where event.provider == "signin.amazonaws.com"
-| stats Esql.count = count(*) by cloud.account.id
-| where Esql.count >= 3
-'''
-`
 	login := func(id, at string) string {
 		return fmt.Sprintf(`{"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","eventTime":"2026-05-04T%sZ","eventID":%q,`+
 			`"userIdentity":{"type":"Root","accountId":"111"},"sourceIPAddress":"192.0.2.1","responseElements":{"ConsoleLogin":"Failure"}}`, at, id)
@@ -318,7 +303,7 @@ from logs-aws.cloudtrail-*
 		}
 		return p
 	}
-	rules := write("rule.toml", rule)
+	rules := "../../testdata/rules/counting"
 	two := write("two.ndjson", login("a", "10:01:00"), login("b", "10:01:10"))
 	db := filepath.Join(dir, "state.db")
 	scanAgg := func(file string) (string, string) {
@@ -343,7 +328,7 @@ from logs-aws.cloudtrail-*
 	// windows and last run (db stats lists no scheduled rule after).
 	var pruned, perr bytes.Buffer
 	if code := run([]string{"db", "prune", "--db", db, "--rules", "../../conf/rules"}, strings.NewReader(""), &pruned, &perr); code != 0 ||
-		!strings.Contains(pruned.String(), `dropped the windows, runs and sequences of 1 rule no longer in the rule set: esql-rescan`) {
+		!strings.Contains(pruned.String(), `dropped the windows, runs and sequences of 1 rule no longer in the rule set: esql-failures`) {
 		t.Errorf("db prune: exit %d: %s%s", code, pruned.String(), perr.String())
 	}
 	stats.Reset()
