@@ -61,17 +61,17 @@ type recordIDLoader interface {
 
 // newRecordIDs makes the engine's record memory when it has aggregating
 // rules, from what the state file holds.
-func (e *Engine) newRecordIDs(max int) error {
+func (e *Engine) newRecordIDs(bound int) error {
 	var horizon int64
 	for _, sc := range e.scheduled {
 		if sc.rule.ESQL != nil {
-			horizon = maxInt64(horizon, sc.from+sc.interval)
+			horizon = max(horizon, sc.from+sc.interval)
 		}
 	}
 	if horizon == 0 {
 		return nil
 	}
-	r := &recordIDs{at: map[uint64]struct{}{}, slots: map[int64][]uint64{}, horizon: horizon, max: max}
+	r := &recordIDs{at: map[uint64]struct{}{}, slots: map[int64][]uint64{}, horizon: horizon, max: bound}
 	r.filter.Store(newFilter())
 	if l, ok := e.state.(recordIDLoader); ok {
 		err := l.RecordIDs(func(slot int64, ids []uint64) {
@@ -89,13 +89,6 @@ func (e *Engine) newRecordIDs(max int) error {
 	}
 	e.recIDs = r
 	return nil
-}
-
-func maxInt64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 func (r *recordIDs) has(id uint64) bool {
@@ -247,7 +240,7 @@ func (e *Engine) writeRecordIDs(ws *store.Windows, w *worker, clock time.Time, i
 	r.mu.RUnlock()
 	// Slots are minutes since 1970, never negative: a clock within the
 	// horizon of 1970 forgets nothing.
-	if before := maxInt64(ic.horizon, ic.bound); before > 0 {
+	if before := max(ic.horizon, ic.bound); before > 0 {
 		return ws.DropRecordIDsBefore(before)
 	}
 	return nil
@@ -274,7 +267,7 @@ func (e *Engine) applyRecordIDs(w *worker, ic idCommit) (forgotten int) {
 	if r == nil || !ic.written {
 		return 0
 	}
-	before := maxInt64(ic.horizon, ic.bound)
+	before := max(ic.horizon, ic.bound)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, slot := range w.batchIDs {
