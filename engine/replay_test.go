@@ -21,35 +21,35 @@ func countRule(t *testing.T) string {
 | WHERE Esql.count >= 3`)
 }
 
-// fed gives e the batches, and returns their alerts and the records taken
-// for ones counted before.
-func fed(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, replayed int) {
+// fed gives e the batches, and returns their alerts and counts.
+func fed(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, st Stats) {
 	t.Helper()
 	for _, b := range batches {
 		res, err := e.ProcessBatch(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		replayed += res.Stats.Replayed
+		st.Add(res.Stats)
 		for _, a := range res.Alerts {
 			alerts = append(alerts, a.Doc())
 		}
 	}
-	return alerts, replayed
+	return alerts, st
 }
 
 // drained is fed, then the engine drained.
-func drained(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, replayed int) {
+func drained(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any, st Stats) {
 	t.Helper()
-	alerts, replayed = fed(t, e, batches...)
+	alerts, st = fed(t, e, batches...)
 	res, err := e.Drain()
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.Add(res.Stats)
 	for _, a := range res.Alerts {
 		alerts = append(alerts, a.Doc())
 	}
-	return alerts, replayed
+	return alerts, st
 }
 
 // TestAggregatesCountARecordOnce: a record given again (in the same batch,
@@ -62,19 +62,19 @@ func TestAggregatesCountARecordOnce(t *testing.T) {
 	third := login(t, at("10:01:30"), "111", "192.0.2.1", "root")
 
 	e, _ := newEngine(t, rs, Options{TimeSource: EventTime})
-	alerts, replayed := drained(t, e, append(append([]Record{}, two...), third))
-	if len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || replayed != 0 {
+	alerts, st := drained(t, e, append(append([]Record{}, two...), third))
+	if replayed := st.Replayed; len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || replayed != 0 {
 		t.Fatalf("three records: alerts %v, %d replayed; want one alert counting 3", alerts, replayed)
 	}
 
 	e, _ = newEngine(t, rs, Options{TimeSource: EventTime})
-	if alerts, replayed = drained(t, e, append(append([]Record{}, two...), two[0])); len(alerts) != 0 || replayed != 1 {
-		t.Errorf("a record twice in one batch: alerts %v, %d replayed; want none, 1", alerts, replayed)
+	if alerts, st = drained(t, e, append(append([]Record{}, two...), two[0])); len(alerts) != 0 || st.Replayed != 1 {
+		t.Errorf("a record twice in one batch: alerts %v, %d replayed; want none, 1", alerts, st.Replayed)
 	}
 
 	e, _ = newEngine(t, rs, Options{TimeSource: EventTime})
-	if alerts, replayed = drained(t, e, two, two); len(alerts) != 0 || replayed != 2 {
-		t.Errorf("a batch given twice: alerts %v, %d replayed; want none, 2", alerts, replayed)
+	if alerts, st = drained(t, e, two, two); len(alerts) != 0 || st.Replayed != 2 {
+		t.Errorf("a batch given twice: alerts %v, %d replayed; want none, 2", alerts, st.Replayed)
 	}
 
 	// Across a restart: the first life counts two records, the second is
@@ -90,7 +90,8 @@ func TestAggregatesCountARecordOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fed(t, e, batches...)
+		alerts, counts := fed(t, e, batches...)
+		return alerts, counts.Replayed
 	}
 	if alerts, _ := life(two); len(alerts) != 0 {
 		t.Fatalf("first life: %v", alerts)
@@ -98,18 +99,18 @@ func TestAggregatesCountARecordOnce(t *testing.T) {
 	if _, replayed := life(two); replayed != 2 {
 		t.Errorf("after a restart, the same records: %d replayed, want 2", replayed)
 	}
-	st, err := store.Open(path, store.Options{NoSync: true})
+	state, err := store.Open(path, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err = New(rs, Options{State: st, TimeSource: EventTime})
+	e, err = New(rs, Options{State: state, TimeSource: EventTime})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts, replayed = drained(t, e, []Record{two[1], third})
-	st.Close()
-	if len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || replayed != 1 {
-		t.Errorf("third life, one record again and a new one: alerts %v, %d replayed; want one alert counting 3, 1", alerts, replayed)
+	alerts, counts := drained(t, e, []Record{two[1], third})
+	state.Close()
+	if len(alerts) != 1 || alerts[0]["Esql.count"] != int64(3) || counts.Replayed != 1 {
+		t.Errorf("third life, one record again and a new one: alerts %v, %d replayed; want one alert counting 3, 1", alerts, counts.Replayed)
 	}
 }
 
@@ -186,9 +187,9 @@ func TestRecordIDsOnlyWithAggregatingRules(t *testing.T) {
 		t.Fatal("a per-record ES|QL rule made a record memory")
 	}
 	recs := logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root")
-	alerts, replayed := drained(t, e, recs, recs)
-	if replayed != 0 || len(alerts) != 2 {
-		t.Errorf("a per-record rule given its records twice: %d alerts (the second time deduplicated by id), %d replayed", len(alerts), replayed)
+	alerts, st := drained(t, e, recs, recs)
+	if st.Replayed != 0 || len(alerts) != 2 {
+		t.Errorf("a per-record rule given its records twice: %d alerts (the second time deduplicated by id), %d replayed", len(alerts), st.Replayed)
 	}
 }
 
@@ -208,22 +209,9 @@ func TestEventClockLag(t *testing.T) {
 		alerts, late int
 	}{{0, 0, 1}, {10 * time.Minute, 1, 0}} {
 		e, _ := newEngine(t, rs, Options{TimeSource: EventTime, EventClockLag: c.lag})
-		late := 0
-		var alerts []map[string]any
-		for _, b := range batches {
-			res, err := e.ProcessBatch(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			late += res.Stats.Late
-			for _, a := range res.Alerts {
-				alerts = append(alerts, a.Doc())
-			}
-		}
-		more, _ := drained(t, e)
-		alerts = append(alerts, more...)
-		if len(alerts) != c.alerts || late != c.late {
-			t.Errorf("lag %v: %d alerts %v, %d late; want %d, %d", c.lag, len(alerts), alerts, late, c.alerts, c.late)
+		alerts, st := drained(t, e, batches...)
+		if len(alerts) != c.alerts || st.Late != c.late {
+			t.Errorf("lag %v: %d alerts %v, %d late; want %d, %d", c.lag, len(alerts), alerts, st.Late, c.alerts, c.late)
 		}
 		if c.alerts == 1 && alerts[0]["Esql.count"] != int64(3) {
 			t.Errorf("lag %v: alert %v, want a count of 3", c.lag, alerts[0])
@@ -303,8 +291,8 @@ func TestRecordIDsEdges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, replayed := fed(t, e, batches...)
-		return replayed
+		_, counts := fed(t, e, batches...)
+		return counts.Replayed
 	}
 	early := logins(t, 2, time.Date(1970, 1, 1, 0, 5, 0, 0, time.UTC), "111", "192.0.2.1", "root")
 	life(Options{}, early)
@@ -332,7 +320,7 @@ func TestRecordIDsEdges(t *testing.T) {
 	if _, err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, n := fed(t, e2, recs); n != 2 {
-		t.Errorf("after a reload, the old engine's last batch given again: %d replayed, want 2", n)
+	if _, st := fed(t, e2, recs); st.Replayed != 2 {
+		t.Errorf("after a reload, the old engine's last batch given again: %d replayed, want 2", st.Replayed)
 	}
 }
