@@ -52,6 +52,11 @@ type recordAlerts struct {
 	e    *Engine
 	ev   *cloudtrail.Event
 	part *docPart
+	// base and cols: an ES|QL row's alert on the record, whose document
+	// is base's with the row's columns, made on first need (most alerts
+	// past max_signals never need it).
+	base *recordAlerts
+	cols map[string]any
 	// why is the record's half of its alerts' reason, made on first need.
 	why    string
 	whySet bool
@@ -111,7 +116,11 @@ func (ra *recordAlerts) reasonPrefix() string {
 
 func (ra *recordAlerts) eventPart() *docPart {
 	if ra.part == nil {
-		ra.part = ra.e.eventPart(ra.ev)
+		if ra.base != nil {
+			ra.part = ra.base.eventPart().with(ra.cols)
+		} else {
+			ra.part = ra.e.eventPart(ra.ev)
+		}
 	}
 	return ra.part
 }

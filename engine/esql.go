@@ -155,9 +155,9 @@ func (e *Engine) rowAlert(r *conf.Rule, rec *recordAlerts, row esql.Row) *Alert 
 			cols[name] = v
 		}
 	}
-	// The record's document, rendered once for all its alerts, with the
+	// The record's document (rendered once for all its alerts) with the
 	// row's columns.
-	a.rec = &recordAlerts{e: e, ev: rec.ev, part: rec.eventPart().with(cols), why: rec.reasonPrefix(), whySet: true, at: rec.at}
+	a.rec = &recordAlerts{e: e, ev: rec.ev, base: rec, cols: cols, why: rec.reasonPrefix(), whySet: true, at: rec.at}
 	return a
 }
 
