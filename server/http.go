@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"strconv"
@@ -146,13 +147,13 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer buf.release()
-	b, err := splitBody(buf.b, firehoseID != "")
-	if err != nil {
+	b, err := splitBody(buf.b, firehoseID != "", h.opts.MaxRecords)
+	if err != nil && !errors.Is(err, errTooManyRecords) {
 		base.Error = err.Error()
 		reply(w, http.StatusBadRequest, base)
 		return
 	}
-	if b.count(h.opts.MaxRecords) > h.opts.MaxRecords {
+	if err != nil || b.count(h.opts.MaxRecords) > h.opts.MaxRecords {
 		base.Error = fmt.Sprintf("more than max_records (%d) records: send smaller batches", h.opts.MaxRecords)
 		reply(w, http.StatusRequestEntityTooLarge, base)
 		return
@@ -322,38 +323,76 @@ type body struct {
 	bad   []engine.Record
 }
 
+// errTooManyRecords: a body holds more than max_records records.
+var errTooManyRecords = errors.New("too many records")
+
 // splitBody reads what kind of body it is (and decodes a Firehose
-// delivery's records); the records themselves are read by records().
-func splitBody(raw []byte, firehose bool) (*body, error) {
+// delivery's records, refusing more than maxRecords of them with
+// errTooManyRecords); the records themselves are read by records().
+func splitBody(raw []byte, firehose bool, maxRecords int) (*body, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 {
 		return nil, errors.New("empty body")
 	}
 	if firehose {
-		var fh struct {
-			Records []struct {
-				Data string `json:"data"`
-			} `json:"records"`
-		}
-		if err := jsoniter.Unmarshal(t, &fh); err != nil {
-			return nil, fmt.Errorf("Firehose delivery is not JSON: %v", err)
-		}
-		b := &body{lines: true}
-		for i, r := range fh.Records {
-			where := fmt.Sprintf("records[%d]", i)
-			data, err := base64.StdEncoding.DecodeString(r.Data)
-			if err != nil {
-				b.bad = append(b.bad, engine.Record{Err: fmt.Errorf("data is not base64: %v", err), Where: where})
-				continue
-			}
-			b.texts, b.where = append(b.texts, data), append(b.where, where+" ")
-		}
-		return b, nil
+		return firehoseBody(t, maxRecords)
 	}
 	// An array, or one pretty-printed object (an EventBridge event, say),
 	// is read as values; anything else as NDJSON.
 	end, closed := jsonsplit.End(t, 0)
 	return &body{texts: [][]byte{t}, where: []string{""}, lines: t[0] != '[' && !(closed && end == len(t))}, nil
+}
+
+// firehoseBody decodes a Firehose delivery ({"records": [{"data":
+// base64}, ...]}) a record at a time, stopping past maxRecords records:
+// what it holds is bounded by the body, whatever the body holds.
+func firehoseBody(t []byte, maxRecords int) (*body, error) {
+	if !jsoniter.Valid(t) {
+		var skipped struct{} // the syntax error's place, nothing built
+		return nil, fmt.Errorf("Firehose delivery is not JSON: %v", jsoniter.Unmarshal(t, &skipped))
+	}
+	it := jsoniter.ConfigDefault.BorrowIterator(t)
+	defer jsoniter.ConfigDefault.ReturnIterator(it)
+	b := &body{lines: true}
+	n := 0
+	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		if !strings.EqualFold(field, "records") {
+			it.Skip()
+			return true
+		}
+		return it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
+			if n++; n > maxRecords {
+				return false
+			}
+			var data string
+			it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+				if strings.EqualFold(field, "data") {
+					data = it.ReadString()
+				} else {
+					it.Skip()
+				}
+				return true
+			})
+			if it.Error != nil {
+				return false
+			}
+			where := "records[" + strconv.Itoa(n-1) + "]"
+			decoded, err := base64.StdEncoding.DecodeString(data)
+			if err != nil {
+				b.bad = append(b.bad, engine.Record{Err: fmt.Errorf("data is not base64: %v", err), Where: where})
+				return true
+			}
+			b.texts, b.where = append(b.texts, decoded), append(b.where, where+" ")
+			return true
+		})
+	})
+	switch {
+	case n > maxRecords:
+		return nil, errTooManyRecords
+	case it.Error != nil && !errors.Is(it.Error, io.EOF):
+		return nil, fmt.Errorf("Firehose delivery: %v", it.Error)
+	}
+	return b, nil
 }
 
 // count is how many records the body holds, counted up to one past upTo.

@@ -191,7 +191,7 @@ func (s *source) fill() error {
 	case jsonsplit.Cut(trimmed):
 		s.read(jsonsplit.Lines(trimmed, s.line))
 	default:
-		s.pending = append(s.pending, s.parse(jsonsplit.Record{Data: trimmed, Line: s.line, Element: -1, Events: 1}))
+		s.pending = append(s.pending, s.parse(jsonsplit.Record{Data: trimmed, Line: s.line, Element: -1}))
 		s.pendingText += len(trimmed)
 	}
 	return nil

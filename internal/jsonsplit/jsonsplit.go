@@ -2,7 +2,7 @@
 // passes over, so that memory follows one record, not the whole input: the
 // elements of a top-level array one at a time, NDJSON lines, values written
 // one after another, and a CloudTrail log file object ({"Records": [...]})
-// larger than GroupBytes in groups of its events. It finds where values end
+// larger than GroupBytes an event at a time. It finds where values end
 // by their brackets and strings alone, with a counter for the depth (no
 // recursion, whatever the nesting); what is inside a record is left to the
 // parser, which reports its errors with the record's place.
@@ -13,20 +13,19 @@ import (
 	"iter"
 )
 
-// GroupBytes is the size past which a CloudTrail log file object is cut
-// into groups of its events, each a {"Records": [...]} of about this size
-// (the same events, so the same alerts, as the whole file).
+// GroupBytes is the size past which a CloudTrail log file object is given
+// an event at a time (a smaller one is one record, read whole), so that a
+// malformed event is named by its place and the file's other events are
+// still read.
 const GroupBytes = 1 << 20
 
 // Record is one record's text and where it starts.
 type Record struct {
 	Data []byte
 	Line int // 1-based line of the text at which the record starts
-	// Element is the record's place (0-based) in a top-level array, or,
-	// for a group of a log file's events, its first event's; -1 otherwise.
+	// Element is the record's place (0-based) in a top-level array or in
+	// a large log file's Records; -1 otherwise.
 	Element int
-	// Events is how many events a group holds; 1 for any other record.
-	Events int
 	// Err says why the text could not be delimited (an array or a value
 	// left open); Data then holds what was there. "" for a record to parse
 	// (the parser names what else is wrong with it).
@@ -182,7 +181,6 @@ func recordsArray(v []byte) (int, bool) {
 // walker yields the records of one value after another.
 type walker struct {
 	yield func(Record) bool
-	group bool // build the groups of a large log file (else yield its events)
 }
 
 // array yields the elements of the array that opens text (its first line
@@ -194,21 +192,21 @@ func (w *walker) array(text []byte, line int) (int, bool) {
 	stopped := false
 	end, closed := elements(text, 0, func(el []byte, off int) bool {
 		k++
-		stopped = !w.yield(Record{Data: el, Line: lc.lineOf(off), Element: k - 1, Events: 1})
+		stopped = !w.yield(Record{Data: el, Line: lc.lineOf(off), Element: k - 1})
 		return !stopped
 	})
 	if stopped {
 		return end, false
 	}
 	if !closed {
-		return end, w.yield(Record{Line: lc.lineOf(min(end, len(text))), Element: -1, Events: 1, Err: "the array is not closed with ']'"})
+		return end, w.yield(Record{Line: lc.lineOf(min(end, len(text))), Element: -1, Err: "the array is not closed with ']'"})
 	}
 	return end, true
 }
 
 // units yields the records of one value v, which starts at line: a
-// top-level array's elements, a large log file object's events in groups,
-// or v itself.
+// top-level array's elements, a large log file object's events, or v
+// itself.
 func (w *walker) units(v []byte, line int) bool {
 	if len(v) > 0 && v[0] == '[' {
 		_, ok := w.array(v, line)
@@ -216,54 +214,31 @@ func (w *walker) units(v []byte, line int) bool {
 	}
 	if len(v) > GroupBytes && v[0] == '{' {
 		if arr, ok := recordsArray(v); ok {
-			return w.groups(v, arr, line)
+			return w.events(v, arr, line)
 		}
 	}
-	return w.yield(Record{Data: v, Line: line, Element: -1, Events: 1})
+	return w.yield(Record{Data: v, Line: line, Element: -1})
 }
 
-// groups yields the events of the Records array at v[arr] in groups of
-// about GroupBytes, each written as a {"Records": [...]} object.
-func (w *walker) groups(v []byte, arr, line int) bool {
+// events yields the events of the Records array at v[arr] one at a time.
+func (w *walker) events(v []byte, arr, line int) bool {
 	lc := lineCounter{text: v, line: line}
-	var buf []byte
-	var g Record
-	flush := func() bool {
-		if len(buf) == 0 {
-			return true
-		}
-		g.Data, buf = append(buf, "]}"...), nil
-		return w.yield(g)
-	}
 	k, ok := 0, true
 	elements(v, arr, func(el []byte, off int) bool {
+		ok = w.yield(Record{Data: el, Line: lc.lineOf(off), Element: k})
 		k++
-		if !w.group {
-			ok = w.yield(Record{Data: el, Line: lc.lineOf(off), Element: k - 1, Events: 1})
-			return ok
-		}
-		if len(buf) > 0 && len(buf)+len(el) > GroupBytes {
-			if ok = flush(); !ok {
-				return false
-			}
-		}
-		if len(buf) == 0 {
-			buf = append(make([]byte, 0, min(GroupBytes, len(el))+16), `{"Records":[`...)
-			g = Record{Line: lc.lineOf(off), Element: k - 1}
-		} else {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, el...)
-		g.Events++
-		return true
+		return ok
 	})
-	return ok && flush()
+	return ok
 }
 
 // values walks text as values one after another. A value that cannot be
-// delimited is given as a record with Err up to the end of its line, and
-// the walk goes on with the next line; an array cut short gives its
-// elements up to the cut.
+// delimited (left open to the end of the text) is given as a record with
+// Err up to the end of its line, and the rest of the text is walked as
+// lines: each line is then delimited once, where walking on as values
+// would search the rest of the text again from every line (time growing
+// with the square of the text). An array cut short gives its elements up
+// to the cut.
 func (w *walker) values(text []byte, line int) {
 	lc := lineCounter{text: text, line: line}
 	for i := skipSpace(text, 0); i < len(text); i = skipSpace(text, i) {
@@ -283,11 +258,13 @@ func (w *walker) values(text []byte, line int) {
 			if nl < 0 {
 				nl = len(text) - i
 			}
-			if !w.yield(Record{Data: bytes.TrimRight(text[i:i+nl], " \t\r"), Line: lc.lineOf(i), Element: -1, Events: 1, Err: "a value left open (a bracket or a quote not closed)"}) {
+			if !w.yield(Record{Data: bytes.TrimRight(text[i:i+nl], " \t\r"), Line: lc.lineOf(i), Element: -1, Err: "a value left open (a bracket or a quote not closed)"}) {
 				return
 			}
-			i += nl
-			continue
+			if i += nl; i < len(text) {
+				w.lines(text[i+1:], lc.lineOf(i)+1)
+			}
+			return
 		}
 		if end == i {
 			// A comma or closing bracket where a value should start: a
@@ -320,7 +297,7 @@ func (w *walker) lines(text []byte, line int) {
 		// value is, too: the parser refuses it); only an array or a large
 		// log file object is cut.
 		if !Cut(l) {
-			if !w.yield(Record{Data: l, Line: n, Element: -1, Events: 1}) {
+			if !w.yield(Record{Data: l, Line: n, Element: -1}) {
 				return
 			}
 			continue
@@ -331,7 +308,7 @@ func (w *walker) lines(text []byte, line int) {
 			}
 			continue
 		}
-		if !w.yield(Record{Data: l, Line: n, Element: -1, Events: 1}) {
+		if !w.yield(Record{Data: l, Line: n, Element: -1}) {
 			return
 		}
 	}
@@ -347,23 +324,22 @@ func Cut(l []byte) bool {
 // Values yields the records of JSON text made of values one after another
 // (a pretty-printed log file, concatenated JSON, a body that is one array),
 // its first line numbered line: each value's elements when it is an array,
-// a large log file's events in groups, or the value. A value that cannot be
-// delimited is given (Open) up to the end of its line, and the walk goes on
-// with the next line.
+// a large log file's events, or the value. A value that cannot be
+// delimited is given (with Err) up to the end of its line, and the rest of
+// the text is walked as Lines walks it.
 func Values(text []byte, line int) iter.Seq[Record] {
-	return func(yield func(Record) bool) { (&walker{yield: yield, group: true}).values(text, line) }
+	return func(yield func(Record) bool) { (&walker{yield: yield}).values(text, line) }
 }
 
 // Lines yields the records of NDJSON, its first line numbered line: each
 // non-empty line's records as Values gives them for one value; a line that
 // is not one value is given whole.
 func Lines(text []byte, line int) iter.Seq[Record] {
-	return func(yield func(Record) bool) { (&walker{yield: yield, group: true}).lines(text, line) }
+	return func(yield func(Record) bool) { (&walker{yield: yield}).lines(text, line) }
 }
 
 // Count returns how many records Values (or, with lines, Lines) gives for
-// text, a large log file counted by its events, without building groups;
-// it stops counting past upTo.
+// text; it stops counting past upTo.
 func Count(text []byte, lines bool, upTo int) int {
 	n := 0
 	w := &walker{yield: func(Record) bool { n++; return n <= upTo }}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"strings"
 	"testing"
+	"time"
 )
 
 type got struct {
@@ -66,39 +67,60 @@ func TestSplit(t *testing.T) {
 	}
 }
 
-// TestLogFileInGroups: a CloudTrail log file object larger than GroupBytes
-// comes as groups of its events, each a log file object of about
-// GroupBytes that parses; one with another member comes whole.
-func TestLogFileInGroups(t *testing.T) {
+// TestLargeLogFileByEvents: a CloudTrail log file object larger than
+// GroupBytes comes an event at a time, each named by its element and line;
+// a malformed event is one record, the others parse; one with another
+// member comes whole.
+func TestLargeLogFileByEvents(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("{ \"Records\" : [\n")
-	const n = 3000
+	const n, bad = 3000, 1700
 	for i := range n {
 		if i > 0 {
 			b.WriteString(",\n")
+		}
+		if i == bad {
+			b.WriteString(`{"eventSource":"x","eventName":}`)
+			continue
 		}
 		fmt.Fprintf(&b, `{"eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"%d","pad":"%s"}`, i, strings.Repeat("x", 900))
 	}
 	b.WriteString("\n]\n}")
 	text := []byte(b.String())
-	events, groups := 0, 0
+	k := 0
 	for r := range Values(text, 1) {
-		var f struct{ Records []struct{ EventID string } }
-		if err := json.Unmarshal(r.Data, &f); err != nil || len(f.Records) != r.Events {
-			t.Fatalf("group %d: %v, %d events of %d", groups, err, len(f.Records), r.Events)
+		var e struct{ EventID string }
+		err := json.Unmarshal(r.Data, &e)
+		if r.Element != k || r.Line != k+2 || r.Err != "" || (err != nil) != (k == bad) || err == nil && e.EventID != fmt.Sprint(k) {
+			t.Fatalf("record %d: element %d, line %d, %q, %v, event %q", k, r.Element, r.Line, r.Err, err, e.EventID)
 		}
-		if len(r.Data) > GroupBytes+2000 || f.Records[0].EventID != fmt.Sprint(r.Element) || r.Line != r.Element+2 {
-			t.Errorf("group %d: %d bytes, first event %s, element %d, line %d", groups, len(r.Data), f.Records[0].EventID, r.Element, r.Line)
-		}
-		events += r.Events
-		groups++
+		k++
 	}
-	if events != n || groups < 3 || Count(text, false, n) != n || Count(text, false, 10) != 11 {
-		t.Errorf("%d events in %d groups, Count %d", events, groups, Count(text, false, n))
+	if k != n || Count(text, false, n) != n || Count(text, false, 10) != 11 {
+		t.Errorf("%d events, Count %d", k, Count(text, false, n))
 	}
 	other := append(append([]byte(nil), text[:len(text)-1]...), `, "x": 1}`...)
 	if g := collect(Values(other, 1)); len(g) != 1 || g[0].Data != string(other) {
 		t.Errorf("a log file object with another member: %d records", len(g))
+	}
+}
+
+// TestOpenValuesLinear: values left open to the end of the text, one a
+// line, are each given once with their line, in time that grows with the
+// text (searching the rest of the text again from each line took 11 s of
+// CPU for 256 KB).
+func TestOpenValuesLinear(t *testing.T) {
+	text := []byte("[]\n" + strings.Repeat("{\n", 1<<20) + `{"a":1}` + "\n")
+	start := time.Now()
+	g := collect(Values(text, 1))
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	if len(g) != 1<<20+1 || g[0].Line != 2 || !g[0].Err || g[1<<20-1].Line != 1<<20+1 || g[1<<20].Data != `{"a":1}` || g[1<<20].Err {
+		t.Fatalf("%d records; first %+v; last %+v", len(g), g[0], g[len(g)-1])
+	}
+	if n := Count(text, false, 1<<21); n != len(g) {
+		t.Errorf("Count %d, %d records", n, len(g))
 	}
 }
 
