@@ -309,6 +309,9 @@ func floorDiv(a, b int64) int64 {
 type runStats struct {
 	runs, overflow, late int
 	by                   map[string]int // runs by rule name
+	// due is the earliest run after the clock: the engine's nextDue once
+	// the transaction has committed (a failed one leaves its runs due).
+	due int64
 }
 
 // scheduledEmit writes the batch's counts into the state, moves the clock
@@ -370,7 +373,7 @@ func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg,
 		}
 		alerts = append(alerts, as...)
 	}
-	e.nextDue.Store(e.dueAfter(clock.UnixMilli()))
+	rs.due = e.dueAfter(clock.UnixMilli())
 	return alerts, nil
 }
 

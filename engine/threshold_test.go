@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -492,5 +493,55 @@ func TestCorpusThresholdRules(t *testing.T) {
 				t.Fatalf("%d records: %+v, want one alert counting them all", n, got)
 			}
 		})
+	}
+}
+
+// failAfterEmit is a State whose next commit fails after its Emit has run
+// (the runs made, then the transaction refused: a full outbox, a disk
+// error).
+type failAfterEmit struct {
+	*store.Store
+	fail bool
+}
+
+func (f *failAfterEmit) Commit(b store.Batch) (store.CommitResult, error) {
+	if f.fail {
+		f.fail = false
+		emit := b.Emit
+		b.Emit = func(v *store.Verdicts) ([]store.Alert, error) {
+			if _, err := emit(v); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("injected: the transaction fails after the runs")
+		}
+	}
+	return f.Store.Commit(b)
+}
+
+// TestFailedRunIsMadeAtTheNextCall: a RunDue whose transaction fails
+// leaves its run due, so the timer's next call makes it (it moved the next
+// run time on and the run waited an interval).
+func TestFailedRunIsMadeAtTheNextCall(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := &failAfterEmit{Store: st}
+	c := &clock{t: at("10:04:30")}
+	e, err := New(thRule(t, []string{"cloud.account.id"}, 3, "", 0, ""), Options{State: fs, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ProcessBatch(logins(t, 3, at("08:00:00"), "111", "192.0.2.1", "root")); err != nil {
+		t.Fatal(err)
+	}
+	fs.fail = true
+	if _, err := e.RunDue(at("10:05:01")); err == nil {
+		t.Fatal("the injected failure did not happen")
+	}
+	res, err := e.RunDue(at("10:05:31"))
+	if err != nil || len(res.Alerts) != 1 {
+		t.Errorf("the timer's call after a failed run: %d alerts, %v; want the 10:05 run's alert", len(res.Alerts), err)
 	}
 }
