@@ -782,7 +782,6 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	var docs [][]byte
 	var fc *fleetCommit
 	var ic idCommit
-	var due int64 // the scheduled rules' next run, once committed
 	emit := func(v *store.Verdicts) ([]store.Alert, error) {
 		if e.backfill {
 			return nil, nil
@@ -855,7 +854,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 			if err != nil {
 				return nil, err
 			}
-			due = rs.due
+			ic.due = rs.due
 			st.Runs += rs.runs
 			st.RunsBy = rs.by
 			st.WindowFull += rs.overflow
@@ -894,8 +893,8 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		e.fleet.Publish(fc.publish)
 	}
 	st.IDsForgotten += e.applyRecordIDs(w, ic)
-	if due != 0 {
-		e.nextDue.Store(due)
+	if ic.due != 0 {
+		e.nextDue.Store(ic.due)
 	}
 	st.Overflow += cr.Overflow
 	st.Duplicates += cr.Duplicates

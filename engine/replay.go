@@ -199,12 +199,13 @@ func (e *Engine) replayed(w *worker, seen int64) bool {
 	return false
 }
 
-// idCommit is what a batch's commit does to the record memory once it has
-// succeeded.
+// idCommit is what a batch's commit does to the record memory (and to the
+// next run time) once it has succeeded.
 type idCommit struct {
 	written bool  // the batch's ids went into the state
 	horizon int64 // slots before it no window counts any more
 	bound   int64 // slots before it are forgotten for the bound
+	due     int64 // the scheduled rules' next run time (0: not moved)
 }
 
 // writeRecordIDs writes the batch's new record ids into the state and
