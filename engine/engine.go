@@ -122,7 +122,11 @@ type Engine struct {
 	// nextDue is the earliest run time (Unix ms) not made yet, as far as
 	// the last commit knew (0: unknown, look at the state).
 	nextDue atomic.Int64
-	pool    sync.Pool
+	// shapes are the stateful rules' shapes (shape.go), checked against
+	// the state file's by the first commit that succeeds (shapesChecked).
+	shapes        map[string][]byte
+	shapesChecked atomic.Bool
+	pool          sync.Pool
 	// fleet shares history and alert ids with the other nodes (nil: this
 	// node alone); histIdx finds a term's history by name for it.
 	fleet   *fleet.Client
@@ -294,6 +298,7 @@ func New(rs *conf.RuleSet, o Options) (*Engine, error) {
 		}
 	}
 	e.shareAccs()
+	e.shapes = e.stateShapes()
 	e.lag = max(o.EventClockLag, 0)
 	maxIDs := o.MaxRecordIDs
 	if maxIDs <= 0 {
@@ -378,6 +383,9 @@ type Stats struct {
 	// at MaxRecordIDs (a record of theirs given again would count again).
 	Replayed     int
 	IDsForgotten int
+	// StateDropped are the rules (by rule_id) whose state in the file was
+	// written for another definition of theirs, and dropped (shape.go).
+	StateDropped []string
 	// FleetDuplicates are alerts another node of the fleet sent (not sent
 	// again); Unconfirmed alerts went out on the local verdict, the fleet
 	// not answering (trailwatch.fleet.unconfirmed in their documents).
@@ -420,6 +428,7 @@ func (s *Stats) Add(o Stats) {
 	s.SeqDropped += o.SeqDropped
 	s.Replayed += o.Replayed
 	s.IDsForgotten += o.IDsForgotten
+	s.StateDropped = append(s.StateDropped, o.StateDropped...)
 	s.FleetDuplicates += o.FleetDuplicates
 	s.Unconfirmed += o.Unconfirmed
 	for k, v := range o.Excepted {
@@ -826,6 +835,13 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		}
 		kept, docs = kept[:0], docs[:0]
 		var out []store.Alert
+		if len(e.shapes) > 0 && !e.shapesChecked.Load() && v.Windows() != nil {
+			dropped, err := e.checkShapes(v.Windows())
+			if err != nil {
+				return nil, err
+			}
+			st.StateDropped, ic.shapes = dropped, true
+		}
 		if len(w.seqEvents) > 0 && v.Windows() != nil {
 			var ss seqStats
 			seq, err := e.sequenceEmit(v.Windows(), w.seqEvents, &ss)
@@ -895,6 +911,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	st.IDsForgotten += e.applyRecordIDs(w, ic)
 	if ic.due != 0 {
 		e.nextDue.Store(ic.due)
+	}
+	if ic.shapes {
+		e.shapesChecked.Store(true)
 	}
 	st.Overflow += cr.Overflow
 	st.Duplicates += cr.Duplicates

@@ -259,7 +259,7 @@ func (e *Engine) compactESQL(ws *store.Windows, sc *scheduled, from, to int64) e
 		err := ws.Compact(sc.rule.RuleID, b, esqlGroup, func(parts [][]byte) ([]byte, error) {
 			acc := p.NewAcc()
 			for _, v := range parts {
-				if err := acc.MergeBinary(v); err != nil {
+				if err := acc.MergeBinary(v); err != nil && !errors.Is(err, esql.ErrOtherStats) {
 					return nil, fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", sc.rule.RuleID, err)
 				}
 			}
@@ -279,7 +279,9 @@ func (e *Engine) esqlRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, e
 	r, p := sc.rule, sc.rule.ESQL
 	acc := p.NewAcc()
 	err := ws.Scan(r.RuleID, t-sc.from, t, func(_ int64, _, v []byte) error {
-		if err := acc.MergeBinary(v); err != nil {
+		// A part of another STATS (written before the rule was edited, by
+		// a build that kept no shapes: shape.go) is passed over.
+		if err := acc.MergeBinary(v); err != nil && !errors.Is(err, esql.ErrOtherStats) {
 			return fmt.Errorf("rule %q: an aggregate in the state file is unreadable: %w", r.RuleID, err)
 		}
 		return nil

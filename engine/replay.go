@@ -206,6 +206,7 @@ type idCommit struct {
 	horizon int64 // slots before it no window counts any more
 	bound   int64 // slots before it are forgotten for the bound
 	due     int64 // the scheduled rules' next run time (0: not moved)
+	shapes  bool  // the rules' shapes were checked (shape.go)
 }
 
 // writeRecordIDs writes the batch's new record ids into the state and

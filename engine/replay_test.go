@@ -80,24 +80,11 @@ func TestAggregatesCountARecordOnce(t *testing.T) {
 	// Across a restart: the first life counts two records, the second is
 	// given them again and a third.
 	path := filepath.Join(t.TempDir(), "state.db")
-	life := func(batches ...[]Record) ([]map[string]any, int) {
-		st, err := store.Open(path, store.Options{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		e, err := New(rs, Options{State: st, TimeSource: EventTime})
-		if err != nil {
-			t.Fatal(err)
-		}
-		alerts, counts := fed(t, e, batches...)
-		return alerts, counts.Replayed
+	if _, alerts := life(t, path, rs, false, two); len(alerts) != 0 {
+		t.Fatalf("first life: %d alerts", len(alerts))
 	}
-	if alerts, _ := life(two); len(alerts) != 0 {
-		t.Fatalf("first life: %v", alerts)
-	}
-	if _, replayed := life(two); replayed != 2 {
-		t.Errorf("after a restart, the same records: %d replayed, want 2", replayed)
+	if st, _ := life(t, path, rs, false, two); st.Replayed != 2 {
+		t.Errorf("after a restart, the same records: %d replayed, want 2", st.Replayed)
 	}
 	state, err := store.Open(path, store.Options{NoSync: true})
 	if err != nil {

@@ -510,6 +510,9 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 		if err != nil && len(sc.fields) > 0 {
 			return nil, fmt.Errorf("rule %q: a group key in the state file is unreadable: %w", id, err)
 		}
+		if len(vals) != len(sc.fields) {
+			continue // written for other group fields, by a build that kept no shapes (shape.go)
+		}
 		g.values = vals
 		hits = append(hits, g)
 	}

@@ -278,6 +278,9 @@ func (in *Instance) account(res engine.Result) {
 	if n := int64(res.Stats.Late); n > 0 && in.Late.Add(n) == n {
 		in.Log.Warnf("%d counts of scheduled rules not kept: older than every run to come (on the event clock, records that arrive after the runs that could have counted them, such as a backlog flushed after newer chunks: event_clock_lag makes runs wait for records that far out of order, the ingested clock counts them at arrival); logged once, counted in trailwatch_window_counts_late_total", n)
 	}
+	for _, id := range res.Stats.StateDropped {
+		in.Log.Warnf("rule %q: its definition changed (query, group fields, STATS, stages, from or interval) since its state was written: its window counts, signal history and sequences in flight are dropped, and its windows start empty", id)
+	}
 	in.Replayed.Add(int64(res.Stats.Replayed))
 	if res.Stats.IDsForgotten > 0 && in.IDsForgotten.Add(int64(res.Stats.IDsForgotten)) == int64(res.Stats.IDsForgotten) {
 		in.Log.Infof("the aggregating rules remember the %d records they counted last (a record among them given again counts once); older ones are forgotten from now on, counted in trailwatch_record_ids_forgotten_total (logged once)", engine.MaxRecordIDs)

@@ -36,7 +36,60 @@ var (
 	// keyRunClock in the meta bucket is the scheduler's clock: the latest
 	// time runs were made up to.
 	keyRunClock = []byte("run_clock")
+	// bucketRuleShapes holds, per rule_id, the shape of the definition its
+	// state was written for (the engine's fingerprint): a rule edited under
+	// the same id must not read what its former definition wrote.
+	bucketRuleShapes = []byte("rule_shapes")
 )
+
+// ruleStateBuckets are the top-level buckets holding a rule's scheduled
+// and sequence state under its rule_id.
+var ruleStateBuckets = [][]byte{bucketWindows, bucketWindowSignals, bucketSequences, bucketWindowSizes, bucketWindowRuns, bucketRuleShapes}
+
+// dropRule deletes what the top bucket holds under name (a sub-bucket or a
+// value), reporting whether it held anything.
+func dropRule(tx *bolt.Tx, top, name []byte) (bool, error) {
+	b := tx.Bucket(top)
+	switch {
+	case b == nil:
+		return false, nil
+	case b.Bucket(name) != nil:
+		return true, b.DeleteBucket(name)
+	case b.Get(name) != nil:
+		return true, b.Delete(name)
+	}
+	return false, nil
+}
+
+// Shape returns the shape the rule's state was written for (nil: none
+// recorded).
+func (w *Windows) Shape(rule string) []byte {
+	b := w.tx.Bucket(bucketRuleShapes)
+	if b == nil {
+		return nil
+	}
+	return b.Get([]byte(rule))
+}
+
+// SetShape records the shape the rule's state is written for.
+func (w *Windows) SetShape(rule string, shape []byte) error {
+	b, err := w.tx.CreateBucketIfNotExists(bucketRuleShapes)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(rule), shape)
+}
+
+// DropRule deletes the rule's scheduled and sequence state (windows, their
+// size, last run, signal history, sequences in flight, shape).
+func (w *Windows) DropRule(rule string) error {
+	for _, top := range ruleStateBuckets {
+		if _, err := dropRule(w.tx, top, []byte(rule)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Windows is the scheduled rules' state inside one write transaction
 // (Verdicts.Windows). It is valid only during the Emit call it came with.
@@ -456,7 +509,7 @@ func (s *Store) DropRuleState(keep map[string]bool) (dropped []string, err error
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		gone := map[string]bool{}
-		for _, top := range [][]byte{bucketWindows, bucketWindowSignals, bucketSequences, bucketWindowSizes, bucketWindowRuns} {
+		for _, top := range ruleStateBuckets {
 			b := tx.Bucket(top)
 			if b == nil {
 				continue
@@ -472,13 +525,7 @@ func (s *Store) DropRuleState(keep map[string]bool) (dropped []string, err error
 				return err
 			}
 			for _, k := range names {
-				var err error
-				if b.Bucket(k) != nil {
-					err = b.DeleteBucket(k)
-				} else {
-					err = b.Delete(k)
-				}
-				if err != nil {
+				if _, err := dropRule(tx, top, k); err != nil {
 					return err
 				}
 				gone[string(k)] = true

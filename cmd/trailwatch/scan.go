@@ -234,6 +234,9 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 	if st.WindowFull > 0 {
 		fmt.Fprintf(w, "  %d counts of scheduled rules not kept: a rule's window state was full (%d entries)\n", st.WindowFull, engine.WindowCap)
 	}
+	for _, id := range st.StateDropped {
+		fmt.Fprintf(w, "  rule %q: its definition changed since its state in the file was written: that state was dropped\n", id)
+	}
 	if st.Late > 0 {
 		fmt.Fprintf(w, "  %d counts of scheduled rules not kept: older than every run to come\n", st.Late)
 	}

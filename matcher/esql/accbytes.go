@@ -404,6 +404,10 @@ type accHeader struct {
 	groups             uint64
 }
 
+// ErrOtherStats: an accumulator's bytes were written by another STATS
+// (a rule's query edited since): they are not this one's to merge.
+var ErrOtherStats = errors.New("esql: accumulator: written for another STATS")
+
 // header reads the form, fingerprint, overflow counts and number of groups
 // of a's serialisation, and returns the decoder at the first group.
 func (a *Acc) header(data []byte) (*decoder, accHeader, error) {
@@ -415,7 +419,7 @@ func (a *Acc) header(data []byte) (*decoder, accHeader, error) {
 	// One copy of the bytes, which the strings read share.
 	d := &decoder{s: string(data[n:])}
 	if d.u64() != a.plan.fp {
-		return nil, h, errors.New("esql: accumulator: written for another STATS")
+		return nil, h, ErrOtherStats
 	}
 	h.v1 = string(data[:n]) == accMagicV1
 	h.dropRows = int64(d.uvarint() & math.MaxInt64)
