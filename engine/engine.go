@@ -377,7 +377,8 @@ type Stats struct {
 	Late        int            // counts older than every run to come (not kept)
 	Sequences   int            // EQL sequences completed
 	SeqDropped  int            // sequences in flight dropped at a rule's SeqCap
-	// Replayed are records the aggregating ES|QL rules had counted before
+	// Replayed are records the scheduled rules (threshold, aggregating
+	// ES|QL) had counted before
 	// (the same eventID: a chunk or request sent again, a file scanned
 	// again), not counted again; IDsForgotten the remembered ids dropped
 	// at MaxRecordIDs (a record of theirs given again would count again).
@@ -1008,7 +1009,11 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	}
 	w.matches[rm.i]++
 	if si, ok := e.schedOf[r]; ok {
-		e.countThreshold(w, si, e.seenAt(ev))
+		seen := e.seenAt(ev)
+		if ms := seen.UnixMilli(); ms >= 0 && e.replayed(w, ms) {
+			return alerts, pending // counted when it was given before
+		}
+		e.countThreshold(w, si, seen)
 		return alerts, pending
 	}
 	if r.Sequence != nil {

@@ -11,15 +11,18 @@ import (
 
 // A record given twice (a chunk Fluent Bit sends again after a crash, a
 // retried request, a file scanned again on the same state file) must not
-// count twice in an aggregating ES|QL rule: Elastic Agent gives each
-// CloudTrail record the document id of its S3 object and offset, so a record
-// read again is indexed once. The engine remembers the eventIDs (64-bit
-// hashes) of the records those rules counted, committed with the
-// aggregates they went into; a record whose id is remembered counts in no
-// aggregate again. Ids are kept by the slot (minute) of the record's time
+// count twice in a scheduled rule (threshold, aggregating ES|QL): Elastic
+// Agent gives each CloudTrail record the document id of its S3 object and
+// offset, so a record read again is indexed once. The engine remembers the
+// eventIDs (64-bit hashes) of the records those rules counted, committed
+// with the counts they went into; a record whose id is remembered counts in
+// no window again. Ids are kept by the slot (minute) of the record's time
 // for as long as a window can still count it (the longest from + interval
-// of the aggregating rules), and MaxRecordIDs at most: past it the oldest
-// slots are forgotten, and counted.
+// of the scheduled rules), and MaxRecordIDs at most: past it the oldest
+// slots are forgotten, and counted. (A threshold group also keeps the ids
+// of its records in each bucket, up to its threshold; that alone let a
+// record given again after its group alerted count again, once the buckets
+// before the alert were passed over.)
 
 // MaxRecordIDs bounds the record ids remembered (about 30 bytes each in
 // memory, beside a 2 MiB filter; 8 in the state file).
@@ -64,9 +67,7 @@ type recordIDLoader interface {
 func (e *Engine) newRecordIDs(bound int) error {
 	var horizon int64
 	for _, sc := range e.scheduled {
-		if sc.rule.ESQL != nil {
-			horizon = max(horizon, sc.from+sc.interval)
-		}
+		horizon = max(horizon, sc.from+sc.interval)
 	}
 	if horizon == 0 {
 		return nil

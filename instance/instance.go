@@ -283,7 +283,7 @@ func (in *Instance) account(res engine.Result) {
 	}
 	in.Replayed.Add(int64(res.Stats.Replayed))
 	if res.Stats.IDsForgotten > 0 && in.IDsForgotten.Add(int64(res.Stats.IDsForgotten)) == int64(res.Stats.IDsForgotten) {
-		in.Log.Infof("the aggregating rules remember the %d records they counted last (a record among them given again counts once); older ones are forgotten from now on, counted in trailwatch_record_ids_forgotten_total (logged once)", engine.MaxRecordIDs)
+		in.Log.Infof("the scheduled rules remember the %d records they counted last (a record among them given again counts once); older ones are forgotten from now on, counted in trailwatch_record_ids_forgotten_total (logged once)", engine.MaxRecordIDs)
 	}
 	if res.Stats.WindowFull > 0 {
 		in.Log.Warnf("%d counts of scheduled rules not kept: a rule's window state is full (%d entries)", res.Stats.WindowFull, engine.WindowCap)

@@ -44,7 +44,7 @@ func NewCollector(in *Instance) prometheus.Collector {
 		windowFull:   d("window_counts_dropped_total", "Counts of scheduled rules not kept: the rule's window state was full."),
 		windowGroups: d("rule_window_groups", "Groups a scheduled rule holds in its window state, by rule_id.", "rule_id"),
 		late:         d("window_counts_late_total", "Counts of scheduled rules not kept: older than every run to come."),
-		replayed:     d("records_replayed_total", "Records the aggregating ES|QL rules had counted before (the same eventID), not counted again."),
+		replayed:     d("records_replayed_total", "Records the scheduled rules (threshold, aggregating ES|QL) had counted before (the same eventID), not counted again."),
 		idsForgotten: d("record_ids_forgotten_total", "Record ids the aggregating ES|QL rules forgot at their bound (given again, those records would count again)."),
 	}
 }

@@ -182,7 +182,7 @@ type Stats struct {
 	Terms      int
 	Outbox     int
 	Overflowed int
-	// RecordIDs are the records the aggregating rules remember having
+	// RecordIDs are the records the scheduled rules remember having
 	// counted (engine.MaxRecordIDs at most).
 	RecordIDs  int
 	FirstSeen  time.Time

@@ -244,7 +244,7 @@ func summary(w io.Writer, st engine.Stats, byRule map[string]int, took time.Dura
 		fmt.Fprintf(w, "  %s counted before by the aggregating ES|QL rules (the same eventID), not counted again\n", plural(st.Replayed, "record"))
 	}
 	if st.IDsForgotten > 0 {
-		fmt.Fprintf(w, "  %d record ids forgotten past the %d the aggregating rules remember (given again, those records would count again)\n", st.IDsForgotten, engine.MaxRecordIDs)
+		fmt.Fprintf(w, "  %d record ids forgotten past the %d the scheduled rules remember (given again, those records would count again)\n", st.IDsForgotten, engine.MaxRecordIDs)
 	}
 	for rule, n := range st.Excepted {
 		fmt.Fprintf(w, "  rule %q: %s excepted\n", rule, plural(n, "record"))
