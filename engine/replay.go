@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,6 +45,48 @@ type recordIDs struct {
 	// one, costs one load and no lock; stale counts the forgotten.
 	filter atomic.Pointer[[]atomic.Uint64]
 	stale  int
+	// inflight are the ids of the batches whose transaction has written
+	// theirs and whose commit is not applied yet (each a worker's
+	// batchIDs): a batch committing with one of them, or with an id
+	// remembered since it was judged, counted a record another batch
+	// counts, and is refused (ErrRecordsInFlight).
+	inflight []*map[uint64]int64
+}
+
+// ErrRecordsInFlight: a batch holds records another batch counted while
+// both were in flight (the same records given twice at once, such as a
+// duplicated CloudTrail event in two chunks of two workers). Nothing of it
+// is committed; given again, its records are known and counted once.
+var ErrRecordsInFlight = errors.New("records counted by another batch committing at the same time; give the batch again")
+
+// claim makes ids (a batch's new ids, in its transaction) in flight,
+// unless one of them is remembered or in flight already: it then returns
+// how many are, and claims nothing.
+func (r *recordIDs) claim(ids *map[uint64]int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for id := range *ids {
+		if _, ok := r.at[id]; ok {
+			n++
+			continue
+		}
+		for _, o := range r.inflight {
+			if _, ok := (*o)[id]; ok {
+				n++
+				break
+			}
+		}
+	}
+	if n == 0 {
+		r.inflight = append(r.inflight, ids)
+	}
+	return n
+}
+
+// release takes ids out of flight (the lock held).
+func (r *recordIDs) release(ids *map[uint64]int64) {
+	r.inflight = slices.DeleteFunc(r.inflight, func(o *map[uint64]int64) bool { return o == ids })
 }
 
 // filterWords is the filter's size: 2^24 bits (2 MiB), a few percent
@@ -204,6 +248,7 @@ func (e *Engine) replayed(w *worker, seen int64) bool {
 // next run time) once it has succeeded.
 type idCommit struct {
 	written bool  // the batch's ids went into the state
+	claimed bool  // and are in flight (recordIDs.claim)
 	horizon int64 // slots before it no window counts any more
 	bound   int64 // slots before it are forgotten for the bound
 	due     int64 // the scheduled rules' next run time (0: not moved)
@@ -217,6 +262,12 @@ func (e *Engine) writeRecordIDs(ws *store.Windows, w *worker, clock time.Time, i
 	r := e.recIDs
 	if r == nil {
 		return nil
+	}
+	if len(w.batchIDs) > 0 {
+		if n := r.claim(&w.batchIDs); n > 0 {
+			return fmt.Errorf("%w (%d of its records)", ErrRecordsInFlight, n)
+		}
+		ic.claimed = true
 	}
 	by := map[int64][]uint64{}
 	for id, slot := range w.batchIDs {
@@ -263,6 +314,15 @@ func (e *Engine) KeepRecordIDs(old *Engine) {
 	e.recIDs = r
 }
 
+// unclaim takes the ids of a batch whose commit failed out of flight.
+func (e *Engine) unclaim(w *worker, ic idCommit) {
+	if ic.claimed {
+		e.recIDs.mu.Lock()
+		e.recIDs.release(&w.batchIDs)
+		e.recIDs.mu.Unlock()
+	}
+}
+
 // applyRecordIDs makes a committed batch's ids part of the memory, and
 // returns how many remembered ids the bound made it forget.
 func (e *Engine) applyRecordIDs(w *worker, ic idCommit) (forgotten int) {
@@ -273,6 +333,7 @@ func (e *Engine) applyRecordIDs(w *worker, ic idCommit) (forgotten int) {
 	before := max(ic.horizon, ic.bound)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.release(&w.batchIDs)
 	for id, slot := range w.batchIDs {
 		if slot >= before {
 			r.add(id, slot)

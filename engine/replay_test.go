@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,4 +313,65 @@ func TestRecordIDsEdges(t *testing.T) {
 	if _, st := fed(t, e2, recs); st.Replayed != 2 {
 		t.Errorf("after a reload, the old engine's last batch given again: %d replayed, want 2", st.Replayed)
 	}
+}
+
+// TestRecordsInFlightTwice: two batches in flight at once holding the same
+// records (a duplicated CloudTrail event in two chunks of two workers, a
+// request retried while the first is processed) both counted them: 2
+// records made COUNT 4 and an alert at 3. The second to commit is refused
+// with ErrRecordsInFlight, nothing of it written; given again, its records
+// are known. Under load: batches of overlapping records from four
+// goroutines, each given again until taken, count each record once.
+func TestRecordsInFlightTwice(t *testing.T) {
+	rs := ruleSet(t, countRule(t))
+	two := logins(t, 2, at("10:01:00"), "111", "192.0.2.1", "root")
+	e, _ := newEngine(t, rs, Options{TimeSource: EventTime})
+	b1, b2 := e.NewBatch(), e.NewBatch()
+	b1.Add(two)
+	b2.Add(two)
+	if _, err := b1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Commit(); !errors.Is(err, ErrRecordsInFlight) {
+		t.Fatalf("the second batch of the same records: %v, want ErrRecordsInFlight", err)
+	}
+	alerts, st := drained(t, e, two)
+	if len(alerts) != 0 || st.Replayed != 2 {
+		t.Errorf("given again: %d alerts, %d replayed; want none, 2", len(alerts), st.Replayed)
+	}
+
+	// 40 distinct records, each in two of the batches, in one account:
+	// COUNT(*) is 40 when each counts once.
+	rs = ruleSet(t, esqlRule(t, `FROM logs-aws.cloudtrail-*
+| WHERE event.provider == "signin.amazonaws.com"
+| STATS Esql.count = COUNT(*) BY cloud.account.id`))
+	e, _ = newEngine(t, rs, Options{TimeSource: EventTime})
+	recs := logins(t, 40, at("10:01:00"), "111", "192.0.2.1", "root")
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < 40; i += 2 { // goroutines 0 and 2, 1 and 3 give the same records
+				for {
+					_, err := e.ProcessBatch([]Record{recs[i], recs[(i+1)%40]})
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, ErrRecordsInFlight) {
+						t.Error(err)
+						return
+					}
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res, err := e.Drain()
+	if err != nil || len(res.Alerts) != 1 || res.Alerts[0].Doc()["Esql.count"] != int64(40) {
+		t.Fatalf("%d alerts, %v; want one of COUNT 40", len(res.Alerts), err)
+	}
+	t.Logf("%d batches refused and given again", refused.Load())
 }

@@ -243,6 +243,11 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 		in.Log.Warnf("batch of %d records refused: %v", res.Stats.Records, err)
 		return res, err
 	}
+	if errors.Is(err, engine.ErrRecordsInFlight) {
+		in.Retries.Add(1)
+		in.Log.Warnf("batch of %d records not committed, to be given again: %v", res.Stats.Records, err)
+		return res, err
+	}
 	if err != nil {
 		in.Retries.Add(1)
 		in.Log.Errorf("batch of %d records not committed: %v", res.Stats.Records, err)

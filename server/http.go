@@ -170,6 +170,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrOutboxFull):
 		h.outboxFull(w, base, err)
+	case errors.Is(err, engine.ErrRecordsInFlight):
+		base.Error = "not committed, retry: " + err.Error()
+		h.retryLater(w, base)
 	case err != nil:
 		base.Error = "not committed, retry: " + err.Error()
 		reply(w, http.StatusInternalServerError, base)
