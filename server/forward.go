@@ -335,10 +335,14 @@ func decodeForward(b []byte, maxRecords int, inflate func([]byte) ([]byte, error
 		if err != nil {
 			return m, err
 		}
-		if opts["compressed"] == "gzip" {
+		switch c := opts["compressed"]; c {
+		case "gzip":
 			if packed, err = inflate(packed); err != nil {
 				return m, err
 			}
+		case "", "text":
+		default:
+			return m, fmt.Errorf("entries compressed with %s: the forward protocol's compression is gzip (set compress gzip on the sender)", logsafe.Name(c))
 		}
 		k := 0
 		for rest := packed; len(rest) > 0; k++ {

@@ -188,18 +188,24 @@ func TestForwardNeverTakenIsAcked(t *testing.T) {
 	}
 	tooMany := packedMessage("cloudtrail", four, "c3", true)
 	good := packedMessage("cloudtrail", entry(event(20, grant)), "c4", false)
+	// Compressed otherwise than gzip (the protocol's only compression).
+	zstd := packedMessage("cloudtrail", entry(event(21, grant)), "c5", false)
+	zstd = zstd[:len(zstd)-len(option("c5", false))]
+	zstd = msgp.AppendMapHeader(zstd, 2)
+	zstd = msgp.AppendString(msgp.AppendString(zstd, "chunk"), "c5")
+	zstd = msgp.AppendString(msgp.AppendString(zstd, "compressed"), "zstd")
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	for _, m := range []struct {
 		msg   []byte
 		chunk string
-	}{{badGzip, "c1"}, {intTag, "c2"}, {tooMany, "c3"}, {good, "c4"}} {
+	}{{badGzip, "c1"}, {intTag, "c2"}, {tooMany, "c3"}, {good, "c4"}, {zstd, "c5"}} {
 		c.Write(m.msg)
 		if got := readAck(t, r); got != m.chunk {
 			t.Errorf("ack %q, want %q", got, m.chunk)
 		}
 	}
-	if n := in.Malformed.Load(); n != 3 {
-		t.Errorf("%d malformed counted, want 3", n)
+	if n := in.Malformed.Load(); n != 4 {
+		t.Errorf("%d malformed counted, want 4", n)
 	}
 	if n := len(alertIDs(t, alerts, 1)); n != 1 {
 		t.Errorf("%d alerts, want 1 (of the good message only)", n)
