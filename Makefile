@@ -10,7 +10,7 @@ PKGS      := ./...
 
 all: build
 
-GOSRC     := $(shell find cmd conf matcher cloudtrail store engine flb instance sink enrich plugin -name '*.go' 2>/dev/null) go.mod go.sum
+GOSRC     := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 build: $(BIN)/trailwatch $(BIN)/out_trailwatch.so
 
