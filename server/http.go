@@ -321,7 +321,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*buffer, err
 type body struct {
 	texts [][]byte // the JSON text, or each Firehose record's decoded data
 	where []string // how the records of each text are named
-	lines bool     // the texts are NDJSON (else values one after another)
+	lines []bool   // each text is NDJSON (else values one after another)
 	last  int      // the size of the record records() gave last
 	bad   []engine.Record
 }
@@ -340,10 +340,18 @@ func splitBody(raw []byte, firehose bool, maxRecords int) (*body, error) {
 	if firehose {
 		return firehoseBody(t, maxRecords)
 	}
-	// An array, or one pretty-printed object (an EventBridge event, say),
-	// is read as values; anything else as NDJSON.
+	return &body{texts: [][]byte{t}, where: []string{""}, lines: []bool{isLines(t)}}, nil
+}
+
+// isLines reports whether the text t (trimmed) is read as NDJSON: an
+// array, or one pretty-printed object (an EventBridge event, say), is read
+// as values.
+func isLines(t []byte) bool {
+	if len(t) == 0 {
+		return true
+	}
 	end, closed := jsonsplit.End(t, 0)
-	return &body{texts: [][]byte{t}, where: []string{""}, lines: t[0] != '[' && !(closed && end == len(t))}, nil
+	return t[0] != '[' && !(closed && end == len(t))
 }
 
 // firehoseBody decodes a Firehose delivery ({"records": [{"data":
@@ -356,7 +364,7 @@ func firehoseBody(t []byte, maxRecords int) (*body, error) {
 	}
 	it := jsoniter.ConfigDefault.BorrowIterator(t)
 	defer jsoniter.ConfigDefault.ReturnIterator(it)
-	b := &body{lines: true}
+	b := &body{}
 	n := 0
 	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
 		if !strings.EqualFold(field, "records") {
@@ -385,7 +393,8 @@ func firehoseBody(t []byte, maxRecords int) (*body, error) {
 				b.bad = append(b.bad, engine.Record{Err: fmt.Errorf("data is not base64: %v", err), Where: where})
 				return true
 			}
-			b.texts, b.where = append(b.texts, decoded), append(b.where, where+" ")
+			decoded = bytes.TrimSpace(decoded)
+			b.texts, b.where, b.lines = append(b.texts, decoded), append(b.where, where+" "), append(b.lines, isLines(decoded))
 			return true
 		})
 	})
@@ -401,11 +410,11 @@ func firehoseBody(t []byte, maxRecords int) (*body, error) {
 // count is how many records the body holds, counted up to one past upTo.
 func (b *body) count(upTo int) int {
 	n := len(b.bad)
-	for _, t := range b.texts {
+	for i, t := range b.texts {
 		if n > upTo {
 			break
 		}
-		n += jsonsplit.Count(t, b.lines, upTo-n)
+		n += jsonsplit.Count(t, b.lines[i], upTo-n)
 	}
 	return n
 }
@@ -420,7 +429,7 @@ func (b *body) records() iter.Seq[engine.Record] {
 		}
 		for i, t := range b.texts {
 			seq := jsonsplit.Values(t, 1)
-			if b.lines {
+			if b.lines[i] {
 				seq = jsonsplit.Lines(t, 1)
 			}
 			for r := range seq {

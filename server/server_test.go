@@ -113,6 +113,12 @@ func TestHTTPAsVectorSends(t *testing.T) {
 	array := []byte("[" + event(3, grant) + "," + event(4, grant) + "]")
 	pretty := []byte(strings.ReplaceAll(event(5, grant), ",", ",\n  "))
 	firehose := []byte(`{"requestId":"r-1","timestamp":1,"records":[{"data":"` + base64.StdEncoding.EncodeToString([]byte(event(6, grant))) + `"}]}`)
+	// Firehose records of NDJSON, of an array, and of one pretty-printed
+	// event (read line by line, it was malformed lines).
+	firehoseShapes := []byte(`{"requestId":"r-2","timestamp":1,"records":[{"data":"` +
+		base64.StdEncoding.EncodeToString([]byte(event(10, grant)+"\n"+event(11, grant)+"\n")) + `"},{"data":"` +
+		base64.StdEncoding.EncodeToString([]byte("["+event(12, grant)+","+event(13, grant)+"]")) + `"},{"data":"` +
+		base64.StdEncoding.EncodeToString([]byte(strings.ReplaceAll(event(14, grant), ",", ",\n  "))) + `"}]}`)
 	cases := []struct {
 		name    string
 		body    []byte
@@ -126,6 +132,7 @@ func TestHTTPAsVectorSends(t *testing.T) {
 		{"gzip", gz([]byte(event(7, grant) + "\n")), []string{"Content-Encoding", "gzip"}, 200, 1, 1},
 		{"one pretty object (EventBridge)", pretty, nil, 200, 1, 1},
 		{"firehose", firehose, []string{"X-Amz-Firehose-Request-Id", "r-1"}, 200, 1, 1},
+		{"firehose records of NDJSON, an array, a pretty object", firehoseShapes, []string{"X-Amz-Firehose-Request-Id", "r-2"}, 200, 5, 5},
 		{"malformed among good", []byte(event(8, grant) + "\n{\"broken\": \n"), nil, 400, 1, 1},
 		{"not JSON at all", []byte("hello"), nil, 400, 0, 0},
 		{"empty", nil, nil, 400, 0, 0},
