@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -387,6 +388,9 @@ type Stats struct {
 	// StateDropped are the rules (by rule_id) whose state in the file was
 	// written for another definition of theirs, and dropped (shape.go).
 	StateDropped []string
+	// EvalFailure is the first panic of a rule's evaluation on a record,
+	// with its stack (the records are counted under SkipEvalFailed).
+	EvalFailure string
 	// FleetDuplicates are alerts another node of the fleet sent (not sent
 	// again); Unconfirmed alerts went out on the local verdict, the fleet
 	// not answering (trailwatch.fleet.unconfirmed in their documents).
@@ -430,6 +434,9 @@ func (s *Stats) Add(o Stats) {
 	s.Replayed += o.Replayed
 	s.IDsForgotten += o.IDsForgotten
 	s.StateDropped = append(s.StateDropped, o.StateDropped...)
+	if s.EvalFailure == "" {
+		s.EvalFailure = o.EvalFailure
+	}
 	s.FleetDuplicates += o.FleetDuplicates
 	s.Unconfirmed += o.Unconfirmed
 	for k, v := range o.Excepted {
@@ -948,7 +955,32 @@ func (e *Engine) Windows() map[string]time.Duration {
 	return out
 }
 
-func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
+// SkipEvalFailed is the reason a record is counted as skipped when a
+// rule's evaluation failed on it (a defect the record brought out, with
+// Stats.EvalFailure saying what): the record's alerts are dropped, and the
+// batch goes on.
+const SkipEvalFailed = "a rule's evaluation failed on the record (a defect: see the log)"
+
+// evaluate judges one record with every candidate rule. A panic in a
+// rule's evaluation (a defect some record brings out) is the record's
+// alone: it is counted, its alerts and terms are dropped, and the batch
+// goes on, where it stopped the process (scan, serve) or made Fluent Bit
+// drop the chunk.
+func (e *Engine) evaluate(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) (outAlerts []*Alert, outPending []pendingTerm) {
+	na, np := len(alerts), len(pending)
+	defer func() {
+		if p := recover(); p != nil {
+			st.skip(SkipEvalFailed)
+			if st.EvalFailure == "" {
+				st.EvalFailure = fmt.Sprintf("%v\n%s", p, debug.Stack())
+			}
+			outAlerts, outPending = alerts[:na], pending[:np]
+		}
+	}()
+	return e.evaluateRecord(w, st, alerts, pending)
+}
+
+func (e *Engine) evaluateRecord(w *worker, st *Stats, alerts []*Alert, pending []pendingTerm) ([]*Alert, []pendingTerm) {
 	ev := &w.ev
 	if e.source == EventTime {
 		// On the event clock a record is taken as read when it happened:

@@ -283,6 +283,9 @@ func (in *Instance) account(res engine.Result) {
 	if n := int64(res.Stats.Late); n > 0 && in.Late.Add(n) == n {
 		in.Log.Warnf("%d counts of scheduled rules not kept: older than every run to come (on the event clock, records that arrive after the runs that could have counted them, such as a backlog flushed after newer chunks: event_clock_lag makes runs wait for records that far out of order, the ingested clock counts them at arrival); logged once, counted in trailwatch_window_counts_late_total", n)
 	}
+	if f := res.Stats.EvalFailure; f != "" {
+		in.Log.Errorf("%d records skipped: a rule's evaluation failed on them (a defect in trailwatch; please report it with this message); the first: %s", res.Stats.Skipped[engine.SkipEvalFailed], f)
+	}
 	for _, id := range res.Stats.StateDropped {
 		in.Log.Warnf("rule %q: its definition changed (query, group fields, STATS, stages, from or interval) since its state was written: its window counts, signal history and sequences in flight are dropped, and its windows start empty", id)
 	}

@@ -109,7 +109,10 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !*quiet {
 		summary(stderr, total, byRule, time.Since(start))
 	}
-	if malformed > 0 {
+	if total.EvalFailure != "" {
+		fmt.Fprintf(stderr, "trailwatch scan: %d records skipped: a rule's evaluation failed on them (a defect in trailwatch; please report it with this message); the first: %s\n", total.Skipped[engine.SkipEvalFailed], total.EvalFailure)
+	}
+	if malformed > 0 || total.EvalFailure != "" {
 		return 1
 	}
 	return 0

@@ -79,6 +79,12 @@ func TestEQLSemantics(t *testing.T) {
 		{`any where length(user.name) > 3`, rec("user.name=alice"), rec("user.name=bob")},
 		{`any where length(user.name) == 2`, rec("user.name=é€"), rec("user.name=abc")},
 		{`any where between(user.id, "AR", ":") == "OA"`, rec("user.id=AROA:s"), rec("user.id=AIDA:s")},
+		// Positions of the lowercased text cut the original, in UTF-16 units
+		// as in Java (Ⱥ is 2 bytes, its lowercase 3: cut by bytes, it
+		// panicked); an empty bound gives the whole text back.
+		{`any where between~(user.id, "A", "B") == "zz"`, rec("user.id=xAzzb"), rec("user.id=ȺȺȺȺȺȺab")},
+		{`any where between(user.id, "", "x") == "abc"`, rec("user.id=abc"), rec("user.id=abd")},
+		{`any where between(user.id, "a", "c", true) == "bcb"`, rec("user.id=abcbc"), rec("user.id=abc")},
 		{`any where indexOf(user.name, "b") == 1`, rec("user.name=abb"), rec("user.name=bab")},
 		{`any where indexOf~(user.name, "B", 2) == 2`, rec("user.name=abb"), rec("user.name=ab")},
 		{`any where substring(user.name, -3) == "ice"`, rec("user.name=alice"), rec("user.name=bob")},

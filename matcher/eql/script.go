@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -434,6 +435,50 @@ func javaSub(s string, from, to int) string {
 	return string(utf16.Decode(u[from:to]))
 }
 
+// between is Elasticsearch's between (BetweenUtils): positions found in
+// the lowercased text (in UTF-16 units, as Java's) cut the original text,
+// so that a character whose lowercase is longer shifts the cut as it does
+// there; where Java's substring would throw (the query fails), no value.
+func between(s, left, right string, greedy, fold bool) any {
+	if s == "" || left == "" || right == "" {
+		return s
+	}
+	ms := s
+	if fold {
+		ms, left, right = strings.ToLower(s), strings.ToLower(left), strings.ToLower(right)
+	}
+	i := javaIndex(ms, left, 0)
+	if i < 0 {
+		return ""
+	}
+	start := i + len(utf16.Encode([]rune(left)))
+	var j int
+	if greedy {
+		j = javaLastIndex(ms, right)
+	} else {
+		j = javaIndex(ms, right, start)
+	}
+	if j < 0 {
+		return ""
+	}
+	if j < start || j > len(utf16.Encode([]rune(s))) {
+		return nil
+	}
+	return javaSub(s, start, j)
+}
+
+// javaLastIndex is Java's String.lastIndexOf: the last position of sub in
+// s, in UTF-16 units, or -1.
+func javaLastIndex(s, sub string) int {
+	u, v := utf16.Encode([]rune(s)), utf16.Encode([]rune(sub))
+	for i := len(u) - len(v); i >= 0; i-- {
+		if slices.Equal(u[i:i+len(v)], v) {
+			return i
+		}
+	}
+	return -1
+}
+
 func javaIndex(s, sub string, from int) int {
 	u, v := utf16.Encode([]rune(s)), utf16.Encode([]rune(sub))
 	for i := max(from, 0); i+len(v) <= len(u); i++ {
@@ -637,22 +682,7 @@ func callFunction(name string, fold bool, v []any) any {
 		if len(v) > 3 {
 			greedy, _ = v[3].(bool)
 		}
-		ss, l, r := lower(s), lower(left), lower(right)
-		i := strings.Index(ss, l)
-		if i < 0 {
-			return ""
-		}
-		i += len(l)
-		var j int
-		if greedy {
-			j = strings.LastIndex(ss[i:], r)
-		} else {
-			j = strings.Index(ss[i:], r)
-		}
-		if j < 0 {
-			return ""
-		}
-		return s[i : i+j]
+		return between(s, left, right, greedy, fold)
 	}
 	return nil
 }
