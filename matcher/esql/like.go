@@ -179,11 +179,15 @@ func (t *luceneRE) union() string {
 		t.refuse("regular expression nested too deeply")
 		return ""
 	}
-	e := t.inter()
-	if t.msg == "" && t.match('|') {
-		return e + "|" + t.union()
+	// Alternatives one after another (not a level each: Elasticsearch
+	// takes hundreds of them).
+	var b strings.Builder
+	b.WriteString(t.inter())
+	for t.msg == "" && t.match('|') {
+		b.WriteByte('|')
+		b.WriteString(t.inter())
 	}
-	return e
+	return b.String()
 }
 
 func (t *luceneRE) inter() string {
@@ -204,7 +208,13 @@ func (t *luceneRE) concat() string {
 
 func (t *luceneRE) repeat() string {
 	e := "(?:" + t.compl() + ")"
-	for t.msg == "" && t.peekIs("?*+{") {
+	// Each operator wraps what it repeats: a level of nesting, and a copy
+	// of it (thousands stacked on one atom took seconds to write out).
+	for stacked := 0; t.msg == "" && t.peekIs("?*+{"); stacked++ {
+		if stacked == maxDepth {
+			t.refuse("more than %d repeat operators on one atom", maxDepth)
+			return ""
+		}
 		switch {
 		case t.match('?'):
 			e = "(?:" + e + ")?"

@@ -26,7 +26,7 @@ import (
 // is capped at maxDepth, and the parser reads each token a bounded number of
 // times, so that any query parses in time linear in its length.
 
-const maxDepth = 200
+const maxDepth = 400 // Elasticsearch's MAX_EXPRESSION_DEPTH
 
 type parser struct {
 	src   string
@@ -382,14 +382,21 @@ func (p *parser) or() *expr { return p.logical("or", exOr, p.and) }
 
 func (p *parser) and() *expr { return p.logical("and", exAnd, p.not) }
 
-// logical reads operands joined by the keyword kw, left to right.
+// logical reads operands joined by the keyword kw, left to right. Each
+// operand past the first nests the tree one level deeper (and is counted
+// as a level, as Elasticsearch counts the levels of its parse tree: a
+// million terms overflowed the stack of the compiler that walks it).
 func (p *parser) logical(kw string, kind exprKind, operand func() *expr) *expr {
 	l := operand()
-	for p.peek(modeExpr).is(kw) {
+	levels := 0
+	for t := p.peek(modeExpr); t.is(kw); t = p.peek(modeExpr) {
 		p.next(modeExpr)
+		p.enter(t.pos)
+		levels++
 		r := operand()
 		l = &expr{kind: kind, pos: l.pos, end: r.end, args: []*expr{l, r}}
 	}
+	p.depth -= levels
 	return l
 }
 
@@ -490,15 +497,20 @@ func (p *parser) multiplicative() *expr {
 	return p.arithmetic(p.unary, tkStar, tkSlash, tkPercent)
 }
 
-// arithmetic reads operands joined by the operators ops, left to right.
+// arithmetic reads operands joined by the operators ops, left to right
+// (each past the first a level, as in logical).
 func (p *parser) arithmetic(operand func() *expr, ops ...tokKind) *expr {
 	l := operand()
+	levels := 0
+	defer func() { p.depth -= levels }()
 	for {
 		t := p.peek(modeExpr)
 		if !slices.Contains(ops, t.kind) {
 			return l
 		}
 		p.next(modeExpr)
+		p.enter(t.pos)
+		levels++
 		r := operand()
 		l = &expr{kind: exArith, op: t.text, pos: l.pos, end: r.end, args: []*expr{l, r}}
 	}
@@ -528,8 +540,11 @@ func (p *parser) unary() *expr {
 
 func (p *parser) primary() *expr {
 	e := p.atom()
+	levels := 0
+	defer func() { p.depth -= levels }()
 	for p.peek(modeExpr).kind == tkCast {
-		p.next(modeExpr)
+		p.enter(p.next(modeExpr).pos) // each cast a level
+		levels++
 		t := p.next(modeExpr)
 		if t.kind != tkIdent {
 			p.fail(t.pos, "expected a type after '::', found %s", t.describe())

@@ -86,6 +86,12 @@ func TestNestingDepth(t *testing.T) {
 		"FROM x | WHERE " + strings.Repeat("NOT ", 500) + "f == \"a\"",
 		"FROM x | EVAL y = " + strings.Repeat("-", 500) + "source.port",
 		"FROM x | EVAL y = " + strings.Repeat("TO_LOWER(", 500) + "f" + strings.Repeat(")", 500),
+		// Chains of operators nest their tree too (a million terms
+		// overflowed the compiler's stack, and their filters took time in
+		// the square of their length).
+		"FROM x | WHERE source.port" + strings.Repeat(" + 1", 1_000_000) + " > 3",
+		"FROM x | WHERE " + strings.Repeat(`f == "a" OR `, 200_000) + `f == "b"`,
+		"FROM x | EVAL y = source.port" + strings.Repeat("::long", 100_000),
 	} {
 		_, err := Compile(testSchema, q)
 		var se *matcher.SyntaxError
@@ -93,11 +99,26 @@ func TestNestingDepth(t *testing.T) {
 			t.Errorf("%.40s...: %v", q, err)
 		}
 	}
-	// Within the cap, deep expressions compile and evaluate.
+	// Within the cap, deep expressions compile and evaluate: 293 terms of
+	// OR, the most Elasticsearch takes.
 	q := "FROM x | WHERE " + strings.Repeat("(", 150) + "f == \"a\"" + strings.Repeat(")", 150)
 	p := mustCompile(t, q)
 	if _, ok := p.Eval(rec("f", "a"), testNow); !ok {
 		t.Error("deep parentheses: no row")
+	}
+	p = mustCompile(t, "FROM x | WHERE "+strings.Repeat(`f == "a" OR `, 292)+`f == "b"`)
+	if _, ok := p.Eval(rec("f", "b"), testNow); !ok {
+		t.Error("293 terms of OR: no row")
+	}
+	// A regular expression's alternatives are not levels (Elasticsearch
+	// takes hundreds); repeat operators stacked on one atom are.
+	p = mustCompile(t, `FROM x | WHERE f RLIKE "`+strings.Repeat("a|", 1000)+`b"`)
+	if _, ok := p.Eval(rec("f", "b"), testNow); !ok {
+		t.Error("1,001 alternatives: no row")
+	}
+	start := time.Now()
+	if _, err := Compile(testSchema, `FROM x | WHERE f RLIKE "a`+strings.Repeat("?", 100_000)+`"`); err == nil || !strings.Contains(err.Error(), "repeat operators") || time.Since(start) > 5*time.Second {
+		t.Errorf("100,000 repeat operators on one atom: %v after %v", err, time.Since(start))
 	}
 }
 
