@@ -463,7 +463,11 @@ func entriesKQL(entries []kibanaEntry, prefix string) (string, error) {
 			if !ok {
 				return "", fmt.Errorf("entry %s: wildcard needs one string value", field)
 			}
-			q = fmt.Sprintf("%s: %s", kqlField(field), kqlWildcard(v))
+			w, err := kqlWildcard(v)
+			if err != nil {
+				return "", fmt.Errorf("entry %s: %v", field, err)
+			}
+			q = fmt.Sprintf("%s: %s", kqlField(field), w)
 		case "nested":
 			inner, err := entriesKQL(e.Entries, "")
 			if err != nil {
@@ -494,9 +498,41 @@ func kqlQuote(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
-// kqlWildcard writes a value unquoted with its * kept as wildcards and every
-// other special character escaped.
-func kqlWildcard(v string) string { return kqlEscape(v, false) }
+// kqlWildcard writes the value of a wildcard entry, which Kibana gives
+// Elasticsearch as a wildcard query (* any characters, ? one character, \
+// escaping the next one), as KQL: unquoted, its * kept as wildcards and
+// everything else literal. A ? has no KQL equivalent: refused, where it was
+// once taken for a literal ? (and \ for a literal backslash), so that the
+// exception silenced other values than it named.
+func kqlWildcard(v string) (string, error) {
+	var b, lit strings.Builder
+	flush := func() {
+		b.WriteString(kqlEscape(lit.String(), true))
+		lit.Reset()
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && i+1 < len(v):
+			i++
+			lit.WriteByte(v[i])
+		case c == '*':
+			flush()
+			b.WriteByte('*')
+		case c == '?':
+			return "", fmt.Errorf("wildcard %q: ? (any one character) has no equivalent here; write the values with match_any, or widen it to *", v)
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	s := b.String()
+	for _, kw := range []string{"and", "or", "not"} {
+		if strings.EqualFold(s, kw) {
+			return `\` + s, nil
+		}
+	}
+	return s, nil
+}
 
 func kqlEscape(v string, escapeStar bool) string {
 	var b strings.Builder

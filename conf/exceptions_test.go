@@ -1,12 +1,16 @@
 package conf
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 )
 
 const (
@@ -246,5 +250,46 @@ func TestListOfABadItemIsKnown(t *testing.T) {
 	}
 	if l := x.Lists["vals"]; l == nil || l.Items != 0 || l.Line != 1 {
 		t.Errorf("list %+v, want it known at line 1 with no item read", l)
+	}
+}
+
+// TestWildcardEntryAsElasticsearch: Kibana gives a wildcard entry to
+// Elasticsearch as a wildcard query: * any characters, \ escaping the next
+// one (a literal * or \), and ? any one character. A \ was taken for a
+// literal backslash and a ? for a literal ?, so the exception silenced
+// other values than it named; a ? is now refused with its place (KQL has
+// no one-character wildcard).
+func TestWildcardEntryAsElasticsearch(t *testing.T) {
+	item := func(id, value string) string {
+		v, _ := json.Marshal(value)
+		return `{"item_id":"` + id + `","list_id":"w","type":"simple","entries":[{"field":"event.action","operator":"included","type":"wildcard","value":` + string(v) + `}]}` + "\n"
+	}
+	f := writeFiles(t, map[string]string{"w.ndjson": item("star", `Get*Policy`) + item("lit", `Put\*x`) + item("back", `a\\b*`) + item("one", `Delete?ser`)})
+	x, err := LoadExceptions(cloudtrail.NewSchema(), f["w.ndjson"])
+	es, _ := err.(Errors)
+	if len(es) != 1 || !strings.HasPrefix(es[0].Error(), f["w.ndjson"]+`:4: item "one": entry event.action: wildcard "Delete?ser": ? (any one character)`) {
+		t.Fatalf("errors %v, want the ? item's alone", err)
+	}
+	byName := map[string]*Exception{}
+	for _, e := range x.ByList["w"] {
+		byName[e.Name] = e
+	}
+	for _, c := range []struct {
+		item, action string
+		want         bool
+	}{
+		{"star", "GetBucketPolicy", true}, {"star", "GetBucketAcl", false},
+		{"lit", "Put*x", true}, {"lit", `Put\abcx`, false}, {"lit", "Putabcx", false},
+		{"back", `a\bcd`, true}, {"back", `a\\bcd`, false},
+	} {
+		n, err := doc.ParseJSON([]byte(`{"eventSource":"iam.amazonaws.com","eventName":` + strconv.Quote(c.action) + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &cloudtrail.Event{}
+		ev.Reset(n, nil, time.Now(), nil)
+		if got := byName[c.item].Query.Match(ev); got != c.want {
+			t.Errorf("%s on %s: %v, want %v", c.item, c.action, got, c.want)
+		}
 	}
 }
