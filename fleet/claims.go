@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // A term's key holds its last sighting in the fleet, the sighting it
@@ -39,6 +41,21 @@ func (v value) encode() []byte {
 }
 
 var errUnreadable = errors.New("unreadable value")
+
+// saneValue reports whether a term's value holds sightings a node could
+// have written, seen being the sighting this node claims with: none before
+// store.MinSighting, none more than store.MaxAhead past both it and the
+// clock (a peer's sighting in 2262 was the term's for good: no node ever
+// saw it new again, and nothing replaced it), as the local tier keeps them.
+func saneValue(v value, seen time.Time) bool {
+	limit := time.Now()
+	if seen.After(limit) {
+		limit = seen
+	}
+	limit = limit.Add(store.MaxAhead)
+	ok := func(t time.Time) bool { return !t.Before(store.MinSighting) && !t.After(limit) }
+	return ok(v.seen) && (v.prev.IsZero() || ok(v.prev))
+}
 
 func decode(b []byte) (value, error) {
 	if len(b) > maxValue {
@@ -252,6 +269,9 @@ func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key strin
 			return time.Time{}, false, err
 		}
 		v, err := decode(e.Value())
+		if err == nil && !saneValue(v, seen) {
+			err = errUnreadable
+		}
 		if err != nil {
 			// Not a value trailwatch writes: replaced, and this chunk
 			// judges the term locally.
@@ -285,6 +305,20 @@ func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key strin
 	return time.Time{}, false, errors.New("the key kept changing under six claims")
 }
 
+// nodeName reports whether b can be a node's id (a state file's is 16 hex
+// digits; Options.Node takes any name of letters, digits, '.', '_', '-').
+func nodeName(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // claimAlert creates an alert id's key; the node that creates it sends the
 // alert. A key this node holds already (a chunk retried after a crash) is
 // still this node's to send.
@@ -308,6 +342,18 @@ func (c *Client) claimAlert(ctx context.Context, kv jetstream.KeyValue, id strin
 		}
 		if string(e.Value()) == c.o.Node {
 			return Won, nil
+		}
+		if !nodeName(e.Value()) {
+			// Not a node's id (nothing trailwatch writes): taken over, so
+			// that no garbage under an alert's id keeps every node from
+			// sending it.
+			c.C.Ops.Add(1)
+			if _, err := kv.Update(ctx, id, []byte(c.o.Node), e.Revision()); err == nil {
+				return Won, nil
+			} else if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				return Fallback, err
+			}
+			continue // another node wrote meanwhile: read again
 		}
 		return Lost, nil
 	}

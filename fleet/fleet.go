@@ -164,6 +164,9 @@ func Open(o Options) (*Client, error) {
 	if o.Node == "" {
 		return nil, errors.New("shared_state: no node id")
 	}
+	if !nodeName([]byte(o.Node)) {
+		return nil, fmt.Errorf("shared_state: node id %q: at most 64 letters, digits, '.', '_' or '-'", o.Node)
+	}
 	where, err := CheckURL(o.URL)
 	if err != nil {
 		return nil, err
@@ -392,10 +395,13 @@ func (c *Client) logInfo(format string, args ...any) {
 }
 
 // keep probes a lost fleet with backoff and publishes the backlog while
-// the fleet answers.
+// the fleet answers. A backlog the fleet refuses while it answers reads (a
+// bucket or an account out of room) waits with its own backoff: it was
+// published again at once, thousands of times a second, and Close waited
+// for ever.
 func (c *Client) keep() {
 	defer c.wg.Done()
-	backoff := minBackoff
+	backoff, flushBackoff := minBackoff, minBackoff
 	for {
 		if !c.ready.Load() {
 			if err := c.probe(); err != nil {
@@ -412,8 +418,14 @@ func (c *Client) keep() {
 		more, err := c.flush()
 		if err != nil {
 			c.lose(err)
+			// Not cut short by a wake (lose itself wakes the keeper).
+			if !c.pause(flushBackoff) {
+				return
+			}
+			flushBackoff = min(flushBackoff*2, maxBackoff)
 			continue
 		}
+		flushBackoff = minBackoff
 		if more {
 			select {
 			case <-c.done:
@@ -428,14 +440,21 @@ func (c *Client) keep() {
 	}
 }
 
+// pause waits d, or until Close; false when closing.
+func (c *Client) pause(d time.Duration) bool { return c.wait(d, nil) }
+
 // sleep waits d, or less when poked; false when the client is closing.
-func (c *Client) sleep(d time.Duration) bool {
+func (c *Client) sleep(d time.Duration) bool { return c.wait(d, c.wake) }
+
+// wait waits d, or until wake (never, when nil) or Close; false when
+// closing.
+func (c *Client) wait(d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-c.done:
 		return false
-	case <-c.wake:
+	case <-wake:
 	case <-t.C:
 	}
 	return true
@@ -477,7 +496,10 @@ func (c *Client) termsTTL() time.Duration {
 }
 
 // bucket opens a bucket, making it when it is missing, and raises its TTL
-// when it keeps keys for less than cfg asks (never lowers it).
+// when it keeps keys for less than cfg asks (never lowers it): the TTL
+// alone, the bucket's other settings (storage, replicas, size, compression:
+// the operator's, when made beforehand) as they are. A TTL that cannot be
+// raised is said, and the bucket used as it is.
 func (c *Client) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	c.C.Ops.Add(1)
 	kv, err := c.js.KeyValue(ctx, cfg.Bucket)
@@ -498,13 +520,32 @@ func (c *Client) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jets
 		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 	}
 	if have := st.TTL(); have > 0 && (cfg.TTL == 0 || have < cfg.TTL) {
-		c.C.Ops.Add(1)
-		if kv, err = c.js.UpdateKeyValue(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("bucket %s: raising its TTL from %s to %s: %w", cfg.Bucket, have, cfg.TTL, err)
+		if err := c.raiseTTL(ctx, cfg.Bucket, cfg.TTL); err != nil {
+			c.logWarn("fleet bucket %s: its keys are kept %s after their last write, less than the %s asked; raising it failed (%v): a term its key forgot is judged as the node knows it", cfg.Bucket, have, cfg.TTL, err)
+		} else {
+			c.logInfo("fleet bucket %s: keys now kept %s after their last write (was %s)", cfg.Bucket, cfg.TTL, have)
 		}
-		c.logInfo("fleet bucket %s: keys now kept %s after their last write (was %s)", cfg.Bucket, cfg.TTL, have)
 	}
 	return kv, nil
+}
+
+// raiseTTL sets a bucket's TTL (its stream's MaxAge), leaving the rest of
+// its configuration as it is.
+func (c *Client) raiseTTL(ctx context.Context, bucket string, ttl time.Duration) error {
+	c.C.Ops.Add(2)
+	s, err := c.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := info.Config
+	cfg.MaxAge = ttl
+	c.C.Ops.Add(1)
+	_, err = c.js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // Close stops the keeper and closes the connection. Entries not yet

@@ -353,3 +353,127 @@ func clientGoroutines() int {
 	}
 	return n
 }
+
+// rawKV opens a bucket as another client would, to write what a peer (or
+// anyone with access) could.
+func rawKV(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestHostilePeerValues: what others write in the buckets decides nothing
+// it should not. A value under an alert's id that is not a node's id made
+// every node drop the alert as another's: it is taken over. A term's
+// sighting in 2262 kept the term from ever being new again: it is replaced
+// and the term judged locally.
+func TestHostilePeerValues(t *testing.T) {
+	srv := natstest.Start(t)
+	a := open(t, srv.URL(), "node-a", nil)
+	js := rawKV(t, srv.URL())
+	ctx := context.Background()
+	alerts, err := js.KeyValue(ctx, "test_alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"", "garbage not a node", strings.Repeat("n", 65)} {
+		id := fmt.Sprintf("8a6c1f2e-0000-4000-8000-00000000000%d", i)
+		if _, err := alerts.Put(ctx, id, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if got := claimAlert(a, id); got != Won {
+			t.Errorf("an alert id holding %q: %v, want Won", v, got)
+		}
+	}
+	if _, err := alerts.Put(ctx, "other", []byte("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAlert(a, "other"); got != Lost {
+		t.Errorf("an alert id another node holds: %v, want Lost", got)
+	}
+	terms, err := js.KeyValue(ctx, "test_terms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := TermKey("h1", []byte("w"))
+	if _, err := terms.Put(ctx, key, fmt.Appendf(nil, "1 %d 0 evil", int64(1<<63-1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := claimTerm(a, "w", t0, time.Time{}, false); ok {
+		t.Fatal("a sighting in 2262 was taken as the fleet's answer")
+	}
+	if prior, has, ok := claimTerm(a, "w", t0.Add(time.Minute), t0, true); !ok || !has || !prior.Equal(t0) {
+		t.Fatalf("after the replacement: %v %v %v, want the node's own sighting", prior, has, ok)
+	}
+}
+
+// TestBacklogRefusedWithBackoff: a fleet that answers reads but refuses
+// writes (a bucket out of room) had the keeper publish its backlog again
+// at once, thousands of times a second (a "fleet back" line each), and
+// Close waited for ever. It backs off, and Close returns.
+func TestBacklogRefusedWithBackoff(t *testing.T) {
+	srv := natstest.Start(t)
+	js := rawKV(t, srv.URL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_alerts", TTL: AlertTTL, MaxValueSize: maxValue, History: 1, MaxBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := kv.Put(ctx, fmt.Sprint("filler", i), []byte("someone")); err != nil {
+			break
+		}
+	}
+	log := &logBuf{}
+	c, err := Open(Options{URL: srv.URL(), Node: "node-a", Prefix: "test", TermsTTL: 7 * 24 * time.Hour, Timeout: 2 * time.Second, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimAlert(c, "8a6c1f2e-0000-4000-8000-000000000001") // refused: into the backlog
+	time.Sleep(2 * time.Second)
+	if n := log.count("fleet back"); n > 5 {
+		t.Errorf("%d 'fleet back' lines in 2 s", n)
+	}
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
+
+// TestTTLRaiseKeepsTheBucket: a bucket made beforehand (memory storage, a
+// size, compression) whose TTL is shorter than the node's window: raising
+// it sent the node's whole configuration (storage cannot change: the node
+// never joined; the size and compression were reset). The TTL alone
+// changes.
+func TestTTLRaiseKeepsTheBucket(t *testing.T) {
+	srv := natstest.Start(t)
+	js := rawKV(t, srv.URL())
+	ctx := context.Background()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_terms", TTL: time.Hour, MaxValueSize: maxValue, History: 1, Storage: jetstream.MemoryStorage, MaxBytes: 1 << 20, Compression: true}); err != nil {
+		t.Fatal(err)
+	}
+	open(t, srv.URL(), "node-a", nil)
+	s, err := js.Stream(ctx, "KV_test_terms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	if cfg.MaxAge != 8*24*time.Hour || cfg.Storage != jetstream.MemoryStorage || cfg.MaxBytes != 1<<20 || cfg.Compression != jetstream.S2Compression {
+		t.Errorf("after the raise: MaxAge %s, storage %v, MaxBytes %d, compression %v", cfg.MaxAge, cfg.Storage, cfg.MaxBytes, cfg.Compression)
+	}
+}
