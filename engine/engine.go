@@ -912,9 +912,13 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {
 		e.unclaim(w, ic)
+		if fc != nil {
+			fc.cl.Release()
+		}
 		return Result{Stats: res.Stats}, err
 	}
 	if fc != nil {
+		fc.cl.Committed()
 		e.fleet.Publish(fc.publish)
 	}
 	st.IDsForgotten += e.applyRecordIDs(w, ic)

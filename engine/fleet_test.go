@@ -14,6 +14,7 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/fleet"
 	"github.com/trailwatch/trailwatch/internal/gen"
@@ -539,5 +540,56 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited 30s for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFleetRefusedBatchTakesItsClaimsBack: a node whose commit fails after
+// its chunk claimed in the fleet (an outbox refusing the batch, a disk
+// error: nothing of it written) left its claims, so the chunk given again
+// to another node made nothing there: the alert was taken for the first
+// node's, the term for one seen before. The claims are taken back; the
+// other node makes the query alert and the new_terms alert.
+func TestFleetRefusedBatchTakesItsClaimsBack(t *testing.T) {
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.Start(t)
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.NodeID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := fleet.Open(fleet.Options{URL: srv.URL(), Node: id, Prefix: "fleettest", TermsTTL: 7 * 24 * time.Hour, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fc.Close(); st.Close() })
+	failing := &failAfterEmit{Store: st, fail: true}
+	a, err := New(rs, Options{State: failing, Fleet: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := jsonRecords([][]byte{
+		[]byte(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutUseCaseForModelAccess","eventID":"grant-1","eventTime":"2026-11-20T10:00:00Z","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/x"}}`),
+		[]byte(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventID":"policy-1","eventTime":"2026-11-20T10:00:01Z","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/x"}}`),
+	})
+	if _, err := a.ProcessBatch(recs); err == nil {
+		t.Fatal("the injected failure did not happen")
+	}
+	b := newFleetNode(t, rs, srv.URL())
+	res, err := b.e.ProcessBatch(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Alerts) != 2 || res.Stats.FleetDuplicates != 0 {
+		var rules []string
+		for _, a := range res.Alerts {
+			rules = append(rules, a.Rule)
+		}
+		t.Fatalf("the other node: alerts %v, %d taken for another node's", rules, res.Stats.FleetDuplicates)
 	}
 }

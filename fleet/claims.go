@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,9 @@ type Claims struct {
 	down   bool
 	terms  []termClaim
 	alerts []alertClaim
+	// fallen are the entries the fleet did not answer, published once the
+	// chunk has committed (Committed).
+	fallen []fallen
 	ranT   int
 	ranA   int
 	tkv    jetstream.KeyValue
@@ -102,11 +106,21 @@ type termClaim struct {
 	prior      time.Time
 	hasPrior   bool
 	answered   bool
+	undo       undo
 }
 
 type alertClaim struct {
-	id  string
-	out Outcome
+	id   string
+	out  Outcome
+	undo undo
+}
+
+// undo is how a claim's write is taken back when the chunk's commit fails:
+// the key put back as it was (old), or deleted (old nil), if it still holds
+// the write (rev). A claim that wrote nothing has rev 0.
+type undo struct {
+	rev uint64
+	old []byte
 }
 
 // Outcome is the fleet's answer about an alert id.
@@ -194,11 +208,11 @@ func (cl *Claims) Wait() {
 					var err error
 					if j < nt {
 						t := &cl.terms[t0+j]
-						t.prior, t.hasPrior, err = c.claimTerm(cl.ctx, cl.tkv, t.key, t.seen, t.last, t.known)
+						t.prior, t.hasPrior, t.undo, err = c.claimTerm(cl.ctx, cl.tkv, t.key, t.seen, t.last, t.known)
 						t.answered = err == nil
 					} else {
 						a := &cl.alerts[a0+j-nt]
-						a.out, err = c.claimAlert(cl.ctx, cl.akv, a.id)
+						a.out, a.undo, err = c.claimAlert(cl.ctx, cl.akv, a.id)
 					}
 					if err != nil && !errors.Is(err, errUnreadable) {
 						trouble.CompareAndSwap(nil, &err)
@@ -214,7 +228,7 @@ func (cl *Claims) Wait() {
 		if !t.answered {
 			c.C.Fallbacks.Add(1)
 			fell++
-			c.queue("t"+t.key, pub{seen: t.seen})
+			cl.fallen = append(cl.fallen, fallen{"t" + t.key, pub{seen: t.seen}})
 			continue
 		}
 		c.C.TermClaims.Add(1)
@@ -228,7 +242,7 @@ func (cl *Claims) Wait() {
 		case Fallback:
 			c.C.Fallbacks.Add(1)
 			fell++
-			c.queue("a"+a.id, pub{alert: true})
+			cl.fallen = append(cl.fallen, fallen{"a" + a.id, pub{alert: true}})
 		case Won:
 			c.C.AlertClaims.Add(1)
 		case Lost:
@@ -243,22 +257,72 @@ func (cl *Claims) Wait() {
 	}
 }
 
+// fallen is an entry the fleet did not answer, to publish.
+type fallen struct {
+	k string
+	p pub
+}
+
+// Committed says the chunk's commit succeeded: what the fleet did not
+// answer (sightings and alerts that are real now) is published when it
+// can be.
+func (cl *Claims) Committed() {
+	for _, f := range cl.fallen {
+		cl.c.queue(f.k, f.p)
+	}
+	cl.fallen = nil
+}
+
+// Release says the chunk's commit failed (nothing of it was written): its
+// claims are taken back, each key put back as it was unless written since,
+// and what the fleet did not answer is not published. The chunk given
+// again, here or on another node, finds the fleet as it was: a claim left
+// behind made the other node drop the alert as this one's, and take the
+// term for one seen before.
+func (cl *Claims) Release() {
+	cl.fallen = nil
+	if cl.down {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cl.c.o.Timeout)
+	defer cancel()
+	for _, t := range cl.terms {
+		cl.c.undo(ctx, cl.tkv, t.key, t.undo)
+	}
+	for _, a := range cl.alerts {
+		cl.c.undo(ctx, cl.akv, a.id, a.undo)
+	}
+}
+
+// undo takes a claim's write back, if the key still holds it.
+func (c *Client) undo(ctx context.Context, kv jetstream.KeyValue, key string, u undo) {
+	if u.rev == 0 || ctx.Err() != nil {
+		return
+	}
+	c.C.Ops.Add(1)
+	if u.old == nil {
+		_ = kv.Delete(ctx, key, jetstream.LastRevision(u.rev))
+	} else {
+		_, _ = kv.Update(ctx, key, u.old, u.rev)
+	}
+}
+
 // claimTerm records this sighting of a term in the fleet, unless the fleet
 // holds a later one, and returns the sighting it replaced (or found):
 // Create when the key is absent (exactly one node succeeds), else
 // compare-and-set on the revision read. A key that this node wrote and its
 // state file does not hold (a claim whose commit never happened) counts as
 // the sighting before it.
-func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key string, seen, last time.Time, known bool) (time.Time, bool, error) {
+func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key string, seen, last time.Time, known bool) (time.Time, bool, undo, error) {
 	mine := value{seen: seen, node: c.o.Node}
 	for range 6 {
 		c.C.Ops.Add(1)
-		_, err := kv.Create(ctx, key, mine.encode())
+		rev, err := kv.Create(ctx, key, mine.encode())
 		if err == nil {
-			return time.Time{}, false, nil
+			return time.Time{}, false, undo{rev: rev}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return time.Time{}, false, err
+			return time.Time{}, false, undo{}, err
 		}
 		c.C.Ops.Add(2) // Create read the key to tell it exists
 		e, err := kv.Get(ctx, key)
@@ -266,7 +330,7 @@ func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key strin
 			continue // expired meanwhile
 		}
 		if err != nil {
-			return time.Time{}, false, err
+			return time.Time{}, false, undo{}, err
 		}
 		v, err := decode(e.Value())
 		if err == nil && !saneValue(v, seen) {
@@ -277,32 +341,32 @@ func (c *Client) claimTerm(ctx context.Context, kv jetstream.KeyValue, key strin
 			// judges the term locally.
 			c.C.Ops.Add(1)
 			if _, uerr := kv.Update(ctx, key, mine.encode(), e.Revision()); uerr != nil && !errors.Is(uerr, jetstream.ErrKeyRevisionMismatch) {
-				return time.Time{}, false, uerr
+				return time.Time{}, false, undo{}, uerr
 			}
-			return time.Time{}, false, errUnreadable
+			return time.Time{}, false, undo{}, errUnreadable
 		}
 		prior, has := v.seen, true
 		if v.node == c.o.Node && (!known || last.Before(v.seen)) {
 			prior, has = v.prev, !v.prev.IsZero()
 		}
 		if !seen.After(v.seen) {
-			return prior, has, nil // the fleet's sighting is as late as this one
+			return prior, has, undo{}, nil // the fleet's sighting is as late as this one
 		}
 		mine.prev = prior
 		if !has {
 			mine.prev = time.Time{}
 		}
 		c.C.Ops.Add(1)
-		_, err = kv.Update(ctx, key, mine.encode(), e.Revision())
+		rev, err = kv.Update(ctx, key, mine.encode(), e.Revision())
 		if err == nil {
-			return prior, has, nil
+			return prior, has, undo{rev: rev, old: bytes.Clone(e.Value())}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return time.Time{}, false, err
+			return time.Time{}, false, undo{}, err
 		}
 		mine.prev = time.Time{} // another node wrote meanwhile: read again
 	}
-	return time.Time{}, false, errors.New("the key kept changing under six claims")
+	return time.Time{}, false, undo{}, errors.New("the key kept changing under six claims")
 }
 
 // nodeName reports whether b can be a node's id (a state file's is 16 hex
@@ -322,15 +386,15 @@ func nodeName(b []byte) bool {
 // claimAlert creates an alert id's key; the node that creates it sends the
 // alert. A key this node holds already (a chunk retried after a crash) is
 // still this node's to send.
-func (c *Client) claimAlert(ctx context.Context, kv jetstream.KeyValue, id string) (Outcome, error) {
+func (c *Client) claimAlert(ctx context.Context, kv jetstream.KeyValue, id string) (Outcome, undo, error) {
 	for range 3 {
 		c.C.Ops.Add(1)
-		_, err := kv.Create(ctx, id, []byte(c.o.Node))
+		rev, err := kv.Create(ctx, id, []byte(c.o.Node))
 		if err == nil {
-			return Won, nil
+			return Won, undo{rev: rev}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return Fallback, err
+			return Fallback, undo{}, err
 		}
 		c.C.Ops.Add(2)
 		e, err := kv.Get(ctx, id)
@@ -338,26 +402,26 @@ func (c *Client) claimAlert(ctx context.Context, kv jetstream.KeyValue, id strin
 			continue // expired meanwhile
 		}
 		if err != nil {
-			return Fallback, err
+			return Fallback, undo{}, err
 		}
 		if string(e.Value()) == c.o.Node {
-			return Won, nil
+			return Won, undo{}, nil
 		}
 		if !nodeName(e.Value()) {
 			// Not a node's id (nothing trailwatch writes): taken over, so
 			// that no garbage under an alert's id keeps every node from
 			// sending it.
 			c.C.Ops.Add(1)
-			if _, err := kv.Update(ctx, id, []byte(c.o.Node), e.Revision()); err == nil {
-				return Won, nil
+			if rev, err := kv.Update(ctx, id, []byte(c.o.Node), e.Revision()); err == nil {
+				return Won, undo{rev: rev}, nil
 			} else if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				return Fallback, err
+				return Fallback, undo{}, err
 			}
 			continue // another node wrote meanwhile: read again
 		}
-		return Lost, nil
+		return Lost, undo{}, nil
 	}
-	return Fallback, errors.New("the key kept expiring under three claims")
+	return Fallback, undo{}, errors.New("the key kept expiring under three claims")
 }
 
 // Sighting is a term seen by this node, to publish.
@@ -445,11 +509,11 @@ func (c *Client) flush() (more bool, err error) {
 				}
 				var err error
 				if en.p.alert {
-					_, err = c.claimAlert(ctx, akv, en.k[1:])
+					_, _, err = c.claimAlert(ctx, akv, en.k[1:])
 				} else {
 					// A published sighting was committed on this node:
 					// its own key is a real sighting.
-					_, _, err = c.claimTerm(ctx, tkv, en.k[1:], en.p.seen, en.p.seen, true)
+					_, _, _, err = c.claimTerm(ctx, tkv, en.k[1:], en.p.seen, en.p.seen, true)
 				}
 				if err != nil && !errors.Is(err, errUnreadable) {
 					failed.CompareAndSwap(nil, &err)

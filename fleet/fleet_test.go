@@ -57,20 +57,23 @@ func open(t *testing.T, url, node string, log Logger) *Client {
 	return c
 }
 
-// claimTerm asks one term of a chunk.
+// claimTerm asks one term of a chunk that commits.
 func claimTerm(c *Client, key string, seen, last time.Time, known bool) (time.Time, bool, bool) {
 	cl := c.Begin()
 	defer cl.Done()
 	i := cl.Term("h1", []byte(key), seen, last, known, 7*24*time.Hour)
 	cl.Wait()
+	cl.Committed()
 	return cl.Prior(i)
 }
 
+// claimAlert asks one alert id of a chunk that commits.
 func claimAlert(c *Client, id string) Outcome {
 	cl := c.Begin()
 	defer cl.Done()
 	i := cl.Alert(id)
 	cl.Wait()
+	cl.Committed()
 	return cl.AlertOutcome(i)
 }
 
@@ -475,5 +478,34 @@ func TestTTLRaiseKeepsTheBucket(t *testing.T) {
 	cfg := info.Config
 	if cfg.MaxAge != 8*24*time.Hour || cfg.Storage != jetstream.MemoryStorage || cfg.MaxBytes != 1<<20 || cfg.Compression != jetstream.S2Compression {
 		t.Errorf("after the raise: MaxAge %s, storage %v, MaxBytes %d, compression %v", cfg.MaxAge, cfg.Storage, cfg.MaxBytes, cfg.Compression)
+	}
+}
+
+// TestReleaseTakesClaimsBack: a chunk whose commit failed takes its claims
+// back: a key it made is gone, a key it moved on holds the sighting it
+// replaced, and what the fleet did not answer is not published.
+func TestReleaseTakesClaimsBack(t *testing.T) {
+	srv := natstest.Start(t)
+	a := open(t, srv.URL(), "node-a", nil)
+	b := open(t, srv.URL(), "node-b", nil)
+	claimTerm(b, "old", t0, time.Time{}, false)
+	cl := a.Begin()
+	cl.Term("h1", []byte("old"), t0.Add(time.Minute), time.Time{}, false, 7*24*time.Hour)
+	cl.Term("h1", []byte("new"), t0.Add(time.Minute), time.Time{}, false, 7*24*time.Hour)
+	cl.Alert("alert-1")
+	cl.Wait()
+	cl.Release()
+	cl.Done()
+	if p, has, ok := claimTerm(b, "old", t0.Add(2*time.Minute), t0, true); !ok || !has || !p.Equal(t0) {
+		t.Errorf("the moved key after the release: prior %v has %v ok %v, want node b's own", p, has, ok)
+	}
+	if _, has, ok := claimTerm(b, "new", t0.Add(2*time.Minute), time.Time{}, false); !ok || has {
+		t.Errorf("the made key after the release: has %v ok %v, want none", has, ok)
+	}
+	if o := claimAlert(b, "alert-1"); o != Won {
+		t.Errorf("the alert id after the release: %v, want Won", o)
+	}
+	if n := a.BacklogLen(); n != 0 {
+		t.Errorf("%d entries to publish after the release", n)
 	}
 }
