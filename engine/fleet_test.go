@@ -126,7 +126,8 @@ type fleetNode struct {
 	unc []string // the keys of those marked unconfirmed
 }
 
-func newFleetNode(t testing.TB, rs *conf.RuleSet, url string) *fleetNode {
+// fleetState is a new state file and its node's client of the fleet at url.
+func fleetState(t testing.TB, url string) (*store.Store, *fleet.Client) {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
 	if err != nil {
@@ -145,6 +146,12 @@ func newFleetNode(t testing.TB, rs *conf.RuleSet, url string) *fleetNode {
 	if !fc.Ready() {
 		t.Fatal("the embedded fleet did not answer")
 	}
+	return st, fc
+}
+
+func newFleetNode(t testing.TB, rs *conf.RuleSet, url string) *fleetNode {
+	t.Helper()
+	st, fc := fleetState(t, url)
 	e, err := New(rs, Options{State: st, Fleet: fc, TimeSource: EventTime, NoCaps: true})
 	if err != nil {
 		t.Fatal(err)
@@ -555,19 +562,7 @@ func TestFleetRefusedBatchTakesItsClaimsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := natstest.Start(t)
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := st.NodeID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc, err := fleet.Open(fleet.Options{URL: srv.URL(), Node: id, Prefix: "fleettest", TermsTTL: 7 * 24 * time.Hour, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fc.Close(); st.Close() })
+	st, fc := fleetState(t, srv.URL())
 	failing := &failAfterEmit{Store: st, fail: true}
 	a, err := New(rs, Options{State: failing, Fleet: fc})
 	if err != nil {
