@@ -24,13 +24,14 @@ import (
 
 // Instance is one configured trailwatch: its rules, state file and sinks.
 type Instance struct {
-	Name string
-	Log  *Logger
-	set  *conf.Settings
-	eng  atomic.Pointer[engine.Engine]
-	opts engine.Options
-	st   *store.Store
-	geo  *enrich.DB
+	reloading sync.Mutex // Reload's
+	Name      string
+	Log       *Logger
+	set       *conf.Settings
+	eng       atomic.Pointer[engine.Engine]
+	opts      engine.Options
+	st        *store.Store
+	geo       *enrich.DB
 	// fleet shares history and alert ids with the other nodes (shared_state).
 	fleet *fleet.Client
 	disp  *sink.Dispatcher
@@ -339,6 +340,11 @@ func (in *Instance) account(res engine.Result) {
 // the running one kept. History of unchanged rules is kept (it lives in the
 // state file, keyed by rule_id).
 func (in *Instance) Reload() error {
+	// One at a time (a SIGHUP and the file watcher may ask at once): the
+	// later reload reads the files after the earlier is in place, so the
+	// newest files are the ones that run.
+	in.reloading.Lock()
+	defer in.reloading.Unlock()
 	rs, err := conf.LoadRules(cloudtrail.NewSchema(), in.set.Rules...)
 	if err != nil {
 		var es conf.Errors
