@@ -137,24 +137,29 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in = &Instance{Name: name, Log: log, set: set, st: st, geo: geo, fleet: fc, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}, runs: map[string]int64{}}
-	in.eng.Store(eng)
-	in.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
-	in.wg.Add(3)
-	go in.every(set.PruneInterval, in.prune)
-	go in.every(time.Second, func() { in.RunDue(time.Now()) })
-	go in.every(sweepInterval, func() { in.Sweep(time.Now()) })
-	if set.RulesWatch > 0 {
-		in.watched = fingerprint(set)
-		in.wg.Add(1)
-		go in.every(set.RulesWatch, in.checkFiles)
-	}
+	n := &Instance{Name: name, Log: log, set: set, st: st, geo: geo, fleet: fc, opts: opts, done: make(chan struct{}), matches: map[string]int64{}, alertsBy: map[string]int64{}, excepted: map[string]int64{}, skipped: map[string]int64{}, runs: map[string]int64{}}
+	n.eng.Store(eng)
+	n.disp = sink.NewDispatcher(st, sinks, sink.TagTemplate(set.AlertTag), log)
+	// The metrics listener before the timers: an instance that fails to
+	// start leaves nothing running (timers started first ran on after the
+	// failure, on an instance the caller never got, and crashed the
+	// process).
 	if set.MetricsListen != "" {
-		if err := in.serveMetrics(set.MetricsListen); err != nil {
-			in.disp.Close()
+		if err := n.serveMetrics(set.MetricsListen); err != nil {
+			n.disp.Close()
 			return nil, fmt.Errorf("property metrics_listen: %w", err)
 		}
 	}
+	n.wg.Add(3)
+	go n.every(set.PruneInterval, n.prune)
+	go n.every(time.Second, func() { n.RunDue(time.Now()) })
+	go n.every(sweepInterval, func() { n.Sweep(time.Now()) })
+	if set.RulesWatch > 0 {
+		n.watched = fingerprint(set)
+		n.wg.Add(1)
+		go n.every(set.RulesWatch, n.checkFiles)
+	}
+	in = n
 	runs := len(eng.Rules())
 	log.Infof("%d rules running (%d loaded), state %s, %d alerts waiting in the outbox", runs, len(rs.Rules), set.DB, st.OutboxLen())
 	for _, r := range rs.Rules {

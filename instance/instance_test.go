@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -307,6 +309,30 @@ func TestMetricsListen(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestMetricsListenTakenFailsClean: a metrics_listen address already in
+// use fails Open with the property named, and leaves nothing running: the
+// timers were started before the listener, ran on with the instance the
+// caller never got, and crashed the process a second later.
+func TestMetricsListenTakenFailsClean(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	p := map[string]string{"db": filepath.Join(dir, "state.db"), "alert_file": filepath.Join(dir, "alerts.ndjson"), "no_sync": "on",
+		"rules": writeRule(t, t.TempDir(), "PutUseCaseForModelAccess", 100, ""), "metrics_listen": l.Addr().String()}
+	before := runtime.NumGoroutine()
+	in, err := Open("test", func(k string) string { return p[k] }, &syncWriter{w: &bytes.Buffer{}})
+	if err == nil || in != nil || !strings.Contains(err.Error(), "property metrics_listen") {
+		t.Fatalf("Open: %v, %v", in, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past a tick of the timers
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the failed Open, %d before", n, before)
 	}
 }
 
