@@ -8,6 +8,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,11 @@ type writerSink struct {
 	w    io.Writer
 	sync func() error
 	c    io.Closer
+	// f is the file of a file sink: a batch whose write fails part-way
+	// (a full disk) is cut off it, so that the retry starts a line of its
+	// own (it was appended to the cut line: the first alert was lost
+	// inside an unparsable line).
+	f *os.File
 }
 
 var stdoutMu sync.Mutex
@@ -77,7 +83,7 @@ func NewFile(path string) (Sink, error) {
 			f.Write([]byte{'\n'})
 		}
 	}
-	return &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, c: f}, nil
+	return &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, c: f, f: f}, nil
 }
 
 func (s *writerSink) Name() string { return s.name }
@@ -90,7 +96,16 @@ func (s *writerSink) Send(_ context.Context, items []Item) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var end int64 = -1
+	if s.f != nil {
+		end, _ = s.f.Seek(0, io.SeekEnd)
+	}
 	if _, err := s.w.Write(buf.Bytes()); err != nil {
+		if end >= 0 {
+			if terr := s.f.Truncate(end); terr != nil {
+				return fmt.Errorf("%w (and the part written could not be cut off: %v)", err, terr)
+			}
+		}
 		return err
 	}
 	if s.sync != nil {
@@ -120,7 +135,11 @@ func NewHTTP(url, token string) (Sink, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
 		return nil, fmt.Errorf("alert_http %q: expected an http:// or https:// URL", RedactURL(url))
 	}
-	return &httpSink{url: url, token: token, client: &http.Client{Timeout: 30 * time.Second}}, nil
+	// A redirect is an answer that did not take the batch: followed, a
+	// 302 or 303 became a GET without the alerts, whose 200 acknowledged
+	// them.
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &httpSink{url: url, token: token, client: client}, nil
 }
 
 // Name is the sink's identity in the state file (its outbox cursor), which
@@ -217,6 +236,39 @@ func NewForward(addr string) (Sink, error) {
 
 func (s *forwardSink) Name() string { return "forward:" + s.addr }
 
+// numberJSON decodes numbers as their text (json.Number), for numbers.
+var numberJSON = jsoniter.Config{UseNumber: true}.Froze()
+
+// numbers turns an alert's numbers into MessagePack's: an integer as an
+// integer (exact, where float64 rounded 12345678901234567891), a fraction
+// as a float, and a number no float holds (1e400, which a record may carry
+// in its request parameters) as its text. Decoded as float64, 1e400 was an
+// error that the sink retried for ever: the outbox filled behind it.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return n
+		}
+		if n, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return n
+		}
+		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+			return f
+		}
+		return string(x)
+	}
+	return v
+}
+
 func (s *forwardSink) Send(_ context.Context, items []Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,10 +281,10 @@ func (s *forwardSink) Send(_ context.Context, items []Item) error {
 	}
 	for _, it := range items {
 		var m map[string]any
-		if err := jsoniter.Unmarshal(it.Doc, &m); err != nil {
+		if err := numberJSON.Unmarshal(it.Doc, &m); err != nil {
 			return fmt.Errorf("alert %d is not JSON: %w", it.Seq, err)
 		}
-		if err := s.f.PostWithTime(it.Tag, it.Time, m); err != nil {
+		if err := s.f.PostWithTime(it.Tag, it.Time, numbers(m)); err != nil {
 			// Drop the connection: the next attempt dials again.
 			s.f.Close()
 			s.f = nil

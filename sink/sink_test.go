@@ -3,6 +3,8 @@ package sink
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -157,49 +159,65 @@ func TestFileSinkAndTags(t *testing.T) {
 	}
 }
 
+// forwardListener is a forward receiver at addr that keeps the tags and
+// records it is sent, and acknowledges them when ack.
+type forwardListener struct {
+	l       net.Listener
+	mu      sync.Mutex
+	tags    []string
+	records []map[string]any
+}
+
+func listenForward(t *testing.T, ack bool) *forwardListener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &forwardListener{l: l}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := msgp.NewReader(bufio.NewReader(c))
+		for {
+			n, err := r.ReadArrayHeader()
+			if err != nil {
+				return
+			}
+			tag, _ := r.ReadString()
+			r.Skip() // time
+			rec := map[string]any{}
+			r.ReadMapStrIntf(rec)
+			fl.mu.Lock()
+			fl.tags, fl.records = append(fl.tags, tag), append(fl.records, rec)
+			fl.mu.Unlock()
+			var chunk string
+			if n == 4 {
+				opts := map[string]any{}
+				r.ReadMapStrIntf(opts)
+				chunk, _ = opts["chunk"].(string)
+			}
+			if ack && chunk != "" {
+				b := msgp.AppendMapHeader(nil, 1)
+				b = msgp.AppendString(b, "ack")
+				b = msgp.AppendString(b, chunk)
+				c.Write(b)
+			}
+		}
+	}()
+	return fl
+}
+
 // TestForwardSinkWaitsForAck sends to a forward listener that acks, and to
 // one that never acks (the send fails and is retried).
 func TestForwardSinkWaitsForAck(t *testing.T) {
 	for _, ack := range []bool{true, false} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		var tags []string
-		go func() {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			r := msgp.NewReader(bufio.NewReader(c))
-			for {
-				n, err := r.ReadArrayHeader()
-				if err != nil {
-					return
-				}
-				tag, _ := r.ReadString()
-				mu.Lock()
-				tags = append(tags, tag)
-				mu.Unlock()
-				r.Skip() // time
-				r.Skip() // record
-				var chunk string
-				if n == 4 {
-					opts := map[string]any{}
-					r.ReadMapStrIntf(opts)
-					chunk, _ = opts["chunk"].(string)
-				}
-				if ack && chunk != "" {
-					b := msgp.AppendMapHeader(nil, 1)
-					b = msgp.AppendString(b, "ack")
-					b = msgp.AppendString(b, chunk)
-					c.Write(b)
-				}
-			}
-		}()
-		fs, err := NewForward(l.Addr().String())
+		fl := listenForward(t, ack)
+		fs, err := NewForward(fl.l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,13 +230,108 @@ func TestForwardSinkWaitsForAck(t *testing.T) {
 		if !ack && err == nil {
 			t.Error("a send without ack succeeded")
 		}
-		mu.Lock()
-		if len(tags) == 0 || tags[0] != "alert.trailwatch" {
-			t.Errorf("listener got tags %v", tags)
+		fl.mu.Lock()
+		if len(fl.tags) == 0 || fl.tags[0] != "alert.trailwatch" {
+			t.Errorf("listener got tags %v", fl.tags)
 		}
-		mu.Unlock()
+		fl.mu.Unlock()
 		fs.Close()
-		l.Close()
+	}
+}
+
+// TestForwardSinkNumbers: an alert whose record carries a number no float
+// holds (1e400 in its request parameters) was an error the sink retried for
+// ever, the outbox filling behind it; large integers were rounded. Integers
+// go as integers, fractions as floats, the rest as its text.
+func TestForwardSinkNumbers(t *testing.T) {
+	fl := listenForward(t, true)
+	fs, err := NewForward(fl.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	doc := `{"big":1e400,"u":12345678901234567891,"i":-42,"f":0.5,"deep":{"list":[1e400,7]}}`
+	if err := fs.Send(nil, []Item{{Seq: 1, Tag: "alert.trailwatch", Time: time.Now(), Doc: []byte(doc)}}); err != nil {
+		t.Fatal(err)
+	}
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if len(fl.records) != 1 {
+		t.Fatalf("%d records received", len(fl.records))
+	}
+	r := fl.records[0]
+	deep, _ := r["deep"].(map[string]any)
+	list, _ := deep["list"].([]any)
+	if r["big"] != "1e400" || r["u"] != uint64(12345678901234567891) || r["i"] != int64(-42) || r["f"] != 0.5 || len(list) != 2 || list[0] != "1e400" || list[1] != int64(7) {
+		t.Errorf("received %#v", r)
+	}
+}
+
+// TestHTTPRedirectIsNotDelivery: a 302 answer, followed, became a GET
+// without the alerts whose 200 acknowledged them. A redirect is an error
+// (the batch is sent again).
+func TestHTTPRedirectIsNotDelivery(t *testing.T) {
+	var posts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ingest" {
+			http.Redirect(w, r, "/moved", http.StatusFound)
+			return
+		}
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		}
+	}))
+	defer srv.Close()
+	s, err := NewHTTP(srv.URL+"/ingest", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), []Item{{Seq: 1, Doc: []byte(`{"a":1}`)}}); err == nil || !strings.Contains(err.Error(), "302") {
+		t.Errorf("a redirect: %v, want an error naming the 302", err)
+	}
+}
+
+// halfWriter writes half of its first write to the file, then fails, as a
+// disk that fills does.
+type halfWriter struct {
+	f      *os.File
+	failed bool
+}
+
+func (h *halfWriter) Write(p []byte) (int, error) {
+	if !h.failed {
+		h.failed = true
+		n, _ := h.f.Write(p[:len(p)/2])
+		return n, errors.New("no space left on device")
+	}
+	return h.f.Write(p)
+}
+
+// TestFilePartialWriteCutOff: a batch whose write failed part-way was
+// followed by the retry on the same line, the first alert lost in an
+// unparsable line. The part written is cut off; the retry's lines parse.
+func TestFilePartialWriteCutOff(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.ndjson")
+	fs, err := NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fs.(*writerSink)
+	s.w = &halfWriter{f: s.f}
+	defer s.Close()
+	items := []Item{{Seq: 1, Doc: []byte(`{"alert":1}`)}, {Seq: 2, Doc: []byte(`{"alert":2}`)}}
+	if err := s.Send(context.Background(), items); err == nil {
+		t.Fatal("the failing write was taken")
+	}
+	if err := s.Send(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "{\"alert\":1}\n{\"alert\":2}\n" {
+		t.Errorf("file %q", b)
 	}
 }
 
