@@ -13,7 +13,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/internal/jsonsplit"
 	"github.com/trailwatch/trailwatch/internal/logsafe"
@@ -88,7 +87,14 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 			return nil, fmt.Errorf("%s: gzip: %w", s.name, err)
 		}
 		s.closers = append(s.closers, zr)
-		br = bufio.NewReaderSize(io.LimitReader(zr, maxDocument+1), 1<<20)
+		// No limit on the whole: lines are bounded one by one (maxLine),
+		// a document by readWhole. (A limit here cut NDJSON past 1 GiB
+		// without a word: the records after it were never read.)
+		br = bufio.NewReaderSize(zr, 1<<20)
+	}
+	// A byte order mark is no part of the first record.
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
+		br.Discard(3)
 	}
 	s.r = br
 	return s, nil
@@ -168,8 +174,8 @@ func (s *source) fill() error {
 		if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		t := bytes.TrimLeft(first, " \t\r\n\ufeff")
-		if len(t) > 0 && (t[0] == '[' || !firstLineComplete(t)) {
+		t := bytes.TrimLeft(first, " \t\r\n")
+		if len(t) > 0 && (t[0] == '[' || t[0] == '{' && firstLineOpen(t)) {
 			s.whole = true
 		}
 	}
@@ -197,13 +203,18 @@ func (s *source) fill() error {
 	return nil
 }
 
-func firstLineComplete(b []byte) bool {
+// firstLineOpen reports whether the object that opens b is still open at
+// the end of its first line: a pretty-printed document. A first line that
+// closes what it opens is NDJSON, even when it does not parse (a file that
+// starts mid-record, as a rotated log does: read whole, it lost every
+// record after the first line).
+func firstLineOpen(b []byte) bool {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return true // one line (or a longer first line): read as NDJSON
+		return false // one line (or a longer first line): read as NDJSON
 	}
-	_, err := doc.ParseJSON(bytes.TrimSpace(b[:i]))
-	return err == nil
+	_, closed := jsonsplit.End(bytes.TrimSpace(b[:i]), 0)
+	return !closed
 }
 
 func (s *source) readLine() ([]byte, error) {
@@ -229,8 +240,8 @@ func (s *source) readLine() ([]byte, error) {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = s.r.ReadSlice('\n')
 			}
-			s.line++
-			s.pending = append(s.pending, engine.Record{Err: fmt.Errorf("line longer than %d bytes", maxLine), Where: fmt.Sprintf("%s:%d", s.name, s.line)})
+			// fill counts the line.
+			s.pending = append(s.pending, engine.Record{Err: fmt.Errorf("line longer than %d bytes", maxLine), Where: fmt.Sprintf("%s:%d", s.name, s.line+1)})
 			return nil, nil
 		}
 		buf = append(buf, chunk...)

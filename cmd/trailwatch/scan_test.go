@@ -344,3 +344,62 @@ func TestRescanCountsARecordOnce(t *testing.T) {
 		t.Errorf("three records: %q, want an alert counting 3", out)
 	}
 }
+
+// TestScanFileShapesLoseNothing: files that lost records without a word.
+// A file starting mid-record (a rotated log) was read as one document:
+// every later record was lost. A byte order mark made the first record
+// malformed. An over-long line shifted the lines named after it by one.
+// Gzip past 1 GiB was cut there, the records after it never read.
+func TestScanFileShapesLoseNothing(t *testing.T) {
+	dir := t.TempDir()
+	line := func(i int) string {
+		b, _ := json.Marshal(event(i, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false))
+		return string(b)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name   string
+		path   string
+		alerts int
+		code   int
+		errs   []string
+	}{
+		{"mid-record start", write("rotated.ndjson", []byte(`olicy","sourceIPAddress":"10.0.0.1"}`+"\n"+line(1)+"\n"+line(2)+"\n")), 2, 1, []string{"rotated.ndjson:1: malformed record"}},
+		{"byte order mark", write("bom.ndjson", []byte("\ufeff"+line(3)+"\n")), 1, 0, nil},
+		{"over-long line", write("long.ndjson", []byte(strings.Repeat("x", 65<<20)+"\ngarbage\n"+line(4)+"\ngarbage2\n")), 1, 1,
+			[]string{"long.ndjson:1: malformed record: line longer than", "long.ndjson:2: malformed record", "long.ndjson:4: malformed record"}},
+	}
+	// 1.1 GiB of blank lines, then a record, in 1 MiB of gzip.
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	blank := append(bytes.Repeat([]byte(" "), 1<<20-1), '\n')
+	for range 1100 {
+		zw.Write(blank)
+	}
+	zw.Write([]byte(line(5) + "\n"))
+	zw.Close()
+	cases = append(cases, struct {
+		name   string
+		path   string
+		alerts int
+		code   int
+		errs   []string
+	}{"gzip past 1 GiB", write("big.ndjson.gz", gz.Bytes()), 1, 0, nil})
+	for _, c := range cases {
+		alerts, stderr, code := scan(t, c.path)
+		if len(alerts) != c.alerts || code != c.code {
+			t.Errorf("%s: %d alerts, exit %d; want %d, %d: %s", c.name, len(alerts), code, c.alerts, c.code, stderr)
+		}
+		for _, e := range c.errs {
+			if !strings.Contains(stderr, e) {
+				t.Errorf("%s: stderr lacks %q: %s", c.name, e, stderr)
+			}
+		}
+	}
+}
