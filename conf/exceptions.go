@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -150,13 +149,9 @@ func LoadExceptions(schema *matcher.Schema, paths ...string) (*Exceptions, error
 	x := &Exceptions{ByRule: map[string][]*Exception{}, ByList: map[string][]*Exception{}, Lists: map[string]*List{}}
 	var errs Errors
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := ReadFile(p, maxRuleFile, "an exception file", false)
 		if err != nil {
 			errs = append(errs, &Error{File: p, Msg: err.Error()})
-			continue
-		}
-		if len(data) > maxRuleFile {
-			errs = append(errs, &Error{File: p, Msg: fmt.Sprintf("file is %d bytes; an exception file may be at most %d", len(data), maxRuleFile)})
 			continue
 		}
 		if strings.EqualFold(filepath.Ext(p), ".toml") {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,5 +292,36 @@ func TestWildcardEntryAsElasticsearch(t *testing.T) {
 		if got := byName[c.item].Query.Match(ev); got != c.want {
 			t.Errorf("%s on %s: %v, want %v", c.item, c.action, got, c.want)
 		}
+	}
+}
+
+// TestSpecialFilesRefused: a FIFO in a rules folder made every load (and
+// reload) wait for ever; /dev/zero linked there, or given as an exception
+// file, filled memory (their size reads 0). They are refused, named.
+func TestSpecialFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.toml"), 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.toml")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := LoadRules(cloudtrail.NewSchema(), dir)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		for _, want := range []string{"fifo.toml: not a regular file", "zero.toml: not a regular file"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("rules: %v, want %q", err, want)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("loading a folder with a FIFO did not return")
+	}
+	if _, err := LoadExceptions(cloudtrail.NewSchema(), "/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("exceptions /dev/zero: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -315,15 +316,42 @@ func ruleFiles(p string) ([]string, error) {
 	return files, nil
 }
 
-func loadFile(schema *matcher.Schema, path string) ([]*Rule, Errors) {
+// ReadFile reads a file of at most max bytes, named in errors as what. A
+// file that is no regular file is refused unless pipes (a FIFO, a shell's
+// <(...)) are allowed; either way no more than max+1 bytes are read,
+// whatever its size says (a FIFO in a rules folder waited for ever, and
+// /dev/zero filled memory).
+func ReadFile(path string, max int64, what string, pipes bool) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: err.Error()}}
+		return nil, err
 	}
-	if st.Size() > maxRuleFile {
-		return nil, Errors{{File: path, Msg: fmt.Sprintf("file is %d bytes; a rule file may be at most %d", st.Size(), maxRuleFile)}}
+	switch mode := st.Mode(); {
+	case mode.IsRegular():
+		if st.Size() > max {
+			return nil, fmt.Errorf("file is %d bytes; %s may be at most %d", st.Size(), what, max)
+		}
+	case mode&os.ModeNamedPipe != 0 && pipes:
+	default:
+		return nil, fmt.Errorf("not a regular file (%s); %s must be one", mode.Type(), what)
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("more than %d bytes; %s may be at most %d", max, what, max)
+	}
+	return data, nil
+}
+
+func loadFile(schema *matcher.Schema, path string) ([]*Rule, Errors) {
+	data, err := ReadFile(path, maxRuleFile, "a rule file", false)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}

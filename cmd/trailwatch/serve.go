@@ -172,7 +172,7 @@ func secret(key string, flags map[string]*string, config map[string]string, gete
 		file = config[key+"_file"]
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := conf.ReadFile(file, 64<<10, "a secret's file", true)
 		if err != nil {
 			return "", fmt.Errorf("%s_file: %v", key, err)
 		}
@@ -210,9 +210,9 @@ func loopback(addr string) string {
 // readServeConfig reads a flat TOML file of settings; unknown keys are an
 // error naming the key and the file.
 func readServeConfig(path string, known map[string]*string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := conf.ReadFile(path, 64<<20, "a config file", true) // as a rule file
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var raw map[string]any
 	md, err := conf.DecodeTOML(path, data, &raw)

@@ -120,7 +120,7 @@ func TestServeSecretsFromFileOrEnvironment(t *testing.T) {
 		{"the environment", "", "", nil, "s3cret", "s3cret", "", ""},
 		{"two places", "", tokenFile, nil, "other", "", "http_token is given by http_token_file and $TRAILWATCH_HTTP_TOKEN: give it in one place", ""},
 		{"an empty file", "", empty, nil, "", "", "the file is empty", ""},
-		{"no file", "", filepath.Join(dir, "none"), nil, "", "", "http_token_file: open", ""},
+		{"no file", "", filepath.Join(dir, "none"), nil, "", "", "http_token_file: stat", ""},
 		{"nowhere", "", "", nil, "", "", "", ""},
 	}
 	for _, tc := range cases {
