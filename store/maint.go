@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -242,10 +243,11 @@ func (s *Store) Stats() (st Stats, err error) {
 
 // exported is one line of an export: a term with its last sighting.
 type exported struct {
-	RuleID   string    `json:"rule_id"`
-	Values   []string  `json:"values"`
-	LastSeen time.Time `json:"last_seen"`
-	Window   string    `json:"window,omitempty"`
+	RuleID   string        `json:"rule_id"`
+	Values   []string      `json:"values"`
+	LastSeen time.Time     `json:"last_seen"`
+	Window   string        `json:"window,omitempty"`
+	window   time.Duration // Window, parsed (import)
 }
 
 // exportWriter writes terms as export lines.
@@ -327,10 +329,8 @@ func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
 				if err != nil {
 					return err
 				}
-				if e.Window != "" && rules.Get([]byte(e.RuleID)) == nil {
-					if d, err := time.ParseDuration(e.Window); err == nil {
-						rules.Put([]byte(e.RuleID), binary.BigEndian.AppendUint64(nil, uint64(d)))
-					}
+				if e.window > 0 && rules.Get([]byte(e.RuleID)) == nil {
+					rules.Put([]byte(e.RuleID), binary.BigEndian.AppendUint64(nil, uint64(e.window)))
 				}
 				k := EncodeValues(e.Values)
 				if old, ok := getTime(b.Get(k)); ok && !e.LastSeen.After(old) {
@@ -342,7 +342,9 @@ func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
 			}
 			return nil
 		})
-		total += len(batch)
+		if err == nil {
+			total += len(batch) // committed
+		}
 		batch = batch[:0]
 		return err
 	}
@@ -360,6 +362,23 @@ func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
 		}
 		if !SaneSighting(e.LastSeen, time.Now()) {
 			return total, fmt.Errorf("%s:%d: last_seen %s is outside %s to %s from now", name, line, e.LastSeen.Format(time.RFC3339), MinSighting.Format("2006-01-02"), MaxAhead)
+		}
+		// A history's name is a rule_id: no NUL (names with one are the
+		// store's own: one imported stopped every later start), and a key
+		// bbolt takes; a window is a positive duration (a negative one
+		// made prune drop terms seen a minute before).
+		if strings.ContainsRune(e.RuleID, 0) || len(e.RuleID) > bolt.MaxKeySize {
+			return total, fmt.Errorf("%s:%d: rule_id %q is no rule_id", name, line, e.RuleID)
+		}
+		if k := EncodeValues(e.Values); len(k) > bolt.MaxKeySize {
+			return total, fmt.Errorf("%s:%d: values of %d bytes (a term may be at most %d)", name, line, len(k), bolt.MaxKeySize)
+		}
+		if e.Window != "" {
+			d, err := time.ParseDuration(e.Window)
+			if err != nil || d <= 0 {
+				return total, fmt.Errorf("%s:%d: window %q: expected a positive duration such as 168h", name, line, e.Window)
+			}
+			e.window = d
 		}
 		batch = append(batch, e)
 		if len(batch) >= 5000 {

@@ -207,6 +207,31 @@ func TestExportImport(t *testing.T) {
 	}
 }
 
+// TestImportRefusesWhatWouldHarm: an import line with a NUL in its rule_id
+// (the store's own names: it stopped every later start), a window that is
+// not positive (prune then dropped terms seen a minute before), or values
+// past bbolt's key size (the batch failed whole, no line named, its terms
+// counted as imported) is refused with its line, and nothing of it kept.
+func TestImportRefusesWhatWouldHarm(t *testing.T) {
+	seen := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	good := `{"rule_id":"r","values":["a"],"last_seen":"` + seen + `"}`
+	for _, c := range []struct{ line, want string }{
+		{`{"rule_id":"\u0000rebuild\u0000r","values":["x"],"last_seen":"` + seen + `"}`, "bad.ndjson:2: rule_id"},
+		{`{"rule_id":"r","values":["x"],"last_seen":"` + seen + `","window":"-48h"}`, "bad.ndjson:2: window \"-48h\""},
+		{`{"rule_id":"r","values":["` + strings.Repeat("v", 40000) + `"],"last_seen":"` + seen + `"}`, "bad.ndjson:2: values of"},
+	} {
+		st := openT(t, filepath.Join(t.TempDir(), "s.db"))
+		n, err := st.Import(strings.NewReader(good+"\n"+c.line+"\n"), "bad.ndjson")
+		if err == nil || !strings.Contains(err.Error(), c.want) || n != 0 {
+			t.Errorf("%.60s: %d imported, %v; want %q", c.line, n, err, c.want)
+		}
+		var out bytes.Buffer
+		if m, _ := st.Export(&out); m != 0 {
+			t.Errorf("%.60s: %d terms kept", c.line, m)
+		}
+	}
+}
+
 func TestEncodeValuesUnambiguous(t *testing.T) {
 	pairs := [][2][]string{
 		{{"a", "bc"}, {"ab", "c"}},
