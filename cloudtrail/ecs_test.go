@@ -209,7 +209,7 @@ func TestShapes(t *testing.T) {
 				if ecs != tc.ecs {
 					t.Errorf("ecs = %v, want %v", ecs, tc.ecs)
 				}
-			})
+			}, nil)
 			if shape != tc.shape || count != tc.events {
 				t.Errorf("shape %v with %d events, want %v with %d", shape, count, tc.shape, tc.events)
 			}

@@ -128,7 +128,7 @@ func TestEmbeddedJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		var found []*doc.Node
-		Split(tree, func(n *doc.Node, _ bool) { found = append(found, n) })
+		Split(tree, func(n *doc.Node, _ bool) { found = append(found, n) }, nil)
 		if c.want == ev && (len(found) != 1 || string(found[0].AppendJSON(nil)) != ev) {
 			t.Errorf("% x: Split found %d events", c.mp, len(found))
 		}

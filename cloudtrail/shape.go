@@ -33,14 +33,32 @@ const maxStringDepth = 2
 // raw line: Fluent Bit's tail (log), syslog and others (message).
 var stringKeys = []string{"log", "message", "event.original"}
 
+// Skip reasons Split gives for what it passes over inside a record that
+// holds events: an element of a log file's Records that is no event, a
+// Firehose record whose data does not decode or parse.
+const (
+	SkipNotCloudTrail = "not CloudTrail"
+	SkipMalformed     = "malformed"
+)
+
 // Split finds the CloudTrail events in one record and calls fn for each,
-// with ecs set for an already-ECS document. It returns the record's shape;
-// ShapeUnknown means fn was not called.
-func Split(root *doc.Node, fn func(ev *doc.Node, ecs bool)) Shape {
-	return split(root, fn, 0)
+// with ecs set for an already-ECS document, and skip (when not nil) for
+// each part of it that it passes over (one of the Skip reasons), so that
+// nothing of a record goes uncounted. It returns the record's shape;
+// ShapeUnknown means fn was not called (nor skip: the record is not
+// CloudTrail as a whole).
+func Split(root *doc.Node, fn func(ev *doc.Node, ecs bool), skip func(reason string)) Shape {
+	var skipped []string
+	shape := split(root, fn, &skipped, 0)
+	if shape != ShapeUnknown && skip != nil {
+		for _, r := range skipped {
+			skip(r)
+		}
+	}
+	return shape
 }
 
-func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
+func split(n *doc.Node, fn func(*doc.Node, bool), skipped *[]string, depth int) Shape {
 	if n == nil || n.Kind != doc.Object {
 		return ShapeUnknown
 	}
@@ -49,14 +67,19 @@ func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
 		return ShapeEvent
 	}
 	if recs := n.Get("Records"); recs != nil && recs.Kind == doc.Array {
-		found := false
+		found, others := false, 0
 		for _, el := range recs.Arr {
 			if isRawEvent(el) {
 				fn(el, false)
 				found = true
+			} else {
+				others++
 			}
 		}
 		if found {
+			for range others {
+				*skipped = append(*skipped, SkipNotCloudTrail)
+			}
 			return ShapeRecords
 		}
 		return ShapeUnknown
@@ -75,25 +98,35 @@ func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
 		// Firehose: each record's data is base64 of a record, or of
 		// newline-separated records.
 		found := false
+		var passed []string
 		for _, r := range recs.Arr {
 			d := r.Get("data")
 			if d == nil || d.Kind != doc.String {
+				passed = append(passed, SkipMalformed)
 				continue
 			}
 			raw, err := base64.StdEncoding.DecodeString(d.Str)
 			if err != nil {
+				passed = append(passed, SkipMalformed)
 				continue
 			}
 			for _, line := range bytes.Split(raw, []byte{'\n'}) {
 				if line = bytes.TrimSpace(line); len(line) == 0 {
 					continue
 				}
-				if inner, err := doc.ParseJSON(line); err == nil && split(inner, fn, depth+1) != ShapeUnknown {
+				inner, err := doc.ParseJSON(line)
+				switch {
+				case err != nil:
+					passed = append(passed, SkipMalformed)
+				case split(inner, fn, &passed, depth+1) != ShapeUnknown:
 					found = true
+				default:
+					passed = append(passed, SkipNotCloudTrail)
 				}
 			}
 		}
 		if found {
+			*skipped = append(*skipped, passed...)
 			return ShapeFirehose
 		}
 	}
@@ -107,7 +140,7 @@ func split(n *doc.Node, fn func(*doc.Node, bool), depth int) Shape {
 			if err != nil {
 				continue
 			}
-			if shape := split(inner, fn, depth+1); shape != ShapeUnknown {
+			if shape := split(inner, fn, skipped, depth+1); shape != ShapeUnknown {
 				return shape
 			}
 		}

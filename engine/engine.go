@@ -706,9 +706,9 @@ func (b *Batch) split(node *doc.Node) {
 			w.ev.Reset(n, nil, b.ingested, e.enricher)
 		}
 		b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
-	})
+	}, st.skip)
 	if shape == cloudtrail.ShapeUnknown {
-		st.skip("not CloudTrail")
+		st.skip(cloudtrail.SkipNotCloudTrail)
 	}
 }
 

@@ -79,7 +79,7 @@ func FuzzRecordJSON(f *testing.F) {
 				x.Values(e.schema.Field(name))
 			}
 			ECSDocument(e.schema, x)
-		})
+		}, nil)
 	})
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/internal/gen"
 )
@@ -275,4 +277,31 @@ func FuzzJSONPath(f *testing.F) {
 		checkWrapped(t, e, mps)
 		checkWrapped(t, e, fluentRecords(lines))
 	})
+}
+
+// TestPassedOverIsCounted: inside a record that holds events, what is no
+// event was passed over without a count: a log file's elements that are
+// no event (counted only once the file passed 1 MB and was read an event
+// at a time), a Firehose delivery's records whose data does not decode or
+// parse. Each is counted, the same on the JSON path and from the tree.
+func TestPassedOverIsCounted(t *testing.T) {
+	e := fuzzEngine(t)
+	ev := func(id string) string {
+		return `{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"` + id + `","requestParameters":{"userName":"u"}}`
+	}
+	logFile := `{"Records":[` + ev("a") + `,null,5,"x",[],{},` + ev("b") + `]}`
+	res := checkJSONPath(t, e, [][]byte{[]byte(logFile)})
+	if res.Stats.Events != 2 || res.Stats.Skipped[cloudtrail.SkipNotCloudTrail] != 5 {
+		t.Errorf("log file: %d events, skipped %v", res.Stats.Events, res.Stats.Skipped)
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	firehose := `{"requestId":"r","records":[{"data":"` + b64(ev("c")+"\n"+`{"eventSource":"iam`+"\n"+`{"a":1}`) + `"},{"data":"!"},{"x":1},{"data":"` + b64(ev("d")) + `"}]}`
+	n, err := doc.ParseJSON([]byte(firehose))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.ProcessBatch([]Record{{Node: n}})
+	if err != nil || res.Stats.Events != 2 || res.Stats.Skipped[cloudtrail.SkipMalformed] != 3 || res.Stats.Skipped[cloudtrail.SkipNotCloudTrail] != 1 {
+		t.Errorf("Firehose delivery: %v, %d events, skipped %v", err, res.Stats.Events, res.Stats.Skipped)
+	}
 }

@@ -62,9 +62,10 @@ func (b *Batch) addRecords(json, top bool) bool {
 	if arr == nil {
 		return false
 	}
-	found := false
+	found, others := false, 0
 	cloudtrail.EachElement(arr, func(el []byte) {
 		if msgp.NextType(el) != msgp.MapType {
+			others++
 			return
 		}
 		if b.evalInPlace(el, nil, json) {
@@ -72,6 +73,7 @@ func (b *Batch) addRecords(json, top bool) bool {
 			return
 		}
 		if !w.ev.NamesEvent() {
+			others++
 			return
 		}
 		// An event whose eventSource or eventName the cleanup removes:
@@ -85,8 +87,14 @@ func (b *Batch) addRecords(json, top bool) bool {
 		w.ev.Reset(n, nil, b.ingested, e.enricher)
 		b.alerts, b.pending = e.evaluate(w, st, b.alerts, b.pending)
 	})
-	if !found && top {
-		st.skip("not CloudTrail")
+	switch {
+	case found:
+		// The elements that are no event, counted as Split counts them.
+		for range others {
+			st.skip(cloudtrail.SkipNotCloudTrail)
+		}
+	case top:
+		st.skip(cloudtrail.SkipNotCloudTrail)
 	}
 	return found || top
 }
