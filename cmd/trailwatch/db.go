@@ -144,7 +144,10 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			keep = map[string]bool{}
-			for _, r := range rs.Runnable() {
+			// Every rule of the set, the disabled ones too: a rule
+			// switched off for a while is not removed (its state was
+			// dropped as if it were).
+			for _, r := range rs.Rules {
 				keep[r.RuleID] = true
 				if r.NewTerms != nil {
 					windows[r.RuleID] = r.NewTerms.Window

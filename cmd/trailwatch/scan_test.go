@@ -324,6 +324,20 @@ func TestRescanCountsARecordOnce(t *testing.T) {
 	if out != "" || !strings.Contains(summary, "2 records counted before by the aggregating ES|QL rules") {
 		t.Errorf("the same file again: alerts %q, summary %s", out, summary)
 	}
+	// The rule disabled in its file is still in the rule set: db prune
+	// --rules keeps its state (it was dropped as if the rule were gone).
+	src, err := os.ReadFile(filepath.Join(rules, "failures_by_account.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := filepath.Join(dir, "off")
+	os.Mkdir(off, 0o700)
+	os.WriteFile(filepath.Join(off, "rule.toml"), bytes.Replace(src, []byte("[rule]\n"), []byte("[rule]\nenabled = false\n"), 1), 0o600)
+	var kept, kerr bytes.Buffer
+	if code := run([]string{"db", "prune", "--db", db, "--rules", off}, strings.NewReader(""), &kept, &kerr); code != 0 ||
+		!strings.Contains(kept.String(), "dropped the windows, runs and sequences of 0 rules") {
+		t.Errorf("db prune with the rule disabled: exit %d: %s%s", code, kept.String(), kerr.String())
+	}
 	// The rule removed from the rule set: db prune --rules drops its
 	// windows and last run (db stats lists no scheduled rule after).
 	var pruned, perr bytes.Buffer
