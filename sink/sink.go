@@ -8,20 +8,16 @@ package sink
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	neturl "net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fluent/fluent-logger-golang/fluent"
 	jsoniter "github.com/json-iterator/go"
 )
 
@@ -201,109 +197,6 @@ func (s *httpSink) Send(ctx context.Context, items []Item) error {
 }
 
 func (s *httpSink) Close() error { s.client.CloseIdleConnections(); return nil }
-
-// ---- forward ----
-
-type forwardSink struct {
-	addr string
-	cfg  fluent.Config
-	mu   sync.Mutex
-	f    *fluent.Fluent
-}
-
-// NewForward sends alerts with Fluent's forward protocol to addr (host:port,
-// or the path of a Unix socket), each under its tag, and waits for the
-// receiver's acknowledgement of every message.
-func NewForward(addr string) (Sink, error) {
-	cfg := fluent.Config{RequestAck: true, Timeout: 5 * time.Second, WriteTimeout: 10 * time.Second,
-		ReadTimeout: 10 * time.Second, MaxRetry: 1, RetryWait: 100, MaxRetryWait: 200, SubSecondPrecision: true}
-	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "unix://") {
-		cfg.FluentNetwork = "unix"
-		cfg.FluentSocketPath = strings.TrimPrefix(addr, "unix://")
-	} else {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("alert_forward %q: expected host:port or a Unix socket path: %v", addr, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p <= 0 || p > 65535 {
-			return nil, fmt.Errorf("alert_forward %q: bad port %q", addr, port)
-		}
-		cfg.FluentNetwork, cfg.FluentHost, cfg.FluentPort = "tcp", host, p
-	}
-	return &forwardSink{addr: addr, cfg: cfg}, nil
-}
-
-func (s *forwardSink) Name() string { return "forward:" + s.addr }
-
-// numberJSON decodes numbers as their text (json.Number), for numbers.
-var numberJSON = jsoniter.Config{UseNumber: true}.Froze()
-
-// numbers turns an alert's numbers into MessagePack's: an integer as an
-// integer (exact, where float64 rounded 12345678901234567891), a fraction
-// as a float, and a number no float holds (1e400, which a record may carry
-// in its request parameters) as its text. Decoded as float64, 1e400 was an
-// error that the sink retried for ever: the outbox filled behind it.
-func numbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
-		}
-	case json.Number:
-		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return n
-		}
-		if n, err := strconv.ParseUint(string(x), 10, 64); err == nil {
-			return n
-		}
-		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
-			return f
-		}
-		return string(x)
-	}
-	return v
-}
-
-func (s *forwardSink) Send(_ context.Context, items []Item) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
-		f, err := fluent.New(s.cfg)
-		if err != nil {
-			return err
-		}
-		s.f = f
-	}
-	for _, it := range items {
-		var m map[string]any
-		if err := numberJSON.Unmarshal(it.Doc, &m); err != nil {
-			return fmt.Errorf("alert %d is not JSON: %w", it.Seq, err)
-		}
-		if err := s.f.PostWithTime(it.Tag, it.Time, numbers(m)); err != nil {
-			// Drop the connection: the next attempt dials again.
-			s.f.Close()
-			s.f = nil
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *forwardSink) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f != nil {
-		err := s.f.Close()
-		s.f = nil
-		return err
-	}
-	return nil
-}
 
 // ---- tags ----
 

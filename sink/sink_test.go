@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,7 +223,7 @@ func TestForwardSinkWaitsForAck(t *testing.T) {
 			t.Fatal(err)
 		}
 		fw := fs.(*forwardSink)
-		fw.cfg.ReadTimeout = 300 * time.Millisecond
+		fw.ack = 300 * time.Millisecond
 		err = fs.Send(nil, []Item{{Seq: 1, Tag: "alert.trailwatch", Time: time.Now(), Doc: []byte(`{"x":1}`)}})
 		if ack && err != nil {
 			t.Errorf("acked send failed: %v", err)
@@ -348,5 +349,66 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestForwardHostileReceiver: a receiver that announces an ack of 4 GiB
+// made the sink allocate it, at every retry; one that takes its time held
+// a cancelled send (Close, a reload) for as long as its timeouts. The
+// answer is read to 1 KB, and a cancel cuts the send at once.
+func TestForwardHostileReceiver(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	slow := make(chan struct{})
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn, n int) {
+				defer c.Close()
+				c.Read(make([]byte, 1<<16)) // the message
+				if n == 0 {
+					// {"ack": <a str32 of 0xfffffff0 bytes>}, then bytes.
+					b := msgp.AppendMapHeader(nil, 1)
+					b = msgp.AppendString(b, "ack")
+					b = append(b, 0xdb, 0xff, 0xff, 0xff, 0xf0)
+					c.Write(b)
+					c.Write(bytes.Repeat([]byte("a"), 1<<20))
+					return
+				}
+				<-slow // never answers until the test ends
+			}(c, n)
+		}
+	}()
+	defer close(slow)
+	fs, err := NewForward(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	item := []Item{{Seq: 1, Tag: "alert.trailwatch", Time: time.Now(), Doc: []byte(`{"x":1}`)}}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err = fs.Send(context.Background(), item)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "longer than 1024 bytes") {
+		t.Errorf("a 4 GiB ack: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("a 4 GiB ack allocated %d MiB", grew>>20)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	if err := fs.Send(ctx, item); err == nil {
+		t.Error("a send to a receiver that never answers succeeded")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a cancelled send returned after %v", took)
 	}
 }
