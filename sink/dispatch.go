@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,8 +74,9 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 	cursor := d.st.Cursor(s.Name())
 	backoff := minBackoff
 	failing := false
+	size := d.batch // halved while the sink answers a batch is too large
 	for {
-		items, err := d.next(cursor)
+		items, err := d.next(cursor, size)
 		if err != nil {
 			d.log.Warnf("sink %s: reading the outbox: %v", d.labels[i], err)
 		}
@@ -89,6 +91,12 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 		}
 		if err := s.Send(ctx, items); err != nil {
 			d.Failures[i].Add(1)
+			if errors.Is(err, ErrTooLarge) && len(items) > 1 {
+				// Smaller batches, at once (a receiver's body limit
+				// below a batch stalled the sink for ever).
+				size = max(len(items)/2, 1)
+				continue
+			}
 			if !failing {
 				d.log.Warnf("sink %s: %v; retrying with backoff, alerts wait in the outbox", d.labels[i], err)
 			}
@@ -105,6 +113,7 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 			d.log.Infof("sink %s: delivering again", d.labels[i])
 		}
 		failing, backoff = false, minBackoff
+		size = min(size*2, d.batch)
 		cursor = items[len(items)-1].Seq
 		if err := d.st.Advance(s.Name(), cursor, d.names); err != nil {
 			d.log.Warnf("sink %s: %v", d.labels[i], err)
@@ -113,8 +122,8 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 	}
 }
 
-func (d *Dispatcher) next(after uint64) ([]Item, error) {
-	ps, err := d.st.PendingAfter(after, d.batch)
+func (d *Dispatcher) next(after uint64, size int) ([]Item, error) {
+	ps, err := d.st.PendingAfter(after, size)
 	if err != nil || len(ps) == 0 {
 		return nil, err
 	}

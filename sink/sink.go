@@ -190,11 +190,18 @@ func (s *httpSink) Send(ctx context.Context, items []Item) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusRequestEntityTooLarge {
+		return fmt.Errorf("%s answered %s for %d alerts: %w", RedactURL(s.url), resp.Status, len(items), ErrTooLarge)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s answered %s", RedactURL(s.url), resp.Status)
 	}
 	return nil
 }
+
+// ErrTooLarge is a sink's answer that a batch is too large to take (HTTP
+// 413): the dispatcher sends it again in halves.
+var ErrTooLarge = errors.New("the batch is too large for the receiver")
 
 func (s *httpSink) Close() error { s.client.CloseIdleConnections(); return nil }
 

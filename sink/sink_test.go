@@ -412,3 +412,27 @@ func TestForwardHostileReceiver(t *testing.T) {
 		t.Errorf("a cancelled send returned after %v", took)
 	}
 }
+
+// TestHTTPTooLargeHalvesTheBatch: a receiver whose body limit is below a
+// batch answered 413 to every retry of it: the sink stalled for ever and
+// the outbox filled. The batch is sent again in halves, and everything
+// arrives.
+func TestHTTPTooLargeHalvesTheBatch(t *testing.T) {
+	st := openStore(t)
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if n := bytes.Count(b, []byte("\n")); n > 3 {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		got.Add(int64(bytes.Count(b, []byte("\n"))))
+	}))
+	defer srv.Close()
+	hs, _ := NewHTTP(srv.URL, "")
+	d := NewDispatcher(st, []Sink{hs}, "alert.trailwatch", &testLog{})
+	defer d.Close()
+	commit(t, st, 50)
+	d.Wake()
+	waitFor(t, "every alert through a receiver taking 3 at a time", func() bool { return got.Load() == 50 && st.OutboxLen() == 0 })
+}
