@@ -70,6 +70,12 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 			if v := rules.Get(rule); len(v) == 8 {
 				w = max(w, time.Duration(binary.BigEndian.Uint64(v)))
 			}
+			if w <= 0 {
+				// No window known (an import without one, no rule of
+				// the set reading it): kept, where a window of zero
+				// dropped every term.
+				return nil
+			}
 			cutoff := now.Add(-w)
 			b := terms.Bucket(rule)
 			c := b.Cursor()

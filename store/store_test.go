@@ -232,6 +232,24 @@ func TestImportRefusesWhatWouldHarm(t *testing.T) {
 	}
 }
 
+// TestPruneKeepsAHistoryOfNoWindow: a history imported without a window,
+// that no rule given reads, had every term dropped by prune (a window of
+// zero); its window unknown, it is kept.
+func TestPruneKeepsAHistoryOfNoWindow(t *testing.T) {
+	st := openT(t, filepath.Join(t.TempDir(), "s.db"))
+	seen := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	if _, err := st.Import(strings.NewReader(`{"rule_id":"r","values":["a"],"last_seen":"`+seen+`"}`+"\n"), "in.ndjson"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Prune(time.Now(), nil); err != nil || res.Terms != 0 {
+		t.Errorf("prune: %+v, %v; want nothing pruned", res, err)
+	}
+	var out bytes.Buffer
+	if n, _ := st.Export(&out); n != 1 {
+		t.Errorf("%d terms after prune, want 1", n)
+	}
+}
+
 func TestEncodeValuesUnambiguous(t *testing.T) {
 	pairs := [][2][]string{
 		{{"a", "bc"}, {"ab", "c"}},
