@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -13,14 +12,29 @@ import (
 // ends whose operators have them (EQL's `:`, `like`, `like~`, `regex`,
 // `regex~`, `in~`, and functions called as `name~`).
 
-// FoldEqual is equality ignoring case, as a case-insensitive term query: two
-// strings are equal when their runes are equal under Unicode simple case
-// folding.
+// FoldEqual is equality ignoring case, as a case-insensitive term query
+// compares: the ASCII letters alone have another case (Lucene's
+// AutomatonQueries.toCaseInsensitiveChar gives none to a character past
+// 128), so `ansible` does not match `anſible`, nor `kelvin` the Kelvin sign.
+// Unicode folding let a user agent written with ſ pass a rule's exclusion
+// here while Elasticsearch alerts.
 func FoldEqual(s string) Pred { return foldEq(s) }
 
 type foldEq string
 
-func (f foldEq) Test(v *Value) bool { return strings.EqualFold(v.Text, string(f)) }
+func (f foldEq) Test(v *Value) bool { return asciiFoldEqual(v.Text, string(f)) }
+
+func asciiFoldEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] != b[i] && !foldsTo(rune(a[i]), rune(b[i])) {
+			return false
+		}
+	}
+	return true
+}
 
 // Like is Elasticsearch's wildcard query: `*` matches any run of characters,
 // `?` any one character, `\` escapes the next character; the pattern covers
@@ -136,15 +150,13 @@ func (l *likePat) match(s string) bool {
 	return pi == len(p)
 }
 
-// foldsTo reports whether a and b are the same letter in another case.
+// foldsTo reports whether a and b are the same ASCII letter in another
+// case (see FoldEqual).
 func foldsTo(a, b rune) bool {
-	for f := unicode.SimpleFold(a); f != a; f = unicode.SimpleFold(f) {
-		if f == b {
-			return true
-		}
-	}
-	return false
+	return a^b == 0x20 && isASCIILetter(a) && isASCIILetter(b)
 }
+
+func isASCIILetter(r rune) bool { return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' }
 
 // Regexp is Elasticsearch's regexp query: a Lucene regular expression that
 // must match the whole value. It supports what Lucene's syntax shares with

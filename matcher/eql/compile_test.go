@@ -79,6 +79,11 @@ func TestEQLSemantics(t *testing.T) {
 		{`any where length(user.name) > 3`, rec("user.name=alice"), rec("user.name=bob")},
 		{`any where length(user.name) == 2`, rec("user.name=é€"), rec("user.name=abc")},
 		{`any where between(user.id, "AR", ":") == "OA"`, rec("user.id=AROA:s"), rec("user.id=AIDA:s")},
+		// Case folds ASCII letters alone, as Lucene's case-insensitive term
+		// and wildcard queries: ſ (long s) is no s, the Kelvin sign no k.
+		{`any where user_agent.original : "*ansible*"`, rec("user_agent.original=AnSiBle/2.9"), rec("user_agent.original=anſible/2.9")},
+		{`any where user.name in~ ("kelvin")`, rec("user.name=KELVIN"), rec("user.name=Kelvin")},
+		{`any where user.name like~ "k*"`, rec("user.name=Kate"), rec("user.name=Kate")},
 		// Positions of the lowercased text cut the original, in UTF-16 units
 		// as in Java (Ⱥ is 2 bytes, its lowercase 3: cut by bytes, it
 		// panicked); an empty bound gives the whole text back.
