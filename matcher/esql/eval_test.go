@@ -159,7 +159,11 @@ func TestEval(t *testing.T) {
 		{"to_string of each value", `TO_STRING(source.port)`, rec("source.port", "#2", "source.port", "#1"), []string{"1", "2"}},
 		{"to_string of a date", `to_string(@timestamp)`, rec("@timestamp", "2026-03-01T11:30:00+01:00"), []string{"2026-03-01T10:30:00.000Z"}},
 		{"to_lower", `TO_LOWER(f)`, rec("f", "AbC"), []string{"abc"}},
-		{"to_lower multi-valued is null", `TO_LOWER(f)`, rec("f", "A", "f", "B"), nil},
+		// Each value, as Elasticsearch's ChangeCase from 9.1 (null before).
+		{"to_lower of each value", `TO_LOWER(f)`, rec("f", "A", "f", "B"), []string{"a", "b"}},
+		// Java's toLowerCase(Locale.ROOT): İ is i and a combining dot, a
+		// final sigma ς (Go's mapping gave i, σ).
+		{"to_lower as Java", `TO_LOWER(f)`, rec("f", "İMPORT ΟΔΟΣ"), []string{"i\u0307mport οδος"}},
 		{"to_upper", `to_upper(f)`, rec("f", "aBc"), []string{"ABC"}},
 		{"to_double", `TO_DOUBLE(source.port) / TO_DOUBLE(source.as.number)`, rec("source.port", "#1", "source.as.number", "#8"), []string{"0.125"}},
 		{"to_double of text", `TO_DOUBLE(f)`, rec("f", "1e3"), []string{"1000.0"}},
@@ -170,6 +174,7 @@ func TestEval(t *testing.T) {
 		{"from_base64", `FROM_BASE64(f)`, rec("f", "YmFzaCAtaQ=="), []string{"bash -i"}},
 		{"from_base64 unpadded", `FROM_BASE64(f)`, rec("f", "YmFzaCAtaQ"), []string{"bash -i"}},
 		{"from_base64 invalid", `FROM_BASE64(f)`, rec("f", "!!"), nil},
+		{"from_base64 of bytes that are no UTF-8", `FROM_BASE64(f)`, rec("f", "Y2Fm6SBiYXNoIC1p"), nil},
 		{"starts_with", `STARTS_WITH(f, "Desc")`, rec("f", "DescribeInstances"), []string{"true"}},
 		{"ends_with", `ENDS_WITH(f, ".js")`, rec("f", "main.css"), []string{"false"}},
 		{"ends_with null", `ENDS_WITH(f, ".js")`, rec(), nil},

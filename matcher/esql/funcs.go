@@ -205,11 +205,13 @@ func (c *compiler) call(e *expr, s scope) cexpr {
 	case "to_lower", "to_upper":
 		c.arity(e, 1, 1)
 		str(0)
-		f := strings.ToLower
+		f := javaLower
 		if e.op == "to_upper" {
 			f = strings.ToUpper
 		}
-		return fn1(tyKeyword, args[0], func(_ *ctx, a val) (val, bool) { return val{s: f(a.s)}, true })
+		// Each value of a multi-valued field, as Elasticsearch 9.1 on
+		// (it was null here).
+		return mapEach(tyKeyword, args[0], func(a val) (val, bool) { return val{s: f(a.s)}, true })
 	case "length":
 		c.arity(e, 1, 1)
 		str(0)
@@ -302,8 +304,11 @@ func (c *compiler) call(e *expr, s scope) cexpr {
 			})
 		}
 		return fn1(tyKeyword, args[0], func(_ *ctx, a val) (val, bool) {
+			// Bytes that are no UTF-8 text are null (with a warning), as
+			// Elasticsearch's FromBase64 (elastic/elasticsearch#154955, in
+			// 8.19 and 9.4 on): they were a row here.
 			b, ok := fromBase64(a.s)
-			return val{s: string(b)}, ok
+			return val{s: string(b)}, ok && utf8.Valid(b)
 		})
 	case "mv_count":
 		c.arity(e, 1, 1)
@@ -722,6 +727,31 @@ func javaWhitespace(r rune) bool {
 
 // fromBase64 decodes as Java's basic Base64 decoder: the standard alphabet,
 // padding optional, nothing else.
+// javaLower is Java's String.toLowerCase(Locale.ROOT), which Elasticsearch's
+// TO_LOWER calls: Go's case mapping but for SpecialCasing's two mappings
+// outside a locale, İ (U+0130) to i and a combining dot above (Go gives a
+// bare i: "İMPORT SOCKET" became "import socket", which a rule's
+// suspicious-script pattern matched and Elasticsearch's did not), and a
+// final capital sigma to ς.
+func javaLower(s string) string {
+	if !strings.ContainsRune(s, 'İ') && !strings.ContainsRune(s, 'Σ') {
+		return strings.ToLower(s)
+	}
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		switch {
+		case r == 'İ':
+			b.WriteString("i\u0307")
+		case r == 'Σ' && i > 0 && unicode.IsLetter(rs[i-1]) && (i+1 == len(rs) || !unicode.IsLetter(rs[i+1])):
+			b.WriteRune('ς')
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
 func fromBase64(s string) ([]byte, bool) {
 	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
 		return b, true
