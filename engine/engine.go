@@ -685,6 +685,9 @@ func (b *Batch) Add(recs []Record) {
 			}
 			n, _, err := doc.ReadMsgpack(rec.Msgpack)
 			if err != nil {
+				// Set on the record too, so that its reader counts and
+				// names it (it went by with no log line).
+				rec.Err = err
 				st.skip("malformed")
 				continue
 			}

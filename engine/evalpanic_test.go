@@ -1,10 +1,15 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tinylib/msgp/msgp"
+	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -43,5 +48,77 @@ query = 'event.provider: signin.amazonaws.com and source.as.organization.name: E
 	}
 	if len(res.Alerts) != 4 || res.Stats.Skipped[SkipEvalFailed] != 1 || !strings.Contains(res.Stats.EvalFailure, "nil map") {
 		t.Fatalf("%d alerts, skipped %v, failure %q", len(res.Alerts), res.Stats.Skipped, res.Stats.EvalFailure)
+	}
+}
+
+// TestRecordsNoReaderTakesAreNamed: a record that the tree reader refuses
+// (an integer map key in an EventBridge event's request parameters) went
+// by counted as skipped but with no error on it, so its reader neither
+// counted nor logged it; an element of a log file no reader takes went by
+// uncounted. Both are malformed, the record with its error.
+func TestRecordsNoReaderTakesAreNamed(t *testing.T) {
+	e, _ := newEngine(t, ruleSet(t, countRule(t)), Options{})
+	params := msgp.AppendMapHeader(nil, 1)
+	params = msgp.AppendString(msgp.AppendInt(params, 7), "x")
+	detail := msgp.AppendMapHeader(nil, 3)
+	detail = msgp.AppendString(msgp.AppendString(detail, "eventSource"), "signin.amazonaws.com")
+	detail = msgp.AppendString(msgp.AppendString(detail, "eventName"), "ConsoleLogin")
+	detail = append(msgp.AppendString(detail, "requestParameters"), params...)
+	rec := msgp.AppendMapHeader(nil, 2)
+	rec = msgp.AppendString(msgp.AppendString(rec, "detail-type"), "AWS API Call via CloudTrail")
+	rec = append(msgp.AppendString(rec, "detail"), detail...)
+	recs := []Record{{Msgpack: rec}}
+	res, err := e.ProcessBatch(recs)
+	if err != nil || recs[0].Err == nil || res.Stats.Skipped["malformed"] != 1 {
+		t.Errorf("EventBridge with an integer key: %v, record error %v, skipped %v", err, recs[0].Err, res.Stats.Skipped)
+	}
+	// {"Records": [an event, an element nested 20,000 deep, 5]} as
+	// MessagePack (as JSON text the whole record is refused past 512
+	// levels).
+	ev := func(b []byte, source string) []byte {
+		b = msgp.AppendMapHeader(b, 3)
+		b = msgp.AppendString(msgp.AppendString(b, "eventSource"), source)
+		b = msgp.AppendString(msgp.AppendString(b, "eventName"), "ConsoleLogin")
+		return msgp.AppendString(b, "deep")
+	}
+	file := msgp.AppendMapHeader(nil, 1)
+	file = msgp.AppendArrayHeader(msgp.AppendString(file, "Records"), 3)
+	file = msgp.AppendNil(ev(file, "signin.amazonaws.com"))
+	file = ev(file, "-")
+	for range 20000 {
+		file = msgp.AppendArrayHeader(file, 1)
+	}
+	file = msgp.AppendInt(msgp.AppendNil(file), 5)
+	res, err = e.ProcessBatch([]Record{{Msgpack: file}})
+	if err != nil || res.Stats.Events != 1 || res.Stats.Skipped[cloudtrail.SkipMalformed] != 1 || res.Stats.Skipped[cloudtrail.SkipNotCloudTrail] != 1 {
+		t.Errorf("a log file with an element no reader takes: %v, %d events, skipped %v", err, res.Stats.Events, res.Stats.Skipped)
+	}
+}
+
+// TestManyKeysLinear: a record that matches a rule with 200,000 members
+// took a minute (each key compared with every earlier one to find a
+// duplicate, as the ingest pipeline refuses one).
+func TestManyKeysLinear(t *testing.T) {
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, rs, Options{})
+	var b strings.Builder
+	b.WriteString(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutUseCaseForModelAccess","eventID":"k","requestParameters":{`)
+	for i := range 200_000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":1`, i)
+	}
+	b.WriteString(`}}`)
+	start := time.Now()
+	res, err := e.ProcessBatch([]Record{{JSON: []byte(b.String())}})
+	if err != nil || len(res.Alerts) != 1 {
+		t.Fatalf("%v, %d alerts", err, len(res.Alerts))
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a record of 200,000 members took %v", took)
 	}
 }

@@ -80,6 +80,7 @@ func (b *Batch) addRecords(json, top bool) bool {
 		// the tree answers, as for any record.
 		n, _, err := w.ev.ReadTree(el)
 		if err != nil {
+			st.skip(cloudtrail.SkipMalformed) // an element no reader takes: counted
 			return
 		}
 		found = true

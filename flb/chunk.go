@@ -175,6 +175,14 @@ func decodeChunk(recs []engine.Record, arenap *[]cloudtrail.MsgpackMember, tag s
 		grown, next, ok := cloudtrail.IndexMsgpackInto(&r.Index, body, arena)
 		if !ok {
 			st.Malformed++
+			if rest, err := msgp.Skip(body); err == nil {
+				// Well-formed MessagePack the index refuses (a map key
+				// that is no string): this record alone, where the rest
+				// of the chunk went with it.
+				*r = engine.Record{Err: fmt.Errorf("a record no CloudTrail reader takes (a map key that is not a string?)"), Where: where(tag, i)}
+				data = rest
+				continue
+			}
 			*r = engine.Record{Err: fmt.Errorf("unreadable MessagePack from event %d on", i), Where: where(tag, i)}
 			data = nil
 			break

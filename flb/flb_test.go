@@ -93,6 +93,16 @@ func TestDecodeChunk(t *testing.T) {
 			t.Errorf("malformed record without its place: %+v", r)
 		}
 	}
+	// A record with a map key that is no string (well-formed MessagePack
+	// no CloudTrail reader takes) is malformed alone: the records after it
+	// were lost with it.
+	intKey := msgp.AppendMapHeader(nil, 1)
+	intKey = msgp.AppendString(msgp.AppendInt(intKey, 1), "x")
+	odd := append(append(v2(eventTime(now), good), v2(eventTime(now), intKey)...), append(v2(eventTime(now), good), v2(eventTime(now), good)...)...)
+	recs, st = DecodeChunk("t", odd)
+	if st.Events != 3 || st.Malformed != 1 || len(recs) != 4 || recs[1].Err == nil || !strings.Contains(recs[1].Where, "event 1") {
+		t.Errorf("a record with an integer key: %+v, %d records", st, len(recs))
+	}
 	// A broken stream: the rest of the chunk is one malformed record.
 	broken := append(v1(eventTime(now), good), 0xdc, 0xff, 0xff) // array16 claiming 65535 elements
 	recs, st = DecodeChunk("t", broken)
