@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -47,7 +48,10 @@ func loadExceptions(set *conf.Settings, rs *conf.RuleSet, log *Logger) (*conf.Ex
 // are sent out.
 var sweepInterval = 5 * time.Second
 
-// every runs fn every d until the instance closes.
+// every runs fn every d until the instance closes. A panic in fn (a
+// defect) is logged with its stack and the timer goes on: in a goroutine
+// of its own, nothing else would catch it, and it would end the process
+// (Fluent Bit with it).
 func (in *Instance) every(d time.Duration, fn func()) {
 	defer in.wg.Done()
 	t := time.NewTicker(d)
@@ -57,9 +61,18 @@ func (in *Instance) every(d time.Duration, fn func()) {
 		case <-in.done:
 			return
 		case <-t.C:
-			fn()
+			in.safely(fn)
 		}
 	}
+}
+
+func (in *Instance) safely(fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			in.Log.Errorf("a timer's task failed (a defect in trailwatch; please report it with this message): %v\n%s", p, debug.Stack())
+		}
+	}()
+	fn()
 }
 
 // Sweep sends out what closed windows hold: suppressed groups' final

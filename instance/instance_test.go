@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -406,5 +407,26 @@ func TestLateCountsWarned(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestTimerPanicIsLogged: a panic in a timer's task (a defect) ended the
+// process, Fluent Bit with it: nothing catches a panic in a goroutine of
+// its own. It is logged with its stack, and the timer goes on.
+func TestTimerPanicIsLogged(t *testing.T) {
+	in, _, logs := open(t, map[string]string{"rules": writeRule(t, t.TempDir(), "PutUseCaseForModelAccess", 100, "")})
+	var calls atomic.Int32
+	in.wg.Add(1)
+	go in.every(10*time.Millisecond, func() {
+		calls.Add(1)
+		var m map[string]int
+		m["x"] = 1 // a nil map: a panic
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if calls.Load() < 3 || !strings.Contains(logs.String(), "a timer's task failed") || !strings.Contains(logs.String(), "nil map") {
+		t.Errorf("%d calls; log:\n%s", calls.Load(), logs.String())
 	}
 }
