@@ -142,6 +142,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret int) {
 	}
 	in, err := flb.Open(name, get, os.Stderr)
 	if err != nil {
+		releaseID(id) // the next instance takes its name
 		instance.NewLogger(os.Stderr, name, instance.LevelError).Errorf("cannot start: %v", err)
 		return output.FLB_ERROR
 	}
