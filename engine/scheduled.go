@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,6 +218,27 @@ func decodeAgg(b []byte, idCap int) (*groupAgg, error) {
 		g.addID(binary.BigEndian.Uint64(b), idCap)
 	}
 	return g, nil
+}
+
+// compareTerm orders two values of a field of type t as Elasticsearch's
+// composite terms source does.
+func compareTerm(t matcher.FieldType, a, b string) int {
+	switch t {
+	case matcher.Long, matcher.Double:
+		x, errX := strconv.ParseFloat(a, 64)
+		y, errY := strconv.ParseFloat(b, 64)
+		if errX == nil && errY == nil {
+			return cmp.Compare(x, y)
+		}
+	case matcher.IP:
+		x, errX := netip.ParseAddr(a)
+		y, errY := netip.ParseAddr(b)
+		if errX == nil && errY == nil {
+			// As indexed: IPv4 as IPv4-mapped IPv6.
+			return netip.AddrFrom16(x.As16()).Compare(netip.AddrFrom16(y.As16()))
+		}
+	}
+	return strings.Compare(a, b)
 }
 
 // countKey names one group's counts in one bucket within a batch.
@@ -516,10 +539,16 @@ func (e *Engine) thresholdRun(ws *store.Windows, sc *scheduled, t int64) ([]*Ale
 		g.values = vals
 		hits = append(hits, g)
 	}
-	// As the terms aggregation orders its buckets: most events first.
+	// As Kibana's composite aggregation orders its buckets before it keeps
+	// max_signals of them: by the group's values, field by field, each as
+	// its type sorts (keywords by their bytes, numbers and addresses by
+	// value). They were ordered by events, most first, and a cap kept
+	// other groups than Kibana's.
 	sort.Slice(hits, func(i, j int) bool {
-		if ci, cj := hits[i].agg.events(), hits[j].agg.events(); ci != cj {
-			return ci > cj
+		for f, field := range sc.fields {
+			if c := compareTerm(field.Type, hits[i].values[f], hits[j].values[f]); c != 0 {
+				return c < 0
+			}
 		}
 		return hits[i].key < hits[j].key
 	})

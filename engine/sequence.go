@@ -269,10 +269,12 @@ func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Aler
 		}
 	}
 	var alerts []*Alert
-	completed := false
 	// Later stages first, so that one event extends a sequence by one
-	// stage only.
-	for st := n - 1; st >= 1 && !completed; st-- {
+	// stage only. An event that completes a sequence still extends
+	// another at an earlier stage (each stage takes an event once, as
+	// Elasticsearch matches stage by stage: [A][B][B] over a1 b1 a2 b2 b3
+	// is [a1 b1 b2] and [a2 b2 b3]; the second was lost).
+	for st := n - 1; st >= 1; st-- {
 		for _, k := range ev.stages[st] {
 			raw := ws.SeqGet(id, st-1, k)
 			if raw == nil {
@@ -292,10 +294,9 @@ func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Aler
 			if st == n-1 {
 				ss.completed++
 				alerts = append(alerts, e.sequenceAlerts(r, s)...)
-				completed = true // an event completes at most one sequence
-				break
+				break // an event completes at most one sequence
 			}
-			if err := ws.SeqPut(id, st, k, s.encode()); err != nil {
+			if err := putNewest(ws, id, st, k, s); err != nil {
 				return nil, err
 			}
 		}
@@ -303,13 +304,25 @@ func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Aler
 	if ev.stages[0] != nil {
 		s := &inflight{events: []seqStep{step}}
 		for _, k := range ev.stages[0] {
-			// The newest start wins: it replaces an older one.
-			if err := ws.SeqPut(id, 0, k, s.encode()); err != nil {
+			if err := putNewest(ws, id, 0, k, s); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return alerts, nil
+}
+
+// putNewest keeps s as the key's sequence at a stage unless the one held
+// there is newer: the newest start wins, by event time, not by arrival (a
+// start that arrived late replaced a newer one, and the sequence that one
+// began was lost).
+func putNewest(ws *store.Windows, id string, st int, k []byte, s *inflight) error {
+	if raw := ws.SeqGet(id, st, k); raw != nil {
+		if held, err := decodeInflight(raw); err == nil && held.last() > s.last() {
+			return nil
+		}
+	}
+	return ws.SeqPut(id, st, k, s.encode())
 }
 
 // pruneSeqs drops the rule's sequences that started more than maxspan

@@ -151,6 +151,11 @@ func TestSequenceSemantics(t *testing.T) {
 		{"a later stage older than the sequence does not extend it", func(t *testing.T) [][]Record {
 			return [][]Record{{call(t, "a1", "A", "u1", "10:00:00")}, {call(t, "b1", "B", "u1", "09:59:00")}}
 		}, nil},
+		// The newest start by event time, not by arrival: a late, older
+		// start replaced a1, and b1 was then past maxspan from it.
+		{"a late, older start does not replace a newer one", func(t *testing.T) [][]Record {
+			return [][]Record{{call(t, "a1", "A", "u1", "10:00:00")}, {call(t, "a2", "A", "u1", "09:50:00")}, {call(t, "b1", "B", "u1", "10:10:00")}}
+		}, [][]string{{"a1", "b1"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +165,22 @@ func TestSequenceSemantics(t *testing.T) {
 				t.Errorf("sequences %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCompletingEventExtendsAnother: an event that completes a sequence
+// still extends another at an earlier stage, as Elasticsearch matches
+// stage by stage: [A][B][B] over a1 b1 a2 b2 b3 is two sequences (the
+// second was lost).
+func TestCompletingEventExtendsAnother(t *testing.T) {
+	e, _ := newEngine(t, seqRules(t, `sequence by user.id with maxspan=15m
+  [any where event.action == "A"]
+  [any where event.action == "B"]
+  [any where event.action == "B"]`), Options{BuildingBlocks: true})
+	got := runSeq(t, e, []Record{call(t, "a1", "A", "u1", "10:00:00"), call(t, "b1", "B", "u1", "10:01:00"),
+		call(t, "a2", "A", "u1", "10:02:00"), call(t, "b2", "B", "u1", "10:03:00"), call(t, "b3", "B", "u1", "10:04:00")})
+	if fmt.Sprint(got) != "[[a1 b1 b2] [a2 b2 b3]]" {
+		t.Errorf("sequences %v, want [[a1 b1 b2] [a2 b2 b3]]", got)
 	}
 }
 

@@ -579,3 +579,23 @@ func TestReplayAfterAlertCountsOnce(t *testing.T) {
 		t.Fatalf("3 new records and the 3 again: %d alerts, %v; want one of 3 events", len(res.Alerts), err)
 	}
 }
+
+// TestMaxSignalsKeepsCompositeOrder: Kibana keeps the first max_signals
+// groups of its composite aggregation, ordered by the groups' values, not
+// by their counts (the groups with most events were kept here).
+func TestMaxSignalsKeepsCompositeOrder(t *testing.T) {
+	rs := thRule(t, []string{"cloud.account.id"}, 3, "", 0, "max_signals = 1")
+	c := &clock{t: at("10:04:30")}
+	e, _ := newEngine(t, rs, Options{Now: c.now})
+	recs := append(logins(t, 5, at("10:00:00"), "222", "192.0.2.1", "root"), logins(t, 3, at("10:01:00"), "111", "192.0.2.1", "root")...)
+	if _, err := e.ProcessBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.RunDue(at("10:05:01"))
+	if err != nil || len(res.Alerts) != 1 {
+		t.Fatalf("%d alerts, %v", len(res.Alerts), err)
+	}
+	if got := thResults(t, res); len(got) != 1 || got[0].terms[0] != "cloud.account.id=111" {
+		t.Errorf("kept %+v, want the group of account 111 (first by value)", got)
+	}
+}
