@@ -1162,8 +1162,17 @@ func (w *worker) termsOf(fields []*matcher.Field, ev *cloudtrail.Event) ([][]str
 			return nil, nil
 		}
 		u := uniq[i][:0]
-		for _, v := range vals {
-			u = append(u, f.TermText(v))
+		for j := range vals {
+			// Terms are what Elasticsearch aggregates: doc values, which
+			// a keyword past ignore_above has none of (a record whose
+			// only value is such counts as missing the field).
+			if matcher.Searchable(f, &vals[j]) {
+				u = append(u, f.TermText(vals[j]))
+			}
+		}
+		if len(u) == 0 {
+			uniq[i] = u
+			return nil, nil
 		}
 		slices.Sort(u)
 		u = slices.Compact(u)

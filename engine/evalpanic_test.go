@@ -122,3 +122,22 @@ func TestManyKeysLinear(t *testing.T) {
 		t.Errorf("a record of 200,000 members took %v", took)
 	}
 }
+
+// TestNewTermsPastIgnoreAbove: a new_terms field's value past its
+// ignore_above has no doc value in Elasticsearch, so Kibana's aggregation
+// takes the record as missing the field: no term, no alert (one was made
+// here). A value within it is a term.
+func TestNewTermsPastIgnoreAbove(t *testing.T) {
+	rs, err := conf.LoadRules(cloudtrail.NewSchema(), "../conf/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, rs, Options{})
+	rec := func(id, arn string) Record {
+		return Record{JSON: []byte(`{"eventSource":"bedrock.amazonaws.com","eventName":"PutResourcePolicy","eventID":"` + id + `","eventTime":"2026-11-20T10:00:00Z","userIdentity":{"type":"IAMUser","arn":"` + arn + `"}}`)}
+	}
+	res, err := e.ProcessBatch([]Record{rec("long", "arn:aws:iam::1:user/"+strings.Repeat("x", 1100)), rec("short", "arn:aws:iam::1:user/x")})
+	if err != nil || len(res.Alerts) != 1 || res.Stats.NewTermsHit != 1 {
+		t.Errorf("%v: %d alerts, %d new terms; want the short ARN's alone", err, len(res.Alerts), res.Stats.NewTermsHit)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Query is a compiled query of any rule language: a tree of tests over
@@ -247,9 +246,24 @@ func (n nestedCond) Eval(f Fields) bool {
 }
 
 // Searchable reports whether Elasticsearch indexed the value: keywords longer
-// than ignore_above (in characters) are kept in _source only.
+// than ignore_above are kept in _source only. The length is Java's, in
+// UTF-16 units (a character past the Basic Multilingual Plane, an emoji,
+// counts two; counted as one, a value Elasticsearch leaves unindexed was
+// searchable here).
 func Searchable(f *Field, v *Value) bool {
-	return f.IgnoreAbove == 0 || len(v.Text) <= f.IgnoreAbove || utf8.RuneCountInString(v.Text) <= f.IgnoreAbove
+	return f.IgnoreAbove == 0 || len(v.Text) <= f.IgnoreAbove || utf16Len(v.Text) <= f.IgnoreAbove
+}
+
+// utf16Len is the length of s in UTF-16 units.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n++
+		}
+		n++
+	}
+	return n
 }
 
 type existsCond struct{ f *Field }

@@ -75,6 +75,9 @@ func TestKQLSemantics(t *testing.T) {
 		{"escaped related entity", `related.entity: arn\:aws\:iam\:\:aws\:policy*`, rec("related.entity=arn:aws:iam::aws:policy/Admin"), rec("related.entity=arn:aws:iam::1:policy/x")},
 		{"unicode escape quoted", `f: "caf\u00e9"`, rec("f=café"), rec("f=cafe")},
 		{"unicode escape unquoted", `f: caf\u00e9`, rec("f=café"), rec("f=cafe")},
+		// A surrogate pair is one character, as String.fromCharCode makes it.
+		{"unicode escape surrogate pair", `f: "x\ud83d\ude00"`, rec("f=x\U0001F600"), rec("f=x")},
+		{"unicode escape surrogate pair unquoted", `f: x\ud83d\ude00`, rec("f=x\U0001F600"), rec("f=x")},
 		{"quoted escapes", `f: "a\"b\\c\td"`, rec("f=a\"b\\c\td"), rec("f=abcd")},
 		{"quoted other backslash kept", `f: "a\*"`, rec(`f=a\*`), rec("f=a*")},
 		{"true matches keyword text", `aws.cloudtrail.flattened.request_parameters.withDecryption: true`, rec("aws.cloudtrail.flattened.request_parameters.withDecryption=?true"), rec("aws.cloudtrail.flattened.request_parameters.withDecryption=?false")},
@@ -103,6 +106,9 @@ func TestKQLSemantics(t *testing.T) {
 		{"date exact", `@timestamp: "2024-06-01T12:00:00Z"`, rec("@timestamp=2024-06-01T12:00:00.000Z"), rec("@timestamp=2024-06-01T12:00:00.001Z")},
 		{"ignore_above hides long keyword", `f: *a*`, rec("f=" + strings.Repeat("a", 1024)), rec("f=" + strings.Repeat("a", 1025))},
 		{"ignore_above hides from exists", `f: *`, rec("f=" + strings.Repeat("a", 10)), rec("f=" + strings.Repeat("a", 2000))},
+		// Java's length, in UTF-16 units: an emoji counts two (1,000 of
+		// them are 2,000 units, past 1,024; 1,000 é are 1,000).
+		{"ignore_above counts UTF-16 units", `f: *`, rec("f=" + strings.Repeat("é", 1000)), rec("f=" + strings.Repeat("\U0001F600", 1000))},
 		{"request_parameters limit 8191", `aws.cloudtrail.request_parameters: *x*`, rec("aws.cloudtrail.request_parameters=" + strings.Repeat("x", 8191)), rec("aws.cloudtrail.request_parameters=" + strings.Repeat("x", 8192))},
 		{"flattened root matches any leaf", `aws.cloudtrail.flattened.request_parameters: bucket1`, rec("aws.cloudtrail.flattened.request_parameters=bucket1"), rec("aws.cloudtrail.flattened.request_parameters=bucket2")},
 		{"empty query matches all", ``, rec(), nil},

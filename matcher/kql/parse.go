@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/trailwatch/trailwatch/matcher"
@@ -460,9 +461,9 @@ func (p *parser) quoted() (string, error) {
 				p.pos += 2
 				continue
 			case 'u':
-				if r, ok := p.unicodeEscape(p.pos + 2); ok {
+				if r, n, ok := p.unicodeEscape(p.pos); ok {
 					b.WriteRune(r)
-					p.pos += 6
+					p.pos += n
 					continue
 				}
 			}
@@ -477,17 +478,31 @@ func (p *parser) quoted() (string, error) {
 	}
 }
 
-// unicodeEscape reads 4 hex digits at i as a UTF-16 code unit, as
-// String.fromCharCode does (a lone surrogate becomes U+FFFD in Go strings).
-func (p *parser) unicodeEscape(i int) (rune, bool) {
-	if i+4 > len(p.src) {
-		return 0, false
+// unicodeEscape reads the \uXXXX at i as a UTF-16 code unit, as
+// String.fromCharCode does: a high surrogate followed by an escaped low
+// one is the character they make together (they were two U+FFFD), a lone
+// surrogate becomes U+FFFD in Go strings. It returns how many bytes it
+// read.
+func (p *parser) unicodeEscape(i int) (rune, int, bool) {
+	unit := func(i int) (rune, bool) {
+		if i+6 > len(p.src) || p.src[i] != '\\' || p.src[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(p.src[i+2:i+6], 16, 16)
+		return rune(v), err == nil
 	}
-	v, err := strconv.ParseUint(p.src[i:i+4], 16, 16)
-	if err != nil {
-		return 0, false
+	r, ok := unit(i)
+	if !ok {
+		return 0, 0, false
 	}
-	return rune(v), true
+	if utf16.IsSurrogate(r) {
+		if lo, ok := unit(i + 6); ok {
+			if pair := utf16.DecodeRune(r, lo); pair != utf8.RuneError {
+				return pair, 12, true
+			}
+		}
+	}
+	return r, 6, true
 }
 
 func isSpecial(r rune) bool { return strings.ContainsRune(`\():<>"*{}`, r) }
@@ -511,12 +526,12 @@ func (p *parser) unquoted() (Literal, bool, error) {
 				b.WriteByte(next)
 				p.pos += 2
 			case next == 'u':
-				r, ok := p.unicodeEscape(p.pos + 2)
+				r, n, ok := p.unicodeEscape(p.pos)
 				if !ok {
 					return Literal{}, false, p.errorf(`expected 4 hex digits after \u`)
 				}
 				b.WriteRune(r)
-				p.pos += 6
+				p.pos += n
 			case p.wordAt(p.pos+1, "and"):
 				b.WriteString(p.src[p.pos+1 : p.pos+4])
 				p.pos += 4
