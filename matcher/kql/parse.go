@@ -478,11 +478,11 @@ func (p *parser) quoted() (string, error) {
 	}
 }
 
-// unicodeEscape reads the \uXXXX at i as a UTF-16 code unit, as
-// String.fromCharCode does: a high surrogate followed by an escaped low
-// one is the character they make together (they were two U+FFFD), a lone
-// surrogate becomes U+FFFD in Go strings. It returns how many bytes it
-// read.
+// unicodeEscape reads the \u escape (four hex digits) at i as a UTF-16
+// code unit, as String.fromCharCode does: a high surrogate followed by an
+// escaped low one is the character they make together (they were two
+// U+FFFD), a lone surrogate becomes U+FFFD in Go strings. It returns how
+// many bytes it read.
 func (p *parser) unicodeEscape(i int) (rune, int, bool) {
 	unit := func(i int) (rune, bool) {
 		if i+6 > len(p.src) || p.src[i] != '\\' || p.src[i+1] != 'u' {
