@@ -140,15 +140,15 @@ func (s *forwardSink) send(ctx context.Context, it Item) error {
 		s.conn = c
 	}
 	c := s.conn
-	// A cancelled context closes the connection: a write or a wait for
-	// the ack in flight returns at once.
+	c.SetWriteDeadline(time.Now().Add(s.write))
+	c.SetReadDeadline(time.Now().Add(s.write + s.ack))
+	// A cancelled context (set after the deadlines, so that it wins over
+	// them) ends a write or a wait for the ack in flight at once.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
-	c.SetWriteDeadline(time.Now().Add(s.write))
 	if _, err := c.Write(msg); err != nil {
 		return fmt.Errorf("%s: %w", s.addr, err)
 	}
-	c.SetReadDeadline(time.Now().Add(s.ack))
 	got, err := readAck(c)
 	if err != nil {
 		return fmt.Errorf("%s: the acknowledgement of alert %d: %w", s.addr, it.Seq, err)
