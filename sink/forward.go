@@ -141,13 +141,16 @@ func (s *forwardSink) send(ctx context.Context, it Item) error {
 	}
 	c := s.conn
 	c.SetWriteDeadline(time.Now().Add(s.write))
-	c.SetReadDeadline(time.Now().Add(s.write + s.ack))
-	// A cancelled context (set after the deadlines, so that it wins over
-	// them) ends a write or a wait for the ack in flight at once.
+	// A cancelled context ends a write or a wait for the ack in flight at
+	// once (watched after the write deadline is set, so that it wins).
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := c.Write(msg); err != nil {
 		return fmt.Errorf("%s: %w", s.addr, err)
+	}
+	c.SetReadDeadline(time.Now().Add(s.ack))
+	if err := ctx.Err(); err != nil {
+		return err // cancelled before the read deadline was set: it may have undone the cancel's
 	}
 	got, err := readAck(c)
 	if err != nil {
