@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -259,15 +260,6 @@ func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Aler
 	n := len(seq.Stages)
 	span := seq.MaxSpan.Milliseconds()
 	step := seqStep{at: ev.at, id: ev.id, doc: ev.doc}
-	if seq.Until != nil && ev.stages[n] != nil {
-		for _, k := range ev.stages[n] {
-			for st := range n - 1 {
-				if err := ws.SeqDelete(id, st, k); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
 	var alerts []*Alert
 	// Later stages first, so that one event extends a sequence by one
 	// stage only. An event that completes a sequence still extends
@@ -301,9 +293,28 @@ func (e *Engine) seqStep(ws *store.Windows, ev *seqEvent, ss *seqStats) ([]*Aler
 			}
 		}
 	}
+	// An until event ends its key's sequences after it has extended one
+	// (Elasticsearch looks for an until strictly before the event that
+	// extends: an event that is both extends, then ends what is left), and
+	// starts none for that key (an until at a sequence's own start is
+	// within it: it was started, and completed by the next stage).
+	var ended [][]byte
+	if seq.Until != nil && ev.stages[n] != nil {
+		ended = ev.stages[n]
+		for _, k := range ended {
+			for st := range n - 1 {
+				if err := ws.SeqDelete(id, st, k); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if ev.stages[0] != nil {
 		s := &inflight{events: []seqStep{step}}
 		for _, k := range ev.stages[0] {
+			if slices.ContainsFunc(ended, func(u []byte) bool { return bytes.Equal(u, k) }) {
+				continue
+			}
 			if err := putNewest(ws, id, 0, k, s); err != nil {
 				return nil, err
 			}

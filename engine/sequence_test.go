@@ -343,3 +343,25 @@ func TestSequenceOfRecordsReadInPlace(t *testing.T) {
 		t.Errorf("sequences %v", got)
 	}
 }
+
+// TestUntilThatIsAlsoAStage: an until event that also matches a stage
+// query, as Elasticsearch orders them: one that would start a sequence
+// starts none (the until at its own start is within it), one that extends
+// a sequence extends it (the until it ends with is strictly before the
+// event that extends).
+func TestUntilThatIsAlsoAStage(t *testing.T) {
+	starts, _ := newEngine(t, seqRules(t, `sequence by user.id with maxspan=15m
+  [any where event.action in ("A", "X")]
+  [any where event.action == "B"]
+until [any where event.action == "X"]`), Options{BuildingBlocks: true})
+	if got := runSeq(t, starts, []Record{call(t, "x1", "X", "u1", "10:00:00"), call(t, "b1", "B", "u1", "10:01:00")}); got != nil {
+		t.Errorf("an until that would start a sequence: %v, want none", got)
+	}
+	extends, _ := newEngine(t, seqRules(t, `sequence by user.id with maxspan=15m
+  [any where event.action == "A"]
+  [any where event.action in ("B", "X")]
+until [any where event.action == "X"]`), Options{BuildingBlocks: true})
+	if got := runSeq(t, extends, []Record{call(t, "a1", "A", "u1", "10:00:00"), call(t, "x1", "X", "u1", "10:01:00")}); fmt.Sprint(got) != "[[a1 x1]]" {
+		t.Errorf("an until that extends a sequence: %v, want [[a1 x1]]", got)
+	}
+}
