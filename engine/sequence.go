@@ -245,9 +245,14 @@ func (e *Engine) sequenceEmit(ws *store.Windows, events []seqEvent, ss *seqStats
 		latest[ev.rule] = max(latest[ev.rule], ev.at)
 	}
 	// Sequences past maxspan can complete no more; the cap keeps the
-	// newest.
+	// newest. Past maxspan by the batch's latest event, less a maxspan
+	// and the event clock's lag of lateness: the batch's latest is
+	// another key's, and records arrive out of order (a batch a little
+	// more than maxspan ahead pruned every key's sequences, which their
+	// next events would have completed).
 	for r, now := range latest {
-		if err := e.pruneSeqs(ws, r, now, ss); err != nil {
+		late := r.Sequence.MaxSpan.Milliseconds() + e.lag.Milliseconds()
+		if err := e.pruneSeqs(ws, r, now-late, ss); err != nil {
 			return nil, err
 		}
 	}

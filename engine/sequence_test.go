@@ -153,6 +153,11 @@ func TestSequenceSemantics(t *testing.T) {
 		}, nil},
 		// The newest start by event time, not by arrival: a late, older
 		// start replaced a1, and b1 was then past maxspan from it.
+		// Pruning allows a maxspan of lateness: a batch of another key
+		// 20 minutes ahead pruned a1, which b1 then completed nothing.
+		{"a batch of another key a little ahead prunes nothing yet", func(t *testing.T) [][]Record {
+			return [][]Record{{call(t, "a1", "A", "u1", "10:00:00")}, {call(t, "a9", "A", "u9", "10:20:00")}, {call(t, "b1", "B", "u1", "10:01:00")}}
+		}, [][]string{{"a1", "b1"}}},
 		{"a late, older start does not replace a newer one", func(t *testing.T) [][]Record {
 			return [][]Record{{call(t, "a1", "A", "u1", "10:00:00")}, {call(t, "a2", "A", "u1", "09:50:00")}, {call(t, "b1", "B", "u1", "10:10:00")}}
 		}, [][]string{{"a1", "b1"}}},
@@ -363,5 +368,24 @@ until [any where event.action == "X"]`), Options{BuildingBlocks: true})
 until [any where event.action == "X"]`), Options{BuildingBlocks: true})
 	if got := runSeq(t, extends, []Record{call(t, "a1", "A", "u1", "10:00:00"), call(t, "x1", "X", "u1", "10:01:00")}); fmt.Sprint(got) != "[[a1 x1]]" {
 		t.Errorf("an until that extends a sequence: %v, want [[a1 x1]]", got)
+	}
+}
+
+// TestSequencesPrunedPastMaxspan: sequences in flight are pruned once the
+// batches' event time is past their maxspan and a maxspan of lateness: a
+// start then completes nothing, and the state holds none.
+func TestSequencesPrunedPastMaxspan(t *testing.T) {
+	e, st := newEngine(t, seqRules(t, abSeq), Options{})
+	runSeq(t, e, []Record{call(t, "a1", "A", "u1", "10:00:00")}, []Record{call(t, "a9", "A", "u9", "10:30:01")})
+	if got := runSeq(t, e, []Record{call(t, "b1", "B", "u1", "10:01:00")}); got != nil {
+		t.Errorf("a start pruned completed %v", got)
+	}
+	n := 0
+	st.Commit(store.Batch{Emit: func(v *store.Verdicts) ([]store.Alert, error) {
+		n, _ = v.Windows().SeqScan("seq-1", func(int, []byte, []byte) bool { return false })
+		return nil, nil
+	}})
+	if n != 1 {
+		t.Errorf("%d sequences in flight, want u9's alone", n)
 	}
 }
