@@ -32,12 +32,18 @@ func fed(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]any,
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.Add(res.Stats)
-		for _, a := range res.Alerts {
-			alerts = append(alerts, a.Doc())
-		}
+		alerts = tally(res, alerts, &st)
 	}
 	return alerts, st
+}
+
+// tally adds a result's counts to st and its alerts' documents to alerts.
+func tally(res Result, alerts []map[string]any, st *Stats) []map[string]any {
+	st.Add(res.Stats)
+	for _, a := range res.Alerts {
+		alerts = append(alerts, a.Doc())
+	}
+	return alerts
 }
 
 // drained is fed, then the engine drained.
@@ -48,11 +54,7 @@ func drained(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Add(res.Stats)
-	for _, a := range res.Alerts {
-		alerts = append(alerts, a.Doc())
-	}
-	return alerts, st
+	return tally(res, alerts, &st), st
 }
 
 // TestAggregatesCountARecordOnce: a record given again (in the same batch,
