@@ -54,7 +54,8 @@ func drained(t *testing.T, e *Engine, batches ...[]Record) (alerts []map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tally(res, alerts, &st), st
+	alerts = tally(res, alerts, &st)
+	return alerts, st
 }
 
 // TestAggregatesCountARecordOnce: a record given again (in the same batch,
