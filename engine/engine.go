@@ -1050,7 +1050,7 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	w.matches[rm.i]++
 	if si, ok := e.schedOf[r]; ok {
 		seen := e.seenAt(ev)
-		if ms := seen.UnixMilli(); ms >= 0 && e.replayed(w, ms) {
+		if e.replayed(w, seen.UnixMilli()) {
 			return alerts, pending // counted when it was given before
 		}
 		e.countThreshold(w, si, seen)

@@ -215,12 +215,12 @@ func (r *recordIDs) forget(slot int64) int {
 }
 
 // replayed tells whether the record being evaluated was counted by the
-// aggregating rules before, in a committed batch or earlier in this one
+// scheduled rules before, in a committed batch or earlier in this one
 // (decided once per record; a record without an eventID is never taken
 // for another). A record not seen before is noted for the batch at seen,
-// its time (ms).
+// its time (ms); one dated before 1970, which no window counts, is not.
 func (e *Engine) replayed(w *worker, seen int64) bool {
-	if e.recIDs == nil {
+	if e.recIDs == nil || seen < 0 {
 		return false
 	}
 	if w.idOf == w.n {

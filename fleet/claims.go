@@ -49,13 +49,11 @@ var errUnreadable = errors.New("unreadable value")
 // clock (a peer's sighting in 2262 was the term's for good: no node ever
 // saw it new again, and nothing replaced it), as the local tier keeps them.
 func saneValue(v value, seen time.Time) bool {
-	limit := time.Now()
-	if seen.After(limit) {
-		limit = seen
+	now := time.Now()
+	if seen.After(now) {
+		now = seen
 	}
-	limit = limit.Add(store.MaxAhead)
-	ok := func(t time.Time) bool { return !t.Before(store.MinSighting) && !t.After(limit) }
-	return ok(v.seen) && (v.prev.IsZero() || ok(v.prev))
+	return store.SaneSighting(v.seen, now) && (v.prev.IsZero() || store.SaneSighting(v.prev, now))
 }
 
 func decode(b []byte) (value, error) {
@@ -287,15 +285,15 @@ func (cl *Claims) Release() {
 	ctx, cancel := context.WithTimeout(context.Background(), cl.c.o.Timeout)
 	defer cancel()
 	for _, t := range cl.terms {
-		cl.c.undo(ctx, cl.tkv, t.key, t.undo)
+		cl.c.takeBack(ctx, cl.tkv, t.key, t.undo)
 	}
 	for _, a := range cl.alerts {
-		cl.c.undo(ctx, cl.akv, a.id, a.undo)
+		cl.c.takeBack(ctx, cl.akv, a.id, a.undo)
 	}
 }
 
-// undo takes a claim's write back, if the key still holds it.
-func (c *Client) undo(ctx context.Context, kv jetstream.KeyValue, key string, u undo) {
+// takeBack takes a claim's write back, if the key still holds it.
+func (c *Client) takeBack(ctx context.Context, kv jetstream.KeyValue, key string, u undo) {
 	if u.rev == 0 || ctx.Err() != nil {
 		return
 	}
