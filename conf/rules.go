@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	jsoniter "github.com/json-iterator/go"
 
@@ -570,9 +571,15 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 		bad("rule_id is missing")
 	} else if strings.ContainsFunc(r.RuleID, unicode.IsControl) {
 		bad("rule_id %q has a control character", r.RuleID)
+	} else if !utf8.ValidString(r.RuleID) {
+		bad("rule_id %q is not valid UTF-8", r.RuleID)
 	}
+	// Names label metrics and alerts, which must be UTF-8 (a JSON
+	// reader keeps a stray byte).
 	if r.Name == "" {
 		bad("name is missing")
+	} else if !utf8.ValidString(r.Name) {
+		bad("name %q is not valid UTF-8", r.Name)
 	}
 	if r.Type == "" {
 		bad("type is missing")

@@ -202,3 +202,20 @@ func TestTOMLNesting(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesMustBeUTF8: a rule name that is not UTF-8 (a JSON reader keeps
+// the stray byte) made every metrics scrape fail, and the collector's
+// panic left the batches' lock held: every later batch waited for ever.
+// Such names and ids are refused at load, with the place.
+func TestNamesMustBeUTF8(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.ndjson")
+	line := "{\"rule_id\":\"r\xff1\",\"name\":\"Bad\xffname\",\"type\":\"query\",\"language\":\"kuery\",\"query\":\"event.provider: x\",\"severity\":\"low\",\"risk_score\":1}\n"
+	if err := os.WriteFile(p, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadRules(cloudtrail.NewSchema(), p)
+	if err == nil || !strings.Contains(err.Error(), "r.ndjson:1:") || !strings.Contains(err.Error(), "name \"Bad\\xffname\" is not valid UTF-8") ||
+		!strings.Contains(err.Error(), "rule_id \"r\\xff1\" is not valid UTF-8") {
+		t.Errorf("err = %v, want the name and rule_id refused with the place", err)
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
+	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
@@ -122,6 +123,10 @@ func Open(cityPath, asnPath string) (*DB, error) {
 	return db, nil
 }
 
+// maxDatabase bounds a database file: MaxMind's largest City edition is
+// a few hundred megabytes.
+const maxDatabase = 1 << 30
+
 func open(path string, k kind) (*maxminddb.Reader, error) {
 	st, err := os.Stat(path)
 	switch {
@@ -132,7 +137,15 @@ func open(path string, k kind) (*maxminddb.Reader, error) {
 	case st.IsDir():
 		return nil, fmt.Errorf("enrich: %s database %q is a directory, not a MaxMind DB (.mmdb) file", k.label, path)
 	}
-	rd, err := maxminddb.Open(path)
+	// Read into memory, not mapped: a database rewritten in place (cp,
+	// curl -o) under a mapping faults the next lookup (SIGBUS), which no
+	// recover catches. A FIFO or a device is refused, and no more than
+	// maxDatabase bytes are read.
+	data, err := conf.ReadFile(path, maxDatabase, "a MaxMind database", false)
+	if err != nil {
+		return nil, fmt.Errorf("enrich: %s database %q: %w", k.label, path, err)
+	}
+	rd, err := maxminddb.OpenBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("enrich: %s database %q is not a MaxMind DB (.mmdb) file: %w", k.label, path, err)
 	}

@@ -3,6 +3,7 @@ package enrich
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -10,7 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -607,4 +610,47 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestDatabaseFilesHostile: a FIFO named as a database hung the start
+// (os.Open waits for a writer), and a database rewritten in place under
+// its mapping killed the process at the next lookup (SIGBUS, which no
+// recover catches). A database is now read into memory, regular files
+// only, to a bound.
+func TestDatabaseFilesHostile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "city.mmdb")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Open(p, ""); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Open(FIFO) = %v, want it refused by name", err)
+		}
+	case <-time.After(5 * time.Second):
+		f, _ := os.OpenFile(p, os.O_WRONLY, 0) // let the goroutine go
+		f.Close()
+		t.Fatal("Open of a FIFO hangs")
+	}
+
+	f := newFixture(t)
+	db, err := Open(f.city, f.asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := db.Lookup(netip.MustParseAddr("203.0.113.7"))
+	if len(want) == 0 {
+		t.Fatal("the fixture has no record for 203.0.113.7")
+	}
+	for _, path := range []string{f.city, f.asn} {
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.Lookup(netip.MustParseAddr("203.0.113.7")); !maps.Equal(got, want) {
+		t.Errorf("after the files were rewritten in place: %v, want %v (the copy read at open)", got, want)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trailwatch/trailwatch/conf"
+	"github.com/trailwatch/trailwatch/internal/netlimit"
 )
 
 // loadExceptions compiles the exception files against the rule set's
@@ -129,6 +130,14 @@ func fingerprint(set *conf.Settings) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// metricsConns is how many connections /metrics holds open at once, and
+// metricsTimeouts its bounds: serve's, with a kept-alive connection let go
+// after 10 s (a scraper comes back a scrape interval later, and connects
+// again at a trifling cost).
+const metricsConns = 64
+
+var metricsTimeouts = netlimit.Timeouts{ReadHeader: 10 * time.Second, Read: time.Minute, Write: 2 * time.Minute, Idle: 10 * time.Second}
+
 // serveMetrics serves /metrics (Fluent Bit does not expose Go plugins'
 // metrics).
 func (in *Instance) serveMetrics(addr string) error {
@@ -140,9 +149,12 @@ func (in *Instance) serveMetrics(addr string) error {
 	reg.MustRegister(NewCollector(in))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	in.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// serve's bounds: every timeout, 64 KB of headers, and a cap on
+	// connections (a client that sends nothing held its connection for
+	// ever, and any number of them could).
+	in.metrics = netlimit.NewHTTPServer(mux, metricsTimeouts)
 	in.metricsAddr = l.Addr().String()
-	go in.metrics.Serve(l)
+	go in.metrics.Serve(netlimit.LimitListener(l, metricsConns))
 	in.Log.Infof("metrics on http://%s/metrics", l.Addr())
 	return nil
 }

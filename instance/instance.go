@@ -22,6 +22,9 @@ import (
 	"github.com/trailwatch/trailwatch/store"
 )
 
+// ErrClosed is a batch given to an Instance after Close began.
+var ErrClosed = errors.New("trailwatch is stopping: the batch was not taken")
+
 // Instance is one configured trailwatch: its rules, state file and sinks.
 type Instance struct {
 	reloading sync.Mutex // Reload's
@@ -39,6 +42,12 @@ type Instance struct {
 	wg    sync.WaitGroup
 
 	closeOnce sync.Once
+	// life is held for reading by each batch and run, and for writing by
+	// Close, which waits for those in flight (serve's shutdown gives up
+	// on slow requests; their batches must not meet a closed state file or
+	// GeoIP database) and turns later ones away with ErrClosed.
+	life   sync.RWMutex
+	closed bool
 
 	Records   atomic.Int64
 	Alerts    atomic.Int64
@@ -226,6 +235,11 @@ func (in *Instance) Process(recs []engine.Record) (engine.Result, error) {
 // add with each piece (records and their Index may be reused once add
 // returns; their bytes must stay until ProcessPieces returns).
 func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.Result, error) {
+	in.life.RLock()
+	defer in.life.RUnlock()
+	if in.closed {
+		return engine.Result{}, ErrClosed
+	}
 	batch := in.eng.Load().NewBatch()
 	batch.RefuseOverflow = in.AtLeastOnce.Load()
 	malformed := 0
@@ -267,6 +281,11 @@ func (in *Instance) ProcessPieces(feed func(add func([]engine.Record))) (engine.
 // passed (a timer calls it every second, so that runs happen when no
 // record arrives).
 func (in *Instance) RunDue(now time.Time) {
+	in.life.RLock()
+	defer in.life.RUnlock()
+	if in.closed {
+		return
+	}
 	res, err := in.eng.Load().RunDue(now)
 	if err != nil {
 		in.Log.Errorf("scheduled runs not made (they will be at the next tick): %v", err)
@@ -432,6 +451,9 @@ func (in *Instance) prune() {
 func (in *Instance) Close() error {
 	var err error
 	in.closeOnce.Do(func() {
+		in.life.Lock()
+		in.closed = true
+		in.life.Unlock()
 		in.disp.Drain(in.set.ExitTimeout)
 		close(in.done)
 		if in.metrics != nil {

@@ -1,6 +1,9 @@
 package instance
 
 import (
+	"maps"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -58,8 +61,16 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	// A label that is not UTF-8 would make the registry refuse the scrape
+	// (and panic in MustNewConstMetric): its bad bytes are replaced.
+	metric := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		for i, l := range labels {
+			labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+		}
+		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
+	}
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		metric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	counter(c.records, c.in.Records.Load())
 	counter(c.malformed, c.in.Malformed.Load())
@@ -82,28 +93,30 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.suppressed, c.in.Suppressed.Load())
 	counter(c.capped, c.in.Capped.Load())
+	// Copied under the lock and sent after it: the lock is the batches'.
 	c.in.mu.Lock()
-	for rule, n := range c.in.excepted {
+	excepted, skipped, runs := maps.Clone(c.in.excepted), maps.Clone(c.in.skipped), maps.Clone(c.in.runs)
+	c.in.mu.Unlock()
+	for rule, n := range excepted {
 		counter(c.excepted, n, rule)
 	}
-	for reason, n := range c.in.skipped {
+	for reason, n := range skipped {
 		counter(c.skipped, n, reason)
 	}
-	for rule, n := range c.in.runs {
+	for rule, n := range runs {
 		counter(c.runs, n, rule)
 	}
-	c.in.mu.Unlock()
 	counter(c.windowFull, c.in.WindowFull.Load())
 	counter(c.late, c.in.Late.Load())
 	counter(c.replayed, c.in.Replayed.Load())
 	counter(c.idsForgotten, c.in.IDsForgotten.Load())
 	if ws, err := c.in.st.WindowStats(); err == nil {
 		for _, w := range ws {
-			ch <- prometheus.MustNewConstMetric(c.windowGroups, prometheus.GaugeValue, float64(w.Groups), w.Rule)
+			metric(c.windowGroups, prometheus.GaugeValue, float64(w.Groups), w.Rule)
 		}
 	}
 	for rule, v := range c.in.eng.Load().EvalTime() {
-		ch <- prometheus.MustNewConstMetric(c.evalSeconds, prometheus.CounterValue, float64(v[1])/1e9, rule)
+		metric(c.evalSeconds, prometheus.CounterValue, float64(v[1])/1e9, rule)
 		counter(c.evalSamples, v[0], rule)
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(c.in.OutboxLen()))

@@ -16,6 +16,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/internal/heappeak"
+	"github.com/trailwatch/trailwatch/internal/netlimit"
 )
 
 // gzRepeat is gzip of head, then unit n times, then tail: gzip members one
@@ -298,14 +299,14 @@ func TestForwardHostileMessagesBoundedMemory(t *testing.T) {
 
 // startHTTP serves h as serve does (NewHTTPServer behind LimitListener),
 // with timeouts t and at most maxConns connections, on loopback.
-func startHTTP(t *testing.T, h http.Handler, to Timeouts, maxConns int) string {
+func startHTTP(t *testing.T, h http.Handler, to netlimit.Timeouts, maxConns int) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer(h, to)
-	go srv.Serve(LimitListener(l, maxConns))
+	srv := netlimit.NewHTTPServer(h, to)
+	go srv.Serve(netlimit.LimitListener(l, maxConns))
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
 }
@@ -350,8 +351,8 @@ func slowSender(t *testing.T, addr string, inBody bool) <-chan time.Time {
 // timeouts, while /healthz and a POST are answered.
 func TestSlowSendersAreCut(t *testing.T) {
 	in, _ := newInstance(t, nil)
-	to := Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
-	addr := startHTTP(t, NewHandler(in, HTTPOptions{}), to, DefaultMaxConnections)
+	to := netlimit.Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
+	addr := startHTTP(t, NewHandler(in, HTTPOptions{}), to, netlimit.DefaultMaxConnections)
 	start := time.Now()
 	var closed []<-chan time.Time
 	for i := range 220 {
@@ -385,7 +386,7 @@ func TestSlowSendersAreCut(t *testing.T) {
 // is closed (here, a stalled one at the header timeout) before it is served.
 func TestConnectionCap(t *testing.T) {
 	in, _ := newInstance(t, nil)
-	to := Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
+	to := netlimit.Timeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 10 * time.Second, Idle: time.Second}
 	addr := startHTTP(t, NewHandler(in, HTTPOptions{}), to, 20)
 	start := time.Now()
 	for range 20 {

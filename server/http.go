@@ -170,7 +170,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrOutboxFull):
 		h.outboxFull(w, base, err)
-	case errors.Is(err, engine.ErrRecordsInFlight):
+	case errors.Is(err, engine.ErrRecordsInFlight), errors.Is(err, instance.ErrClosed):
 		base.Error = "not committed, retry: " + err.Error()
 		h.retryLater(w, base)
 	case err != nil:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/conf"
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/netlimit"
 	"github.com/trailwatch/trailwatch/server"
 )
 
@@ -33,7 +34,7 @@ var serveKeys = []conf.Property{
 	{Name: "max_body", Default: strconv.Itoa(server.DefaultMaxBody), Help: "largest request or forward message, in bytes, after decompression"},
 	{Name: "max_records", Default: strconv.Itoa(server.DefaultMaxRecords), Help: "most records in one request or forward message"},
 	{Name: "max_buffered", Default: "", Help: "most bytes of requests and forward messages held in memory at once, across connections (default twice max_body, the least allowed)"},
-	{Name: "max_connections", Default: strconv.Itoa(server.DefaultMaxConnections), Help: "most connections each listener holds open at once; past them new ones wait"},
+	{Name: "max_connections", Default: strconv.Itoa(netlimit.DefaultMaxConnections), Help: "most connections each listener holds open at once; past them new ones wait"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -98,7 +99,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	maxBody, ok1 := positive("max_body", server.DefaultMaxBody)
 	maxRecords, ok2 := positive("max_records", server.DefaultMaxRecords)
 	maxBuffered, ok3 := positive("max_buffered", server.DefaultMaxHeld(maxBody))
-	maxConns, ok4 := positive("max_connections", server.DefaultMaxConnections)
+	maxConns, ok4 := positive("max_connections", netlimit.DefaultMaxConnections)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return 2
 	}
@@ -109,7 +110,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	limits := server.NewLimits(maxBuffered, server.DefaultWorkers)
 	var tlsConf *tls.Config
 	if cert, key := get("tls_cert"), get("tls_key"); cert != "" || key != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
+		pair, err := loadKeyPair(cert, key)
 		if err != nil {
 			fmt.Fprintf(stderr, "trailwatch serve: tls_cert/tls_key: %v\n", err)
 			return 2
@@ -260,7 +261,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, err
 		}
-		l = server.LimitListener(l, maxConns)
+		l = netlimit.LimitListener(l, maxConns)
 		if tlsConf != nil {
 			l = tls.NewListener(l, tlsConf)
 		}
@@ -272,7 +273,7 @@ func startListeners(in *instance.Instance, httpAddr, fwdAddr string, tlsConf *tl
 		if err != nil {
 			return nil, fmt.Errorf("listen_http %s: %w", httpAddr, err)
 		}
-		s.http = server.NewHTTPServer(server.NewHandler(in, ho), server.DefaultTimeouts)
+		s.http = netlimit.NewHTTPServer(server.NewHandler(in, ho), netlimit.DefaultTimeouts)
 		go s.http.Serve(l)
 		in.Log.Infof("HTTP on %s (POST / for records, /healthz, /metrics)%s", l.Addr(), tlsNote(tlsConf))
 	}
@@ -308,4 +309,23 @@ func (s *listeners) shutdown(timeout time.Duration) {
 		}
 		s.fwd.Shutdown(timeout)
 	}
+}
+
+// maxTLSFile bounds a certificate or key file (a chain of a few
+// certificates is a few kilobytes).
+const maxTLSFile = 1 << 20
+
+// loadKeyPair is tls.LoadX509KeyPair with each file read to a bound, and
+// regular files or pipes only: /dev/zero filled memory, a FIFO with no
+// writer hung the start.
+func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	cert, err := conf.ReadFile(certPath, maxTLSFile, "a TLS certificate file", true)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s: %w", certPath, err)
+	}
+	key, err := conf.ReadFile(keyPath, maxTLSFile, "a TLS key file", true)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	return tls.X509KeyPair(cert, key)
 }

@@ -1,4 +1,6 @@
-package server
+// Package netlimit holds the bounds every listener of trailwatch keeps:
+// timeouts and a cap on open connections.
+package netlimit
 
 import (
 	"net"

@@ -1,0 +1,111 @@
+package instance
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/trailwatch/trailwatch/cloudtrail/doc"
+	"github.com/trailwatch/trailwatch/engine"
+)
+
+// TestCloseWaitsForBatches: Close closed the state file and unmapped the
+// GeoIP database while batches were still being evaluated (serve's
+// shutdown gives up on slow requests after 10 s and closes anyway): a
+// lookup then read unmapped memory and the process died (SIGSEGV). Close
+// now waits for the batches in flight, and a batch given after it is
+// turned away with ErrClosed.
+func TestCloseWaitsForBatches(t *testing.T) {
+	dir := t.TempDir()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-ASN", RecordSize: 28, IPVersion: 6, IncludeReservedNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, _ := net.ParseCIDR("198.51.100.0/24")
+	if err := tree.Insert(n, mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(64500), "autonomous_system_organization": mmdbtype.String("X")}); err != nil {
+		t.Fatal(err)
+	}
+	asn := filepath.Join(dir, "asn.mmdb")
+	f, err := os.Create(asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rules := filepath.Join(dir, "r.toml")
+	os.WriteFile(rules, []byte("[rule]\nname = \"asn\"\nrule_id = \"r1\"\ntype = \"query\"\nseverity = \"low\"\nrisk_score = 1\nquery = 'source.as.number: 1'\n"), 0o600)
+	in, _, _ := open(t, map[string]string{"rules": rules, "asn_db": asn})
+	recs := make([]engine.Record, 500)
+	for i := range recs {
+		node, err := doc.ParseJSON(fmt.Appendf(nil, `{"eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"%d","sourceIPAddress":"198.51.100.%d"}`, i, i%250))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = engine.Record{Node: node}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				if _, err := in.Process(recs); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("a batch during Close: %v, want ErrClosed", err)
+		}
+	}
+	if _, err := in.Process(recs[:1]); !errors.Is(err, ErrClosed) {
+		t.Errorf("a batch after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestMetricsListenBounded: metrics_listen's server had a header timeout
+// only, so a client that began a second request and sent nothing more
+// held its connection (and goroutine) for ever, and any number of them
+// could. It now keeps serve's bounds.
+func TestMetricsListenBounded(t *testing.T) {
+	in, _, _ := open(t, map[string]string{"rules": writeRule(t, t.TempDir(), "X", 100, ""), "metrics_listen": "127.0.0.1:0"})
+	c, err := net.Dial("tcp", in.metricsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	c.Write([]byte("GET")) // the next request's first bytes, then nothing
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the server answered a request that never finished")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open 20 s after a request that never finished (headers are due within 10 s, an idle connection is let go after 10 s)")
+	}
+}
