@@ -103,7 +103,7 @@ func filterBit(id uint64) (int, uint64) { return int(id>>6) & (filterWords - 1),
 // recordIDLoader is what a State offers when it keeps record ids
 // (*store.Store does).
 type recordIDLoader interface {
-	RecordIDs(fn func(slot int64, ids []uint64)) error
+	RecordIDs(fn func(slot int64, ids []uint64) bool) error
 }
 
 // newRecordIDs makes the engine's record memory when it has aggregating
@@ -119,18 +119,35 @@ func (e *Engine) newRecordIDs(bound int) error {
 	r := &recordIDs{at: map[uint64]struct{}{}, slots: map[int64][]uint64{}, horizon: horizon, max: bound}
 	r.filter.Store(newFilter())
 	if l, ok := e.state.(recordIDLoader); ok {
-		err := l.RecordIDs(func(slot int64, ids []uint64) {
+		// The newest slots, as many ids as a commit keeps (90 % of the
+		// bound), read newest first: whatever the file holds, no more is
+		// read or held (every id was loaded before the bound was applied:
+		// seconds of start and hundreds of megabytes for a large file).
+		keep := bound - bound/10
+		type slotIDs struct {
+			slot int64
+			ids  []uint64
+		}
+		var got []slotIDs
+		total := 0
+		err := l.RecordIDs(func(slot int64, ids []uint64) bool {
 			if slot < 0 {
-				return // not a slot the engine writes (records before 1970 count nowhere)
+				return true // not a slot the engine writes (records before 1970 count nowhere)
 			}
-			for _, id := range ids {
-				r.add(id, slot)
-			}
+			ids = ids[:min(len(ids), keep-total)]
+			got = append(got, slotIDs{slot, slices.Clone(ids)})
+			total += len(ids)
+			return total < keep
 		})
 		if err != nil {
 			return err
 		}
-		r.forget(r.evictTo(0))
+		r.at = make(map[uint64]struct{}, total)
+		for i := len(got) - 1; i >= 0; i-- { // oldest first: each slot appended
+			for _, id := range got[i].ids {
+				r.add(id, got[i].slot)
+			}
+		}
 	}
 	e.recIDs = r
 	return nil

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/trailwatch/trailwatch/cloudtrail"
 	"github.com/trailwatch/trailwatch/conf"
@@ -142,7 +145,7 @@ func TestRecordIDsBounded(t *testing.T) {
 	}
 	inFile := func() int {
 		n := 0
-		if err := st.RecordIDs(func(_ int64, ids []uint64) { n += len(ids) }); err != nil {
+		if err := st.RecordIDs(func(_ int64, ids []uint64) bool { n += len(ids); return true }); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -377,4 +380,64 @@ func TestRecordsInFlightTwice(t *testing.T) {
 		t.Fatalf("%d alerts, %v; want one of COUNT 40", len(res.Alerts), err)
 	}
 	t.Logf("%d batches refused and given again", refused.Load())
+}
+
+// TestRecordIDsLoadBounded: a state file holding more remembered record
+// ids than the bound (another build's, a hostile one) was read whole at
+// start before the bound applied: 10 million ids took seconds and 500 MB,
+// and a slot larger than the bound was dropped whole, so nothing was
+// remembered. Now the newest are read, up to what a commit keeps.
+func TestRecordIDsLoadBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perSlot, slots = 1 << 20, 3 // three slots, each past the bound
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("aggregated_records"))
+		if err != nil {
+			return err
+		}
+		for s := range slots {
+			v := make([]byte, 0, 8*perSlot)
+			for i := range perSlot {
+				v = binary.BigEndian.AppendUint64(v, uint64(s*perSlot+i)*0x9E3779B97F4A7C15)
+			}
+			k := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(29_000_000+s)), uint64(s))
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.Open(path, store.Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := New(ruleSet(t, countRule(t)), Options{State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := MaxRecordIDs - MaxRecordIDs/10
+	if n := len(e.recIDs.at); n != keep {
+		t.Errorf("%d ids remembered, want %d (the newest, as a commit keeps)", n, keep)
+	}
+	mul, first := uint64(0x9E3779B97F4A7C15), uint64((slots-1)*perSlot)
+	newest := first * mul
+	if !e.recIDs.has(newest) {
+		t.Error("the newest slot's first id is not remembered")
+	}
+	if e.recIDs.has(0) {
+		t.Error("an id of the oldest slot is remembered")
+	}
 }

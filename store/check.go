@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"os"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -508,7 +509,65 @@ func checkFile(path string) error {
 			return err
 		}
 	}
-	return bf.bucket(nil, m.root, nil, func([][]byte, leafElem) bool { return true })
+	if err := bf.bucket(nil, m.root, nil, layout(bf)); err != nil {
+		return err
+	}
+	if len(bf.problems) > 0 { // layout's, which cannot stop the walk
+		return errors.New(bf.problems[0])
+	}
+	return nil
+}
+
+// Where trailwatch keeps values and where buckets: a sub-bucket where a
+// value belongs (or a value where a bucket does) passed Open, then failed
+// every commit, prune or start that met it with bbolt's "incompatible
+// value", nothing named.
+var (
+	// byRule: a bucket per history or rule_id, values in it.
+	byRule = [][]byte{bucketTerms, bucketWindows, bucketWindowSignals, bucketSequences}
+	// flat: values only.
+	flat = [][]byte{bucketMeta, bucketRules, bucketRuleHistory, bucketHistoryIDs, bucketOutbox, bucketSinks, bucketAlertIDs,
+		bucketSuppress, bucketCaps, bucketCapDocs, bucketRecordIDs, bucketWindowSizes, bucketWindowRuns, bucketRuleShapes}
+)
+
+// layout is a visitFunc that reports what is out of place in trailwatch's
+// own buckets (others' are left to the schema check).
+func layout(bf *boltFile) visitFunc {
+	has := func(set [][]byte, name []byte) bool {
+		return slices.ContainsFunc(set, func(b []byte) bool { return bytes.Equal(b, name) })
+	}
+	return func(path [][]byte, e leafElem) bool {
+		var want bool // whether e must be a bucket
+		switch {
+		case len(path) == 0:
+			if !has(byRule, e.key) && !has(flat, e.key) {
+				return true
+			}
+			want = true
+		case len(path) == 1 && has(byRule, path[0]):
+			want = true
+		case len(path) == 1 && has(flat, path[0]), len(path) == 2 && has(byRule, path[0]):
+			want = false
+		default:
+			return true
+		}
+		if e.bucket == want {
+			if len(path) == 1 && bytes.Equal(path[0], bucketOutbox) && len(e.key) != 8 {
+				bf.problem("bucket %q: key %q is not an alert's sequence (8 bytes)", path[0], e.key)
+			}
+			return true
+		}
+		where := fmt.Sprintf("%q", e.key)
+		if len(path) > 0 {
+			where = fmt.Sprintf("bucket %q: key %q", bytes.Join(path, []byte("/")), e.key)
+		}
+		if want {
+			bf.problem("%s: a value where trailwatch keeps a bucket", where)
+		} else {
+			bf.problem("%s: a bucket where trailwatch keeps a value", where)
+		}
+		return true
+	}
 }
 
 // SalvageResult tells what Salvage read.

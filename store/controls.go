@@ -214,7 +214,7 @@ func (s *Store) Sweep(now time.Time, summarize SummaryFunc) (res SweepResult, er
 	defer s.mu.Unlock()
 	defer s.guard("sweep", &err)()
 	written := 0
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		out := tx.Bucket(bucketOutbox)
 		put := func(doc []byte) error {
 			seq, err := out.NextSequence()

@@ -209,7 +209,7 @@ func useAll(t *testing.T, s *Store) {
 	s.Adopt([]History{{Name: "history-0", Identity: "x", Rules: []string{"r"}}})
 	s.Commit(Batch{Terms: []Term{term("history-1", time.Hour, "new")}})
 	s.WindowStats()
-	s.RecordIDs(func(int64, []uint64) {})
+	s.RecordIDs(func(int64, []uint64) bool { return true })
 	s.DropRuleState(map[string]bool{"rule-0": true})
 	s.Commit(Batch{Emit: func(v *Verdicts) ([]Alert, error) {
 		w := v.Windows()

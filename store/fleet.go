@@ -17,9 +17,10 @@ var keyNodeID = []byte("node_id")
 // random the first time it is asked for and kept in the file, so that a
 // restarted node knows the fleet's keys it wrote itself. A new file is a
 // new node.
-func (s *Store) NodeID() (string, error) {
+func (s *Store) NodeID() (_ string, err error) {
+	defer s.guard("node id", &err)()
 	var id string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keyNodeID); len(v) > 0 {
 			id = string(v)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,7 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	deleted, done := 0, true
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		terms, rules := tx.Bucket(bucketTerms), tx.Bucket(bucketRules)
 		var emptied [][]byte
 		err := terms.ForEachBucket(func(rule []byte) error {
@@ -127,7 +128,7 @@ func (s *Store) pruneAlertIDs() error {
 	for {
 		s.mu.Lock()
 		more := false
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketAlertIDs).Cursor()
 			n := 0
 			for k, v := c.First(); k != nil; {
@@ -163,7 +164,7 @@ func (s *Store) pruneAlertIDs() error {
 func (s *Store) Now() (t time.Time) {
 	var err error
 	defer s.guard("read the clock", &err)()
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		t, _ = getTime(tx.Bucket(bucketMeta).Get(keyLatestSeen))
 		return nil
 	})
@@ -203,7 +204,7 @@ func (s *Store) Stats() (st Stats, err error) {
 	if fi, err := os.Stat(s.path); err == nil {
 		st.FileSize = fi.Size()
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		st.FirstSeen, _ = getTime(meta.Get(keyFirstSeen))
 		st.LatestSeen, _ = getTime(meta.Get(keyLatestSeen))
@@ -266,11 +267,11 @@ func newExportWriter(w io.Writer) *exportWriter { return &exportWriter{bufio.New
 func (ew *exportWriter) term(rule string, k, v []byte, win string) error {
 	vals, err := DecodeValues(k)
 	if err != nil {
-		return fmt.Errorf("history %s: %w", rule, err)
+		return &unreadableTerm{fmt.Errorf("history %s: %w", rule, err)}
 	}
 	t, ok := getTime(v)
 	if !ok {
-		return fmt.Errorf("history %s: a last sighting of %d bytes", rule, len(v))
+		return &unreadableTerm{fmt.Errorf("history %s: a last sighting of %d bytes", rule, len(v))}
 	}
 	line, err := json.Marshal(exported{RuleID: rule, Values: vals, LastSeen: t, Window: win})
 	if err != nil {
@@ -287,7 +288,14 @@ func (ew *exportWriter) flush() error { return ew.bw.Flush() }
 func (s *Store) Export(w io.Writer) (n int, err error) {
 	defer s.guard("export", &err)()
 	ew := newExportWriter(w)
-	err = s.db.View(func(tx *bolt.Tx) error {
+	// What was read goes out whatever happens after it (a fault included).
+	defer func() {
+		if ferr := ew.flush(); ferr != nil && err == nil {
+			err = &Error{s.path, "export", ferr}
+		}
+	}()
+	var bad []string
+	err = s.view(func(tx *bolt.Tx) error {
 		rules, terms := tx.Bucket(bucketRules), tx.Bucket(bucketTerms)
 		return terms.ForEachBucket(func(rule []byte) error {
 			win := ""
@@ -295,7 +303,13 @@ func (s *Store) Export(w io.Writer) (n int, err error) {
 				win = time.Duration(binary.BigEndian.Uint64(v)).String()
 			}
 			return terms.Bucket(rule).ForEach(func(k, v []byte) error {
-				if err := ew.term(string(rule), k, v, win); err != nil {
+				// A term that does not decode is passed over and named: one
+				// changed byte lost every term of the export.
+				var ut *unreadableTerm
+				if err := ew.term(string(rule), k, v, win); errors.As(err, &ut) {
+					bad = append(bad, ut.Error())
+					return nil
+				} else if err != nil {
 					return err
 				}
 				n++
@@ -303,14 +317,17 @@ func (s *Store) Export(w io.Writer) (n int, err error) {
 			})
 		})
 	})
-	if err == nil {
-		err = ew.flush()
-	}
 	if err != nil {
 		return n, &Error{s.path, "export", err}
 	}
+	if len(bad) > 0 {
+		return n, &Error{s.path, "export", fmt.Errorf("%d terms could not be read and were passed over (the first: %s); the others are exported", len(bad), bad[0])}
+	}
 	return n, nil
 }
+
+// unreadableTerm is a stored term that does not decode.
+type unreadableTerm struct{ error }
 
 // Import reads an export and merges it: a term keeps the later of its
 // stored and imported sightings. Lines are committed in batches; a bad line
@@ -328,7 +345,7 @@ func (s *Store) Import(r io.Reader, name string) (_ int, err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.cache.reset() // imported sightings may be later than cached ones
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			rules, terms := tx.Bucket(bucketRules), tx.Bucket(bucketTerms)
 			for _, e := range batch {
 				b, err := terms.CreateBucketIfNotExists([]byte(e.RuleID))
@@ -427,7 +444,7 @@ func (s *Store) Adopt(hs []History) (_ int, err error) {
 	defer s.mu.Unlock()
 	defer s.guard("adopt", &err)()
 	carried := 0
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		carried = 0
 		terms, rules := tx.Bucket(bucketTerms), tx.Bucket(bucketRules)
 		rh, ids := tx.Bucket(bucketRuleHistory), tx.Bucket(bucketHistoryIDs)

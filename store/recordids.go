@@ -46,18 +46,20 @@ func (w *Windows) DropRecordIDsBefore(slot int64) error {
 	return err
 }
 
-// RecordIDs calls fn with each slot's recorded ids, in slot order (an
-// entry that is not whole 8-byte ids under a 16-byte key is an error
-// naming the file).
-func (s *Store) RecordIDs(fn func(slot int64, ids []uint64)) (err error) {
+// RecordIDs calls fn with each slot's recorded ids, the newest slot first,
+// until fn returns false (an entry that is not whole 8-byte ids under a
+// 16-byte key is an error naming the file). ids is fn's only until it
+// returns.
+func (s *Store) RecordIDs(fn func(slot int64, ids []uint64) bool) (err error) {
 	defer s.guard("read aggregated record ids", &err)()
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecordIDs)
 		if b == nil {
 			return nil
 		}
 		var ids []uint64
-		return b.ForEach(func(k, v []byte) error {
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
 			if len(k) != 16 || len(v)%8 != 0 {
 				return fmt.Errorf("an entry of %s is damaged (key %d bytes, value %d bytes)", bucketRecordIDs, len(k), len(v))
 			}
@@ -65,9 +67,11 @@ func (s *Store) RecordIDs(fn func(slot int64, ids []uint64)) (err error) {
 			for ; len(v) >= 8; v = v[8:] {
 				ids = append(ids, binary.BigEndian.Uint64(v))
 			}
-			fn(int64(binary.BigEndian.Uint64(k[:8])), ids)
-			return nil
-		})
+			if !fn(int64(binary.BigEndian.Uint64(k[:8])), ids) {
+				return nil
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return &Error{s.path, "read aggregated record ids", err}

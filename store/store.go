@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -90,8 +91,12 @@ type Store struct {
 	path      string
 	maxOutbox int
 
-	mu      sync.Mutex // serializes batches (bbolt has one writer anyway)
-	closed  bool
+	mu     sync.Mutex // serializes batches (bbolt has one writer anyway)
+	closed bool
+	// broken: the file faulted while bbolt began or committed a
+	// transaction, so its locks may be held for ever: no transaction is
+	// begun after that, and Close leaves the handle as it is.
+	broken  atomic.Bool
 	outboxN int // alerts in the outbox, kept in step with Commit and Ack
 	cache   termCache
 }
@@ -181,7 +186,11 @@ func Open(path string, o Options) (s *Store, err error) {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 2 * time.Second
 	}
-	if st, serr := os.Stat(path); serr == nil && st.Size() > 0 {
+	if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+		return nil, &Error{path, "open", errors.New("a directory, not a state file")}
+	} else if serr == nil && !st.Mode().IsRegular() {
+		return nil, &Error{path, "open", fmt.Errorf("not a regular file (%s): a state file is one", st.Mode().Type())}
+	} else if serr == nil && st.Size() > 0 {
 		if st.Size() < 4096 {
 			return nil, &Error{path, "open", fmt.Errorf("the file is too short to be a state file (%d bytes); %s", st.Size(), recoverHint)}
 		}
@@ -236,7 +245,7 @@ func canonical(path string) (string, error) {
 const recoverHint = "move it aside and start with a new one; `trailwatch db export` on a copy may still save the history"
 
 func (s *Store) init() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
@@ -304,7 +313,47 @@ func (s *Store) Close() error {
 	openMu.Lock()
 	delete(openPaths, abs)
 	openMu.Unlock()
+	if s.broken.Load() {
+		return &Error{s.path, "close", errBroken}
+	}
 	return s.db.Close()
+}
+
+// errBroken is every operation's error once the file has faulted under
+// bbolt itself.
+var errBroken = damaged("the file faulted while in use (cut short or changed by someone else); nothing more is read or written until it is reopened")
+
+// view and update are bbolt's View and Update, refused once the store is
+// broken. A panic (a memory fault, with guard's SetPanicOnFault) inside fn
+// is rolled back by bbolt; one outside it, while bbolt began or committed
+// the transaction, may leave bbolt's locks held, so the store is marked
+// broken before the panic goes on to the caller's guard.
+func (s *Store) view(fn func(*bolt.Tx) error) error   { return s.tx(false, fn) }
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.tx(true, fn) }
+
+func (s *Store) tx(write bool, fn func(*bolt.Tx) error) error {
+	if s.broken.Load() {
+		return errBroken
+	}
+	inFn := false
+	defer func() {
+		if r := recover(); r != nil {
+			if !inFn {
+				s.broken.Store(true)
+			}
+			panic(r)
+		}
+	}()
+	body := func(tx *bolt.Tx) error {
+		inFn = true
+		err := fn(tx)
+		inFn = false
+		return err
+	}
+	if write {
+		return s.db.Update(body)
+	}
+	return s.db.View(body)
 }
 
 // Term is one new_terms combination of a history and when it was seen.
@@ -531,7 +580,7 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 	// Terms written by this batch, and terms read from the file: the read
 	// cache learns them once the transaction has committed.
 	written, seenInFile := map[string]time.Time{}, map[string]time.Time{}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		clear(written)
 		clear(seenInFile)
 		meta, terms, rules, outbox := tx.Bucket(bucketMeta), tx.Bucket(bucketTerms), tx.Bucket(bucketRules), tx.Bucket(bucketOutbox)
@@ -752,9 +801,12 @@ type Pending struct {
 // Pending returns up to limit alerts from the outbox, oldest first.
 func (s *Store) Pending(limit int) (out []Pending, err error) {
 	defer s.guard("read outbox", &err)()
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) != 8 {
+				continue // not an alert's sequence (Open refuses such a file)
+			}
 			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
 		}
 		return nil
@@ -774,7 +826,7 @@ func (s *Store) Ack(seqs []uint64) (err error) {
 	defer s.mu.Unlock()
 	defer s.guard("ack", &err)()
 	removed := 0
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
 		removed = 0
 		for _, q := range seqs {
@@ -807,9 +859,12 @@ func (s *Store) OutboxLen() int {
 // oldest first.
 func (s *Store) PendingAfter(after uint64, limit int) (out []Pending, err error) {
 	defer s.guard("read outbox", &err)()
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) != 8 {
+				continue // not an alert's sequence (Open refuses such a file)
+			}
 			out = append(out, Pending{Seq: binary.BigEndian.Uint64(k), Alert: bytes.Clone(v)})
 		}
 		return nil
@@ -824,7 +879,7 @@ func (s *Store) PendingAfter(after uint64, limit int) (out []Pending, err error)
 func (s *Store) Cursor(sink string) (seq uint64) {
 	var err error
 	defer s.guard("read cursor", &err)()
-	s.db.View(func(tx *bolt.Tx) error {
+	s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketSinks).Get([]byte(sink)); len(v) == 8 {
 			seq = binary.BigEndian.Uint64(v)
 		}
@@ -841,7 +896,7 @@ func (s *Store) Advance(sink string, seq uint64, sinks []string) (err error) {
 	defer s.mu.Unlock()
 	defer s.guard("advance "+sink, &err)()
 	removed := 0
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		sb, ob := tx.Bucket(bucketSinks), tx.Bucket(bucketOutbox)
 		if err := sb.Put([]byte(sink), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -217,7 +218,14 @@ func (w *Windows) Size(rule string) int {
 		return 0
 	}
 	if v := b.Get([]byte(rule)); len(v) == 8 {
-		return int(binary.BigEndian.Uint64(v))
+		if n := binary.BigEndian.Uint64(v); n <= math.MaxInt32 {
+			return int(n)
+		}
+		// Not a count any build wrote (it read as negative, and the cap
+		// never held): the entries are counted again.
+		if wb := w.peek(bucketWindows, rule); wb != nil {
+			return wb.Stats().KeyN
+		}
 	}
 	return 0
 }
@@ -396,9 +404,10 @@ type WindowStat struct {
 }
 
 // WindowStats lists every scheduled rule's state.
-func (s *Store) WindowStats() ([]WindowStat, error) {
+func (s *Store) WindowStats() (_ []WindowStat, err error) {
+	defer s.guard("window stats", &err)()
 	var out []WindowStat
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		w := &Windows{tx: tx}
 		top := tx.Bucket(bucketWindows)
 		if top == nil {
@@ -507,7 +516,7 @@ func (s *Store) DropRuleState(keep map[string]bool) (dropped []string, err error
 	defer s.guard("drop rule state", &err)()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		gone := map[string]bool{}
 		for _, top := range ruleStateBuckets {
 			b := tx.Bucket(top)

@@ -92,9 +92,16 @@ func cmdDB(args []string, stdout, stderr io.Writer) int {
 		return usage()
 	}
 	if sub != "import" {
-		if _, err := os.Stat(*db); err != nil {
+		dbInfo, err := os.Stat(*db)
+		if err != nil {
 			fmt.Fprintf(stderr, "trailwatch db %s: %v\n", sub, err)
 			return 1
+		}
+		// An --out that is the state file (a typo, a link) was truncated
+		// before it was read: the whole history lost.
+		if outInfo, err := os.Stat(*outPath); sub == "export" && err == nil && os.SameFile(dbInfo, outInfo) {
+			fmt.Fprintf(stderr, "trailwatch db export: --out %s is the state file itself: the export would overwrite the history it reads\n", *outPath)
+			return 2
 		}
 	}
 	st, err := store.Open(*db, store.Options{})

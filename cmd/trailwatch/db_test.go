@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // TestBackfillThenScanAndDBCommands: backfill records history without
@@ -171,5 +172,44 @@ func TestEventTimesOutOfRange(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"db", "import", "--db", db, "--in", imp}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "import.ndjson:2: last_seen 9999-01-01T00:00:00Z is outside") {
 		t.Errorf("import of 9999: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestExportOutIsNotTheStateFile: `db export --out` naming the state file
+// (a typo, a link to it) truncated it before reading: the whole history
+// lost, then the export hung on the emptied file. A folder given as --db
+// was called a damaged file, and export "salvaged" it.
+func TestExportOutIsNotTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.db")
+	s, err := store.Open(p, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(store.Batch{Terms: []store.Term{{History: "h", Values: []string{"u"}, Seen: time.Now().Add(-time.Hour), Window: time.Hour * 24}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(p)
+	for _, out := range []string{p, link} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"db", "export", "--db", p, "--out", out}, nil, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "is the state file itself") {
+			t.Errorf("--out %s: exit %d: %s", out, code, stderr.String())
+		}
+	}
+	if after, _ := os.Stat(p); after.Size() != before.Size() {
+		t.Errorf("the state file went from %d to %d bytes", before.Size(), after.Size())
+	}
+	for _, sub := range []string{"stats", "export"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"db", sub, "--db", dir}, nil, &stdout, &stderr)
+		if msg := stderr.String(); code != 1 || !strings.Contains(msg, "a directory, not a state file") || strings.Contains(msg, "salvag") {
+			t.Errorf("db %s on a folder: exit %d: %s", sub, code, msg)
+		}
 	}
 }
