@@ -299,10 +299,23 @@ func (c *entityCtx) addFields(set map[string]bool, paths ...string) {
 	}
 }
 
-// addValues adds every element of a list (each must be a string).
+// addValues is the script's addValues: each element is cast to a String
+// as the loop takes it (another type fails the script), but addValue is
+// called only while every call before it added something (addedAll =
+// addedAll && addValue(...)): after a null, an empty string or a value
+// already in the set, the rest of the list is not added.
 func (c *entityCtx) addValues(set map[string]bool, vals []*doc.Node) {
+	all := true
 	for _, v := range vals {
-		c.addValue(set, v)
+		if v != nil && v.Kind != doc.String {
+			panic(entityFail{})
+		}
+		if all {
+			all = v != nil && v.Str != "" && !set[v.Str]
+			if all {
+				set[v.Str] = true
+			}
+		}
 	}
 }
 
