@@ -57,6 +57,17 @@ type Rule struct {
 	ThresholdSpec     *Threshold // Threshold, checked (threshold rules)
 	Enabled           bool
 	ExceptionsList    []ListRef // Kibana exception lists attached to the rule
+	// What Kibana copies onto every alert of the rule.
+	BuildingBlockType string // "default": the rule's alerts are building blocks
+	References        []string
+	Author            []string
+	License           string
+	FalsePositives    []string
+	// Per-alert overrides from the event's fields (Kibana's
+	// rule_name_override, severity_mapping, risk_score_mapping).
+	RuleNameOverride string
+	SeverityMapping  []SeverityMapping
+	RiskScoreMapping []RiskScoreMapping
 
 	Compiled *matcher.Query // nil unless the query compiled (KQL or EQL)
 	// Sequence is an EQL sequence's stages (Compiled is then any stage).
@@ -73,6 +84,25 @@ type Rule struct {
 	// Notes are the query's tests that Elasticsearch refuses and trailwatch
 	// runs (matcher.Note), placed in the rule's file.
 	Notes []*Error
+}
+
+// SeverityMapping is one entry of a rule's severity_mapping: an alert
+// whose event has value in field takes severity.
+type SeverityMapping struct {
+	Field    string `toml:"field" json:"field"`
+	Operator string `toml:"operator" json:"operator"`
+	Value    string `toml:"value" json:"value"`
+	Severity string `toml:"severity" json:"severity"`
+}
+
+// RiskScoreMapping is an entry of a rule's risk_score_mapping: the first
+// entry's field, when the event holds a number from 0 to 100 there, is
+// the alert's risk score.
+type RiskScoreMapping struct {
+	Field     string `toml:"field" json:"field"`
+	Operator  string `toml:"operator" json:"operator"`
+	Value     string `toml:"value" json:"value"`
+	RiskScore *int   `toml:"risk_score" json:"risk_score"`
 }
 
 // NewTerms holds a new_terms rule's parameters.
@@ -369,26 +399,34 @@ func loadFile(schema *matcher.Schema, path string) ([]*Rule, Errors) {
 // ruleSpec is the part of a rule both formats spell the same way (the
 // TOML [rule] table and the API's JSON object).
 type ruleSpec struct {
-	RuleID            string            `toml:"rule_id" json:"rule_id"`
-	Name              string            `toml:"name" json:"name"`
-	Description       string            `toml:"description" json:"description"`
-	Type              string            `toml:"type" json:"type"`
-	Language          string            `toml:"language" json:"language"`
-	Query             string            `toml:"query" json:"query"`
-	Version           int               `toml:"version" json:"version"`
-	Severity          string            `toml:"severity" json:"severity"`
-	RiskScore         int               `toml:"risk_score" json:"risk_score"`
-	Tags              []string          `toml:"tags" json:"tags"`
-	From              string            `toml:"from" json:"from"`
-	Interval          string            `toml:"interval" json:"interval"`
-	MaxSignals        int               `toml:"max_signals" json:"max_signals"`
-	TimestampOverride string            `toml:"timestamp_override" json:"timestamp_override"`
-	Index             []string          `toml:"index" json:"index"`
-	Threat            []Threat          `toml:"threat" json:"threat"`
-	AlertSuppression  *AlertSuppression `toml:"alert_suppression" json:"alert_suppression"`
-	Threshold         map[string]any    `toml:"threshold" json:"threshold"`
-	Enabled           *bool             `toml:"enabled" json:"enabled"`
-	ExceptionsList    []ListRef         `toml:"exceptions_list" json:"exceptions_list"`
+	RuleID            string             `toml:"rule_id" json:"rule_id"`
+	Name              string             `toml:"name" json:"name"`
+	Description       string             `toml:"description" json:"description"`
+	Type              string             `toml:"type" json:"type"`
+	Language          string             `toml:"language" json:"language"`
+	Query             string             `toml:"query" json:"query"`
+	Version           int                `toml:"version" json:"version"`
+	Severity          string             `toml:"severity" json:"severity"`
+	RiskScore         int                `toml:"risk_score" json:"risk_score"`
+	Tags              []string           `toml:"tags" json:"tags"`
+	From              string             `toml:"from" json:"from"`
+	Interval          string             `toml:"interval" json:"interval"`
+	MaxSignals        int                `toml:"max_signals" json:"max_signals"`
+	TimestampOverride string             `toml:"timestamp_override" json:"timestamp_override"`
+	Index             []string           `toml:"index" json:"index"`
+	Threat            []Threat           `toml:"threat" json:"threat"`
+	AlertSuppression  *AlertSuppression  `toml:"alert_suppression" json:"alert_suppression"`
+	Threshold         map[string]any     `toml:"threshold" json:"threshold"`
+	Enabled           *bool              `toml:"enabled" json:"enabled"`
+	ExceptionsList    []ListRef          `toml:"exceptions_list" json:"exceptions_list"`
+	BuildingBlockType string             `toml:"building_block_type" json:"building_block_type"`
+	References        []string           `toml:"references" json:"references"`
+	Author            []string           `toml:"author" json:"author"`
+	License           string             `toml:"license" json:"license"`
+	FalsePositives    []string           `toml:"false_positives" json:"false_positives"`
+	RuleNameOverride  string             `toml:"rule_name_override" json:"rule_name_override"`
+	SeverityMapping   []SeverityMapping  `toml:"severity_mapping" json:"severity_mapping"`
+	RiskScoreMapping  []RiskScoreMapping `toml:"risk_score_mapping" json:"risk_score_mapping"`
 	// EQL
 	EventCategoryOverride string `toml:"event_category_override" json:"event_category_override"`
 	TimestampField        string `toml:"timestamp_field" json:"timestamp_field"`
@@ -406,6 +444,9 @@ func (sp *ruleSpec) rule(path string, line int) *Rule {
 		Threat: sp.Threat, AlertSuppression: sp.AlertSuppression, Threshold: sp.Threshold,
 		Enabled: sp.Enabled == nil || *sp.Enabled, ExceptionsList: sp.ExceptionsList,
 		EventCategoryOverride: sp.EventCategoryOverride, TimestampField: sp.TimestampField, TiebreakerField: sp.TiebreakerField,
+		BuildingBlockType: sp.BuildingBlockType, References: sp.References, Author: sp.Author, License: sp.License,
+		FalsePositives: sp.FalsePositives, RuleNameOverride: sp.RuleNameOverride, SeverityMapping: sp.SeverityMapping,
+		RiskScoreMapping: sp.RiskScoreMapping,
 	}
 }
 
@@ -616,6 +657,23 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 	case "low", "medium", "high", "critical":
 	default:
 		bad("severity %q: expected low, medium, high or critical", r.Severity)
+	}
+	for i, m := range r.SeverityMapping {
+		switch {
+		case m.Field == "":
+			bad("severity_mapping[%d]: field is missing", i)
+		case m.Operator != "equals":
+			bad("severity_mapping[%d]: operator %q: Kibana knows only \"equals\"", i, m.Operator)
+		case m.Severity != "low" && m.Severity != "medium" && m.Severity != "high" && m.Severity != "critical":
+			bad("severity_mapping[%d]: severity %q: expected low, medium, high or critical", i, m.Severity)
+		}
+	}
+	for i, m := range r.RiskScoreMapping {
+		if m.Field == "" {
+			bad("risk_score_mapping[%d]: field is missing", i)
+		} else if m.Operator != "equals" {
+			bad("risk_score_mapping[%d]: operator %q: Kibana knows only \"equals\"", i, m.Operator)
+		}
 	}
 	if reason, ok := skippedTypes[r.Type]; ok {
 		r.Skip = reason

@@ -34,12 +34,15 @@ type Alert struct {
 	Rule   string // the rule's name
 	rec    *recordAlerts
 	rule   *docPart
-	own    *docPart      // made on first need, from r, at and newTerms
-	policy *store.Policy // suppression and max_signals, enforced by the store
-	e      *Engine
-	r      *conf.Rule
-	at     string   // @timestamp
-	terms  []string // new terms (views of the batch's records until own is made)
+	own    *docPart // made on first need, from r, at and newTerms
+	// override: the severity, risk score and rule name the rule maps from
+	// the event (noPart when none applies), made with own.
+	override *docPart
+	policy   *store.Policy // suppression and max_signals, enforced by the store
+	e        *Engine
+	r        *conf.Rule
+	at       string   // @timestamp
+	terms    []string // new terms (views of the batch's records until own is made)
 	// unconfirmed: the fleet did not answer the question this alert
 	// depended on, and it goes out on the local verdict.
 	unconfirmed bool
@@ -101,15 +104,17 @@ func (e *Engine) alertStands(r *conf.Rule, rec *recordAlerts, st *Stats) bool {
 	return false
 }
 
-// reason is Kibana's alert reason for a rule's alert on the record.
-func (ra *recordAlerts) reason(r *conf.Rule) string {
-	return ra.reasonPrefix() + " created " + r.Severity + " alert " + r.Name + "."
+// reason is Kibana's alert reason for an alert of the given severity and
+// rule name on the record.
+func (ra *recordAlerts) reason(severity, name string) string {
+	return ra.reasonPrefix() + " created " + severity + " alert " + name + "."
 }
 
-// reasonPrefix is the record's half of its alerts' reason.
+// reasonPrefix is the record's half of its alerts' reason, read from the
+// document its alerts are made from.
 func (ra *recordAlerts) reasonPrefix() string {
 	if !ra.whySet {
-		ra.why, ra.whySet = reasonOf(ra.ev, ra.e.schema), true
+		ra.why, ra.whySet = reasonPrefixOf(ra.eventPart().m), true
 	}
 	return ra.why
 }
@@ -142,7 +147,12 @@ func (a *Alert) parts() (event, rule, own *docPart) {
 			terms = cloneStrings(a.terms)
 			a.terms = nil
 		}
-		a.own = ownPart(a.at, a.UUID, a.rec.reason(a.r), terms)
+		o := overridesOf(a.r, a.rec.eventPart().m)
+		a.own = ownPart(a.at, a.UUID, a.rec.reason(o.severity, o.name), terms)
+		a.override = noPart
+		if m := o.part(); m != nil {
+			a.override = newDocPart(m)
+		}
 	}
 	return a.rec.eventPart(), a.rule, a.own
 }
@@ -264,7 +274,7 @@ func ownPart(at, uuid, reason string, terms []string) *docPart {
 func (a *Alert) Doc() map[string]any {
 	event, rule, own := a.parts()
 	d := make(map[string]any, len(event.m)+len(rule.m)+len(own.m)+1)
-	for _, p := range [...]*docPart{a.fleetPart(), event, rule, own} { // later parts win
+	for _, p := range [...]*docPart{a.fleetPart(), event, rule, own, a.override} { // later parts win
 		for k, v := range p.m {
 			d[k] = v
 		}
@@ -277,7 +287,7 @@ func (a *Alert) Doc() map[string]any {
 // rendered values.
 func (a *Alert) JSON() ([]byte, error) {
 	event, rule, own := a.parts()
-	parts := [...]*docPart{own, rule, event, a.fleetPart()} // first wins a key they share
+	parts := [...]*docPart{a.override, own, rule, event, a.fleetPart()} // first wins a key they share
 	size := 2
 	for _, p := range parts {
 		if p.err != nil {
@@ -423,7 +433,35 @@ func rulePart(r *conf.Rule) *docPart {
 	d["kibana.alert.rule.interval"] = r.Interval
 	d["kibana.alert.rule.max_signals"] = r.MaxSignals
 	d["kibana.alert.rule.producer"] = "siem"
+	d["kibana.alert.rule.to"] = "now"
+	d["kibana.alert.rule.references"] = orEmpty(r.References)
+	d["kibana.alert.rule.author"] = orEmpty(r.Author)
+	d["kibana.alert.rule.false_positives"] = orEmpty(r.FalsePositives)
+	if r.License != "" {
+		d["kibana.alert.rule.license"] = r.License
+	}
+	if r.TimestampOverride != "" {
+		d["kibana.alert.rule.timestamp_override"] = r.TimestampOverride
+	}
+	if r.RuleNameOverride != "" {
+		d["kibana.alert.rule.rule_name_override"] = r.RuleNameOverride
+	}
+	// A building-block rule's alerts are marked so (the Alerts table
+	// hides them; correlation rules read them).
+	if r.BuildingBlockType != "" {
+		d["kibana.alert.building_block_type"] = r.BuildingBlockType
+	}
+	d["kibana.space_ids"] = []string{"default"}
 	return newDocPart(d)
+}
+
+// orEmpty is a list, [] when there is none (as Kibana writes a rule's
+// list parameters).
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // buildAlert makes a rule's alert on a record: its id and policy now, its

@@ -800,6 +800,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	terms := w.batchTerms
 	var kept []*Alert
 	var docs [][]byte
+	var emitted []store.Alert // the store completes their documents (suppression fields)
 	var fc *fleetCommit
 	var ic idCommit
 	emit := func(v *store.Verdicts) ([]store.Alert, error) {
@@ -910,6 +911,7 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				return b, nil
 			}})
 		}
+		emitted = out
 		return out, nil
 	}
 	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
@@ -942,6 +944,9 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				st.Unconfirmed++
 			}
 			res.Alerts = append(res.Alerts, kept[i])
+			if d := emitted[i].Doc; d != nil {
+				docs[i] = d // as the outbox has it: a suppression group's first alert carries its fields
+			}
 			res.Docs = append(res.Docs, docs[i])
 			res.Seqs = append(res.Seqs, seq)
 		}
@@ -1221,27 +1226,4 @@ func uniqueTexts(f *matcher.Field, vs []matcher.Value) []string {
 		out[i] = strings.Clone(s)
 	}
 	return out
-}
-
-// reasonOf is the record's half of Kibana's alert reason, in its own
-// words' shape (recordAlerts.reason adds the rule's).
-func reasonOf(ev *cloudtrail.Event, s *matcher.Schema) string {
-	var b strings.Builder
-	b.WriteString("event")
-	if a := ev.Value(s, matcher.ActionField); a != "" {
-		fmt.Fprintf(&b, " with action %s", a)
-	}
-	if p := ev.Value(s, matcher.ProviderField); p != "" {
-		fmt.Fprintf(&b, " on %s", p)
-	}
-	if u := ev.Value(s, "user.name"); u != "" {
-		fmt.Fprintf(&b, " by %s", u)
-	}
-	if ip := ev.Value(s, "source.address"); ip != "" {
-		fmt.Fprintf(&b, " from %s", ip)
-	}
-	if acct := ev.Value(s, "cloud.account.id"); acct != "" {
-		fmt.Fprintf(&b, " in account %s", acct)
-	}
-	return b.String()
 }

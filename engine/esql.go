@@ -157,7 +157,7 @@ func (e *Engine) rowAlert(r *conf.Rule, rec *recordAlerts, row esql.Row) *Alert 
 	}
 	// The record's document (rendered once for all its alerts) with the
 	// row's columns.
-	a.rec = &recordAlerts{e: e, ev: rec.ev, base: rec, cols: cols, why: rec.reasonPrefix(), whySet: true, at: rec.at}
+	a.rec = &recordAlerts{e: e, ev: rec.ev, base: rec, cols: cols, at: rec.at}
 	return a
 }
 
@@ -314,8 +314,7 @@ func (e *Engine) esqlRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, e
 		d["kibana.alert.original_time"] = run.Format(alertTime)
 		setPath(d, "event.kind", "signal")
 		window := fmt.Sprintf("esql:%d:%d:%s", t-sc.from, t, query)
-		a := e.docAlert(r, AlertUUID(r.RuleID, r.Version, window, texts), d,
-			fmt.Sprintf("ES|QL row of the run at %s", run.Format(time.RFC3339)), run)
+		a := e.docAlert(r, AlertUUID(r.RuleID, r.Version, window, texts), d, run)
 		a.policy = e.rowPolicy(r, row)
 		out = append(out, a)
 	}

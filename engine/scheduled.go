@@ -575,18 +575,10 @@ func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time)
 	r, spec := sc.rule, sc.rule.ThresholdSpec
 	d := map[string]any{}
 	terms := make([]any, 0, len(sc.fields))
-	var why strings.Builder
-	fmt.Fprintf(&why, "%d events", g.agg.events())
 	for i, f := range sc.fields {
 		v := g.values[i]
 		setPath(d, f.Name, v)
 		terms = append(terms, map[string]any{"field": f.Name, "value": v})
-		if i == 0 {
-			why.WriteString(" with")
-		} else {
-			why.WriteString(",")
-		}
-		fmt.Fprintf(&why, " %s: %s", f.Name, v)
 	}
 	last := time.UnixMilli(g.agg.max).UTC().Format(alertTime)
 	result := map[string]any{
@@ -604,7 +596,7 @@ func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time)
 	d["kibana.alert.original_time"] = last
 	setPath(d, "event.kind", "signal")
 	part := newDocPart(d)
-	rec := &recordAlerts{e: e, part: part, why: why.String(), whySet: true, at: last}
+	rec := &recordAlerts{e: e, part: part, at: last}
 	uuid := AlertUUID(r.RuleID, r.Version, "threshold:"+run.Format(time.RFC3339Nano), g.values)
 	rule := e.ruleParts[r]
 	if rule == nil {

@@ -408,21 +408,19 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 		bb["kibana.alert.group.index"] = i
 		bb["kibana.alert.original_time"] = time.UnixMilli(ev.at).UTC().Format(alertTime)
 		setPath(bb, "event.kind", "signal")
-		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb,
-			fmt.Sprintf("event %d of a sequence", i+1), time.UnixMilli(ev.at)))
+		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb, time.UnixMilli(ev.at)))
 	}
 	shell := sharedFields(docs)
 	shell["kibana.alert.group.id"] = group
 	shell["kibana.alert.original_time"] = time.UnixMilli(s.start()).UTC().Format(alertTime)
 	setPath(shell, "event.kind", "signal")
-	why := fmt.Sprintf("sequence of %d events", len(s.events))
-	return append([]*Alert{e.docAlert(r, group, shell, why, e.now())}, out...)
+	return append([]*Alert{e.docAlert(r, group, shell, e.now())}, out...)
 }
 
 // docAlert is an alert of a rule over a document made for it (not read from
 // one record).
-func (e *Engine) docAlert(r *conf.Rule, uuid string, d map[string]any, why string, at time.Time) *Alert {
-	rec := &recordAlerts{e: e, part: newDocPart(d), why: why, whySet: true, at: at.UTC().Format(alertTime)}
+func (e *Engine) docAlert(r *conf.Rule, uuid string, d map[string]any, at time.Time) *Alert {
+	rec := &recordAlerts{e: e, part: newDocPart(d), at: at.UTC().Format(alertTime)}
 	rule := e.ruleParts[r]
 	if rule == nil {
 		rule = rulePart(r)
