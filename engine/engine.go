@@ -495,6 +495,9 @@ func (e *Engine) EvalTime() map[string][2]int64 {
 }
 
 type worker struct {
+	// emitted: the batch's alerts as the store took them (it completes
+	// their documents), from the commit until its results are read.
+	emitted []store.Alert
 	n  uint64 // the record being evaluated, counted
 	ev cloudtrail.Event
 	// JSON records (and JSON strings inside records) are transcoded into
@@ -800,7 +803,6 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	terms := w.batchTerms
 	var kept []*Alert
 	var docs [][]byte
-	var emitted []store.Alert // the store completes their documents (suppression fields)
 	var fc *fleetCommit
 	var ic idCommit
 	emit := func(v *store.Verdicts) ([]store.Alert, error) {
@@ -911,9 +913,10 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				return b, nil
 			}})
 		}
-		emitted = out
+		w.emitted = out // the store completes their documents (suppression fields)
 		return out, nil
 	}
+	w.emitted = nil
 	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {
 		e.unclaim(w, ic)
@@ -944,13 +947,14 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 				st.Unconfirmed++
 			}
 			res.Alerts = append(res.Alerts, kept[i])
-			if d := emitted[i].Doc; d != nil {
+			if d := w.emitted[i].Doc; d != nil {
 				docs[i] = d // as the outbox has it: a suppression group's first alert carries its fields
 			}
 			res.Docs = append(res.Docs, docs[i])
 			res.Seqs = append(res.Seqs, seq)
 		}
 	}
+	w.emitted = nil
 	// Alerts written: not the duplicates (counted in Duplicates), nor
 	// those past a full outbox (Overflow).
 	st.Alerts = len(res.Alerts)
