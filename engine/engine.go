@@ -498,8 +498,8 @@ type worker struct {
 	// emitted: the batch's alerts as the store took them (it completes
 	// their documents), from the commit until its results are read.
 	emitted []store.Alert
-	n  uint64 // the record being evaluated, counted
-	ev cloudtrail.Event
+	n       uint64 // the record being evaluated, counted
+	ev      cloudtrail.Event
 	// JSON records (and JSON strings inside records) are transcoded into
 	// jbuf; the bytes of records that matched a rule stay until the batch
 	// is committed (jkeep of them), since what the batch holds of them
