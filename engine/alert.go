@@ -36,8 +36,10 @@ type Alert struct {
 	rule   *docPart
 	own    *docPart // made on first need, from r, at and newTerms
 	// override: the severity, risk score and rule name the rule maps from
-	// the event (noPart when none applies), made with own.
+	// the event (noPart when none applies), made with own, and extra, the
+	// keys of this alert that win over the rule's (a shell's depth).
 	override *docPart
+	extra    map[string]any
 	policy   *store.Policy // suppression and max_signals, enforced by the store
 	e        *Engine
 	r        *conf.Rule
@@ -150,7 +152,14 @@ func (a *Alert) parts() (event, rule, own *docPart) {
 		o := overridesOf(a.r, a.rec.eventPart().m)
 		a.own = ownPart(a.at, a.UUID, a.rec.reason(o.severity, o.name), terms)
 		a.override = noPart
-		if m := o.part(); m != nil {
+		m := o.part()
+		for k, v := range a.extra {
+			if m == nil {
+				m = map[string]any{}
+			}
+			m[k] = v
+		}
+		if m != nil {
 			a.override = newDocPart(m)
 		}
 	}

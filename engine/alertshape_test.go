@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	jsoniter "github.com/json-iterator/go"
 
@@ -155,5 +156,49 @@ unit = "h"
 	}
 	if _, ok := d["kibana.alert.suppression.terms"]; !ok {
 		t.Errorf("the group's first alert lacks kibana.alert.suppression.terms: %s", res.Docs[0])
+	}
+}
+
+// TestSequenceAlertsAsKibana: the shell kept a field only when every
+// event had the same value (Kibana intersects arrays: related.user of
+// [bob, X, alice] and [carol, X, alice] share [X, alice]), had depth 1
+// (its parents are the building blocks: 2), and the building blocks were
+// stamped with their event's time instead of when they were made, and
+// lacked kibana.alert.original_event.*.
+func TestSequenceAlertsAsKibana(t *testing.T) {
+	c := &clock{t: at("12:00:00")}
+	e, _ := newEngine(t, seqRules(t, abSeq), Options{BuildingBlocks: true, Now: c.now})
+	mk := func(id, action, users string) Record {
+		n, err := doc.ParseJSON([]byte(`{"eventSource":"iam.amazonaws.com","eventName":"` + action + `","eventTime":"` + at("10:00:00").Format(time.RFC3339) + `","eventID":"` + id + `",
+			"userIdentity":{"type":"IAMUser","principalId":"P1"},"sourceIPAddress":"192.0.2.1","requestParameters":{"userName":"` + users + `"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Record{Node: n}
+	}
+	res, err := e.ProcessBatch([]Record{mk("e1", "A", "bob"), mk("e2", "B", "carol")})
+	if err != nil || len(res.Alerts) != 3 {
+		t.Fatalf("%d alerts, %v", len(res.Alerts), err)
+	}
+	shell := res.Alerts[0].Doc()
+	if shell["kibana.alert.depth"] != 2 {
+		t.Errorf("shell depth %v", shell["kibana.alert.depth"])
+	}
+	related, _ := shell["related"].(map[string]any)
+	users, _ := related["user"].([]any)
+	if len(users) != 1 || users[0] != "P1" {
+		t.Errorf("shell related.user %v, want the value both events hold", related["user"])
+	}
+	if shell["kibana.alert.original_event.provider"] != "iam.amazonaws.com" {
+		t.Errorf("shell original_event.provider %v", shell["kibana.alert.original_event.provider"])
+	}
+	for _, a := range res.Alerts[1:] {
+		d := a.Doc()
+		if d["@timestamp"] != c.t.UTC().Format(alertTime) {
+			t.Errorf("building block @timestamp %v, want when it was made", d["@timestamp"])
+		}
+		if d["kibana.alert.original_event.action"] == nil || d["kibana.alert.original_time"] != at("10:00:00").UTC().Format(alertTime) {
+			t.Errorf("building block: original_event.action %v, original_time %v", d["kibana.alert.original_event.action"], d["kibana.alert.original_time"])
+		}
 	}
 }

@@ -382,23 +382,37 @@ func (e *Engine) pruneSeqs(ws *store.Windows, r *conf.Rule, now int64, ss *seqSt
 	return err
 }
 
-// sequenceAlerts makes a completed sequence's alerts as Kibana does: one
-// building-block alert per event (kibana.alert.building_block_type,
-// kibana.alert.group.id and .index) and one shell alert holding the fields
-// the events share. Their ids derive from the rule and the events, so a
-// replay makes none twice. Only the shell goes to the sinks unless the
-// engine keeps building blocks.
+// sequenceAlerts makes a completed sequence's alerts as Kibana does
+// (build_alert_group_from_sequence.ts): one building-block alert per event
+// (kibana.alert.building_block_type, kibana.alert.group.id and .index,
+// the event's original_event fields, made now) and one shell alert, of
+// depth 2, holding what the events' documents share (Kibana's
+// objectArrayIntersection). Their ids derive from the rule and the events,
+// so a replay makes none twice. Only the shell goes to the sinks unless
+// the engine keeps building blocks.
 func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 	ids := make([]string, len(s.events))
 	for i, ev := range s.events {
 		ids[i] = ev.id
 	}
 	group := AlertUUID(r.RuleID, r.Version, "sequence:"+strings.Join(ids, "\x00"), nil)
-	var docs []map[string]any
+	now := e.now()
+	var shared map[string]any
 	var out []*Alert
 	for i, ev := range s.events {
 		d := e.seqDoc(ev.doc)
-		docs = append(docs, d)
+		if evm, ok := d["event"].(map[string]any); ok {
+			for k, v := range evm {
+				d["kibana.alert.original_event."+k] = v
+			}
+		}
+		d["kibana.alert.original_time"] = time.UnixMilli(ev.at).UTC().Format(alertTime)
+		setPath(d, "event.kind", "signal")
+		if i == 0 {
+			shared = d
+		} else {
+			shared = intersect(shared, d)
+		}
 		if !e.buildingBlocks {
 			continue
 		}
@@ -406,15 +420,94 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 		bb["kibana.alert.building_block_type"] = "default"
 		bb["kibana.alert.group.id"] = group
 		bb["kibana.alert.group.index"] = i
-		bb["kibana.alert.original_time"] = time.UnixMilli(ev.at).UTC().Format(alertTime)
-		setPath(bb, "event.kind", "signal")
-		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb, time.UnixMilli(ev.at)))
+		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb, now))
 	}
-	shell := sharedFields(docs)
-	shell["kibana.alert.group.id"] = group
-	shell["kibana.alert.original_time"] = time.UnixMilli(s.start()).UTC().Format(alertTime)
-	setPath(shell, "event.kind", "signal")
-	return append([]*Alert{e.docAlert(r, group, shell, e.now())}, out...)
+	if shared == nil {
+		shared = map[string]any{}
+	}
+	shared["kibana.alert.group.id"] = group
+	shared["kibana.alert.original_time"] = time.UnixMilli(s.start()).UTC().Format(alertTime)
+	shell := e.docAlert(r, group, shared, now)
+	shell.extra = map[string]any{"kibana.alert.depth": 2} // its parents are the building blocks
+	return append([]*Alert{shell}, out...)
+}
+
+// intersect is Kibana's objectPairIntersection: the keys both documents
+// have, objects intersected in turn, equal values kept, arrays (or an
+// array and a value) reduced to the elements both hold, in a's order (an
+// empty array when none: Kibana keeps it); nil when nothing is left.
+func intersect(a, b map[string]any) map[string]any {
+	if a == nil || b == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok {
+			continue
+		}
+		am, aObj := av.(map[string]any)
+		bm, bObj := bv.(map[string]any)
+		_, aArr := av.([]any)
+		_, bArr := bv.([]any)
+		switch {
+		case aObj && bObj:
+			if m := intersect(am, bm); m != nil {
+				out[k] = m
+			}
+		case !aArr && !bArr && !aObj && !bObj && sameValue(av, bv):
+			out[k] = av
+		case aArr || bArr:
+			out[k] = arrayIntersection(asArray(av), asArray(bv))
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func asArray(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+// arrayIntersection is lodash's intersection: a's distinct elements that b
+// holds (objects and arrays are never the same element: JavaScript compares
+// them by reference).
+func arrayIntersection(a, b []any) []any {
+	out := []any{}
+	for _, x := range a {
+		if slices.ContainsFunc(out, func(y any) bool { return sameValue(x, y) }) {
+			continue
+		}
+		if slices.ContainsFunc(b, func(y any) bool { return sameValue(x, y) }) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// sameValue is JavaScript's === on JSON values: strings, booleans and
+// numbers by value, objects and arrays never.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case nil:
+		return b == nil
+	}
+	if x, ok := number(a); ok {
+		y, ok := number(b)
+		return ok && x == y
+	}
+	return false
 }
 
 // docAlert is an alert of a rule over a document made for it (not read from
@@ -437,51 +530,3 @@ func flatCopy(d map[string]any) map[string]any {
 	return out
 }
 
-// sharedFields is the fields (as dotted paths) that every document has with
-// the same value, as a nested document.
-func sharedFields(docs []map[string]any) map[string]any {
-	out := map[string]any{}
-	if len(docs) == 0 {
-		return out
-	}
-	first := map[string]any{}
-	flatten("", docs[0], first)
-	for k, v := range first {
-		same := true
-		for _, d := range docs[1:] {
-			other := map[string]any{}
-			flatten("", d, other)
-			if !equalJSON(other[k], v) {
-				same = false
-				break
-			}
-		}
-		if same {
-			setPath(out, k, v)
-		}
-	}
-	return out
-}
-
-func flatten(prefix string, m map[string]any, out map[string]any) {
-	for k, v := range m {
-		name := k
-		if prefix != "" {
-			name = prefix + "." + k
-		}
-		if sub, ok := v.(map[string]any); ok {
-			flatten(name, sub, out)
-			continue
-		}
-		out[name] = v
-	}
-}
-
-func equalJSON(a, b any) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	x, err1 := alertJSON.Marshal(a)
-	y, err2 := alertJSON.Marshal(b)
-	return err1 == nil && err2 == nil && string(x) == string(y)
-}
