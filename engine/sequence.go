@@ -529,4 +529,3 @@ func flatCopy(d map[string]any) map[string]any {
 	}
 	return out
 }
-
