@@ -321,18 +321,28 @@ func ruleFiles(p string) ([]string, error) {
 		return []string{p}, nil
 	}
 	var files []string
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+	// A folder given as a link (a Kubernetes volume, a deploy's current/)
+	// is walked where it points: WalkDir does not follow its root, and
+	// found nothing. Files are named under the path given.
+	root := p
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		root = r
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if path != p && strings.HasPrefix(d.Name(), ".") {
+			if path != root && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		switch strings.ToLower(filepath.Ext(path)) {
 		case ".toml", ".ndjson", ".json":
+			if rel, err := filepath.Rel(root, path); err == nil {
+				path = filepath.Join(p, rel)
+			}
 			files = append(files, path)
 		}
 		return nil

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,5 +110,60 @@ func TestMetricsListenBounded(t *testing.T) {
 		t.Fatal("the server answered a request that never finished")
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("connection still open 20 s after a request that never finished (headers are due within 10 s, an idle connection is let go after 10 s)")
+	}
+}
+
+// TestAlertFileNoReaderExitEnds: an alert_file that is a FIFO no one reads
+// (or stdout piped to a stalled reader) blocked a sink's write, and Close
+// waited for it for ever: Fluent Bit's exit or reload hung, whatever
+// exit_timeout said.
+func TestAlertFileNoReaderExitEnds(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "alerts.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := map[string]string{"rules": writeRule(t, dir, "PutUseCaseForModelAccess", 100000, ""), "db": filepath.Join(dir, "s.db"),
+		"alert_file": fifo, "rules_watch": "0", "exit_timeout": "1s", "no_sync": "on"}
+	in, err := Open("t", func(k string) string { return p[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []engine.Record
+	for i := range 300 {
+		recs = append(recs, record(t, i, "PutUseCaseForModelAccess", "arn:x", "u"))
+	}
+	if _, err := in.Process(recs); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the sink fills the pipe and blocks
+	done := make(chan struct{})
+	go func() { in.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close hangs on a sink blocked in a write")
+	}
+}
+
+// TestAlertFileIsTheStateFile: alert_file naming the state file was
+// taken: the sink reported alerts delivered, and the state's pages
+// overwrote them.
+func TestAlertFileIsTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "s.db")
+	link := filepath.Join(dir, "alerts.ndjson")
+	if err := os.Symlink(db, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, af := range []string{db, link} {
+		p := map[string]string{"rules": writeRule(t, dir, "X", 100, ""), "db": db, "alert_file": af, "rules_watch": "0"}
+		in, err := Open("t", func(k string) string { return p[k] }, io.Discard)
+		if err == nil {
+			in.Close()
+			t.Errorf("alert_file %s = db taken", af)
+		} else if !strings.Contains(err.Error(), "property alert_file: "+af+" is the state file (property db)") {
+			t.Errorf("err = %v", err)
+		}
 	}
 }

@@ -103,13 +103,20 @@ func (in *Instance) checkFiles() {
 // modification times), so that an edit is noticed.
 func fingerprint(set *conf.Settings) string {
 	var lines []string
+	// Links are followed, the root's and each file's: a Kubernetes
+	// ConfigMap's files are links into a folder swapped on each update, so
+	// the links' own size and time never change (an edit was never seen).
 	add := func(p string) {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
 		filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return nil
 			}
-			if fi, err := d.Info(); err == nil {
-				lines = append(lines, fmt.Sprintf("%s %d %d", path, fi.Size(), fi.ModTime().UnixNano()))
+			if fi, err := os.Stat(path); err == nil {
+				target, _ := filepath.EvalSymlinks(path)
+				lines = append(lines, fmt.Sprintf("%s %s %d %d", path, target, fi.Size(), fi.ModTime().UnixNano()))
 			}
 			return nil
 		})

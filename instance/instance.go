@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,6 +184,18 @@ func Open(name string, get func(string) string, logw io.Writer) (in *Instance, e
 	return in, nil
 }
 
+// sameFile reports whether two paths name one file (through links too).
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	x, errA := filepath.Abs(a)
+	y, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && x == y
+}
+
 func openSinks(set *conf.Settings) ([]sink.Sink, error) {
 	var out []sink.Sink
 	fail := func(err error) ([]sink.Sink, error) {
@@ -199,6 +212,9 @@ func openSinks(set *conf.Settings) ([]sink.Sink, error) {
 		out = append(out, s)
 	}
 	if set.AlertFile != "" {
+		if set.DB != "" && sameFile(set.AlertFile, set.DB) {
+			return fail(fmt.Errorf("property alert_file: %s is the state file (property db): the state would overwrite the alerts written there", set.AlertFile))
+		}
 		s, err := sink.NewFile(set.AlertFile)
 		if err != nil {
 			return fail(fmt.Errorf("property %w", err))

@@ -151,13 +151,33 @@ func (d *Dispatcher) Drain(deadline time.Duration) bool {
 	}
 }
 
+// closeWait is how long Close waits for the sinks' goroutines before it
+// closes the sinks under them.
+var closeWait = 2 * time.Second
+
 // Close stops the sinks' goroutines and closes the sinks. Alerts not yet
-// delivered stay in the outbox for the next start.
+// delivered stay in the outbox for the next start. A goroutine still in a
+// send after closeWait (a write to a pipe no one reads blocks for ever,
+// and the exit with it) has its sink closed under it, which ends a write
+// to a FIFO or a connection; one that still does not return is left
+// behind, and Close returns.
 func (d *Dispatcher) Close() {
 	d.cancel()
-	d.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 	for _, s := range d.sinks {
 		s.Close()
+	}
+	select {
+	case <-done:
+	case <-time.After(closeWait):
 	}
 }
 
