@@ -216,7 +216,7 @@ func (e *Engine) mergeAccs(ws *store.Windows, accs map[accKey]*esql.Acc, rs *run
 		sc := e.scheduled[k.sched]
 		id := sc.rule.RuleID
 		if last, ok := ws.LastRun(id); ok && k.bucket < last.UnixMilli()+sc.interval-sc.from {
-			rs.late++
+			rs.late += int(acc.Rows()) // each record the bucket's part counted
 			continue
 		}
 		if rows, _ := acc.Overflow(); rows > 0 {

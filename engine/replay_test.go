@@ -441,3 +441,16 @@ func TestRecordIDsLoadBounded(t *testing.T) {
 		t.Error("an id of the oldest slot is remembered")
 	}
 }
+
+// TestLateCountsEachRecord: records late for an aggregating ES|QL rule
+// were counted once per bucket, however many the bucket's part held.
+func TestLateCountsEachRecord(t *testing.T) {
+	e, _ := newEngine(t, ruleSet(t, countRule(t)), Options{TimeSource: EventTime})
+	_, st := drained(t, e,
+		logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root"),
+		[]Record{login(t, at("10:08:00"), "222", "192.0.2.1", "root")}, // the clock passes the run of 10:05
+		logins(t, 3, at("10:02:00"), "111", "192.0.2.1", "root"))       // three records of one bucket, late
+	if st.Late != 3 {
+		t.Errorf("%d late, want 3", st.Late)
+	}
+}

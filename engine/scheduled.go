@@ -362,7 +362,7 @@ func (e *Engine) scheduledEmit(ws *store.Windows, counts map[countKey]*groupAgg,
 		sc := e.scheduled[k.sched]
 		id := sc.rule.RuleID
 		if last, ok := ws.LastRun(id); ok && k.bucket < last.UnixMilli()+sc.interval-sc.from {
-			rs.late++ // no run to come reads its bucket
+			rs.late += int(g.events()) // no run to come reads its bucket
 			continue
 		}
 		if old := ws.Get(id, k.bucket, []byte(k.group)); old != nil {

@@ -43,6 +43,10 @@ func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cleanup()
 	start := time.Now()
 	total, malformed, err := feed(eng, fs.Args(), stdin, nil, stderr, nil)
+	var stopped *interrupted
+	if errors.As(err, &stopped) {
+		err = nil
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "trailwatch backfill:", err)
 		return 1
@@ -50,6 +54,10 @@ func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%s read, %s found, %s recorded in %s\n", plural(total.Records, "record"),
 		plural(total.Events, "CloudTrail event"), plural(matches(total), "rule match"), time.Since(start).Round(time.Millisecond))
 	skipped(stderr, total)
+	if stopped != nil {
+		fmt.Fprintln(stderr, "trailwatch backfill:", stopped)
+		return stopped.exitCode()
+	}
 	if malformed > 0 {
 		return 1
 	}

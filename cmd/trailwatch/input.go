@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,10 +23,11 @@ import (
 // document (a CloudTrail log file): both far above what CloudTrail writes,
 // and low enough that a hostile or broken input cannot exhaust memory.
 const (
-	maxLine     = 64 << 20
 	maxDocument = 1 << 30
 	arenaSize   = 1 << 20 // the lines' arena (readLine)
 )
+
+var maxLine = 64 << 20 // a variable for the tests
 
 // source reads the records of one input file in batches.
 type source struct {
@@ -44,6 +46,59 @@ type source struct {
 	pull func() (jsonsplit.Record, bool)
 	stop func()
 	done bool
+	// carry: a document's bytes read past the value taken; readErr: a
+	// read error to give once what was read before it is taken.
+	carry   []byte
+	readErr error
+}
+
+// gzipMembers reads the members of a gzip stream one after another (log
+// files concatenated: cat *.gz), and ends, as gzip -d does, at zeros after
+// the last member (padding, which the reader took for a bad header and
+// lost the file with); other bytes there are an error, after what was
+// read before them.
+type gzipMembers struct {
+	src *bufio.Reader
+	zr  *gzip.Reader
+}
+
+var errTrailingGzip = errors.New("gzip: data after the last member that is not gzip (what came before it was read)")
+
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	for {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil // the member's end is found at the next Read
+		}
+		magic, _ := g.src.Peek(2)
+		switch {
+		case len(magic) == 0:
+			return 0, io.EOF
+		case len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+			if err := g.zr.Reset(g.src); err != nil {
+				return 0, err
+			}
+			g.zr.Multistream(false)
+			continue
+		}
+		for { // padding: zeros to the end
+			if _, err := g.src.Peek(1); err == io.EOF {
+				return 0, io.EOF
+			} else if err != nil {
+				return 0, err
+			}
+			b, _ := g.src.Peek(g.src.Buffered())
+			for _, c := range b {
+				if c != 0 {
+					return 0, errTrailingGzip
+				}
+			}
+			g.src.Discard(len(b))
+		}
+	}
 }
 
 type countingReader struct {
@@ -86,11 +141,12 @@ func openSource(name string, stdin io.Reader) (*source, error) {
 			s.close()
 			return nil, fmt.Errorf("%s: gzip: %w", s.name, err)
 		}
+		zr.Multistream(false)
 		s.closers = append(s.closers, zr)
 		// No limit on the whole: lines are bounded one by one (maxLine),
 		// a document by readWhole. (A limit here cut NDJSON past 1 GiB
 		// without a word: the records after it were never read.)
-		br = bufio.NewReaderSize(zr, 1<<20)
+		br = bufio.NewReaderSize(&gzipMembers{src: br, zr: zr}, 1<<20)
 	}
 	// A byte order mark is no part of the first record.
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
@@ -171,11 +227,12 @@ func (s *source) fill() error {
 		// Decide the format from the first line: a line that is not a
 		// whole JSON value starts a pretty-printed document.
 		first, err := s.r.Peek(4096)
-		if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		// An error after some bytes comes again once they are read.
+		if err != nil && len(first) == 0 && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		t := bytes.TrimLeft(first, " \t\r\n")
-		if len(t) > 0 && (t[0] == '[' || t[0] == '{' && firstLineOpen(t)) {
+		if len(t) > 0 && (t[0] == '[' || t[0] == '{' && (firstLineOpen(t) || recordsFirst(t))) {
 			s.whole = true
 		}
 	}
@@ -196,11 +253,34 @@ func (s *source) fill() error {
 	case len(trimmed) == 0:
 	case jsonsplit.Cut(trimmed):
 		s.read(jsonsplit.Lines(trimmed, s.line))
+	case bytes.Contains(trimmed, []byte("}{")) && valuesOnLine(trimmed):
+		// Values one after another on one line: log files concatenated
+		// (CloudTrail ends none with a newline).
+		s.read(jsonsplit.Values(trimmed, s.line))
 	default:
 		s.pending = append(s.pending, s.parse(jsonsplit.Record{Data: trimmed, Line: s.line, Element: -1}))
 		s.pendingText += len(trimmed)
 	}
 	return nil
+}
+
+// valuesOnLine reports whether a line holds a closed value with more text
+// after it.
+func valuesOnLine(l []byte) bool {
+	end, closed := jsonsplit.End(l, 0)
+	return closed && len(bytes.TrimSpace(l[end:])) > 0
+}
+
+// recordsFirst reports whether the object that opens b has "Records" for
+// its first key: a CloudTrail log file, read as a document whatever its
+// length (as a first line past 64 MB it was refused as an over-long line).
+func recordsFirst(b []byte) bool {
+	t := bytes.TrimLeft(b[1:], " \t\r\n")
+	if !bytes.HasPrefix(t, []byte(`"Records"`)) {
+		return false
+	}
+	t = bytes.TrimLeft(t[len(`"Records"`):], " \t\r\n")
+	return len(t) > 0 && t[0] == ':'
 }
 
 // firstLineOpen reports whether the object that opens b is still open at
@@ -218,6 +298,10 @@ func firstLineOpen(b []byte) bool {
 }
 
 func (s *source) readLine() ([]byte, error) {
+	if err := s.readErr; err != nil {
+		s.readErr = nil
+		return nil, err
+	}
 	// Lines are read into an arena (a new one when little is left: lines
 	// handed out stay as they are until their records are read), so that
 	// a line costs no allocation of its own; a line longer than what is
@@ -256,25 +340,97 @@ func (s *source) readLine() ([]byte, error) {
 			}
 			return nil, io.EOF
 		default:
-			return nil, fmt.Errorf("%s: %w", s.name, err)
+			err = fmt.Errorf("%s: %w", s.name, err)
+			if len(buf) > 0 { // what came before the error is read
+				s.readErr = err
+				return done(), nil
+			}
+			return nil, err
 		}
 	}
 }
 
-// readWhole reads a document file, whose records (usually one {"Records":
-// [...]} object's events, or an array's elements, or values one after
-// another) are then taken one at a time.
+// readWhole reads the next value of a document file (a pretty-printed log
+// file, an array, or values one after another: log files concatenated),
+// whose records (its events, its elements, or the value) are then taken
+// one at a time. Values are read one by one, each up to maxDocument bytes,
+// so that any number of log files concatenated is read.
 func (s *source) readWhole() error {
-	s.done = true
-	data, err := io.ReadAll(io.LimitReader(s.r, maxDocument+1))
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
+	if err := s.readErr; err != nil {
+		s.readErr = nil
+		s.done = true
+		return err
 	}
-	if len(data) > maxDocument {
-		return fmt.Errorf("%s: a JSON document larger than %d bytes (as NDJSON, one event a line, any size is read)", s.name, maxDocument)
+	buf := make([]byte, 0, max(len(s.carry), 1<<20))
+	buf = append(buf, s.carry...)
+	s.carry = nil
+	scanned := 0 // buf[:scanned] is known to hold no closed value
+	for {
+		start := 0
+		for start < len(buf) && isSpace(buf[start]) {
+			start++
+		}
+		if start < len(buf) && len(buf) > scanned {
+			// Every value the buffer holds whole is taken at once, the
+			// rest carried to the next (taking one value at a time copied
+			// the rest for each: log files concatenated cost the square
+			// of their number).
+			last := 0
+			for pos := start; ; {
+				for pos < len(buf) && isSpace(buf[pos]) {
+					pos++
+				}
+				end, closed := jsonsplit.End(buf, pos)
+				if pos == len(buf) || !closed || end == pos {
+					break
+				}
+				last, pos = end, end
+			}
+			if last > 0 {
+				s.take(buf[:last])
+				s.carry = bytes.Clone(buf[last:])
+				return nil
+			}
+			scanned = len(buf)
+		}
+		if len(buf) > maxDocument {
+			s.done = true
+			return fmt.Errorf("%s: a JSON value larger than %d bytes (as NDJSON, one event a line, any size is read)", s.name, maxDocument)
+		}
+		// Read as much again as there is (at least 1 MB): a value's text
+		// is searched again after each read, so reads that double keep
+		// the searching linear.
+		want := max(len(buf), 1<<20)
+		buf = slices.Grow(buf, want)
+		n, err := io.ReadAtLeast(s.r, buf[len(buf):len(buf)+want], want)
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			s.done = true
+			if start < len(buf) { // a value left open: named, with what follows it read as lines
+				s.take(buf)
+			}
+			return nil
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: %w", s.name, err)
+			if start < len(buf) { // what came before the error is read
+				s.take(buf)
+				s.readErr = err
+				return nil
+			}
+			s.done = true
+			return err
+		}
 	}
-	s.read(jsonsplit.Values(data, 1))
-	return nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// take makes the records of text (values from the file's current line)
+// the next to take.
+func (s *source) take(text []byte) {
+	s.read(jsonsplit.Values(text, s.line+1))
+	s.line += bytes.Count(text, []byte{'\n'})
 }
 
 func isTerminal(w io.Writer) bool {

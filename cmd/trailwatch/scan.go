@@ -2,11 +2,15 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/trailwatch/trailwatch/engine"
@@ -102,12 +106,20 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return deliver(res.Docs, res.Seqs)
 	})
+	var stopped *interrupted
+	if errors.As(err, &stopped) {
+		err = nil
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "trailwatch scan:", err)
 		return 1
 	}
 	if !*quiet {
 		summary(stderr, total, byRule, time.Since(start))
+	}
+	if stopped != nil {
+		fmt.Fprintln(stderr, "trailwatch scan:", stopped)
+		return stopped.exitCode()
 	}
 	if total.EvalFailure != "" {
 		fmt.Fprintf(stderr, "trailwatch scan: %d records skipped: a rule's evaluation failed on them (a defect in trailwatch; please report it with this message); the first: %s\n", total.Skipped[engine.SkipEvalFailed], total.EvalFailure)
@@ -121,6 +133,12 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // feed reads every file in batches through the engine, reporting malformed
 // input on stderr and going on. onResult sees each batch's result.
 func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr io.Writer, onResult func(engine.Result) error) (engine.Stats, int, error) {
+	// SIGINT or SIGTERM ends the reading after the batch in flight (it is
+	// committed), so that the caller cleans up (a temporary state file was
+	// left behind) and says where it stopped.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	var total engine.Stats
 	malformed := 0
 	start, lastDraw := time.Now(), time.Time{}
@@ -169,6 +187,12 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 				fmt.Fprintf(stderr, "%v\n", rerr)
 				malformed++
 			}
+			select {
+			case s := <-sig:
+				src.close()
+				return total, malformed, &interrupted{s, src.name, src.line}
+			default:
+			}
 		}
 		src.close()
 	}
@@ -188,6 +212,25 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 		fmt.Fprint(progress, "\r\033[K")
 	}
 	return total, malformed, nil
+}
+
+// interrupted is feed's error when a signal stopped it.
+type interrupted struct {
+	sig  os.Signal
+	file string
+	line int
+}
+
+func (i *interrupted) Error() string {
+	return fmt.Sprintf("interrupted (%v) in %s near line %d: what was read before is committed", i.sig, i.file, i.line)
+}
+
+// exitCode is the shell's status for a process a signal ended.
+func (i *interrupted) exitCode() int {
+	if i.sig == syscall.SIGTERM {
+		return 143
+	}
+	return 130
 }
 
 func drawProgress(w io.Writer, src *source, st engine.Stats, start time.Time) {

@@ -181,6 +181,25 @@ func recordsArray(v []byte) (int, bool) {
 // walker yields the records of one value after another.
 type walker struct {
 	yield func(Record) bool
+	// stopped: yield returned false, and nothing more may be yielded.
+	stopped bool
+}
+
+// newWalker is a walker over yield that stops for good once yield says
+// so (a walk nested in another cannot yield after the caller stopped).
+func newWalker(yield func(Record) bool) *walker {
+	w := &walker{}
+	w.yield = func(r Record) bool {
+		if w.stopped {
+			return false
+		}
+		if !yield(r) {
+			w.stopped = true
+			return false
+		}
+		return true
+	}
+	return w
 }
 
 // array yields the elements of the array that opens text (its first line
@@ -307,6 +326,13 @@ func (w *walker) lines(text []byte, line int) {
 				return
 			}
 			continue
+		} else if closed && skipSpace(l, end) < len(l) {
+			// Values one after another on one line: log files
+			// concatenated (CloudTrail ends none with a newline).
+			if w.values(l, n); w.stopped {
+				return
+			}
+			continue
 		}
 		if !w.yield(Record{Data: l, Line: n, Element: -1}) {
 			return
@@ -328,21 +354,21 @@ func Cut(l []byte) bool {
 // delimited is given (with Err) up to the end of its line, and the rest of
 // the text is walked as Lines walks it.
 func Values(text []byte, line int) iter.Seq[Record] {
-	return func(yield func(Record) bool) { (&walker{yield: yield}).values(text, line) }
+	return func(yield func(Record) bool) { newWalker(yield).values(text, line) }
 }
 
 // Lines yields the records of NDJSON, its first line numbered line: each
 // non-empty line's records as Values gives them for one value; a line that
 // is not one value is given whole.
 func Lines(text []byte, line int) iter.Seq[Record] {
-	return func(yield func(Record) bool) { (&walker{yield: yield}).lines(text, line) }
+	return func(yield func(Record) bool) { newWalker(yield).lines(text, line) }
 }
 
 // Count returns how many records Values (or, with lines, Lines) gives for
 // text; it stops counting past upTo.
 func Count(text []byte, lines bool, upTo int) int {
 	n := 0
-	w := &walker{yield: func(Record) bool { n++; return n <= upTo }}
+	w := newWalker(func(Record) bool { n++; return n <= upTo })
 	if lines {
 		w.lines(text, 1)
 	} else {

@@ -288,6 +288,7 @@ type Acc struct {
 	blocks   []stateBlock
 	dropRows int64 // rows (or row combinations) whose group did not fit
 	dropVals int64 // values not kept in a full VALUES or COUNT_DISTINCT
+	rows     int64 // rows Add took
 	keyBuf   []byte
 	held     *ctx // the ctx of the last row added (see Row), released at the next
 
@@ -414,6 +415,7 @@ func (a *Acc) Reuse() {
 	clear(a.groups)
 	clear(a.gkeys)
 	a.gkeys = a.gkeys[:0]
+	a.rows = 0
 	for i := range a.blocks {
 		b := &a.blocks[i]
 		clear(b.flags)
@@ -449,6 +451,9 @@ func (a *Acc) Groups() int { return len(a.gkeys) }
 // and values a full VALUES or COUNT_DISTINCT did not keep.
 func (a *Acc) Overflow() (rows, values int64) { return a.dropRows, a.dropVals }
 
+// Rows is how many rows Add took since the Acc was made or reused.
+func (a *Acc) Rows() int64 { return a.rows }
+
 // setKey is a value's identity in a set: doubles by their bits.
 func setKey(t typ, v val) val {
 	if t == tyDouble {
@@ -473,6 +478,7 @@ func (a *Acc) Add(r Row) {
 	if r.shape != a.shape {
 		return
 	}
+	a.rows++
 	r.check()
 	plan := a.plan
 	k := a.p.addPool.Get().(*ctx)

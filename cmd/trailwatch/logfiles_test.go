@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// logFile is a CloudTrail log file as CloudTrail writes it: one line, no
+// newline at its end.
+func logFile(t *testing.T, evs ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"Records": evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var w bytes.Buffer
+	zw := gzip.NewWriter(&w)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return w.Bytes()
+}
+
+func putFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func modelAccess(i int) map[string]any {
+	return event(i, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false)
+}
+
+func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// TestLogFilesAsS3HoldsThem: CloudTrail log files as they come out of S3
+// and the shell. Each ends without a newline, so `zcat *.json.gz >
+// all.json` and `cat *.json.gz > all.json.gz` (a gzip of many members)
+// put them on one line: every event was lost as one malformed line. A
+// gzip padded with zeros (which gzip -t accepts) lost the whole file; one
+// followed by other bytes lost what came before them too. A log file
+// longer than a line may be (64 MB) was refused whole.
+func TestLogFilesAsS3HoldsThem(t *testing.T) {
+	a, b, c := logFile(t, modelAccess(1)), logFile(t, modelAccess(2), modelAccess(3)), logFile(t, modelAccess(4))
+	cases := []struct {
+		name   string
+		data   []byte
+		alerts int
+		code   int
+		err    string
+	}{
+		{"cat.json", concat(a, b, c), 4, 0, ""},
+		{"cat.json.gz", concat(gzipBytes(t, a), gzipBytes(t, b), gzipBytes(t, c)), 4, 0, ""},
+		{"events-then-cat.ndjson", concat(mustJSON(t, modelAccess(5)), []byte("\n"), a, b, []byte("\n"), mustJSON(t, modelAccess(6)), []byte("\n")), 5, 0, ""},
+		{"padded.json.gz", concat(gzipBytes(t, b), make([]byte, 512)), 2, 0, ""},
+		{"trailing.json.gz", concat(gzipBytes(t, b), []byte("garbage")), 2, 1, "data after the last member that is not gzip"},
+		{"ndjson-trailing.json.gz", concat(gzipBytes(t, concat(mustJSON(t, modelAccess(7)), []byte("\n"), mustJSON(t, modelAccess(8)))), []byte("garbage")), 2, 1, "data after the last member"},
+	}
+	for _, c := range cases {
+		alerts, stderr, code := scan(t, putFile(t, c.name, c.data))
+		if len(alerts) != c.alerts || code != c.code || !strings.Contains(stderr, c.err) {
+			t.Errorf("%s: %d alerts, exit %d, want %d, %d (%q):\n%s", c.name, len(alerts), code, c.alerts, c.code, c.err, stderr)
+		}
+	}
+
+	// A log file longer than a line may be, on one line (maxLine lowered
+	// here, 64 MB in use).
+	defer func(old int) { maxLine = old }(maxLine)
+	maxLine = 64 << 10
+	var evs []map[string]any
+	for i := range 40 {
+		e := modelAccess(100 + i)
+		e["requestParameters"] = map[string]any{"pad": strings.Repeat("x", 4<<10)}
+		evs = append(evs, e)
+	}
+	alerts, stderr, code := scan(t, putFile(t, "large.json.gz", gzipBytes(t, logFile(t, evs...))))
+	if len(alerts) != 40 || code != 0 {
+		t.Errorf("a log file past the line bound: %d alerts, exit %d, want 40, 0:\n%s", len(alerts), code, stderr)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestScanInterrupted: SIGINT during a scan without --db left its
+// temporary state file behind, and said nothing of where it stopped. The
+// batch in flight is committed, the summary written, the file removed,
+// and the exit status is the shell's for SIGINT (130).
+func TestScanInterrupted(t *testing.T) {
+	if file := os.Getenv("TRAILWATCH_SCAN_CHILD"); file != "" {
+		os.Exit(run([]string{"scan", "--rules", "../../conf/rules", file}, strings.NewReader(""), io.Discard, os.Stderr))
+	}
+	var b bytes.Buffer
+	for i := range 150_000 {
+		b.Write(mustJSON(t, modelAccess(i)))
+		b.WriteByte('\n')
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestScanInterrupted$")
+	cmd.Env = append(os.Environ(), "TRAILWATCH_SCAN_CHILD="+putFile(t, "big.ndjson", b.Bytes()), "TMPDIR="+tmp)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Signalled once it reads: its state file made, a moment after.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if made, _ := os.ReadDir(tmp); len(made) > 0 {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(stderr.String(), "interrupted (interrupt) in") {
+		t.Errorf("exit %d, want 130 and where it stopped:\n%s", code, stderr.String())
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left behind: %s", left[0].Name())
+	}
+}
