@@ -91,6 +91,12 @@ func split(n *doc.Node, fn func(*doc.Node, bool), skipped *[]string, depth int) 
 		}
 	}
 	if isECS(n) {
+		if isAlert(n) {
+			// An alert (trailwatch's or Kibana's) holds its event's fields:
+			// routed back into the agent (a Match that takes alert_tag
+			// too), it matched its rule again, round after round.
+			return ShapeUnknown
+		}
 		fn(n, true)
 		return ShapeECS
 	}
@@ -154,6 +160,23 @@ func isRawEvent(n *doc.Node) bool {
 	}
 	src, name := n.Get("eventSource"), n.Get("eventName")
 	return src != nil && src.Kind == doc.String && name != nil && name.Kind == doc.String
+}
+
+// isAlert recognizes a detection alert: kibana.alert.* keys (dotted or
+// nested), or event.kind "signal".
+func isAlert(n *doc.Node) bool {
+	if n.Get("kibana.alert.uuid") != nil || n.Get("kibana.alert.rule.rule_id") != nil {
+		return true
+	}
+	if k := n.Get("kibana"); k != nil && k.Kind == doc.Object && k.Get("alert") != nil {
+		return true
+	}
+	for _, v := range ecsValues(n, "event.kind", nil) {
+		if v.Text == "signal" {
+			return true
+		}
+	}
+	return false
 }
 
 // isECS recognizes an ECS document by its event.provider or event.action,
