@@ -491,6 +491,9 @@ func (a *Acc) Add(r Row) {
 	combos := 1
 	for _, b := range plan.by {
 		m := b.ev(k)
+		if len(m) > 1 {
+			m = distinct(b.t, m)
+		}
 		keys = append(keys, m)
 		if n := len(m); n > 1 {
 			combos *= n
@@ -553,6 +556,32 @@ func (a *Acc) Add(r Row) {
 		}
 		l.holder, a.held = a, l
 	}
+}
+
+// distinct is m without its repeated values: Elasticsearch puts a row in
+// each group of a multi-valued BY key once (MultivalueDedupe), however
+// often the value repeats. m itself when nothing repeats.
+func distinct(t typ, m mv) mv {
+	eq := func(a, b val) bool { return compareVals(t, a, b) == 0 }
+	if len(m) <= 16 {
+		for i := 1; i < len(m); i++ {
+			for j := range i {
+				if eq(m[i], m[j]) {
+					out := slices.Clone(m[:i])
+					for _, v := range m[i+1:] {
+						if !slices.ContainsFunc(out, func(w val) bool { return eq(v, w) }) {
+							out = append(out, v)
+						}
+					}
+					return out
+				}
+			}
+		}
+		return m
+	}
+	out := slices.Clone(m)
+	slices.SortFunc(out, func(a, b val) int { return compareVals(t, a, b) })
+	return slices.CompactFunc(out, eq)
 }
 
 // group finds or makes the group of the combination idx of keys; -1

@@ -405,3 +405,24 @@ func TestBlockOf(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiValuedKeyOncePerGroup: a row whose multi-valued BY key repeats
+// a value was counted in its group once per copy; Elasticsearch dedupes
+// the row's key (MultivalueDedupe) and counts it once.
+func TestMultiValuedKeyOncePerGroup(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		recs []matcher.MapFields
+		want string
+	}{
+		{`FROM x | STATS c = COUNT(*) BY TO_LOWER(f)`, []matcher.MapFields{rec("f", "A", "f", "a")}, "c=1 TO_LOWER(f)=a"},
+		{`FROM x | STATS c = COUNT(*) BY source.port`, []matcher.MapFields{rec("source.port", "#1", "source.port", "#1")}, "c=1 source.port=1"},
+		{`FROM x | STATS c = COUNT(*) BY source.port, f`, []matcher.MapFields{rec("source.port", "#1", "source.port", "#1", "f", "z")}, "c=1 source.port=1 f=z"},
+		{`FROM x | STATS c = COUNT(*) BY TO_LOWER(f)`, []matcher.MapFields{rec("f", "A", "f", "b", "f", "a", "f", "B")}, "c=1 TO_LOWER(f)=a"},
+	} {
+		got := results(t, c.q, c.recs...)
+		if len(got) == 0 || got[0] != c.want {
+			t.Errorf("%s: %q, want first %q", c.q, got, c.want)
+		}
+	}
+}
