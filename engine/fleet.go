@@ -198,13 +198,19 @@ func OpenFleet(set *conf.Settings, rs *conf.RuleSet, st *store.Store, log fleet.
 	if err != nil {
 		return nil, err
 	}
-	var ttl time.Duration
-	for _, r := range rs.Runnable() {
-		if r.NewTerms != nil {
-			ttl = max(ttl, r.NewTerms.Window)
-		}
-	}
 	return fleet.Open(fleet.Options{URL: set.SharedState, Prefix: set.SharedStatePrefix, Creds: set.SharedStateCreds,
 		CA: set.SharedStateCA, Cert: set.SharedStateCert, Key: set.SharedStateKey, Timeout: set.SharedStateTimeout,
-		Node: id, TermsTTL: ttl, Log: log})
+		Node: id, TermsTTL: TermsWindow(rs), Log: log})
+}
+
+// TermsWindow is the longest new_terms window of a rule set: how long the
+// fleet's terms bucket keeps a key (and a day more).
+func TermsWindow(rs *conf.RuleSet) time.Duration {
+	var w time.Duration
+	for _, r := range rs.Runnable() {
+		if r.NewTerms != nil {
+			w = max(w, r.NewTerms.Window)
+		}
+	}
+	return w
 }

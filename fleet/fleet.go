@@ -121,6 +121,9 @@ type Client struct {
 	js    jetstream.JetStream
 
 	ready atomic.Bool // the fleet answers: chunks ask it
+	// window is the longest new_terms window the node's rules have (from
+	// Options.TermsTTL, raised by RaiseTermsTTL on a reload).
+	window atomic.Int64
 
 	mu      sync.Mutex
 	state   state
@@ -179,6 +182,7 @@ func Open(o Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{o: o, where: where, backlog: map[string]pub{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.window.Store(int64(o.TermsTTL))
 	opts = append(opts,
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
@@ -468,7 +472,7 @@ func (c *Client) probe() error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(10*c.o.Timeout, 2*time.Second))
 	defer cancel()
 	tn, an := c.Buckets()
-	terms, err := c.bucket(ctx, jetstream.KeyValueConfig{Bucket: tn, Description: "trailwatch new_terms history: last sighting of each term", TTL: c.termsTTL(), MaxValueSize: maxValue, History: 1})
+	terms, err := c.bucket(ctx, jetstream.KeyValueConfig{Bucket: tn, Description: termsDescription, TTL: c.termsTTL(), MaxValueSize: maxValue, History: 1})
 	if err != nil {
 		return err
 	}
@@ -487,12 +491,39 @@ func (c *Client) probe() error {
 }
 
 func (c *Client) termsTTL() time.Duration {
-	if c.o.TermsTTL <= 0 {
+	w := time.Duration(c.window.Load())
+	if w <= 0 {
 		return 0
 	}
 	// A day beyond the longest window: a term is judged by its value, the
 	// bucket's age only bounds the bucket.
-	return c.o.TermsTTL + 24*time.Hour
+	return w + 24*time.Hour
+}
+
+const termsDescription = "trailwatch new_terms history: last sighting of each term"
+
+// RaiseTermsTTL makes the terms bucket keep keys for window (a reload's
+// longest new_terms window) when it keeps them for less: at once when the
+// fleet answers, else when it next does. It never lowers the TTL.
+func (c *Client) RaiseTermsTTL(window time.Duration) {
+	for {
+		old := c.window.Load()
+		if int64(window) <= old {
+			return
+		}
+		if c.window.CompareAndSwap(old, int64(window)) {
+			break
+		}
+	}
+	if !c.ready.Load() {
+		return // the next probe opens the bucket with it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(10*c.o.Timeout, 2*time.Second))
+	defer cancel()
+	tn, _ := c.Buckets()
+	if _, err := c.bucket(ctx, jetstream.KeyValueConfig{Bucket: tn, Description: termsDescription, TTL: c.termsTTL(), MaxValueSize: maxValue, History: 1}); err != nil {
+		c.logWarn("fleet bucket %s: its TTL could not be raised for the reloaded rules' %s window (%v): it is tried again when the fleet is next found", tn, window, err)
+	}
 }
 
 // bucket opens a bucket, making it when it is missing, and raises its TTL

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/internal/natstest"
 )
@@ -113,5 +116,52 @@ func TestSharedStateFilesChecked(t *testing.T) {
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want %q", c.props, err, c.want)
 		}
+	}
+}
+
+// TestReloadRaisesFleetTTL: the fleet's terms bucket kept keys for the
+// first rule set's longest new_terms window; a reload to a longer window
+// left it there, and terms other nodes saw past it came back as new.
+func TestReloadRaisesFleetTTL(t *testing.T) {
+	srv := natstest.Start(t)
+	src, err := os.ReadFile("../conf/rules/bedrock_resource_policy_modified_or_deleted.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `"now-7d"`) {
+		t.Fatal("the bundled new_terms rule no longer has a 7-day window")
+	}
+	rule := filepath.Join(t.TempDir(), "nt.toml")
+	os.WriteFile(rule, src, 0o600)
+	in, _, _ := open(t, map[string]string{"rules": rule, "shared_state": srv.URL(), "shared_state_timeout": "5s"})
+	ttl := func() time.Duration {
+		nc, err := nats.Connect(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		tn, _ := in.fleet.Buckets()
+		kv, err := js.KeyValue(context.Background(), tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TTL()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ttl() != 8*24*time.Hour; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bucket keeps keys %v, want 8 days at start", ttl())
+		}
+	}
+	os.WriteFile(rule, []byte(strings.Replace(string(src), `"now-7d"`, `"now-90d"`, 1)), 0o600)
+	if err := in.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != 91*24*time.Hour {
+		t.Errorf("after a reload to a 90-day window the bucket keeps keys %v, want 91 days", got)
 	}
 }

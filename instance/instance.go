@@ -408,6 +408,12 @@ func (in *Instance) Reload() error {
 	}
 	eng.KeepRecordIDs(in.eng.Load())
 	in.eng.Store(eng)
+	if in.fleet != nil {
+		// A longer window reloaded: the fleet keeps terms that long too
+		// (its bucket kept the first rule set's, and terms other nodes saw
+		// past it came back as new).
+		in.fleet.RaiseTermsTTL(engine.TermsWindow(rs))
+	}
 	in.Log.Infof("rules reloaded: %d running (%d loaded)", len(eng.Rules()), len(rs.Rules))
 	return nil
 }
