@@ -49,6 +49,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -70,10 +71,21 @@ func init() {
 }
 
 var (
-	instances sync.Map // instance id (int) -> *instance.Instance
+	// instances: by handle, the context Fluent Bit keeps for an instance.
+	// A handle is never given twice (Fluent Bit keeps a context after
+	// exit: a stale one reached the instance that took its id next, and
+	// closed it); the id only names the instance.
+	instances sync.Map // handle (uint64) -> *running
+	handles   atomic.Uint64
 	idsMu     sync.Mutex
 	ids       = map[int]bool{} // instance ids in use
 )
+
+// running is an instance and the id in its name.
+type running struct {
+	id int
+	in *instance.Instance
+}
 
 // takeID returns the lowest free instance id, so that after a hot reload
 // the instances are named trailwatch.0, trailwatch.1, ... again, as Fluent
@@ -146,19 +158,23 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret int) {
 		instance.NewLogger(os.Stderr, name, instance.LevelError).Errorf("cannot start: %v", err)
 		return output.FLB_ERROR
 	}
-	instances.Store(id, in)
-	output.FLBPluginSetContext(plugin, id)
+	h := handles.Add(1)
+	instances.Store(h, &running{id: id, in: in})
+	output.FLBPluginSetContext(plugin, h)
 	return output.FLB_OK
 }
 
 func lookup(ctx unsafe.Pointer) *instance.Instance {
-	id, ok := output.FLBPluginGetContext(ctx).(int)
+	h, ok := output.FLBPluginGetContext(ctx).(uint64)
 	if !ok {
 		return nil
 	}
-	in, _ := instances.Load(id)
-	inst, _ := in.(*instance.Instance)
-	return inst
+	v, _ := instances.Load(h)
+	r, _ := v.(*running)
+	if r == nil {
+		return nil
+	}
+	return r.in
 }
 
 //export FLBPluginFlushCtx
@@ -180,7 +196,7 @@ func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) (ret int) {
 	// Only used by Fluent Bit builds without FLBPluginFlushCtx: the first
 	// instance takes the chunk.
 	var first *instance.Instance
-	instances.Range(func(_, v any) bool { first = v.(*instance.Instance); return false })
+	instances.Range(func(_, v any) bool { first = v.(*running).in; return false })
 	if first == nil {
 		return output.FLB_ERROR
 	}
@@ -191,14 +207,15 @@ func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) (ret int) {
 func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginExitCtx")
 	induce("exit")
-	id, ok := output.FLBPluginGetContext(ctx).(int)
+	h, ok := output.FLBPluginGetContext(ctx).(uint64)
 	if !ok {
 		return output.FLB_ERROR
 	}
-	if v, loaded := instances.LoadAndDelete(id); loaded {
-		defer releaseID(id)
-		if err := v.(*instance.Instance).Close(); err != nil {
-			v.(*instance.Instance).Log.Errorf("exit: %v", err)
+	if v, loaded := instances.LoadAndDelete(h); loaded {
+		r := v.(*running)
+		defer releaseID(r.id)
+		if err := r.in.Close(); err != nil {
+			r.in.Log.Errorf("exit: %v", err)
 			return output.FLB_ERROR
 		}
 	}
@@ -210,8 +227,9 @@ func FLBPluginExit() (ret int) {
 	defer guard(&ret, output.FLB_ERROR, "FLBPluginExit")
 	instances.Range(func(k, v any) bool {
 		instances.Delete(k)
-		v.(*instance.Instance).Close()
-		releaseID(k.(int))
+		r := v.(*running)
+		r.in.Close()
+		releaseID(r.id)
 		return true
 	})
 	return output.FLB_OK

@@ -2208,7 +2208,7 @@ static long count_expected(int inst)
 
 int main(int argc, char **argv)
 {
-    static struct inst i1, i2, i3, i4, scratch, dup;
+    static struct inst i1, i2, i3, i4, scratch, scratch2, dup;
     /* instance 1's chunks and instance 2's (the cases are in plugin/harness/chunks) */
     const struct harness_chunk *a[5] = {&hc_a1, &hc_a2, &hc_a3, &hc_a4, &hc_a5};
     const struct harness_chunk *b[2] = {&hc_b1, &hc_b2};
@@ -2402,6 +2402,22 @@ int main(int argc, char **argv)
     ret = P.exit_ctx(scratch.ctx.remote_context);
     check(ret == FLB_OK, "scratch instance: FLBPluginExitCtx after that returned %d (want 1)", ret);
 
+    /* the exited instance's context, which Fluent Bit keeps, reaches no
+     * instance started after it (it reached the one that took its id, and
+     * an exit on it closed that one) */
+    snprintf(path, sizeof path, "%s/scratch2.db", tmpdir);
+    inst_setup(&scratch2, "second scratch instance", path, "alert.trailwatch");
+    ret = inst_init(&scratch2, &secs);
+    check(ret == FLB_OK, "second scratch instance: FLBPluginInit returned %d (want 1)", ret);
+    ret = P.flush_ctx(scratch.ctx.remote_context, NULL, 0, "t");
+    check(ret == FLB_ERROR, "a flush on the exited scratch instance's context returned %d (want 0: no instance is its)", ret);
+    P.exit_ctx(scratch.ctx.remote_context);
+    ret = P.flush_ctx(scratch2.ctx.remote_context, NULL, 0, "t");
+    check(ret == FLB_OK,
+          "the second scratch instance flushes after an exit on the stale context: returned %d (want 1: not closed)", ret);
+    if (scratch2.up)
+        P.exit_ctx(scratch2.ctx.remote_context);
+
     /* the same panics with the variable in the environment before the plugin
      * loads, each in a child process (the hook cannot be turned off again) */
     run_probe("init", "FLBPluginInit");
@@ -2530,6 +2546,7 @@ int main(int argc, char **argv)
     inst_free(&i3);
     inst_free(&i4);
     inst_free(&scratch);
+    inst_free(&scratch2);
     unload_plugin();
 
     if (n_fail > 0) {
