@@ -332,8 +332,13 @@ func (in *ingest) run(raw *doc.Node, at string, entityMapping bool) {
 	in.rename("json.insightDetails", "aws.cloudtrail.flattened.insight_details", false)
 	in.tls()
 	if name := in.get("user.name"); name != nil && in.get("user.email") == nil {
-		s := in.mustString(name, "set", "set_user_email_d6b77481")
-		if strings.IndexByte(s, '@') > 0 {
+		if name.Kind == doc.Array {
+			// The condition's indexOf("@") is List.indexOf: the place of
+			// an element "@", no failure.
+			if listIndex(name, "@") > 0 {
+				in.set("user.email", str1(mustache(name)))
+			}
+		} else if s := in.mustString(name, "set", "set_user_email_d6b77481"); strings.IndexByte(s, '@') > 0 {
 			in.set("user.email", str1(s))
 		}
 	}
@@ -507,7 +512,9 @@ func (in *ingest) relatedHosts() {
 			in.appendUnique("related.hosts", s)
 		}
 	}
-	if a := in.get("source.address"); a != nil && in.get("source.ip") == nil {
+	if a := in.get("source.address"); a != nil && in.get("source.ip") == nil && (a.Kind != doc.Array || listIndex(a, ".") >= 0) {
+		// A list's contains('.') is List.contains: false (the condition
+		// ends, no failure) unless an element is ".".
 		s := in.mustString(a, "append", "append_related_hosts_source_address")
 		if strings.Contains(s, ".") && !strings.Contains(s, " ") && !strings.HasSuffix(s, ".amazonaws.com") {
 			in.appendUnique("related.hosts", s)
@@ -627,6 +634,17 @@ func convertString(v *doc.Node) *doc.Node {
 
 // mustache renders a value as a template does ({{{field}}}).
 func mustache(v *doc.Node) string { return javaToString(v) }
+
+// listIndex is Java's List.indexOf(s) on an array: the place of the first
+// element that is the string s, -1 when none is.
+func listIndex(list *doc.Node, s string) int {
+	for i, el := range list.Arr {
+		if el != nil && el.Kind == doc.String && el.Str == s {
+			return i
+		}
+	}
+	return -1
+}
 
 // esIP reports whether Elasticsearch's convert processor (type ip) and ip
 // field take s as an address: Go's parser, with an IPv6 scope (after '%')
