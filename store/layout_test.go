@@ -141,6 +141,37 @@ func TestFaultUnderBboltBreaksTheStore(t *testing.T) {
 	}
 }
 
+// TestFaultInPruneDoesNotHang: Prune's pass over the alert ids took the
+// store's lock without a defer, so the fault's panic left it held and every
+// later commit and Close waited for ever.
+func TestFaultInPruneDoesNotHang(t *testing.T) {
+	p := histories(t)
+	s := openT(t, p)
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []error, 1)
+	go func() {
+		var errs []error
+		_, err := s.Prune(time.Now(), nil)
+		errs = append(errs, err)
+		_, err = s.Commit(Batch{Terms: []Term{term("h0", time.Hour, "x")}})
+		errs = append(errs, err)
+		errs = append(errs, s.Close())
+		done <- errs
+	}()
+	select {
+	case errs := <-done:
+		for i, err := range errs {
+			if err == nil {
+				t.Errorf("call %d after the cut: no error", i)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store hangs after a fault met by Prune")
+	}
+}
+
 // TestWindowSizeGarbageRecounted: a window size with its top bit set read
 // as negative, and the rule's cap never held again.
 func TestWindowSizeGarbageRecounted(t *testing.T) {

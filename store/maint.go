@@ -126,35 +126,43 @@ func (s *Store) pruneStep(now time.Time, windows map[string]time.Duration, res *
 // clock: they guard against retries, which happen in real time).
 func (s *Store) pruneAlertIDs() error {
 	for {
-		s.mu.Lock()
-		more := false
-		err := s.update(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketAlertIDs).Cursor()
-			n := 0
-			for k, v := c.First(); k != nil; {
-				if t, ok := getTime(v); ok && time.Since(t) < DedupWindow {
-					k, v = c.Next()
-					continue
-				}
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				if n++; n >= pruneBatch {
-					more = true
-					return nil
-				}
-				var err error
-				if k, v, err = seekAfter(c, k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		s.mu.Unlock()
+		more, err := s.pruneAlertIDsStep()
 		if err != nil || !more {
 			return err
 		}
 	}
+}
+
+// pruneAlertIDsStep forgets up to pruneBatch of them, and reports whether
+// more are left. (The lock is let go by a defer: a fault under bbolt
+// panics through here to Prune's guard, and the lock it kept hung every
+// later commit and Close.)
+func (s *Store) pruneAlertIDsStep() (more bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAlertIDs).Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; {
+			if t, ok := getTime(v); ok && time.Since(t) < DedupWindow {
+				k, v = c.Next()
+				continue
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			if n++; n >= pruneBatch {
+				more = true
+				return nil
+			}
+			var err error
+			if k, v, err = seekAfter(c, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return more, err
 }
 
 // Now returns the latest term time recorded: "now" on the event clock; but

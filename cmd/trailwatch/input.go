@@ -232,7 +232,7 @@ func (s *source) fill() error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		t := bytes.TrimLeft(first, " \t\r\n")
-		if len(t) > 0 && (t[0] == '[' || t[0] == '{' && (firstLineOpen(t) || recordsFirst(t))) {
+		if len(t) > 0 && (t[0] == '[' || t[0] == '{' && (firstLineOpen(t) || recordsFirst(t) && s.longFirstLine())) {
 			s.whole = true
 		}
 	}
@@ -281,6 +281,15 @@ func recordsFirst(b []byte) bool {
 	}
 	t = bytes.TrimLeft(t[len(`"Records"`):], " \t\r\n")
 	return len(t) > 0 && t[0] == ':'
+}
+
+// longFirstLine reports whether the first line is longer than the
+// reader's buffer (1 MB). A log file shorter is read as NDJSON (a line that
+// holds several values is split), so that a line cut short costs that line
+// alone: read as a document, it held the rest of the file.
+func (s *source) longFirstLine() bool {
+	b, _ := s.r.Peek(s.r.Size())
+	return len(b) == s.r.Size() && bytes.IndexByte(b, '\n') < 0
 }
 
 // firstLineOpen reports whether the object that opens b is still open at
@@ -361,8 +370,12 @@ func (s *source) readWhole() error {
 		s.done = true
 		return err
 	}
-	buf := make([]byte, 0, max(len(s.carry), 1<<20))
-	buf = append(buf, s.carry...)
+	// The carry is this value's buffer already (the last one's records
+	// still point into the buffer before it).
+	buf := s.carry
+	if buf == nil {
+		buf = make([]byte, 0, 1<<20)
+	}
 	s.carry = nil
 	scanned := 0 // buf[:scanned] is known to hold no closed value
 	for {
@@ -388,7 +401,8 @@ func (s *source) readWhole() error {
 			}
 			if last > 0 {
 				s.take(buf[:last])
-				s.carry = bytes.Clone(buf[last:])
+				rest := buf[last:]
+				s.carry = append(make([]byte, 0, max(2*len(rest), 1<<20)), rest...)
 				return nil
 			}
 			scanned = len(buf)
@@ -397,21 +411,21 @@ func (s *source) readWhole() error {
 			s.done = true
 			return fmt.Errorf("%s: a JSON value larger than %d bytes (as NDJSON, one event a line, any size is read)", s.name, maxDocument)
 		}
-		// Read as much again as there is (at least 1 MB): a value's text
-		// is searched again after each read, so reads that double keep
-		// the searching linear.
-		want := max(len(buf), 1<<20)
+		// Read as much again as there is (at least 1 MB, no further than
+		// just past the bound): a value's text is searched again after each
+		// read, so reads that double keep the searching linear.
+		want := min(max(len(buf), 1<<20), maxDocument+1-len(buf))
 		buf = slices.Grow(buf, want)
-		n, err := io.ReadAtLeast(s.r, buf[len(buf):len(buf)+want], want)
+		n, err := readFull(s.r, buf[len(buf):len(buf)+want])
 		buf = buf[:len(buf)+n]
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		if err == io.EOF {
 			s.done = true
 			if start < len(buf) { // a value left open: named, with what follows it read as lines
 				s.take(buf)
 			}
 			return nil
 		}
-		if err != nil {
+		if err != nil { // a gzip cut short (io.ErrUnexpectedEOF) among them
 			err = fmt.Errorf("%s: %w", s.name, err)
 			if start < len(buf) { // what came before the error is read
 				s.take(buf)
@@ -422,6 +436,21 @@ func (s *source) readWhole() error {
 			return err
 		}
 	}
+}
+
+// readFull fills b from r; only the end of the input is io.EOF (a
+// decompressor's io.ErrUnexpectedEOF is an error, which io.ReadAtLeast
+// would have taken for a short read).
+func readFull(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

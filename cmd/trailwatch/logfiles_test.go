@@ -83,16 +83,16 @@ func TestLogFilesAsS3HoldsThem(t *testing.T) {
 	// A log file longer than a line may be, on one line (maxLine lowered
 	// here, 64 MB in use).
 	defer func(old int) { maxLine = old }(maxLine)
-	maxLine = 64 << 10
+	maxLine = 1 << 20
 	var evs []map[string]any
-	for i := range 40 {
+	for i := range 300 {
 		e := modelAccess(100 + i)
 		e["requestParameters"] = map[string]any{"pad": strings.Repeat("x", 4<<10)}
 		evs = append(evs, e)
 	}
 	alerts, stderr, code := scan(t, putFile(t, "large.json.gz", gzipBytes(t, logFile(t, evs...))))
-	if len(alerts) != 40 || code != 0 {
-		t.Errorf("a log file past the line bound: %d alerts, exit %d, want 40, 0:\n%s", len(alerts), code, stderr)
+	if len(alerts) != 300 || code != 0 {
+		t.Errorf("a log file past the line bound: %d alerts, exit %d, want 300, 0:\n%s", len(alerts), code, stderr)
 	}
 }
 
@@ -140,5 +140,83 @@ func TestScanInterrupted(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("left behind: %s", left[0].Name())
+	}
+}
+
+// TestScanInterruptedWhileReadingStdin: with SIGINT caught by scan to stop
+// between batches, a scan waiting on a pipe whose writer stays open never
+// reached the next batch and ignored Ctrl-C for good. A signal unanswered
+// for a moment (or a second one) ends it as the signal would.
+func TestScanInterruptedWhileReadingStdin(t *testing.T) {
+	if os.Getenv("TRAILWATCH_SIGINT_CHILD") != "" {
+		os.Exit(run([]string{"scan", "--rules", "../../conf/rules", "-"}, os.Stdin, io.Discard, os.Stderr))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestScanInterruptedWhileReadingStdin$")
+	cmd.Env = append(os.Environ(), "TRAILWATCH_SIGINT_CHILD=1", "TMPDIR="+t.TempDir())
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("{\"a\":1}\n"))
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("SIGINT ignored: scan still waits on stdin 10 s later")
+	}
+}
+
+// TestCutLineReadAsALine: a file of log files one a line (the first line
+// {"Records":...}) was read as one document, so a line cut short held
+// everything after it until the end of the input (a pipe that stays open:
+// nothing more came out). Such a file is read line by line; a cut line is
+// that line's loss alone.
+func TestCutLineReadAsALine(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		line := `{"Records":[{"eventSource":"s3.amazonaws.com","eventName":"GetObject","p":"` + strings.Repeat("x", 1000) + `"}]}` + "\n"
+		pw.Write([]byte(line))
+		pw.Write([]byte(`{"Records":[{"eventSource":"s3.amazonaws.com","eventName":"GetObject","n":1` + "\n"))
+		for range 4000 {
+			pw.Write([]byte(line))
+		}
+	}()
+	s, err := openSource("-", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		recs, _ := s.next(100, 1<<30)
+		got <- len(recs)
+	}()
+	select {
+	case n := <-got:
+		if n < 100 {
+			t.Errorf("%d records, want 100", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no record after the cut line until the input ends")
+	}
+}
+
+// TestTruncatedGzipReported: a log file's gzip cut in its trailer passed
+// with exit 0: the decompressor's "unexpected EOF" was taken for the end
+// of the input.
+func TestTruncatedGzipReported(t *testing.T) {
+	b := gzipBytes(t, logFile(t, modelAccess(1)))
+	_, stderr, code := scan(t, putFile(t, "cut.json.gz", b[:len(b)-4]))
+	if code != 1 || !strings.Contains(stderr, "unexpected EOF") {
+		t.Errorf("exit %d, want 1 with the cut named:\n%s", code, stderr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -136,9 +137,8 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 	// SIGINT or SIGTERM ends the reading after the batch in flight (it is
 	// committed), so that the caller cleans up (a temporary state file was
 	// left behind) and says where it stopped.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	stopping := watchSignals()
+	defer stopping.stop()
 	var total engine.Stats
 	malformed := 0
 	start, lastDraw := time.Now(), time.Time{}
@@ -153,7 +153,10 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 			b := eng.NewBatch()
 			var rerr error
 			for n := 0; n < batchSize; {
+				stopping.reads.Add(1)
+				stopping.reading.Store(true)
 				recs, err := src.next(min(pieceSize, batchSize-n), pieceBytes)
+				stopping.reading.Store(false)
 				b.Add(recs)
 				for _, r := range recs { // Err set by the reader, or by the engine for JSON text
 					if r.Err != nil {
@@ -188,7 +191,7 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 				malformed++
 			}
 			select {
-			case s := <-sig:
+			case s := <-stopping.asked:
 				src.close()
 				return total, malformed, &interrupted{s, src.name, src.line}
 			default:
@@ -212,6 +215,60 @@ func feed(eng *engine.Engine, files []string, stdin io.Reader, progress, stderr 
 		fmt.Fprint(progress, "\r\033[K")
 	}
 	return total, malformed, nil
+}
+
+// signalWatch passes SIGINT and SIGTERM to feed, which stops after the
+// batch in flight. A read that never returns (stdin a pipe whose writer
+// stays open) would keep feed from ever seeing it: a second signal, or the
+// first unanswered after stopGrace, ends the process as the signal would
+// have without it.
+type signalWatch struct {
+	asked chan os.Signal
+	done  chan struct{}
+	sig   chan os.Signal
+	// reading: feed waits on its input, in its reads-th read (a batch
+	// being evaluated is never cut: the grace runs out only on one read
+	// that lasts it whole).
+	reading atomic.Bool
+	reads   atomic.Uint64
+}
+
+const stopGrace = 3 * time.Second
+
+func watchSignals() *signalWatch {
+	w := &signalWatch{asked: make(chan os.Signal, 1), done: make(chan struct{}), sig: make(chan os.Signal, 2)}
+	signal.Notify(w.sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		var s os.Signal
+		select {
+		case s = <-w.sig:
+		case <-w.done:
+			return
+		}
+		w.asked <- s
+		for stuck, last := false, w.reads.Load(); !stuck; {
+			select {
+			case <-w.done:
+				return
+			case <-w.sig:
+				stuck = true
+			case <-time.After(stopGrace):
+				n := w.reads.Load()
+				stuck = w.reading.Load() && n == last
+				last = n
+			}
+		}
+		signal.Stop(w.sig)
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			p.Signal(s) // the signal's own action, now that no one catches it
+		}
+	}()
+	return w
+}
+
+func (w *signalWatch) stop() {
+	close(w.done)
+	signal.Stop(w.sig)
 }
 
 // interrupted is feed's error when a signal stopped it.
