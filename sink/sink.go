@@ -222,7 +222,11 @@ func (t TagTemplate) Render(doc []byte) string {
 		s = strings.ReplaceAll(s, "{rule_id}", jsoniter.Get(doc, "kibana.alert.rule.rule_id").ToString())
 	}
 	if strings.Contains(s, "{rule_name}") {
-		s = strings.ReplaceAll(s, "{rule_name}", slug(jsoniter.Get(doc, "kibana.alert.rule.name").ToString()))
+		name := slug(jsoniter.Get(doc, "kibana.alert.rule.name").ToString())
+		if name == "" { // a name with no letter or digit of a-z, 0-9 (one in Japanese): the rule_id's
+			name = slug(jsoniter.Get(doc, "kibana.alert.rule.rule_id").ToString())
+		}
+		s = strings.ReplaceAll(s, "{rule_name}", name)
 	}
 	return s
 }

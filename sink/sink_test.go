@@ -152,6 +152,12 @@ func TestFileSinkAndTags(t *testing.T) {
 			t.Errorf("%s -> %s, want %s", tmpl, got, want)
 		}
 	}
+	// A name with nothing of a-z or 0-9 made an empty part (a tag of just
+	// {rule_name} was empty): the rule_id stands in.
+	jp := []byte(`{"kibana.alert.rule.rule_id":"de0e9ed8-aa","kibana.alert.rule.name":"権限の変更"}`)
+	if got := TagTemplate("{rule_name}").Render(jp); got != "de0e9ed8_aa" {
+		t.Errorf("{rule_name} of a name without a-z or 0-9 -> %q, want the rule_id's", got)
+	}
 	if _, err := NewHTTP("ftp://x", ""); err == nil {
 		t.Error("ftp URL accepted")
 	}
