@@ -55,7 +55,7 @@ type Property struct {
 var Properties = []Property{
 	{"rules", "", "comma-separated rule files or folders (required)"},
 	{"exceptions", "", "comma-separated exception files: Kibana exception-list exports (.ndjson) or trailwatch TOML (.toml)"},
-	{"rules_watch", "10s", "how often rule and exception files are checked; a changed set is loaded between chunks (0 turns it off)"},
+	{"rules_watch", "10s", "how often rule and exception files are checked; a changed set is loaded between chunks (0 turns it off; at least 10ms)"},
 	{"metrics_listen", "", "serve Prometheus metrics at http://ADDR/metrics (a bare port means 127.0.0.1)"},
 	{"db", "trailwatch.db", "the bbolt state file: new_terms history and alert outbox (created 0600)"},
 	{"time_source", "ingested", "clock for new_terms windows: ingested or event"},
@@ -71,7 +71,7 @@ var Properties = []Property{
 	{"outbox_max", "100000", "most alerts kept waiting for a sink; past it new alerts are dropped and counted"},
 	{"no_sync", "off", "skip fsync at each chunk commit (faster; a power loss can lose the last chunks)"},
 	{"building_blocks", "off", "send an EQL sequence's building-block alerts (one per event) beside its shell alert"},
-	{"prune_interval", "10m", "how often terms past their window are pruned"},
+	{"prune_interval", "10m", "how often terms past their window are pruned (at least 1s)"},
 	{"exit_timeout", "5s", "how long exit waits for sinks to take the outbox"},
 	{"log_level", "info", "error, warn, info or debug"},
 	{"shared_state", "", "NATS URL of the fleet's shared new_terms history and alert ids (nats://host:4222, tls://...; several comma-separated); the state file stays the local tier"},
@@ -144,7 +144,15 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 			s.Exceptions = append(s.Exceptions, p)
 		}
 	}
-	s.RulesWatch = duration("rules_watch", true)
+	// Floors, so that no value makes a loop of its timer: a folder walk
+	// or a write transaction every nanosecond.
+	atLeast := func(k string, d, floor time.Duration) time.Duration {
+		if d != 0 && d < floor {
+			bad(k, fmt.Sprintf("at least %v (or 0 to turn it off, where it can be)", floor))
+		}
+		return d
+	}
+	s.RulesWatch = atLeast("rules_watch", duration("rules_watch", true), 10*time.Millisecond)
 	s.MetricsListen = val("metrics_listen")
 	if s.MetricsListen != "" && !strings.Contains(s.MetricsListen, ":") {
 		s.MetricsListen = "127.0.0.1:" + s.MetricsListen
@@ -157,7 +165,7 @@ func ParseSettings(get func(key string) string) (*Settings, error) {
 	}
 	s.LearningPeriod = duration("learning_period", true)
 	s.EventClockLag = duration("event_clock_lag", true)
-	s.PruneInterval = duration("prune_interval", false)
+	s.PruneInterval = atLeast("prune_interval", duration("prune_interval", false), time.Second)
 	s.ExitTimeout = duration("exit_timeout", true)
 	s.AlertStdout = onOff("alert_stdout")
 	s.NoSync = onOff("no_sync")

@@ -58,3 +58,27 @@ func TestAlertTagChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestTimerFloors: rules_watch and prune_interval took 1ns, a folder walk
+// or a write transaction in a loop. They have floors, named in the error.
+func TestTimerFloors(t *testing.T) {
+	parse := func(k, v string) error {
+		_, err := ParseSettings(func(key string) string {
+			return map[string]string{"rules": "r", "alert_stdout": "on", k: v}[key]
+		})
+		return err
+	}
+	for _, c := range []struct{ k, v, want string }{
+		{"rules_watch", "1ns", "property rules_watch = \"1ns\": expected at least 10ms"},
+		{"prune_interval", "10ms", "property prune_interval = \"10ms\": expected at least 1s"},
+	} {
+		if err := parse(c.k, c.v); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s = %s: %v", c.k, c.v, err)
+		}
+	}
+	for _, c := range [][2]string{{"rules_watch", "0"}, {"rules_watch", "10ms"}, {"prune_interval", "1s"}} {
+		if err := parse(c[0], c[1]); err != nil {
+			t.Errorf("%s = %s refused: %v", c[0], c[1], err)
+		}
+	}
+}
