@@ -385,20 +385,24 @@ func (e *Engine) eventPart(ev *cloudtrail.Event) *docPart {
 		b, _ := alertJSON.Marshal(d)
 		eventID = eventIDOf("", b)
 	}
-	// Kibana keeps the source event's event.* under
-	// kibana.alert.original_event.* and marks the alert event.kind: signal;
-	// the alert's @timestamp is its own.
+	asEventAlert(d, ev.Value(e.schema, "@timestamp"))
+	delete(d, "@timestamp") // the alert's own
+	p := newDocPart(d)
+	p.eventID = eventID
+	return p
+}
+
+// asEventAlert makes an event's document its alert's event part, as Kibana
+// does: the event's event.* kept under kibana.alert.original_event.*, its
+// time as kibana.alert.original_time, and event.kind: signal.
+func asEventAlert(d map[string]any, originalTime string) {
 	if evm, ok := d["event"].(map[string]any); ok {
 		for k, v := range evm {
 			d["kibana.alert.original_event."+k] = v
 		}
 	}
+	d["kibana.alert.original_time"] = originalTime
 	setPath(d, "event.kind", "signal")
-	delete(d, "@timestamp")
-	d["kibana.alert.original_time"] = ev.Value(e.schema, "@timestamp")
-	p := newDocPart(d)
-	p.eventID = eventID
-	return p
 }
 
 // eventIDOf is the id a record's alerts derive their uuid from: its

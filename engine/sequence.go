@@ -401,13 +401,7 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 	var out []*Alert
 	for i, ev := range s.events {
 		d := e.seqDoc(ev.doc)
-		if evm, ok := d["event"].(map[string]any); ok {
-			for k, v := range evm {
-				d["kibana.alert.original_event."+k] = v
-			}
-		}
-		d["kibana.alert.original_time"] = time.UnixMilli(ev.at).UTC().Format(alertTime)
-		setPath(d, "event.kind", "signal")
+		asEventAlert(d, time.UnixMilli(ev.at).UTC().Format(alertTime))
 		if i == 0 {
 			shared = d
 		} else {

@@ -379,26 +379,12 @@ func (s *source) readWhole() error {
 	s.carry = nil
 	scanned := 0 // buf[:scanned] is known to hold no closed value
 	for {
-		start := 0
-		for start < len(buf) && isSpace(buf[start]) {
-			start++
-		}
-		if start < len(buf) && len(buf) > scanned {
+		if len(buf) > scanned {
 			// Every value the buffer holds whole is taken at once, the
 			// rest carried to the next (taking one value at a time copied
 			// the rest for each: log files concatenated cost the square
 			// of their number).
-			last := 0
-			for pos := start; ; {
-				for pos < len(buf) && isSpace(buf[pos]) {
-					pos++
-				}
-				end, closed := jsonsplit.End(buf, pos)
-				if pos == len(buf) || !closed || end == pos {
-					break
-				}
-				last, pos = end, end
-			}
+			last := jsonsplit.WholeValues(buf)
 			if last > 0 {
 				s.take(buf[:last])
 				rest := buf[last:]
@@ -420,14 +406,14 @@ func (s *source) readWhole() error {
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			s.done = true
-			if start < len(buf) { // a value left open: named, with what follows it read as lines
+			if len(bytes.TrimSpace(buf)) > 0 { // a value left open: named, with what follows it read as lines
 				s.take(buf)
 			}
 			return nil
 		}
 		if err != nil { // a gzip cut short (io.ErrUnexpectedEOF) among them
 			err = fmt.Errorf("%s: %w", s.name, err)
-			if start < len(buf) { // what came before the error is read
+			if len(bytes.TrimSpace(buf)) > 0 { // what came before the error is read
 				s.take(buf)
 				s.readErr = err
 				return nil
@@ -452,8 +438,6 @@ func readFull(r io.Reader, b []byte) (int, error) {
 	}
 	return n, nil
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // take makes the records of text (values from the file's current line)
 // the next to take.

@@ -340,6 +340,21 @@ func (w *walker) lines(text []byte, line int) {
 	}
 }
 
+// WholeValues returns the offset just past the last value that b holds
+// whole, of values one after another from its start (0 when the first is
+// not closed in b).
+func WholeValues(b []byte) int {
+	end := 0
+	for pos := skipSpace(b, 0); pos < len(b); pos = skipSpace(b, end) {
+		e, closed := End(b, pos)
+		if !closed || e == pos {
+			break
+		}
+		end = e
+	}
+	return end
+}
+
 // Cut reports whether the line l (trimmed) is cut into more than one record
 // by Lines: an array, or an object larger than GroupBytes (maybe a log file
 // object). Any other line is one record, its text as it is.
