@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jsoniter "github.com/json-iterator/go"
@@ -45,12 +47,18 @@ type writerSink struct {
 	mu   *sync.Mutex
 	w    io.Writer
 	sync func() error
-	c    io.Closer
 	// f is the file of a file sink: a batch whose write fails part-way
 	// (a full disk) is cut off it, so that the retry starts a line of its
 	// own (it was appended to the cut line: the first alert was lost
 	// inside an unparsable line).
 	f *os.File
+	// path is a file sink's path, checked before each batch for a
+	// rotation; open is the file written, for Close, which does not wait
+	// for the lock (it ends a write that hangs); closed turns later
+	// batches away.
+	path   string
+	open   atomic.Pointer[os.File]
+	closed atomic.Bool
 }
 
 var stdoutMu sync.Mutex
@@ -64,8 +72,21 @@ func NewWriter(name string, w io.Writer) Sink {
 }
 
 // NewFile appends alerts to an NDJSON file, created 0600, synced after each
-// batch so that an acknowledged alert is on disk.
+// batch so that an acknowledged alert is on disk. A file renamed or removed
+// under it (logrotate, without copytruncate) is noticed at the next batch,
+// which goes to a new file at path.
 func NewFile(path string) (Sink, error) {
+	f, err := openAlertFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, f: f, path: path}
+	s.open.Store(f)
+	return s, nil
+}
+
+// openAlertFile opens (or creates) an alert file for appending.
+func openAlertFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("alert_file %s: %w", path, err)
@@ -79,7 +100,34 @@ func NewFile(path string) (Sink, error) {
 			f.Write([]byte{'\n'})
 		}
 	}
-	return &writerSink{name: "file:" + path, mu: &sync.Mutex{}, w: f, sync: f.Sync, c: f, f: f}, nil
+	return f, nil
+}
+
+// reopenIfMoved opens the file at path again when the one written is no
+// longer there (renamed or removed by a log rotation); the lock held. The
+// file left behind was synced after its last batch.
+func (s *writerSink) reopenIfMoved() error {
+	at, err := os.Stat(s.path)
+	if err == nil {
+		if held, herr := s.f.Stat(); herr == nil && os.SameFile(at, held) {
+			return nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("alert_file %s: %w", s.path, err)
+	}
+	f, err := openAlertFile(s.path)
+	if err != nil {
+		return err
+	}
+	s.open.Store(f)
+	if s.closed.Load() { // Close ran meanwhile: it may have missed either
+		f.Close()
+		s.f.Close()
+		return errSinkClosed
+	}
+	s.f.Close()
+	s.w, s.sync, s.f = f, f.Sync, f
+	return nil
 }
 
 func (s *writerSink) Name() string { return s.name }
@@ -92,6 +140,14 @@ func (s *writerSink) Send(_ context.Context, items []Item) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.path != "" {
+		if s.closed.Load() {
+			return errSinkClosed
+		}
+		if err := s.reopenIfMoved(); err != nil {
+			return err
+		}
+	}
 	var end int64 = -1
 	if s.f != nil {
 		end, _ = s.f.Seek(0, io.SeekEnd)
@@ -110,9 +166,13 @@ func (s *writerSink) Send(_ context.Context, items []Item) error {
 	return nil
 }
 
+// errSinkClosed: a batch after Close.
+var errSinkClosed = errors.New("the sink is closed")
+
 func (s *writerSink) Close() error {
-	if s.c != nil {
-		return s.c.Close()
+	if s.path != "" {
+		s.closed.Store(true)
+		return s.open.Load().Close()
 	}
 	return nil
 }

@@ -442,3 +442,72 @@ func TestHTTPTooLargeHalvesTheBatch(t *testing.T) {
 	d.Wake()
 	waitFor(t, "every alert through a receiver taking 3 at a time", func() bool { return got.Load() == 50 && st.OutboxLen() == 0 })
 }
+
+// A rotation (logrotate renames the file, or removes it) sends the next
+// batch to a new file at the path; the rotated file keeps what it held.
+func TestFileSinkFollowsRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alerts.ndjson")
+	s, err := NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(n int) {
+		t.Helper()
+		if err := s.Send(context.Background(), []Item{{Seq: uint64(n), Doc: fmt.Appendf(nil, `{"alert":%d}`, n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	send(1)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	send(2)
+	if got := read(path + ".1"); got != "{\"alert\":1}\n" {
+		t.Errorf("rotated file %q", got)
+	}
+	if got := read(path); got != "{\"alert\":2}\n" {
+		t.Errorf("new file %q", got)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	send(3)
+	if got := read(path); got != "{\"alert\":3}\n" {
+		t.Errorf("file made again %q", got)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("new file mode %v, %v", st.Mode(), err)
+	}
+	// The folder gone: the batch fails (and stays in the outbox), and is
+	// taken once the folder is back.
+	os.Remove(path)
+	os.Remove(path + ".1")
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), []Item{{Seq: 4, Doc: []byte(`{"alert":4}`)}}); err == nil {
+		t.Fatal("a batch with nowhere to go was taken")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	send(4)
+	if got := read(path); got != "{\"alert\":4}\n" {
+		t.Errorf("after the folder came back %q", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), []Item{{Seq: 5, Doc: []byte(`{"alert":5}`)}}); err == nil {
+		t.Error("a batch after Close was taken")
+	}
+}
