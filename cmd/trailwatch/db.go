@@ -36,6 +36,12 @@ func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	// History is recorded at each record's eventTime: another clock
+	// asked for is refused, not passed over.
+	if ef.timeSource != "event" && flagSet(fs, "time-source") {
+		fmt.Fprintf(stderr, "trailwatch backfill: --time-source %q: backfill records history on the event clock only (each record at its eventTime); leave the flag out\n", ef.timeSource)
+		return 2
+	}
 	eng, _, cleanup, code := ef.open(stderr, "backfill", true)
 	if code != 0 {
 		return code

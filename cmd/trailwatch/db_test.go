@@ -32,6 +32,15 @@ func TestBackfillThenScanAndDBCommands(t *testing.T) {
 	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file: %v %v", fi, err)
 	}
+	// backfill's clock is the event clock: another one asked for is
+	// refused (it was passed over without a word); event is taken.
+	errb.Reset()
+	if code := run([]string{"backfill", "--time-source", "ingested", "--rules", "../../conf/rules", "--db", db, old}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), `--time-source "ingested"`) {
+		t.Errorf("backfill --time-source ingested: exit %d: %s", code, errb.String())
+	}
+	if code := run([]string{"backfill", "--time-source", "event", "--rules", "../../conf/rules", "--db", db, old}, nil, &out, &errb); code != 0 {
+		t.Errorf("backfill --time-source event: exit %d: %s", code, errb.String())
+	}
 	live := writeNDJSON(t, []map[string]any{
 		oct(event(2, b, "PutResourcePolicy", "arn:aws:iam::1:user/alice", false)),
 		oct(event(3, b, "PutResourcePolicy", "arn:aws:iam::1:user/bob", false)),

@@ -140,3 +140,10 @@ func (f *engineFlags) open(stderr io.Writer, cmd string, backfill bool) (*engine
 	}
 	return eng, st, cleanup, 0
 }
+
+// flagSet tells whether the command line gave the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
