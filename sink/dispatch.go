@@ -27,9 +27,14 @@ type Dispatcher struct {
 	log    Logger
 	batch  int
 
-	wake   []chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wake []chan struct{}
+	// draining is closed when Drain starts: a failing sink then retries
+	// at the shortest backoff, so that one back before the deadline
+	// empties the outbox (its backoff could reach past the deadline).
+	draining  chan struct{}
+	drainOnce sync.Once
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	Delivered []atomic.Int64 // alerts taken, per sink
 	Failures  []atomic.Int64 // failed sends, per sink
@@ -45,6 +50,7 @@ var (
 func NewDispatcher(st *store.Store, sinks []Sink, tag TagTemplate, log Logger) *Dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{st: st, sinks: sinks, tag: tag, log: log, batch: 500, cancel: cancel,
+		draining:  make(chan struct{}),
 		Delivered: make([]atomic.Int64, len(sinks)), Failures: make([]atomic.Int64, len(sinks))}
 	for _, s := range sinks {
 		d.names = append(d.names, s.Name())
@@ -74,7 +80,8 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 	cursor := d.st.Cursor(s.Name())
 	backoff := minBackoff
 	failing := false
-	size := d.batch // halved while the sink answers a batch is too large
+	draining := d.draining // nil once seen closed
+	size := d.batch        // halved while the sink answers a batch is too large
 	for {
 		items, err := d.next(cursor, size)
 		if err != nil {
@@ -105,8 +112,14 @@ func (d *Dispatcher) run(ctx context.Context, i int) {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
+			case <-draining:
+				draining = nil
 			}
-			backoff = min(backoff*2, maxBackoff)
+			if draining == nil {
+				backoff = minBackoff
+			} else {
+				backoff = min(backoff*2, maxBackoff)
+			}
 			continue
 		}
 		if failing {
@@ -139,6 +152,7 @@ func (d *Dispatcher) next(after uint64, size int) ([]Item, error) {
 // deadline passes; it reports whether the outbox was drained.
 func (d *Dispatcher) Drain(deadline time.Duration) bool {
 	stop := time.Now().Add(deadline)
+	d.drainOnce.Do(func() { close(d.draining) })
 	for {
 		if d.st.OutboxLen() == 0 {
 			return true

@@ -511,3 +511,37 @@ func TestFileSinkFollowsRotation(t *testing.T) {
 		t.Error("a batch after Close was taken")
 	}
 }
+
+// A sink whose backoff has grown past the exit's deadline retries at once
+// when Drain starts, and at the shortest backoff after: one back before
+// the deadline empties the outbox (it slept through the deadline).
+func TestDrainCutsTheBackoff(t *testing.T) {
+	minBackoff, maxBackoff = time.Millisecond, time.Hour
+	defer func() { minBackoff, maxBackoff = 500*time.Millisecond, 60*time.Second }()
+	st := openStore(t)
+	var down atomic.Bool
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	hs, _ := NewHTTP(srv.URL, "")
+	d := NewDispatcher(st, []Sink{hs}, "alert.trailwatch", &testLog{})
+	defer d.Close()
+	commit(t, st, 3)
+	d.Wake()
+	// 1 ms doubled 10 times: the next retry is a second away.
+	waitFor(t, "the backoff to grow", func() bool { return d.Failures[0].Load() >= 11 })
+	down.Store(false)
+	start := time.Now()
+	if !d.Drain(500 * time.Millisecond) {
+		t.Fatalf("the outbox was not drained within the deadline (%d left)", st.OutboxLen())
+	}
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Errorf("drained in %v", took)
+	}
+}
