@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ type Alert struct {
 	override *docPart
 	extra    map[string]any
 	policy   *store.Policy // suppression and max_signals, enforced by the store
+	follows  *Alert        // an alert of the same batch whose fate this one shares
+	leads    bool          // others follow this one
 	e        *Engine
 	r        *conf.Rule
 	at       string   // @timestamp
@@ -516,25 +519,48 @@ func (e *Engine) policy(r *conf.Rule, ev *cloudtrail.Event) *store.Policy {
 				key = append(key, "")
 				continue
 			}
-			texts := uniqueTexts(field, vals)
-			var v any = texts[0]
-			if len(texts) > 1 {
-				v = texts
+			// As Kibana reads them from the event's fields: an array,
+			// sorted.
+			texts := make([]string, len(vals))
+			for i, v := range vals {
+				texts[i] = strings.Clone(field.TermText(v))
 			}
-			p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: v})
-			key = append(key, strings.Join(texts, "\x1f"))
+			sort.Strings(texts)
+			p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: texts})
+			key = append(key, groupValue(texts))
 		}
 		// missing_fields_strategy: suppress (the default) groups records
 		// missing a field together; doNotSuppress lets each one alert.
 		if !missing || s.MissingFieldsStrategy != "doNotSuppress" {
 			p.SuppressKey = TermKey(key)
 			p.SuppressFor = s.Window(r.IntervalDur)
+			p.At = e.suppressionTime(r, ev)
+			if e.source == EventTime {
+				p.Now = ev.Ingested // its eventTime
+			}
 		}
 	}
 	if p.SuppressKey == "" && p.MaxSignals <= 0 {
 		return nil
 	}
 	return p
+}
+
+// groupValue is one group_by field's part of a suppression key: its
+// values, each length-prefixed, after a byte that tells a missing field
+// ("" in the key) from values; so that no value can pose as several.
+func groupValue(texts []string) string {
+	return "v" + TermKey(texts)
+}
+
+// suppressionTime is the event's primary timestamp, the rule's
+// timestamp_override field (CloudTrail's event.ingested: when the record
+// was read, its eventTime on the event clock), else @timestamp.
+func (e *Engine) suppressionTime(r *conf.Rule, ev *cloudtrail.Event) time.Time {
+	if r.TimestampOverride == "event.ingested" {
+		return ev.Ingested
+	}
+	return ev.EventTime()
 }
 
 // TermKey encodes strings unambiguously (each part length-prefixed).

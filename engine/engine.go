@@ -897,14 +897,29 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		if fc != nil {
 			e.fleetAlerts(fc, v, alerts, drop, st)
 		}
+		var led map[*Alert]int // where each alert that others follow is in out
 		for i, a := range alerts {
 			if drop[i] {
 				continue
 			}
+			follows := 0
+			if a.follows != nil {
+				j, ok := led[a.follows]
+				if !ok {
+					continue // the alert it follows is not written
+				}
+				follows = j + 1
+			}
 			at := len(kept)
 			kept = append(kept, a)
 			docs = append(docs, nil)
-			out = append(out, store.Alert{ID: a.UUID, Policy: a.policy, Render: func() ([]byte, error) {
+			if a.leads {
+				if led == nil {
+					led = map[*Alert]int{}
+				}
+				led[a] = len(out)
+			}
+			out = append(out, store.Alert{ID: a.UUID, Policy: a.policy, Follows: follows, Render: func() ([]byte, error) {
 				b, err := a.JSON()
 				if err != nil {
 					return nil, fmt.Errorf("alert %s of rule %q: %w", a.UUID, a.Rule, err)
@@ -917,7 +932,13 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 		return out, nil
 	}
 	w.emitted = nil
-	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ingested, Summarize: e.Summarize, RefuseOverflow: refuse})
+	// Suppression and max_signals windows go by the execution's clock:
+	// on the event clock, the batch's latest eventTime.
+	ctl := ingested
+	if e.source == EventTime && !w.maxEvent.IsZero() {
+		ctl = w.maxEvent
+	}
+	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ctl, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {
 		e.unclaim(w, ic)
 		if fc != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -315,7 +316,9 @@ func (e *Engine) esqlRun(ws *store.Windows, sc *scheduled, t int64) ([]*Alert, e
 		setPath(d, "event.kind", "signal")
 		window := fmt.Sprintf("esql:%d:%d:%s", t-sc.from, t, query)
 		a := e.docAlert(r, AlertUUID(r.RuleID, r.Version, window, texts), d, run)
-		a.policy = e.rowPolicy(r, row)
+		if a.policy = e.rowPolicy(r, row); a.policy != nil {
+			a.policy.Now = run
+		}
 		out = append(out, a)
 	}
 	return out, nil
@@ -328,8 +331,9 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 	if s == nil || len(s.GroupBy) == 0 {
 		return nil
 	}
-	p := &store.Policy{RuleID: r.RuleID, SuppressFor: s.Window(r.IntervalDur)}
+	p := &store.Policy{RuleID: r.RuleID}
 	key := []string{r.RuleID}
+	missing := false
 	for _, f := range s.GroupBy {
 		vs := row.Values(f)
 		texts := make([]string, len(vs))
@@ -339,15 +343,26 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 		var v any
 		switch len(texts) {
 		case 0:
+			missing = true
+			key = append(key, "")
 		case 1:
 			v = texts[0]
 		default:
+			sort.Strings(texts)
 			v = texts
 		}
+		if len(texts) > 0 {
+			key = append(key, groupValue(texts))
+		}
 		p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: v})
-		key = append(key, strings.Join(texts, "\x1f"))
+	}
+	// missing_fields_strategy doNotSuppress: a row missing a group_by
+	// value alerts on its own (Kibana's partitionMissingFieldsEvents).
+	if missing && s.MissingFieldsStrategy == "doNotSuppress" {
+		return nil
 	}
 	p.SuppressKey = TermKey(key)
+	p.SuppressFor = s.Window(r.IntervalDur)
 	return p
 }
 

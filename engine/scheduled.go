@@ -602,18 +602,20 @@ func (e *Engine) thresholdAlert(sc *scheduled, g *thresholdGroup, run time.Time)
 	if rule == nil {
 		rule = rulePart(r)
 	}
-	return &Alert{UUID: uuid, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.groupPolicy(r, sc.fields, g.values),
+	return &Alert{UUID: uuid, RuleID: r.RuleID, Rule: r.Name, rec: rec, rule: rule, policy: e.groupPolicy(r, sc.fields, g.values, g.agg.min, g.agg.max, run),
 		e: e, r: r, at: last}
 }
 
 // groupPolicy is a scheduled rule's alert suppression over its group's
 // values (its max_signals applies per run, in the run itself).
-func (e *Engine) groupPolicy(r *conf.Rule, fields []*matcher.Field, values []string) *store.Policy {
+func (e *Engine) groupPolicy(r *conf.Rule, fields []*matcher.Field, values []string, first, last int64, run time.Time) *store.Policy {
 	s := r.AlertSuppression
 	if s == nil {
 		return nil
 	}
-	p := &store.Policy{RuleID: r.RuleID}
+	// Suppression start and end: the group's first and last events, as
+	// Kibana's wrap_suppressed_threshold_alerts takes them.
+	p := &store.Policy{RuleID: r.RuleID, At: time.UnixMilli(first).UTC(), AtEnd: time.UnixMilli(last).UTC(), Now: run}
 	key := []string{r.RuleID}
 	for i, f := range fields {
 		p.Terms = append(p.Terms, store.SuppressTerm{Field: f.Name, Value: values[i]})

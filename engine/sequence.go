@@ -414,7 +414,9 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 		bb["kibana.alert.building_block_type"] = "default"
 		bb["kibana.alert.group.id"] = group
 		bb["kibana.alert.group.index"] = i
-		out = append(out, e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb, now))
+		a := e.docAlert(r, AlertUUID(r.RuleID, r.Version, ev.id, []string{"building_block", group}), bb, now)
+		a.policy = nil // neither capped nor suppressed on its own: it follows the shell
+		out = append(out, a)
 	}
 	if shared == nil {
 		shared = map[string]any{}
@@ -423,6 +425,14 @@ func (e *Engine) sequenceAlerts(r *conf.Rule, s *inflight) []*Alert {
 	shared["kibana.alert.original_time"] = time.UnixMilli(s.start()).UTC().Format(alertTime)
 	shell := e.docAlert(r, group, shared, now)
 	shell.extra = map[string]any{"kibana.alert.depth": 2} // its parents are the building blocks
+	// Suppression over the shell's fields, as Kibana's
+	// bulkCreateSuppressedSequencesInMemory reads them; the building blocks
+	// go out only with their shell.
+	shell.policy = e.docPolicy(r, shared)
+	for _, a := range out {
+		a.follows = shell
+	}
+	shell.leads = len(out) > 0
 	return append([]*Alert{shell}, out...)
 }
 
@@ -502,6 +512,68 @@ func sameValue(a, b any) bool {
 		return ok && x == y
 	}
 	return false
+}
+
+// docPolicy is a rule's alert suppression over the values of a document
+// made for it (a sequence's shell), and its max_signals cap.
+func (e *Engine) docPolicy(r *conf.Rule, d map[string]any) *store.Policy {
+	s := r.AlertSuppression
+	if s == nil || len(s.GroupBy) == 0 {
+		return e.capPolicies[r]
+	}
+	p := &store.Policy{RuleID: r.RuleID}
+	if !e.noCaps {
+		p.MaxSignals, p.Interval = r.MaxSignals, r.IntervalDur
+	}
+	key := []string{r.RuleID}
+	missing := false
+	for _, f := range s.GroupBy {
+		v := docGet(d, f)
+		var texts []string
+		switch x := v.(type) {
+		case nil:
+		case []any:
+			for _, el := range x {
+				if el != nil {
+					texts = append(texts, jsonText(el))
+				}
+			}
+		default:
+			texts = []string{jsonText(x)}
+		}
+		if len(texts) == 0 {
+			missing = true
+			key = append(key, "")
+			p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: nil})
+			continue
+		}
+		sort.Strings(texts)
+		key = append(key, groupValue(texts))
+		if l, ok := v.([]any); ok {
+			l = slices.Clone(l)
+			slices.SortStableFunc(l, func(a, b any) int { return strings.Compare(jsonText(a), jsonText(b)) })
+			v = l
+		}
+		p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: v})
+	}
+	if !missing || s.MissingFieldsStrategy != "doNotSuppress" {
+		p.SuppressKey = TermKey(key)
+		p.SuppressFor = s.Window(r.IntervalDur)
+	}
+	if p.SuppressKey == "" && p.MaxSignals <= 0 {
+		return nil
+	}
+	return p
+}
+
+// jsonText is a JSON value's text: a string itself, anything else its
+// JSON.
+func jsonText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := alertJSON.Marshal(v)
+	return string(b)
 }
 
 // docAlert is an alert of a rule over a document made for it (not read from

@@ -34,6 +34,15 @@ type Policy struct {
 	SuppressFor time.Duration
 	// Terms are the group's field values, for kibana.alert.suppression.terms.
 	Terms []SuppressTerm
+	// At is the alert's own time (its event's timestamp, a threshold
+	// group's first and last events): kibana.alert.suppression.start and
+	// .end come from it, as Kibana's getSuppressionAlertFields takes the
+	// event's primary timestamp. Zero: the batch's clock.
+	At, AtEnd time.Time
+	// Now, when set, is the clock the alert's windows are judged on (a
+	// scheduled run's time; a record's eventTime on the event clock), as
+	// Kibana judges them on the execution's time; zero: the batch's.
+	Now time.Time
 	// MaxSignals caps the alerts of RuleID per Interval; 0 means no cap.
 	RuleID     string
 	MaxSignals int
@@ -127,40 +136,50 @@ func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summariz
 	if p == nil {
 		return true, nil, nil
 	}
+	if !p.Now.IsZero() {
+		now = p.Now
+	}
+	start, end := p.At, p.AtEnd
+	if start.IsZero() {
+		start = now
+	}
+	if end.Before(start) {
+		end = start
+	}
+	var sb *bolt.Bucket
 	if p.SuppressKey != "" {
-		b := tx.Bucket(bucketSuppress)
+		sb = tx.Bucket(bucketSuppress)
 		var g suppressState
-		if v := b.Get([]byte(p.SuppressKey)); v != nil && json.Unmarshal(v, &g) == nil && now.Before(g.Until) {
-			g.Count++
-			if now.After(g.End) {
-				g.End = now
+		if v := sb.Get([]byte(p.SuppressKey)); v != nil && json.Unmarshal(v, &g) == nil {
+			if now.Before(g.Until) {
+				g.Count++
+				g.End = maxTime(g.End, end)
+				res.Suppressed++
+				v, _ := json.Marshal(g)
+				return false, nil, sb.Put([]byte(p.SuppressKey), v)
 			}
-			res.Suppressed++
-			v, _ := json.Marshal(g)
-			return false, nil, b.Put([]byte(p.SuppressKey), v)
-		}
-		g = suppressState{Start: now, End: now, Until: now.Add(p.SuppressFor), Terms: p.Terms}
-		doc, err := a.document()
-		if err != nil {
-			return false, nil, err
-		}
-		a.Doc = withSuppression(doc, g)
-		g.Doc = a.Doc
-		v, _ := json.Marshal(g)
-		if err := b.Put([]byte(p.SuppressKey), v); err != nil {
-			return false, nil, err
+			// The group's window closed with no sweep since (a stop
+			// longer than the window, or scan): its final count goes out
+			// now, before the group is opened again.
+			if g.Count > 0 {
+				extra = append(extra, withSuppression(g.Doc, g))
+			}
+			if err := sb.Delete([]byte(p.SuppressKey)); err != nil {
+				return false, nil, err
+			}
 		}
 	}
+	emit = true
 	if p.MaxSignals > 0 && p.Interval > 0 {
 		docs := tx.Bucket(bucketCapDocs)
 		key := []byte(p.RuleID)
 		c := caps.get(tx, p.RuleID)
-		start := now.Truncate(p.Interval)
-		if !c.Start.Equal(start) {
+		wstart := now.Truncate(p.Interval)
+		if !c.Start.Equal(wstart) {
 			if c.Capped > 0 && summarize != nil {
 				extra = append(extra, summarize(docs.Get(key), p.RuleID, c.Capped, c.Start, c.End))
 			}
-			*c = capState{Start: start, End: start.Add(p.Interval)}
+			*c = capState{Start: wstart, End: wstart.Add(p.Interval)}
 			doc, err := a.document()
 			if err != nil {
 				return false, nil, err
@@ -175,11 +194,32 @@ func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summariz
 			emit = false
 		} else {
 			c.Count++
-			emit = true
 		}
-		return emit, extra, nil
 	}
-	return true, extra, nil
+	// Only an alert that goes out opens a group (Kibana truncates the
+	// new alerts to max_signals before any is written: a capped one
+	// leaves nothing to suppress into).
+	if emit && sb != nil {
+		g := suppressState{Start: start, End: end, Until: now.Add(p.SuppressFor), Terms: p.Terms}
+		doc, err := a.document()
+		if err != nil {
+			return false, nil, err
+		}
+		a.Doc = withSuppression(doc, g)
+		g.Doc = a.Doc
+		v, _ := json.Marshal(g)
+		if err := sb.Put([]byte(p.SuppressKey), v); err != nil {
+			return false, nil, err
+		}
+	}
+	return emit, extra, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // withSuppression sets kibana.alert.suppression.* on an alert document.

@@ -537,6 +537,10 @@ type Alert struct {
 	// Policy, when set, applies the rule's alert suppression and
 	// max_signals cap.
 	Policy *Policy
+	// Follows, when set, is 1 + the index of the batch's alert whose fate
+	// this one shares (a sequence's building blocks follow its shell):
+	// written only if that one was.
+	Follows int
 }
 
 // document returns the alert's JSON, rendering it on first use.
@@ -564,7 +568,7 @@ type CommitResult struct {
 	Duplicates int // alerts already written within DedupWindow
 	Suppressed int // alerts counted into an open suppression group
 	Capped     int // alerts over their rule's max_signals in the window
-	Extra      int // summaries of closed capped windows written first
+	Extra      int // written first: summaries of closed capped windows, final counts of closed suppression groups
 }
 
 // Commit runs one batch in one write transaction: it looks up and updates
@@ -708,6 +712,9 @@ func (s *Store) Commit(b Batch) (res CommitResult, err error) {
 		var caps capCache
 		for i := range alerts {
 			a := &alerts[i]
+			if f := a.Follows - 1; f >= 0 && (f >= i || res.Seqs[f] == 0) {
+				continue
+			}
 			if a.ID != "" {
 				if t, ok := getTime(ids.Get([]byte(a.ID))); ok && time.Since(t) < DedupWindow {
 					res.Duplicates++

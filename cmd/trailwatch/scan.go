@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // listFlag collects a repeatable flag; each value may hold comma-separated
@@ -111,6 +112,9 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if errors.As(err, &stopped) {
 		err = nil
 	}
+	if err == nil && stopped == nil {
+		err = closeWindows(st, eng, ef.db == "", deliver)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "trailwatch scan:", err)
 		return 1
@@ -129,6 +133,32 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// closeWindows ends a scan's alert suppression groups and max_signals
+// windows: a group that suppressed alerts sends its alert again with its
+// final docs_count (same kibana.alert.uuid), as the agent's sweep does when
+// a window closes. A temporary state closes them all (no later scan will
+// add to them); a state file those whose window has passed. What the
+// commits wrote beside their alerts (a closed group's final count) goes
+// out too.
+func closeWindows(st *store.Store, eng *engine.Engine, temporary bool, deliver func([][]byte, []uint64) error) error {
+	now := time.Now()
+	if temporary {
+		now = time.Unix(1<<40, 0) // past every window
+	}
+	if _, err := st.Sweep(now, eng.Summarize); err != nil {
+		return err
+	}
+	pend, err := st.Pending(1 << 30)
+	if err != nil || len(pend) == 0 {
+		return err
+	}
+	docs, seqs := make([][]byte, len(pend)), make([]uint64, len(pend))
+	for i, p := range pend {
+		docs[i], seqs[i] = p.Alert, p.Seq
+	}
+	return deliver(docs, seqs)
 }
 
 // feed reads every file in batches through the engine, reporting malformed

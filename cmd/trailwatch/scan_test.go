@@ -417,3 +417,51 @@ func TestScanFileShapesLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+// A scan's alert suppression groups are closed at its end: a group that
+// suppressed alerts prints its alert again with the final docs_count (the
+// same kibana.alert.uuid), as the agent's sweep does when a window closes;
+// scan printed only the first alert, docs_count 0.
+func TestScanPrintsFinalSuppressionCounts(t *testing.T) {
+	dir := t.TempDir()
+	rule := `[rule]
+name = "Bedrock calls"
+rule_id = "scan-supp-1"
+type = "query"
+language = "kuery"
+severity = "low"
+risk_score = 21
+query = 'event.provider: "bedrock.amazonaws.com"'
+[rule.alert_suppression]
+group_by = ["source.ip"]
+[rule.alert_suppression.duration]
+value = 1
+unit = "h"
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.toml"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const b = "bedrock.amazonaws.com"
+	in := writeNDJSON(t, []map[string]any{
+		event(1, b, "InvokeModel", "arn:aws:iam::1:user/a", false),
+		event(2, b, "InvokeModel", "arn:aws:iam::1:user/a", false),
+		event(3, b, "InvokeModel", "arn:aws:iam::1:user/a", false),
+	})
+	var out, errb bytes.Buffer
+	if code := run([]string{"scan", "--rules", dir, in}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var counts []any
+	uuids := map[any]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var d map[string]any
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		counts = append(counts, d["kibana.alert.suppression.docs_count"])
+		uuids[d["kibana.alert.uuid"]] = true
+	}
+	if fmt.Sprint(counts) != "[0 2]" || len(uuids) != 1 {
+		t.Errorf("docs_counts %v over %d alert ids, want [0 2] over one:\n%s", counts, len(uuids), out.String())
+	}
+}
