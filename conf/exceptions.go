@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	jsoniter "github.com/json-iterator/go"
 
@@ -23,6 +24,31 @@ type Exception struct {
 	Name  string // the list item or local entry, for messages and metrics
 	Query *matcher.Query
 	Where string // file:line
+	// Expires is a list item's expire_time (zero: never): from then on it
+	// excepts nothing, as Kibana drops items whose expire_time is before
+	// a run's start (removeExpiredExceptions).
+	Expires time.Time
+	file    string
+	line    int
+}
+
+// Holds tells whether the exception excepts a record read at t (the
+// execution's clock: when it was read, or its eventTime on the event
+// clock).
+func (x *Exception) Holds(f matcher.Fields, t time.Time) bool {
+	if !x.Expires.IsZero() && !t.Before(x.Expires) {
+		return false
+	}
+	return x.Query.Match(f)
+}
+
+// Identity is what makes two rules' exceptions the same: the query and
+// its expiry.
+func (x *Exception) Identity() string {
+	if x.Expires.IsZero() {
+		return x.Query.Source
+	}
+	return x.Query.Source + "\x00expires " + x.Expires.Format(time.RFC3339Nano)
 }
 
 // Exceptions holds the exceptions of a rule set: by rule_id, by Kibana
@@ -41,9 +67,15 @@ type Exceptions struct {
 // List is a Kibana exception list read from an export.
 type List struct {
 	ID, Name string
-	File     string
-	Line     int // its container's line, or its first item's
-	Items    int
+	// NamespaceType is single (a space's list, the default) or agnostic.
+	NamespaceType string
+	File          string
+	Line          int // its container's line, or its first item's
+	Items         int
+	// Expired counts items whose expire_time had passed at load;
+	// OSOnly those limited to an operating system (os_types), which no
+	// CloudTrail record has.
+	Expired, OSOnly int
 }
 
 // Attachment is one [[attach]] table: a Kibana list applied to rules by
@@ -70,24 +102,28 @@ type ListUse struct {
 func (x *Exceptions) ListsFor(r *Rule) []ListUse {
 	var out []ListUse
 	seen := map[string]bool{}
-	add := func(id, via string) {
+	add := func(id, ns, via string) {
 		if seen[id] {
 			return
 		}
 		seen[id] = true
 		u := ListUse{ListID: id, Via: via}
 		if x != nil {
-			u.List = x.Lists[id]
+			// Kibana finds a list by list_id in the reference's
+			// namespace (single unless it says agnostic).
+			if l := x.Lists[id]; l != nil && (ns == "" || namespace(ns) == l.NamespaceType) {
+				u.List = l
+			}
 		}
 		out = append(out, u)
 	}
 	for _, ref := range r.ExceptionsList {
-		add(ref.ListID, "exceptions_list")
+		add(ref.ListID, ref.NamespaceType, "exceptions_list")
 	}
 	if x != nil {
 		for _, a := range x.Attached {
 			if a.RuleIDs == nil || slices.Contains(a.RuleIDs, r.RuleID) {
-				add(a.ListID, a.where())
+				add(a.ListID, "", a.where())
 			}
 		}
 	}
@@ -111,7 +147,9 @@ func (x *Exceptions) For(r *Rule) []*Exception {
 	}
 	out := x.Local(r)
 	for _, u := range x.ListsFor(r) {
-		out = append(out, x.ByList[u.ListID]...)
+		if u.List != nil {
+			out = append(out, x.ByList[u.ListID]...)
+		}
 	}
 	return out
 }
@@ -198,10 +236,21 @@ func (x *Exceptions) Check(rs *RuleSet) (warnings, errs Errors) {
 			}
 		}
 	}
+	// An [[exception]] for a rule_id the set lacks excepts nothing: a
+	// warning, not an error, as one exception file may serve nodes that
+	// run different rules (an [[attach]] is an error: it names rules).
+	for _, id := range slices.Sorted(maps.Keys(x.ByRule)) {
+		if !ids[id] {
+			e := x.ByRule[id][0]
+			warnings = append(warnings, &Error{File: e.file, Line: e.line, Msg: fmt.Sprintf("[[exception]] rule_id %q: no rule of the rule set has that rule_id, so it excepts nothing", id)})
+		}
+	}
 	used := map[string]bool{}
 	for _, r := range rs.Runnable() {
 		for _, u := range x.ListsFor(r) {
-			used[u.ListID] = true
+			if u.List != nil {
+				used[u.ListID] = true
+			}
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(x.Lists)) {
@@ -245,7 +294,7 @@ func (x *Exceptions) loadTOML(schema *matcher.Schema, path string, data []byte) 
 			errs = append(errs, &Error{File: path, Line: max(queryLineIn(data, e.Query, err), line), Msg: fmt.Sprintf("exception %d: query: %v", i+1, err)})
 			continue
 		}
-		ex := &Exception{Name: firstNonEmpty(e.Comment, e.Query), Query: q, Where: fmt.Sprintf("%s:%d", path, line)}
+		ex := &Exception{Name: firstNonEmpty(e.Comment, e.Query), Query: q, Where: fmt.Sprintf("%s:%d", path, line), file: path, line: line}
 		if e.RuleID == "*" {
 			x.All = append(x.All, ex)
 		} else {
@@ -362,67 +411,194 @@ type kibanaEntry struct {
 	Type     string        `json:"type"`     // match | match_any | exists | wildcard | nested | list
 	Value    any           `json:"value"`
 	Entries  []kibanaEntry `json:"entries"` // nested
+	List     any           `json:"list"`    // type list
 }
+
+// Kibana's import schema is exact: keys are matched as written (a key
+// spelled otherwise is not the key), and an entry holds only its own keys.
+var (
+	exportJSON = jsoniter.Config{CaseSensitive: true}.Froze()
+	entryJSON  = jsoniter.Config{CaseSensitive: true, DisallowUnknownFields: true}.Froze()
+)
+
+// Bounds on an export: Kibana exports at most 10,000 items a list, and an
+// item nests entries one level.
+const (
+	maxListItems     = 10_000
+	maxMatchAnyItems = 65_536
+	maxExportDepth   = 16
+)
 
 func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte) Errors {
 	var errs Errors
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), maxRuleFile)
+	objects := 0
 	for line := 1; sc.Scan(); line++ {
 		l := bytes.TrimSpace(sc.Bytes())
 		if len(l) == 0 {
 			continue
 		}
-		var item struct {
-			ItemID        string        `json:"item_id"`
-			ListID        string        `json:"list_id"`
-			Name          string        `json:"name"`
-			Entries       []kibanaEntry `json:"entries"`
-			ExportedCount *int          `json:"exported_exception_list_count"`
+		fail := func(format string, args ...any) {
+			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf(format, args...)})
 		}
-		if err := jsoniter.Unmarshal(l, &item); err != nil {
-			errs = append(errs, &Error{File: path, Line: line, Msg: "not an exception list object: " + firstLine(err.Error())})
+		if col := tooDeep(l, maxExportDepth); col > 0 {
+			errs = append(errs, &Error{File: path, Line: line, Col: col, Msg: fmt.Sprintf("nested more than %d levels deep: not an exception list object", maxExportDepth)})
 			continue
 		}
-		if item.ItemID == "" {
-			if item.ListID != "" && item.ExportedCount == nil {
-				x.list(item.ListID, path, line).Name = item.Name // a list container
-			}
-			continue // or the export summary
+		var item struct {
+			ItemID        string              `json:"item_id"`
+			ListID        string              `json:"list_id"`
+			Name          string              `json:"name"`
+			Type          string              `json:"type"`
+			NamespaceType string              `json:"namespace_type"`
+			Entries       jsoniter.RawMessage `json:"entries"`
+			ExpireTime    string              `json:"expire_time"`
+			OSTypes       []string            `json:"os_types"`
+			RuleID        string              `json:"rule_id"`
+			Query         *string             `json:"query"`
+			ListCount     *int                `json:"exported_exception_list_count"`
+			ItemCount     *int                `json:"exported_exception_list_item_count"`
 		}
-		list := x.list(item.ListID, path, line)
-		src, err := entriesKQL(item.Entries, "")
+		if err := exportJSON.Unmarshal(l, &item); err != nil {
+			fail("not an exception list object: %s", clip(firstLine(err.Error())))
+			continue
+		}
+		objects++
+		switch {
+		case item.ListCount != nil || item.ItemCount != nil:
+			continue // the export's summary
+		case item.RuleID != "" && item.Query != nil:
+			fail("a detection rule, not an exception list object (rules are given as rules, exceptions as the export of their lists)")
+			continue
+		case item.Entries == nil && item.ItemID == "" && item.ListID != "" && item.Type != "":
+			list, err := x.list(item.ListID, item.NamespaceType, path, line)
+			if err != nil {
+				fail("%v", err)
+				continue
+			}
+			list.Name = item.Name // a list container
+			continue
+		case item.Entries == nil:
+			fail("not an exception list, list item or export summary (a list has list_id and type; an item item_id, list_id and entries)")
+			continue
+		case item.ItemID == "" || item.ListID == "":
+			fail("a list item needs item_id and list_id")
+			continue
+		}
+		list, err := x.list(item.ListID, item.NamespaceType, path, line)
 		if err != nil {
-			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v", item.ItemID, err)})
+			fail("item %q: %v", item.ItemID, err)
+			continue
+		}
+		var expires time.Time
+		if item.ExpireTime != "" {
+			if expires, err = time.Parse(time.RFC3339Nano, item.ExpireTime); err != nil {
+				fail("item %q: expire_time %q: expected a time such as 2026-12-31T00:00:00.000Z", item.ItemID, clip(item.ExpireTime))
+				continue
+			}
+			if !time.Now().Before(expires) {
+				list.Expired++ // as Kibana, which drops it from every run
+				continue
+			}
+		}
+		if len(item.OSTypes) > 0 {
+			// Kibana limits such an item to records whose host.os.type
+			// (or host.os.name) is one of them: no CloudTrail record has
+			// either, so it never excepts one.
+			list.OSOnly++
+			continue
+		}
+		var entries []kibanaEntry
+		if err := entryJSON.Unmarshal(item.Entries, &entries); err != nil {
+			fail("item %q: entries: %s", item.ItemID, clip(firstLine(err.Error())))
+			continue
+		}
+		src, err := entriesKQL(entries, false)
+		if err != nil {
+			fail("item %q: %v", item.ItemID, err)
 			continue
 		}
 		q, err := kql.Compile(schema, src)
 		if err != nil {
-			errs = append(errs, &Error{File: path, Line: line, Msg: fmt.Sprintf("item %q: %v (as KQL: %s)", item.ItemID, err, src)})
+			fail("item %q: %v (as KQL: %s)", item.ItemID, err, clip(src))
 			continue
 		}
-		list.Items++
+		if list.Items++; list.Items > maxListItems {
+			fail("item %q: list %q holds more than %d items (Kibana exports at most %d)", item.ItemID, item.ListID, maxListItems, maxListItems)
+			continue
+		}
 		x.ByList[item.ListID] = append(x.ByList[item.ListID], &Exception{
-			Name: firstNonEmpty(item.Name, item.ItemID), Query: q, Where: fmt.Sprintf("%s:%d", path, line)})
+			Name: firstNonEmpty(item.Name, item.ItemID), Query: q, Where: fmt.Sprintf("%s:%d", path, line), Expires: expires, file: path, line: line})
+	}
+	if objects == 0 && len(errs) == 0 {
+		errs = append(errs, &Error{File: path, Msg: "holds no exception list object (an exception-list export is NDJSON: lists, items and a summary)"})
 	}
 	return errs
 }
 
-// list returns the list of an id, made at its first place.
-func (x *Exceptions) list(id, path string, line int) *List {
+// namespace is a list's namespace_type: single unless agnostic.
+func namespace(ns string) string {
+	if ns == "agnostic" {
+		return ns
+	}
+	return "single"
+}
+
+// list returns the list of an id, made at its first place. One list_id
+// in two namespaces is refused: lists are found by list_id.
+func (x *Exceptions) list(id, ns, path string, line int) (*List, error) {
+	ns = namespace(ns)
 	l := x.Lists[id]
 	if l == nil {
-		l = &List{ID: id, File: path, Line: line}
+		l = &List{ID: id, NamespaceType: ns, File: path, Line: line}
 		x.Lists[id] = l
+	} else if l.NamespaceType != ns {
+		return nil, fmt.Errorf("list_id %q is a %s list here and a %s list at %s:%d: give the lists of one namespace", id, ns, l.NamespaceType, l.File, l.Line)
 	}
-	return l
+	return l, nil
+}
+
+// tooDeep returns the column (1-based) where a JSON text opens more than
+// depth objects and arrays, outside strings, or 0: decoding such a text
+// fails slowly, with an error as long as the nesting.
+func tooDeep(b []byte, depth int) int {
+	d, inStr := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			if d++; d > depth {
+				return i + 1
+			}
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return 0
+}
+
+// clip shortens a text quoted in a message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
 }
 
 // entriesKQL writes an item's entries (all of which must hold) as KQL, the
 // way Kibana builds exception filters: match is an exact value, match_any
 // any of the values, exists the field's presence, wildcard a wildcard value,
 // nested the entries inside one element; excluded negates an entry.
-func entriesKQL(entries []kibanaEntry, prefix string) (string, error) {
+func entriesKQL(entries []kibanaEntry, nested bool) (string, error) {
 	if len(entries) == 0 {
 		return "", fmt.Errorf("no entries")
 	}
@@ -432,12 +608,15 @@ func entriesKQL(entries []kibanaEntry, prefix string) (string, error) {
 			return "", fmt.Errorf("an entry without a field")
 		}
 		field := e.Field
+		if e.Operator == "" && e.Type != "nested" {
+			return "", fmt.Errorf("entry %s: operator missing (included or excluded)", field)
+		}
 		var q string
 		switch e.Type {
 		case "match":
 			v, ok := e.Value.(string)
-			if !ok {
-				return "", fmt.Errorf("entry %s: match needs one string value", field)
+			if !ok || v == "" {
+				return "", fmt.Errorf("entry %s: match needs one non-empty string value", field)
 			}
 			q = fmt.Sprintf("%s: %s", kqlField(field), kqlQuote(v))
 		case "match_any":
@@ -445,18 +624,28 @@ func entriesKQL(entries []kibanaEntry, prefix string) (string, error) {
 			if !ok || len(vs) == 0 {
 				return "", fmt.Errorf("entry %s: match_any needs a list of values", field)
 			}
+			if len(vs) > maxMatchAnyItems {
+				return "", fmt.Errorf("entry %s: match_any of %d values (at most %d)", field, len(vs), maxMatchAnyItems)
+			}
 			var alts []string
-			for _, v := range vs {
-				alts = append(alts, kqlQuote(fmt.Sprint(v)))
+			for i, v := range vs {
+				s, ok := v.(string)
+				if !ok || s == "" {
+					return "", fmt.Errorf("entry %s: match_any value %d is not a non-empty string", field, i+1)
+				}
+				alts = append(alts, kqlQuote(s))
 			}
 			sort.Strings(alts)
 			q = fmt.Sprintf("%s: (%s)", kqlField(field), strings.Join(alts, " or "))
 		case "exists":
 			q = fmt.Sprintf("%s: *", kqlField(field))
 		case "wildcard":
+			if nested {
+				return "", fmt.Errorf("entry %s: a wildcard inside nested (Kibana's nested entries are match, match_any or exists)", field)
+			}
 			v, ok := e.Value.(string)
-			if !ok {
-				return "", fmt.Errorf("entry %s: wildcard needs one string value", field)
+			if !ok || v == "" {
+				return "", fmt.Errorf("entry %s: wildcard needs one non-empty string value", field)
 			}
 			w, err := kqlWildcard(v)
 			if err != nil {
@@ -464,7 +653,10 @@ func entriesKQL(entries []kibanaEntry, prefix string) (string, error) {
 			}
 			q = fmt.Sprintf("%s: %s", kqlField(field), w)
 		case "nested":
-			inner, err := entriesKQL(e.Entries, "")
+			if nested {
+				return "", fmt.Errorf("nested %s inside nested (Kibana nests one level)", field)
+			}
+			inner, err := entriesKQL(e.Entries, true)
 			if err != nil {
 				return "", fmt.Errorf("nested %s: %v", field, err)
 			}

@@ -325,3 +325,134 @@ func TestSpecialFilesRefused(t *testing.T) {
 		t.Errorf("exceptions /dev/zero: %v", err)
 	}
 }
+
+// TestExportAsKibanaImportsIt: what Kibana's import and its exception
+// filter make of items, held against what trailwatch makes of them. An
+// expired item excepted for ever; an item limited to an operating system
+// (os_types: Kibana adds host.os.type, which no CloudTrail record has)
+// excepted everything it matched; values Kibana's import refuses (an
+// empty match, null in a match_any, no operator) were coerced, some into
+// excepting every record; lines that are no list, item or summary (an item
+// without item_id, a rule) were dropped without a word; a key spelled
+// otherwise (Operator) was taken for the key; one list_id in two
+// namespaces was merged.
+func TestExportAsKibanaImportsIt(t *testing.T) {
+	item := func(id, extra, entries string) string {
+		return `{"item_id":"` + id + `","list_id":"l","type":"simple","name":"` + id + `"` + extra + `,"entries":[` + entries + `]}` + "\n"
+	}
+	alice := `{"field":"user.name","operator":"included","type":"match","value":"alice"}`
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	f := writeFiles(t, map[string]string{
+		"ok.ndjson": `{"list_id":"l","type":"detection","name":"L","namespace_type":"single"}` + "\n" +
+			item("expired", `,"expire_time":"2020-01-01T00:00:00.000Z"`, alice) +
+			item("windows", `,"os_types":["windows"]`, alice) +
+			item("soon", `,"expire_time":"`+future+`"`, alice),
+	})
+	x, err := LoadExceptions(cloudtrail.NewSchema(), f["ok.ndjson"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := x.Lists["l"]
+	if l.Items != 1 || l.Expired != 1 || l.OSOnly != 1 || len(x.ByList["l"]) != 1 {
+		t.Fatalf("list %+v, want 1 item kept, 1 expired, 1 os-only", l)
+	}
+	n, err := doc.ParseJSON([]byte(`{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","userIdentity":{"type":"IAMUser","userName":"alice"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &cloudtrail.Event{}
+	ev.Reset(n, nil, time.Now(), nil)
+	soon := x.ByList["l"][0]
+	if !soon.Holds(ev, time.Now()) || soon.Holds(ev, time.Now().Add(2*time.Hour)) {
+		t.Error("an item with an expire_time must hold before it and not after")
+	}
+
+	for name, c := range map[string]struct{ body, want string }{
+		"empty match":      {item("e", "", `{"field":"user.name","operator":"excluded","type":"match","value":""}`), `:1: item "e": entry user.name: match needs one non-empty string value`},
+		"null in any":      {item("n", "", `{"field":"user.name","operator":"excluded","type":"match_any","value":[null]}`), `:1: item "n": entry user.name: match_any value 1 is not a non-empty string`},
+		"object in any":    {item("o", "", `{"field":"user.name","operator":"included","type":"match_any","value":["a",{"a":1}]}`), `value 2 is not a non-empty string`},
+		"no operator":      {item("p", "", `{"field":"user.name","type":"match","value":"alice"}`), `:1: item "p": entry user.name: operator missing`},
+		"other spelling":   {item("s", "", `{"field":"user.name","Operator":"excluded","type":"match","value":"alice"}`), `:1: item "s": entries:`},
+		"no item_id":       {`{"list_id":"l","type":"simple","name":"x","entries":[` + alice + `]}` + "\n", `:1: a list item needs item_id and list_id`},
+		"not an object":    {`{"foo":1}` + "\n", `:1: not an exception list, list item or export summary`},
+		"a rule":           {`{"rule_id":"r1","query":"x","type":"query","name":"r"}` + "\n", `:1: a detection rule, not an exception list object`},
+		"empty":            {"\n\n", `holds no exception list object`},
+		"nested in nested": {item("nn", "", `{"field":"a","type":"nested","entries":[{"field":"b","type":"nested","entries":[`+alice+`]}]}`), `nested b inside nested`},
+		"bad expire_time":  {item("x", `,"expire_time":"Friday"`, alice), `:1: item "x": expire_time "Friday"`},
+		"two namespaces": {`{"list_id":"l","type":"detection","name":"L","namespace_type":"single"}` + "\n" +
+			`{"list_id":"l","type":"detection","name":"L","namespace_type":"agnostic"}` + "\n", `:2: list_id "l" is a agnostic list here and a single list at`},
+	} {
+		p := writeFiles(t, map[string]string{"x.ndjson": c.body})["x.ndjson"]
+		_, err := LoadExceptions(cloudtrail.NewSchema(), p)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+// TestHostileExportsBounded: an item nested ten thousand levels took
+// seconds to refuse, with an error as long as the nesting; a match_any of
+// millions of values took gigabytes.
+func TestHostileExportsBounded(t *testing.T) {
+	deep := `{"item_id":"d","list_id":"l","type":"simple","entries":` + strings.Repeat(`[{"field":"a","type":"nested","entries":`, 12000) + `[]` + strings.Repeat(`}]`, 12000) + "}\n"
+	many := `{"item_id":"m","list_id":"l","type":"simple","entries":[{"field":"user.name","operator":"included","type":"match_any","value":[` + strings.Repeat(`"v",`, 70000) + `"v"]}]}` + "\n"
+	f := writeFiles(t, map[string]string{"deep.ndjson": deep, "many.ndjson": many})
+	start := time.Now()
+	_, err := LoadExceptions(cloudtrail.NewSchema(), f["deep.ndjson"])
+	if err == nil || !strings.Contains(err.Error(), "nested more than 16 levels deep") || len(err.Error()) > 1000 {
+		t.Errorf("deep: %.300v", err)
+	}
+	_, err = LoadExceptions(cloudtrail.NewSchema(), f["many.ndjson"])
+	if err == nil || !strings.Contains(err.Error(), "match_any of 70001 values (at most 65536)") {
+		t.Errorf("many: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v", took)
+	}
+}
+
+// TestExceptionForNoRuleWarns: an [[exception]] whose rule_id no rule has
+// excepted nothing without a word (a typo in a rule_id).
+func TestExceptionForNoRuleWarns(t *testing.T) {
+	rs, _ := seedRules(t)
+	f := writeFiles(t, map[string]string{"x.toml": "[[exception]]\nrule_id = \"no-such-rule\"\nquery = 'user.name: \"alice\"'\n"})
+	_, warnings, err := LoadExceptionsFor(rs, f["x.toml"])
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].Error(), f["x.toml"]+`:1: [[exception]] rule_id "no-such-rule": no rule`) {
+		t.Errorf("warnings %v, err %v", warnings, err)
+	}
+}
+
+// TestListFoundInItsNamespace: a rule's exceptions_list names a list in a
+// namespace; a list of the same list_id in the other namespace is another
+// list (Kibana finds lists by namespace and list_id), and excepts nothing.
+func TestListFoundInItsNamespace(t *testing.T) {
+	f := writeFiles(t, map[string]string{
+		"r.toml": `[rule]
+name = "r"
+rule_id = "ns-1"
+type = "query"
+language = "kuery"
+severity = "low"
+risk_score = 21
+query = 'event.provider: "iam.amazonaws.com"'
+[[rule.exceptions_list]]
+id = "x"
+list_id = "mylist"
+type = "detection"
+namespace_type = "single"
+`,
+		"agnostic.ndjson": `{"list_id":"mylist","type":"detection","name":"L","namespace_type":"agnostic"}
+{"item_id":"i","list_id":"mylist","type":"simple","namespace_type":"agnostic","entries":[{"field":"user.name","operator":"included","type":"match","value":"alice"}]}
+`})
+	rs, err := LoadRules(cloudtrail.NewSchema(), f["r.toml"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _, err := LoadExceptionsFor(rs, f["agnostic.ndjson"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := x.For(rs.Rules[0]); len(got) != 0 {
+		t.Errorf("the rule took %d exceptions of the agnostic list", len(got))
+	}
+}

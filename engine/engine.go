@@ -330,7 +330,7 @@ func (e *Engine) buildHistories() map[*conf.Rule]int {
 		}
 		var xs []string
 		for _, x := range e.excepts[r] {
-			xs = append(xs, x.Query.Source)
+			xs = append(xs, x.Identity())
 		}
 		slices.Sort(xs)
 		key := strings.Join(append([]string{r.Compiled.Source, strings.Join(r.NewTerms.Fields, "\x00")}, xs...), "\x01")
@@ -1066,7 +1066,7 @@ func (e *Engine) matched(w *worker, rm member, ra **recordAlerts, st *Stats, ale
 	ev, r := &w.ev, rm.rule
 	// An excepted record neither alerts nor counts as history (Kibana).
 	for _, x := range e.excepts[r] {
-		if x.Query.Match(ev) {
+		if x.Holds(ev, ev.Ingested) {
 			if st.Excepted == nil {
 				st.Excepted = map[string]int{}
 			}

@@ -379,7 +379,7 @@ func (e *Engine) shareAccs() {
 		}
 		var xs []string
 		for _, x := range e.excepts[sc.rule] {
-			xs = append(xs, x.Query.Source)
+			xs = append(xs, x.Identity())
 		}
 		slices.Sort(xs)
 		key := fmt.Sprintf("%p\x00%d\x00%s", e.program(sc.rule), sc.bucket, strings.Join(xs, "\x00"))

@@ -157,7 +157,7 @@ comment = "sandbox accounts"
 func TestExceptionFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.ndjson")
-	os.WriteFile(bad, []byte("{\"item_id\":\"x\",\"list_id\":\"l\",\"entries\":[{\"field\":\"a\",\"type\":\"list\",\"value\":{}}]}\nnot json\n"), 0o600)
+	os.WriteFile(bad, []byte("{\"item_id\":\"x\",\"list_id\":\"l\",\"entries\":[{\"field\":\"a\",\"operator\":\"included\",\"type\":\"list\",\"list\":{}}]}\nnot json\n"), 0o600)
 	p := map[string]string{"rules": writeRule(t, dir, "X", 100, ""), "alert_stdout": "on", "exceptions": bad, "db": filepath.Join(dir, "s.db")}
 	_, err := Open("t", func(k string) string { return p[k] }, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "bad.ndjson:1") || !strings.Contains(err.Error(), "value lists") || !strings.Contains(err.Error(), "bad.ndjson:2") {

@@ -182,14 +182,21 @@ func printExceptions(w io.Writer, x *conf.Exceptions, rs *conf.RuleSet) {
 				how = "attached at " + u.Via
 			}
 			if u.List == nil {
-				fmt.Fprintf(w, "    list %q: %s; no exception file given holds it\n", u.ListID, how)
+				fmt.Fprintf(w, "    list %q: %s; no exception file given holds it (in that namespace)\n", u.ListID, how)
 				continue
 			}
 			name := ""
 			if u.List.Name != "" {
 				name = fmt.Sprintf(" (%s)", u.List.Name)
 			}
-			fmt.Fprintf(w, "    list %q%s: %s from %s:%d, %s\n", u.ListID, name, plural(u.List.Items, "item"), u.List.File, u.List.Line, how)
+			left := ""
+			if u.List.Expired > 0 {
+				left += fmt.Sprintf("; %s past their expire_time left out", plural(u.List.Expired, "item"))
+			}
+			if u.List.OSOnly > 0 {
+				left += fmt.Sprintf("; %s limited to an operating system (os_types, which no CloudTrail record has) left out", plural(u.List.OSOnly, "item"))
+			}
+			fmt.Fprintf(w, "    list %q%s: %s from %s:%d, %s%s\n", u.ListID, name, plural(u.List.Items, "item"), u.List.File, u.List.Line, how, left)
 		}
 		for _, e := range local {
 			fmt.Fprintf(w, "    local %q (%s)\n", e.Name, e.Where)
