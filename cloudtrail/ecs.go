@@ -74,6 +74,9 @@ type Event struct {
 	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
 	geo    map[string]matcher.Value
 	geoSet bool
+	// ecsGeo: an error document's GeoIP/ASN fields (ErrorDocument), which
+	// its tree lacks.
+	ecsGeo map[string]matcher.Value
 	// indexed is the event as the integration's pipeline indexes it,
 	// built on first need.
 	indexed *Indexed
@@ -131,7 +134,7 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	if len(e.clean) > 0 {
 		clear(e.clean)
 	}
-	e.geo, e.geoSet = nil, false
+	e.geo, e.geoSet, e.ecsGeo = nil, false, nil
 	e.indexed = nil
 	e.ents, e.entsOK, e.entsRan = entities{}, false, false
 	e.resources, e.resourcesSet = nil, false
@@ -216,6 +219,11 @@ func (e *Event) Values(f *matcher.Field) []matcher.Value {
 	switch {
 	case e.ecs != nil:
 		out = ecsValues(e.ecs, f.Name, nil)
+		if out == nil && e.ecsGeo != nil {
+			if v, ok := e.ecsGeo[f.Name]; ok {
+				out = []matcher.Value{v}
+			}
+		}
 	case fr != nil && fr.kp != nil:
 		out = e.scalarPath(fr.kp)
 	default:
@@ -1324,6 +1332,27 @@ func (e *Event) flattened(root string) *doc.Node {
 
 // GeoFields returns the GeoIP/ASN fields of the event's source address.
 func (e *Event) GeoFields() map[string]matcher.Value { return e.geoFields() }
+
+// IndexedGeoFields returns the GeoIP/ASN fields the indexed document holds:
+// none when the pipeline failed before its geoip processors.
+func (e *Event) IndexedGeoFields() map[string]matcher.Value {
+	if e.ecs == nil && e.Raw() != nil && !e.Document().Geo {
+		return nil
+	}
+	return e.geoFields()
+}
+
+// ErrorDocument is the event Elasticsearch would index for a record the
+// pipeline fails on: its error document, with the geoip processors'
+// fields when the failure came after them.
+func (e *Event) ErrorDocument() *Event {
+	d := e.Document()
+	out := NewECSEvent(d.Doc, e.Ingested)
+	if d.Geo {
+		out.ecsGeo = e.geoFields()
+	}
+	return out
+}
 
 // eventTimeText is eventTime's text as the date processor reads it (before
 // the cleanup: "-" is text to parse), "" when absent or null.

@@ -30,6 +30,10 @@ type Indexed struct {
 	// Refused is why Elasticsearch would refuse the document (a mapping
 	// conflict), "" when it would index it.
 	Refused string
+	// Geo: the pipeline reached its geoip processors (right after
+	// source.ip), so the document holds their source.geo.* and
+	// source.as.* fields; a failure before them leaves them out.
+	Geo bool
 }
 
 // ingestedText is event.ingested as Fleet's final pipeline writes it: to the
@@ -44,6 +48,7 @@ type ingest struct {
 	ctx  *doc.Node // the document being built (the pipeline's ctx)
 	json *doc.Node // ctx.json, the parsed event
 	errs []string  // error.message
+	geo  bool      // the geoip processors were reached
 }
 
 // Ingest runs the AWS integration's CloudTrail ingest pipeline over a raw
@@ -81,6 +86,7 @@ func Ingest(raw *doc.Node, ingested time.Time, entityMapping bool) *Indexed {
 	// Fleet's final pipeline.
 	in.set("event.ingested", str1(ingestedText(ingested)))
 	out.Refused = refusal(in.ctx)
+	out.Geo = in.geo
 	return out
 }
 
@@ -243,6 +249,9 @@ func (in *ingest) run(raw *doc.Node, at string, entityMapping bool) {
 			in.set("source.ip", str1(s))
 		}
 	}
+	// The geoip processors (City, then ASN with its renames) run here;
+	// their fields are the enricher's (Event.GeoFields).
+	in.geo = true
 	if ua := in.get("json.userAgent"); ua != nil {
 		if ua.Kind != doc.String {
 			failf("user_agent", "user_agent_json_userAgent_to_user_agent_12c778f0",

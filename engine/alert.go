@@ -100,7 +100,7 @@ func (e *Engine) alertStands(r *conf.Rule, rec *recordAlerts, st *Stats) bool {
 		return true
 	}
 	if rec.failed == nil {
-		rec.failed = cloudtrail.NewECSEvent(rec.ev.Document().Doc, rec.ev.Ingested)
+		rec.failed = rec.ev.ErrorDocument()
 	}
 	if r.Compiled.Match(rec.failed) {
 		return true
@@ -618,7 +618,7 @@ func ECSDocument(s *matcher.Schema, ev *cloudtrail.Event) map[string]any {
 		return readableFields(s, ev)
 	}
 	out := nodeToAny(ev.Document().Doc).(map[string]any)
-	for k, v := range ev.GeoFields() {
+	for k, v := range ev.IndexedGeoFields() {
 		setPath(out, k, valueAny(s.Field(k), v))
 	}
 	return out

@@ -83,8 +83,10 @@ var (
 	cityKind = kind{
 		label: "city",
 		noun:  "a City database",
-		types: []string{"City", "Enterprise"},
-		want:  "a City database such as GeoLite2-City or GeoIP2-City",
+		// A Country database is one Elasticsearch's geoip processor takes
+		// too (continent and country only).
+		types: []string{"City", "Enterprise", "Country"},
+		want:  "a City (or Country) database such as GeoLite2-City or GeoIP2-City",
 	}
 	asnKind = kind{
 		label: "ASN",
