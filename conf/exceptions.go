@@ -72,8 +72,9 @@ type List struct {
 	File          string
 	Line          int // its container's line, or its first item's
 	Items         int
-	// Expired counts items whose expire_time had passed at load;
-	// OSOnly those limited to an operating system (os_types), which no
+	// Expired counts items whose expire_time had passed at load (they
+	// except only records dated before it, on the event clock); OSOnly
+	// those limited to an operating system (os_types), which no
 	// CloudTrail record has.
 	Expired, OSOnly int
 }
@@ -498,8 +499,9 @@ func (x *Exceptions) loadKibana(schema *matcher.Schema, path string, data []byte
 				continue
 			}
 			if !time.Now().Before(expires) {
-				list.Expired++ // as Kibana, which drops it from every run
-				continue
+				// Kept: on the event clock it still excepts the records
+				// dated before it (Holds); read now, it excepts none.
+				list.Expired++
 			}
 		}
 		if len(item.OSTypes) > 0 {

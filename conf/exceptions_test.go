@@ -353,8 +353,8 @@ func TestExportAsKibanaImportsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := x.Lists["l"]
-	if l.Items != 1 || l.Expired != 1 || l.OSOnly != 1 || len(x.ByList["l"]) != 1 {
-		t.Fatalf("list %+v, want 1 item kept, 1 expired, 1 os-only", l)
+	if l.Items != 2 || l.Expired != 1 || l.OSOnly != 1 || len(x.ByList["l"]) != 2 {
+		t.Fatalf("list %+v, want 2 items kept, 1 of them expired, 1 os-only left out", l)
 	}
 	n, err := doc.ParseJSON([]byte(`{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","userIdentity":{"type":"IAMUser","userName":"alice"}}`))
 	if err != nil {
@@ -362,9 +362,12 @@ func TestExportAsKibanaImportsIt(t *testing.T) {
 	}
 	ev := &cloudtrail.Event{}
 	ev.Reset(n, nil, time.Now(), nil)
-	soon := x.ByList["l"][0]
+	expired, soon := x.ByList["l"][0], x.ByList["l"][1]
 	if !soon.Holds(ev, time.Now()) || soon.Holds(ev, time.Now().Add(2*time.Hour)) {
 		t.Error("an item with an expire_time must hold before it and not after")
+	}
+	if expired.Holds(ev, time.Now()) || !expired.Holds(ev, time.Date(2019, 6, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Error("an expired item must hold only for records dated before its expire_time")
 	}
 
 	for name, c := range map[string]struct{ body, want string }{

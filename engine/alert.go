@@ -508,7 +508,7 @@ func (e *Engine) policy(r *conf.Rule, ev *cloudtrail.Event) *store.Policy {
 		p.MaxSignals, p.Interval = r.MaxSignals, r.IntervalDur
 	}
 	if s := r.AlertSuppression; s != nil && len(s.GroupBy) > 0 {
-		key := []string{r.RuleID}
+		key, legacy := []string{r.RuleID}, []string{r.RuleID}
 		missing := false
 		for _, f := range s.GroupBy {
 			field := e.schema.Field(f)
@@ -516,9 +516,10 @@ func (e *Engine) policy(r *conf.Rule, ev *cloudtrail.Event) *store.Policy {
 			if len(vals) == 0 {
 				missing = true
 				p.Terms = append(p.Terms, store.SuppressTerm{Field: f, Value: nil})
-				key = append(key, "")
+				key, legacy = append(key, ""), append(legacy, "")
 				continue
 			}
+			legacy = append(legacy, strings.Join(uniqueTexts(field, vals), "\x1f"))
 			// As Kibana reads them from the event's fields: an array,
 			// sorted.
 			texts := make([]string, len(vals))
@@ -532,11 +533,17 @@ func (e *Engine) policy(r *conf.Rule, ev *cloudtrail.Event) *store.Policy {
 		// missing_fields_strategy: suppress (the default) groups records
 		// missing a field together; doNotSuppress lets each one alert.
 		if !missing || s.MissingFieldsStrategy != "doNotSuppress" {
-			p.SuppressKey = TermKey(key)
+			p.SuppressKey, p.LegacyKey = TermKey(key), TermKey(legacy)
 			p.SuppressFor = s.Window(r.IntervalDur)
 			p.At = e.suppressionTime(r, ev)
 			if e.source == EventTime {
-				p.Now = ev.Ingested // its eventTime
+				// Its eventTime, no further ahead than the event clock
+				// may go: a record dated 2099 would hold its group open
+				// until then.
+				p.SuppressNow = ev.Ingested
+				if lim := e.now().Add(futureSlack); p.SuppressNow.After(lim) {
+					p.SuppressNow = lim
+				}
 			}
 		}
 	}

@@ -123,6 +123,10 @@ type Engine struct {
 	// nextDue is the earliest run time (Unix ms) not made yet, as far as
 	// the last commit knew (0: unknown, look at the state).
 	nextDue atomic.Int64
+	// eventClock is, on the event clock, the latest eventTime of the
+	// batches committed (Unix nanoseconds; 0: none yet): the clock
+	// suppression and max_signals windows are judged and closed on.
+	eventClock atomic.Int64
 	// shapes are the stateful rules' shapes (shape.go), checked against
 	// the state file's by the first commit that succeeds (shapesChecked).
 	shapes        map[string][]byte
@@ -756,6 +760,17 @@ func (b *Batch) Commit() (Result, error) {
 	return res, err
 }
 
+// ControlClock is the clock alert suppression and max_signals windows are
+// closed on (Store.Sweep): wall on the ingested clock; on the event clock,
+// the latest eventTime committed, or false before any.
+func (e *Engine) ControlClock(wall time.Time) (time.Time, bool) {
+	if e.source != EventTime {
+		return wall, true
+	}
+	c := e.eventClock.Load()
+	return time.Unix(0, c).UTC(), c != 0
+}
+
 // clockOf is the time a batch moves the scheduled rules' clock to: when
 // it was read, or the latest event time in it (zero: it moves nothing).
 func (e *Engine) clockOf(b *Batch) time.Time {
@@ -933,10 +948,17 @@ func (e *Engine) commit(w *worker, stats Stats, alerts []*Alert, pending []pendi
 	}
 	w.emitted = nil
 	// Suppression and max_signals windows go by the execution's clock:
-	// on the event clock, the batch's latest eventTime.
+	// on the event clock, the latest eventTime committed (it never goes
+	// back, so an older batch does not reopen a window).
 	ctl := ingested
-	if e.source == EventTime && !w.maxEvent.IsZero() {
-		ctl = w.maxEvent
+	if e.source == EventTime {
+		if !w.maxEvent.IsZero() {
+			for c := e.eventClock.Load(); w.maxEvent.UnixNano() > c && !e.eventClock.CompareAndSwap(c, w.maxEvent.UnixNano()); c = e.eventClock.Load() {
+			}
+		}
+		if c := e.eventClock.Load(); c != 0 {
+			ctl = time.Unix(0, c).UTC()
+		}
 	}
 	cr, err := e.state.Commit(store.Batch{Terms: terms, Emit: emit, Learning: e.learning, Now: ctl, Summarize: e.Summarize, RefuseOverflow: refuse})
 	if err != nil {

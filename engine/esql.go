@@ -332,7 +332,7 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 		return nil
 	}
 	p := &store.Policy{RuleID: r.RuleID}
-	key := []string{r.RuleID}
+	key, legacy := []string{r.RuleID}, []string{r.RuleID}
 	missing := false
 	for _, f := range s.GroupBy {
 		vs := row.Values(f)
@@ -340,6 +340,7 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 		for i, v := range vs {
 			texts[i] = v.Text
 		}
+		legacy = append(legacy, strings.Join(texts, "\x1f"))
 		var v any
 		switch len(texts) {
 		case 0:
@@ -361,7 +362,7 @@ func (e *Engine) rowPolicy(r *conf.Rule, row esql.Row) *store.Policy {
 	if missing && s.MissingFieldsStrategy == "doNotSuppress" {
 		return nil
 	}
-	p.SuppressKey = TermKey(key)
+	p.SuppressKey, p.LegacyKey = TermKey(key), TermKey(legacy)
 	p.SuppressFor = s.Window(r.IntervalDur)
 	return p
 }

@@ -229,3 +229,68 @@ unit = "h"
 		}
 	}
 }
+
+// On the event clock, max_signals and suppression windows are closed on
+// the event clock (the agent sweeps every few seconds): swept on the wall
+// clock, every window closed at once, so caps never held and a group
+// opened by records 20 minutes old was closed before its next record.
+// Out of order, or with suppression set, the cap window held too; a
+// record dated 2099 held its group open until then.
+func TestEventClockWindows(t *testing.T) {
+	wall := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	c := &clock{t: wall}
+	sweep := func(e *Engine, st *store.Store) {
+		if now, ok := e.ControlClock(c.t); ok {
+			if _, err := st.Sweep(now, e.Summarize); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ts := func(d time.Duration) string { return wall.Add(d).Format(time.RFC3339) }
+	feed := func(e *Engine, st *store.Store, recs ...Record) (alerts, suppressed, capped int) {
+		for _, r := range recs {
+			res, err := e.ProcessBatch([]Record{r})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alerts += len(res.Alerts)
+			suppressed += res.Stats.Suppressed
+			capped += res.Stats.Capped
+			sweep(e, st)
+		}
+		return
+	}
+	// Caps: four users in one interval, max_signals 1.
+	capRule := strings.Replace(fmt.Sprintf(suppressRule, 1, ""), `[rule.alert_suppression]
+group_by = ["aws.cloudtrail.user_identity.arn"]
+`, "", 1)
+	capRule = capRule[:strings.Index(capRule, "\n[rule.alert_suppression.duration]")]
+	e, st := newEngine(t, ruleSet(t, capRule), Options{Now: c.now, TimeSource: EventTime})
+	if a, _, capped := feed(e, st, rec(t, ts(-24*time.Minute), []string{"arn:a"}, ""), rec(t, ts(-23*time.Minute), []string{"arn:b"}, ""),
+		rec(t, ts(-22*time.Minute), []string{"arn:c"}, ""), rec(t, ts(-21*time.Minute), []string{"arn:d"}, "")); a != 1 || capped != 3 {
+		t.Errorf("caps: %d alerts, %d capped, want 1 and 3", a, capped)
+	}
+	// Suppression with caps, out of order: six users, max_signals 1.
+	e, st = newEngine(t, ruleSet(t, fmt.Sprintf(suppressRule, 1, "")), Options{Now: c.now, TimeSource: EventTime})
+	var recs []Record
+	for i, m := range []int{-56, -61, -57, -62, -58, -63} {
+		recs = append(recs, rec(t, ts(time.Duration(m)*time.Minute), []string{fmt.Sprintf("arn:%d", i)}, ""))
+	}
+	if a, _, capped := feed(e, st, recs...); a > 2 || capped < 4 {
+		t.Errorf("out of order with suppression: %d alerts, %d capped: the cap did not hold", a, capped)
+	}
+	// Suppression by a 10 minute window, records 20 minutes old.
+	tenMin := strings.Replace(fmt.Sprintf(suppressRule, 100, ""), "value = 1\nunit = \"h\"", "value = 10\nunit = \"m\"", 1)
+	e, st = newEngine(t, ruleSet(t, tenMin), Options{Now: c.now, TimeSource: EventTime})
+	if a, s, _ := feed(e, st, rec(t, ts(-20*time.Minute), []string{"arn:a"}, ""), rec(t, ts(-19*time.Minute), []string{"arn:a"}, "")); a != 1 || s != 1 {
+		t.Errorf("old records: %d alerts, %d suppressed, want 1 and 1", a, s)
+	}
+	// A record dated 2099 opens its group no further ahead than the
+	// event clock may go: records an hour and more later alert again.
+	e, st = newEngine(t, ruleSet(t, fmt.Sprintf(suppressRule, 100, "")), Options{Now: c.now, TimeSource: EventTime})
+	feed(e, st, rec(t, "2099-01-01T00:00:00Z", []string{"arn:a"}, ""))
+	c.t = wall.Add(3 * time.Hour)
+	if a, _, _ := feed(e, st, rec(t, ts(3*time.Hour), []string{"arn:a"}, "")); a != 1 {
+		t.Errorf("after a record dated 2099: %d alerts, want 1", a)
+	}
+}

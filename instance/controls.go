@@ -79,7 +79,13 @@ func (in *Instance) safely(fn func()) {
 // Sweep sends out what closed windows hold: suppressed groups' final
 // counts and capped rules' summaries.
 func (in *Instance) Sweep(now time.Time) {
-	res, err := in.st.Sweep(now, in.eng.Load().Summarize)
+	eng := in.eng.Load()
+	// On the event clock windows close as the records' time passes them.
+	now, ok := eng.ControlClock(now)
+	if !ok {
+		return
+	}
+	res, err := in.st.Sweep(now, eng.Summarize)
 	if err != nil {
 		in.Log.Warnf("closing alert windows: %v", err)
 		return

@@ -26,6 +26,10 @@ var (
 
 // Policy is what the store enforces on one alert.
 type Policy struct {
+	// LegacyKey is the group's key as builds before the values were
+	// length-prefixed made it: a group such a build opened is found under
+	// it once, and moved to SuppressKey.
+	LegacyKey string
 	// SuppressKey groups alerts (rule id and group_by values); "" means no
 	// suppression. The first alert of a group goes out; the rest within
 	// SuppressFor are counted into it, and when the window closes the
@@ -40,9 +44,11 @@ type Policy struct {
 	// event's primary timestamp. Zero: the batch's clock.
 	At, AtEnd time.Time
 	// Now, when set, is the clock the alert's windows are judged on (a
-	// scheduled run's time; a record's eventTime on the event clock), as
-	// Kibana judges them on the execution's time; zero: the batch's.
-	Now time.Time
+	// scheduled run's time), as Kibana judges them on the execution's
+	// time; zero: the batch's. SuppressNow, when set, is the suppression
+	// window's alone (a record's eventTime on the event clock: the
+	// max_signals window stays on the batch's, which never goes back).
+	Now, SuppressNow time.Time
 	// MaxSignals caps the alerts of RuleID per Interval; 0 means no cap.
 	RuleID     string
 	MaxSignals int
@@ -139,6 +145,10 @@ func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summariz
 	if !p.Now.IsZero() {
 		now = p.Now
 	}
+	snow := now
+	if !p.SuppressNow.IsZero() {
+		snow = p.SuppressNow
+	}
 	start, end := p.At, p.AtEnd
 	if start.IsZero() {
 		start = now
@@ -150,8 +160,17 @@ func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summariz
 	if p.SuppressKey != "" {
 		sb = tx.Bucket(bucketSuppress)
 		var g suppressState
-		if v := sb.Get([]byte(p.SuppressKey)); v != nil && json.Unmarshal(v, &g) == nil {
-			if now.Before(g.Until) {
+		v := sb.Get([]byte(p.SuppressKey))
+		if v == nil && p.LegacyKey != "" && p.LegacyKey != p.SuppressKey {
+			if lv := sb.Get([]byte(p.LegacyKey)); lv != nil {
+				v = bytes.Clone(lv)
+				if err := sb.Delete([]byte(p.LegacyKey)); err != nil {
+					return false, nil, err
+				}
+			}
+		}
+		if v != nil && json.Unmarshal(v, &g) == nil {
+			if snow.Before(g.Until) {
 				g.Count++
 				g.End = maxTime(g.End, end)
 				res.Suppressed++
@@ -200,7 +219,7 @@ func controlAlert(tx *bolt.Tx, caps *capCache, a *Alert, now time.Time, summariz
 	// new alerts to max_signals before any is written: a capped one
 	// leaves nothing to suppress into).
 	if emit && sb != nil {
-		g := suppressState{Start: start, End: end, Until: now.Add(p.SuppressFor), Terms: p.Terms}
+		g := suppressState{Start: start, End: end, Until: snow.Add(p.SuppressFor), Terms: p.Terms}
 		doc, err := a.document()
 		if err != nil {
 			return false, nil, err

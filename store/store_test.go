@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -500,4 +501,37 @@ func TestDropRuleState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLegacySuppressionKey: a group that a build before length-prefixed
+// group values opened (under its LegacyKey) is found once and moved to the
+// new key: an upgrade does not alert again for an open group.
+func TestLegacySuppressionKey(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"))
+	g, _ := json.Marshal(suppressState{Start: t0, End: t0, Until: t0.Add(time.Hour), Doc: []byte(`{}`)})
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSuppress).Put([]byte("old"), g) }); err != nil {
+		t.Fatal(err)
+	}
+	commit := func() CommitResult {
+		t.Helper()
+		res, err := s.Commit(Batch{Now: t0.Add(time.Minute), Emit: func(*Verdicts) ([]Alert, error) {
+			return []Alert{{Doc: []byte(`{}`), Policy: &Policy{RuleID: "r", SuppressKey: "new", LegacyKey: "old", SuppressFor: time.Hour}}}, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := commit(); res.Suppressed != 1 || res.Written != 0 {
+		t.Fatalf("first: %+v, want it suppressed into the group under the old key", res)
+	}
+	if res := commit(); res.Suppressed != 1 {
+		t.Fatalf("second: %+v, want it suppressed into the moved group", res)
+	}
+	s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSuppress).Get([]byte("old")) != nil {
+			t.Error("the group is still under the old key")
+		}
+		return nil
+	})
 }

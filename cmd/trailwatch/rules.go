@@ -191,7 +191,7 @@ func printExceptions(w io.Writer, x *conf.Exceptions, rs *conf.RuleSet) {
 			}
 			left := ""
 			if u.List.Expired > 0 {
-				left += fmt.Sprintf("; %s past their expire_time left out", plural(u.List.Expired, "item"))
+				left += fmt.Sprintf("; %s past their expire_time (they except only records dated before it, on the event clock)", plural(u.List.Expired, "of them"))
 			}
 			if u.List.OSOnly > 0 {
 				left += fmt.Sprintf("; %s limited to an operating system (os_types, which no CloudTrail record has) left out", plural(u.List.OSOnly, "item"))

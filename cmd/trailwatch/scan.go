@@ -143,12 +143,14 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // commits wrote beside their alerts (a closed group's final count) goes
 // out too.
 func closeWindows(st *store.Store, eng *engine.Engine, temporary bool, deliver func([][]byte, []uint64) error) error {
-	now := time.Now()
+	now, ok := eng.ControlClock(time.Now()) // the event clock's, with --time-source event
 	if temporary {
-		now = time.Unix(1<<40, 0) // past every window
+		now, ok = time.Unix(1<<40, 0), true // past every window
 	}
-	if _, err := st.Sweep(now, eng.Summarize); err != nil {
-		return err
+	if ok {
+		if _, err := st.Sweep(now, eng.Summarize); err != nil {
+			return err
+		}
 	}
 	pend, err := st.Pending(1 << 30)
 	if err != nil || len(pend) == 0 {
