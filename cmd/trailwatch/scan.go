@@ -106,6 +106,12 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		for _, a := range res.Alerts {
 			byRule[a.Rule]++
 		}
+		if st.OutboxLen() > len(res.Seqs) {
+			// The commit wrote more than its alerts (a closed group's
+			// final count, before the alert that opens it again): the
+			// outbox, in its order.
+			return deliverPending(st, deliver)
+		}
 		return deliver(res.Docs, res.Seqs)
 	})
 	var stopped *interrupted
@@ -152,6 +158,11 @@ func closeWindows(st *store.Store, eng *engine.Engine, temporary bool, deliver f
 			return err
 		}
 	}
+	return deliverPending(st, deliver)
+}
+
+// deliverPending writes out what the outbox holds, in its order.
+func deliverPending(st *store.Store, deliver func([][]byte, []uint64) error) error {
 	pend, err := st.Pending(1 << 30)
 	if err != nil || len(pend) == 0 {
 		return err
