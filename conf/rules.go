@@ -33,6 +33,10 @@ type Rule struct {
 	File string // where it was loaded from
 	Line int    // its line in an NDJSON export (1 for a TOML file)
 
+	// Filters are the rule's Kibana filters (query DSL beside the query,
+	// each with its meta: negate, disabled), ANDed with the query.
+	Filters []any
+
 	RuleID            string
 	Name              string
 	Description       string
@@ -437,6 +441,7 @@ type ruleSpec struct {
 	RuleNameOverride  string             `toml:"rule_name_override" json:"rule_name_override"`
 	SeverityMapping   []SeverityMapping  `toml:"severity_mapping" json:"severity_mapping"`
 	RiskScoreMapping  []RiskScoreMapping `toml:"risk_score_mapping" json:"risk_score_mapping"`
+	Filters           []any              `toml:"filters" json:"filters"`
 	// EQL
 	EventCategoryOverride string `toml:"event_category_override" json:"event_category_override"`
 	TimestampField        string `toml:"timestamp_field" json:"timestamp_field"`
@@ -456,7 +461,7 @@ func (sp *ruleSpec) rule(path string, line int) *Rule {
 		EventCategoryOverride: sp.EventCategoryOverride, TimestampField: sp.TimestampField, TiebreakerField: sp.TiebreakerField,
 		BuildingBlockType: sp.BuildingBlockType, References: sp.References, Author: sp.Author, License: sp.License,
 		FalsePositives: sp.FalsePositives, RuleNameOverride: sp.RuleNameOverride, SeverityMapping: sp.SeverityMapping,
-		RiskScoreMapping: sp.RiskScoreMapping,
+		RiskScoreMapping: sp.RiskScoreMapping, Filters: sp.Filters,
 	}
 }
 
@@ -724,6 +729,12 @@ func finish(schema *matcher.Schema, r *Rule, place func(*matcher.SyntaxError) (i
 				bad("query: %v", err)
 			}
 		} else {
+			if len(r.Filters) > 0 {
+				q, err = withFilters(schema, r, q)
+			}
+			if err != nil {
+				bad("%v", err)
+			}
 			r.Compiled = q
 			for _, n := range q.Notes() {
 				line, col := place(&matcher.SyntaxError{Pos: n.Pos, Msg: n.Msg})
