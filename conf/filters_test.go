@@ -106,3 +106,31 @@ type = "phrase"
 		t.Errorf("an EQL rule's filters: %v", err)
 	}
 }
+
+// TestUnknownRuleKeyNoted: a key Elastic's rule format does not have (a
+// misspelled max_signals) changed nothing without a word; it is noted with
+// its line. Keys of the format trailwatch reads nothing from are not.
+func TestUnknownRuleKeyNoted(t *testing.T) {
+	p := writeFiles(t, map[string]string{"r.toml": `[rule]
+name = "k"
+rule_id = "k-1"
+type = "query"
+language = "kuery"
+severity = "low"
+risk_score = 21
+note = "analyst notes"
+setup = "how to"
+max_signal = 10
+query = 'event.provider: "bedrock.amazonaws.com"'
+[rule.investigation_fields]
+field_names = ["user.name"]
+`})["r.toml"]
+	rs, err := LoadRules(cloudtrail.NewSchema(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := rs.Rules[0].Notes
+	if len(notes) != 1 || !strings.Contains(notes[0].Error(), p+`:10: rule "k": [rule] key "max_signal" is none of the keys`) {
+		t.Errorf("notes %v", notes)
+	}
+}

@@ -502,7 +502,36 @@ func parseTOML(schema *matcher.Schema, path string, data []byte) (*Rule, Errors)
 		}
 	}
 	errs := finish(schema, r, func(qe *matcher.SyntaxError) (int, int) { return queryPlace(data, r.Query, qe) })
+	// A key Elastic's rules do not have (a typo: max_signal) is passed over
+	// by Kibana's schema too, but changes nothing here either: a note says
+	// so, with its line.
+	seen := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		if len(k) < 2 || k[0] != "rule" || seen[k[1]] || elasticRuleKeys[k[1]] {
+			continue
+		}
+		seen[k[1]] = true
+		r.Notes = append(r.Notes, &Error{File: path, Line: keyLine(data, k[1]), Rule: r.Name,
+			Msg: fmt.Sprintf("[rule] key %q is none of the keys of Elastic's rule format, and is passed over (a misspelling?)", k[1])})
+	}
 	return r, errs
+}
+
+// elasticRuleKeys are keys of Elastic's rule format that trailwatch reads
+// nothing from (notes for the analyst, settings of other rule types, of
+// notifications, of the UI).
+var elasticRuleKeys = map[string]bool{
+	"note": true, "setup": true, "investigation_fields": true, "related_integrations": true,
+	"required_fields": true, "meta": true, "to": true, "timeline_id": true, "timeline_title": true,
+	"output_index": true, "namespace": true, "data_view_id": true, "timestamp_override_fallback_disabled": true,
+	"actions": true, "throttle": true, "response_actions": true, "outcome": true, "alias_target_id": true,
+	"alias_purpose": true, "rule_source": true, "immutable": true, "revision": true,
+	"items_per_search": true, "concurrent_searches": true, "threat_index": true, "threat_query": true,
+	"threat_mapping": true, "threat_filters": true, "threat_language": true, "threat_indicator_path": true,
+	"machine_learning_job_id": true, "anomaly_threshold": true, "saved_id": true, "exceptions_list": true,
+	"created_at": true, "created_by": true, "updated_at": true, "updated_by": true, "id": true,
+	// Read, into maps whose nested tables the decoder does not mark.
+	"threshold": true, "filters": true,
 }
 
 // queryPlace maps a position inside a rule's query to the file's line and
