@@ -70,6 +70,10 @@ type Event struct {
 	// at is @timestamp's time when atGen is gen.
 	at     time.Time
 	atGen  uint32
+	// verdict is the record's Verdict when verdictGen is gen: every alert
+	// on a record asks for it.
+	verdict    Verdict
+	verdictGen uint32
 	arena  []matcher.Value     // backing store for resolved values
 	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
 	geo    map[string]matcher.Value
@@ -128,7 +132,7 @@ func (e *Event) Reset(raw, ecs *doc.Node, ingested time.Time, en Enricher) {
 	e.gen++
 	if e.gen == 0 { // wrapped: forget every entry
 		clear(e.cache)
-		e.gen, e.atGen = 1, 0
+		e.gen, e.atGen, e.verdictGen = 1, 0, 0
 	}
 	e.arena = e.arena[:0]
 	if len(e.clean) > 0 {

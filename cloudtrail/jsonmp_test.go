@@ -162,3 +162,40 @@ func FuzzJSONInPlace(f *testing.F) {
 		checkJSON(t, &tc, text)
 	})
 }
+
+// One Event read record after record keeps each record's verdict for that
+// record only: an alert asks for it once per rule, and the next record must
+// be judged anew.
+func TestVerdictPerRecord(t *testing.T) {
+	var tc doc.Transcoder
+	var ev Event
+	kinds := map[Verdict]int{}
+	for round := range 2 {
+		for _, text := range jsonSeeds(t) {
+			tree, err := doc.ParseJSON(text)
+			if err != nil || tree.Kind != doc.Object {
+				continue
+			}
+			want := NewEvent(tree, goldenAt, nil).Document()
+			wv := Verdict{Failed: want.Failed, Refused: want.Refused}
+			mp, ok := tc.AppendMsgpack(nil, text)
+			if !ok {
+				t.Fatalf("not transcoded: %s", text)
+			}
+			if round == 0 {
+				ev.ResetMsgpackJSON(mp, tc.Top, goldenAt, nil)
+			} else {
+				ev.Reset(tree, nil, goldenAt, nil)
+			}
+			for range 2 {
+				if v := ev.Verdict(); v != wv {
+					t.Fatalf("round %d: verdict %+v, want %+v\n%s", round, v, wv, text)
+				}
+			}
+			kinds[wv]++
+		}
+	}
+	if kinds[Verdict{}] == 0 || len(kinds) < 2 {
+		t.Fatalf("the records should hold plain and failed or refused ones: %v", kinds)
+	}
+}

@@ -35,6 +35,16 @@ func (e *Event) Verdict() Verdict {
 	if e.ecs != nil {
 		return Verdict{}
 	}
+	if e.verdictGen == e.gen {
+		return e.verdict
+	}
+	v := e.judge()
+	e.verdict, e.verdictGen = v, e.gen
+	return v
+}
+
+// judge finds the record's verdict.
+func (e *Event) judge() Verdict {
 	if e.indexed != nil {
 		return Verdict{Failed: e.indexed.Failed, Refused: e.indexed.Refused}
 	}
