@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +14,16 @@ import (
 	"github.com/trailwatch/trailwatch/matcher"
 )
 
-// panicky is an enricher with a defect one address brings out.
+// panicky is an enricher with defects two addresses bring out.
 type panicky struct{}
 
 func (panicky) Lookup(ip netip.Addr) map[string]matcher.Value {
-	if ip == netip.MustParseAddr("203.0.113.66") {
+	switch ip {
+	case netip.MustParseAddr("203.0.113.66"):
 		var m map[string]matcher.Value
 		m["x"] = matcher.Value{} // a nil map: a panic
+	case netip.MustParseAddr("203.0.113.67"):
+		panic("another defect")
 	}
 	return map[string]matcher.Value{"source.as.organization.name": {Text: "Example", Kind: matcher.KindString}}
 }
@@ -28,7 +32,10 @@ func (panicky) Lookup(ip netip.Addr) map[string]matcher.Value {
 // record (a defect some record brings out: EQL's between~ on a text whose
 // lowercase is longer was one) stopped scan and serve, and made Fluent
 // Bit drop the chunk. The record is counted as skipped with what failed,
-// its alerts dropped; the batch's other records alert and commit.
+// its alerts dropped; the batch's other records alert and commit. The
+// first failure is reported with its stack (Stats.EvalFailure: instance
+// logs it, scan prints it and exits 1 when it is set), and stays in the
+// totals scan adds up.
 func TestEvaluationPanicIsTheRecordsAlone(t *testing.T) {
 	rs := ruleSet(t, `[rule]
 name = "org"
@@ -39,15 +46,37 @@ severity = "low"
 risk_score = 21
 query = 'event.provider: signin.amazonaws.com and source.as.organization.name: Example'
 `)
-	e, _ := newEngine(t, rs, Options{Enricher: panicky{}})
+	e, st := newEngine(t, rs, Options{Enricher: panicky{}})
 	recs := append(logins(t, 2, at("10:00:00"), "111", "192.0.2.1", "root"), logins(t, 1, at("10:00:05"), "111", "203.0.113.66", "root")...)
 	recs = append(recs, logins(t, 2, at("10:00:10"), "111", "192.0.2.2", "root")...)
+	recs = append(recs, logins(t, 1, at("10:00:15"), "111", "203.0.113.67", "root")...)
 	res, err := e.ProcessBatch(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Alerts) != 4 || res.Stats.Skipped[SkipEvalFailed] != 1 || !strings.Contains(res.Stats.EvalFailure, "nil map") {
-		t.Fatalf("%d alerts, skipped %v, failure %q", len(res.Alerts), res.Stats.Skipped, res.Stats.EvalFailure)
+	// The two records that panic are skipped; the four others alert, and
+	// their alerts are committed to the outbox.
+	if len(res.Alerts) != 4 || len(res.Seqs) != 4 || st.OutboxLen() != 4 || res.Stats.Skipped[SkipEvalFailed] != 2 || len(res.Stats.Skipped) != 1 {
+		t.Fatalf("%d alerts, %d committed, outbox %d, skipped %v", len(res.Alerts), len(res.Seqs), st.OutboxLen(), res.Stats.Skipped)
+	}
+	// The first failure alone, with the panic and its stack: the
+	// goroutine's header and the function that panicked, with its file.
+	f := res.Stats.EvalFailure
+	if !strings.HasPrefix(f, "assignment to entry in nil map\n") || len(regexp.MustCompile(`(?m)^goroutine \d+ \[`).FindAllString(f, -1)) != 1 ||
+		!strings.Contains(f, "engine.panicky.Lookup(") || strings.Contains(f, "another defect") || !strings.Contains(f, "evalpanic_test.go:") {
+		t.Errorf("the failure reported is not the first panic with its stack:\n%s", f)
+	}
+	// scan adds each batch's Stats to its total and exits 1 when the
+	// total's EvalFailure is set: a clean batch after does not clear it.
+	var total Stats
+	total.Add(res.Stats)
+	clean, err := e.ProcessBatch(logins(t, 1, at("10:00:20"), "111", "192.0.2.3", "root"))
+	if err != nil || len(clean.Alerts) != 1 || clean.Stats.EvalFailure != "" {
+		t.Fatalf("a clean batch after: %v, %d alerts, failure %q", err, len(clean.Alerts), clean.Stats.EvalFailure)
+	}
+	total.Add(clean.Stats)
+	if total.EvalFailure != f || total.Skipped[SkipEvalFailed] != 2 {
+		t.Errorf("the totals lost the failure: skipped %v, failure %q", total.Skipped, total.EvalFailure)
 	}
 }
 

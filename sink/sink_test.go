@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -421,26 +422,63 @@ func TestForwardHostileReceiver(t *testing.T) {
 
 // TestHTTPTooLargeHalvesTheBatch: a receiver whose body limit is below a
 // batch answered 413 to every retry of it: the sink stalled for ever and
-// the outbox filled. The batch is sent again in halves, and everything
-// arrives.
+// the outbox filled. The batch is sent again in halves, at once, and
+// everything arrives; after each delivery the size doubles, back to the
+// dispatcher's batch (500) once the receiver takes it.
 func TestHTTPTooLargeHalvesTheBatch(t *testing.T) {
 	st := openStore(t)
 	var got atomic.Int64
+	var limit atomic.Int64 // the receiver's body limit, in alerts
+	limit.Store(3)
+	var mu sync.Mutex
+	var sizes []int // each request's alerts, as the receiver saw them
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		if n := bytes.Count(b, []byte("\n")); n > 3 {
+		n := bytes.Count(b, []byte("\n"))
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+		if int64(n) > limit.Load() {
 			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		got.Add(int64(bytes.Count(b, []byte("\n"))))
+		got.Add(int64(n))
 	}))
 	defer srv.Close()
 	hs, _ := NewHTTP(srv.URL, "")
 	d := NewDispatcher(st, []Sink{hs}, "alert.trailwatch", &testLog{})
 	defer d.Close()
+	seen := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int(nil), sizes...)
+	}
 	commit(t, st, 50)
 	d.Wake()
 	waitFor(t, "every alert through a receiver taking 3 at a time", func() bool { return got.Load() == 50 && st.OutboxLen() == 0 })
+	// 50 is halved down to 3, at once; each delivery of 3 doubles the
+	// size to 6, answered 413 and halved again; the last 5 are halved
+	// to 2, delivered, then 4 takes the last 3.
+	want := []int{50, 25, 12, 6, 3}
+	for range 14 {
+		want = append(want, 6, 3)
+	}
+	want = append(want, 5, 2, 3)
+	if s := seen(); !slices.Equal(s, want) {
+		t.Fatalf("requests of %v alerts, want %v", s, want)
+	}
+	if f := d.Failures[0].Load(); f != 19 {
+		t.Errorf("%d failed sends, want 19 (the 413s)", f)
+	}
+	// The receiver takes any size now: the size grows back from 8 (4
+	// after the last delivery) by doubling, up to the batch, not past it.
+	limit.Store(1 << 30)
+	commit(t, st, 1600)
+	d.Wake()
+	waitFor(t, "every alert once the receiver takes them all", func() bool { return got.Load() == 1650 && st.OutboxLen() == 0 })
+	if s, want := seen()[len(want):], []int{8, 16, 32, 64, 128, 256, 500, 500, 96}; !slices.Equal(s, want) {
+		t.Errorf("after the limit was lifted, requests of %v alerts, want %v", s, want)
+	}
 }
 
 // A rotation (logrotate renames the file, or removes it) sends the next
