@@ -297,7 +297,10 @@ func TestWildcardEntryAsElasticsearch(t *testing.T) {
 
 // TestSpecialFilesRefused: a FIFO in a rules folder made every load (and
 // reload) wait for ever; /dev/zero linked there, or given as an exception
-// file, filled memory (their size reads 0). They are refused, named.
+// file, filled memory (their size reads 0). They are refused, named; a
+// file whose size is past the bound is refused before it is read; and
+// where pipes are allowed (serve's config, *_file secrets) no more than
+// the bound is read from one, whatever comes down it.
 func TestSpecialFilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.toml"), 0o600); err != nil {
@@ -323,6 +326,126 @@ func TestSpecialFilesRefused(t *testing.T) {
 	}
 	if _, err := LoadExceptions(cloudtrail.NewSchema(), "/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("exceptions /dev/zero: %v", err)
+	}
+	go func() {
+		_, err := LoadExceptions(cloudtrail.NewSchema(), filepath.Join(dir, "fifo.toml"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "fifo.toml: not a regular file") {
+			t.Errorf("exceptions FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("loading a FIFO as an exception file did not return")
+	}
+
+	// A file whose size says more than the bound is refused before it is
+	// read (a sparse file: nothing to read but its size).
+	big := t.TempDir()
+	for _, name := range []string{"huge.toml", "huge.ndjson"} {
+		f, err := os.Create(filepath.Join(big, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(maxRuleFile + 1); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	want := "file is " + strconv.Itoa(maxRuleFile+1) + " bytes; "
+	if _, err := LoadRules(cloudtrail.NewSchema(), filepath.Join(big, "huge.toml")); err == nil ||
+		!strings.Contains(err.Error(), "huge.toml: "+want+"a rule file may be at most "+strconv.Itoa(maxRuleFile)) {
+		t.Errorf("rules past the bound: %v", err)
+	}
+	if _, err := LoadExceptions(cloudtrail.NewSchema(), filepath.Join(big, "huge.ndjson")); err == nil ||
+		!strings.Contains(err.Error(), "huge.ndjson: "+want+"an exception file may be at most "+strconv.Itoa(maxRuleFile)) {
+		t.Errorf("exceptions past the bound: %v", err)
+	}
+
+	// serve's config and *_file secrets may be pipes: read to their bound,
+	// and no further, whatever comes down the pipe (a secret's bound here,
+	// 64 KB, as 64 MB through a pipe is slow under -race). A device is
+	// still no pipe.
+	if _, err := ReadFile("/dev/zero", maxRuleFile, "a config file", true); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("config /dev/zero: %v", err)
+	}
+	const secretMax = 64 << 10
+	pipe := func(t *testing.T, data func(w *os.File) int64) (got []byte, written int64, err error) {
+		fifo := filepath.Join(t.TempDir(), "p")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wrote := make(chan int64, 1)
+		go func() {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				wrote <- -1
+				return
+			}
+			n := data(w)
+			w.Close()
+			wrote <- n
+		}()
+		type res struct {
+			b   []byte
+			err error
+		}
+		read := make(chan res, 1)
+		go func() {
+			b, err := ReadFile(fifo, secretMax, "a secret's file", true)
+			read <- res{b, err}
+		}()
+		select {
+		case r := <-read:
+			got, err = r.b, r.err
+		case <-time.After(10 * time.Second):
+			t.Fatal("reading a pipe did not return")
+		}
+		// A writer still waiting for a reader (the pipe refused unopened)
+		// is let go.
+		deadline := time.After(10 * time.Second)
+		for written = -2; written == -2; {
+			if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+				r.Close()
+			}
+			select {
+			case written = <-wrote:
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline:
+				t.Fatal("the pipe's writer never ended")
+			}
+		}
+		return got, written, err
+	}
+	got, _, err := pipe(t, func(w *os.File) int64 {
+		n, _ := w.WriteString("token = \"s3cret\"\n")
+		return int64(n)
+	})
+	if err != nil || string(got) != "token = \"s3cret\"\n" {
+		t.Errorf("a small pipe: %q, %v", got, err)
+	}
+	// A writer with 32 MB past the bound: refused once the bound is
+	// passed, the pipe closed, the writer stopped near the bound (what
+	// the pipe buffers aside).
+	const past = 32 << 20
+	got, written, err := pipe(t, func(w *os.File) int64 {
+		chunk := make([]byte, 64<<10)
+		var n int64
+		for n < secretMax+past {
+			m, err := w.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		return n
+	})
+	if err == nil || !strings.Contains(err.Error(), "more than "+strconv.Itoa(secretMax)+" bytes; a secret's file may be at most") || got != nil {
+		t.Errorf("a pipe past the bound: %d bytes, %v", len(got), err)
+	}
+	if written > secretMax+4<<20 {
+		t.Errorf("the pipe took %d bytes: read past the bound (%d)", written, secretMax)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/trailwatch/trailwatch/cloudtrail/doc"
 	"github.com/trailwatch/trailwatch/engine"
+	"github.com/trailwatch/trailwatch/store"
 )
 
 // TestCloseWaitsForBatches: Close closed the state file and unmapped the
@@ -89,7 +90,9 @@ func TestCloseWaitsForBatches(t *testing.T) {
 // TestMetricsListenBounded: metrics_listen's server had a header timeout
 // only, so a client that began a second request and sent nothing more
 // held its connection (and goroutine) for ever, and any number of them
-// could. It now keeps serve's bounds.
+// could. It now keeps serve's bounds: headers within 10 s, an idle
+// connection let go after 10 s, 64 connections at once (past them a
+// newcomer waits for one to close).
 func TestMetricsListenBounded(t *testing.T) {
 	in, _, _ := open(t, map[string]string{"rules": writeRule(t, t.TempDir(), "X", 100, ""), "metrics_listen": "127.0.0.1:0"})
 	c, err := net.Dial("tcp", in.metricsAddr)
@@ -105,6 +108,46 @@ func TestMetricsListenBounded(t *testing.T) {
 	}
 	resp.Body.Close()
 	c.Write([]byte("GET")) // the next request's first bytes, then nothing
+
+	// 63 more clients that send as little: with c, the 64 connections
+	// held at once. A 65th's request waits until one of them closes.
+	var held []net.Conn
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	for range 63 {
+		h, err := net.Dial("tcp", in.metricsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, h)
+		h.Write([]byte("GET"))
+	}
+	last, err := net.Dial("tcp", in.metricsAddr) // the kernel queues it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer last.Close()
+	last.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+	lr := bufio.NewReader(last)
+	last.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := lr.ReadByte(); err == nil {
+		t.Fatal("a 65th connection was served while 64 were held")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("a 65th connection: %v, want it to wait for a slot", err)
+	}
+	held[0].Close()
+	last.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err = http.ReadResponse(lr, nil)
+	if err != nil {
+		t.Fatalf("the 65th connection once one of the 64 closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the 65th connection's answer: %s", resp.Status)
+	}
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("the server answered a request that never finished")
@@ -116,15 +159,19 @@ func TestMetricsListenBounded(t *testing.T) {
 // TestAlertFileNoReaderExitEnds: an alert_file that is a FIFO no one reads
 // (or stdout piped to a stalled reader) blocked a sink's write, and Close
 // waited for it for ever: Fluent Bit's exit or reload hung, whatever
-// exit_timeout said.
+// exit_timeout said. Close now returns after exit_timeout and 2 s more
+// (the sinks closed under their goroutines), and the alerts not taken stay
+// in the outbox for the next start.
 func TestAlertFileNoReaderExitEnds(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "alerts.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := map[string]string{"rules": writeRule(t, dir, "PutUseCaseForModelAccess", 100000, ""), "db": filepath.Join(dir, "s.db"),
-		"alert_file": fifo, "rules_watch": "0", "exit_timeout": "1s", "no_sync": "on"}
+	const exitTimeout, closeWait = time.Second, 2 * time.Second
+	db := filepath.Join(dir, "s.db")
+	p := map[string]string{"rules": writeRule(t, dir, "PutUseCaseForModelAccess", 100000, ""), "db": db,
+		"alert_file": fifo, "rules_watch": "0", "exit_timeout": exitTimeout.String(), "no_sync": "on"}
 	in, err := Open("t", func(k string) string { return p[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -138,11 +185,34 @@ func TestAlertFileNoReaderExitEnds(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // the sink fills the pipe and blocks
 	done := make(chan struct{})
+	start := time.Now()
 	go func() { in.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("Close hangs on a sink blocked in a write")
+	}
+	// Slack for what Close does once the sinks are closed (the state file
+	// closed, under -race on a busy machine), short of another closeWait.
+	if took := time.Since(start); took > exitTimeout+closeWait+closeWait*9/10 {
+		t.Errorf("Close took %v, want exit_timeout (%v) and %v more", took, exitTimeout, closeWait)
+	}
+	made := in.Alerts.Load()
+	delivered, _ := in.SinkCounts()
+	var taken int64
+	for _, n := range delivered {
+		taken += n
+	}
+	if made != int64(len(recs)) || taken >= made {
+		t.Fatalf("%d alerts made, %d reported taken by a sink no one reads: want %d made, fewer taken", made, taken, len(recs))
+	}
+	st, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n := st.OutboxLen(); int64(n) != made-taken {
+		t.Errorf("%d alerts in the outbox after Close, want the %d not taken by the sink", n, made-taken)
 	}
 }
 

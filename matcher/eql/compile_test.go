@@ -144,8 +144,11 @@ func TestEQLCompileErrors(t *testing.T) {
 		{`any where source.ip == "x"`, "1:21", "not an IP address"},
 		{`any where user.name regex "a~b"`, "1:27", "optional operators"},
 		{`any where user.name == "a" | head 1`, "1:28", "head pipe"},
-		{"any where\n  user.name like 1 + 1", "2:3", ""},
-		{`sequence [any where true] ![any where true]`, "1:1", ""},
+		{"any where\n  user.name like 1 + 1", "2:3", "user.name like 1 + 1 is not a condition"},
+		// A missing event: without maxspan the parser refuses it, as
+		// Elasticsearch does; with maxspan trailwatch does not run it.
+		{`sequence [any where true] ![any where true]`, "1:27", "a sequence with a missing event (![...]) needs with maxspan"},
+		{"sequence with maxspan=5m\n  [any where true]\n  ![any where true]", "3:3", "a missing event (![...]) is not run at the edge"},
 	} {
 		_, err := Compile(cloudtrail.NewSchema(), tc.query, "")
 		var se *matcher.SyntaxError
@@ -153,7 +156,7 @@ func TestEQLCompileErrors(t *testing.T) {
 			t.Errorf("%q: error %v, want a placed error", tc.query, err)
 			continue
 		}
-		if tc.msg != "" && (se.Pos.String() != tc.pos || !strings.Contains(se.Msg, tc.msg)) {
+		if se.Pos.String() != tc.pos || !strings.Contains(se.Msg, tc.msg) {
 			t.Errorf("%q: %v, want %s: ...%s...", tc.query, err, tc.pos, tc.msg)
 		}
 	}
