@@ -8,12 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trailwatch/trailwatch/engine"
 	"github.com/trailwatch/trailwatch/instance"
 	"github.com/trailwatch/trailwatch/internal/heappeak"
 )
@@ -53,6 +54,85 @@ func TestHostileInputs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("eventTime that is not a time, on the event clock", eventTimeNotATime)
+}
+
+// eventTimeNotATime: a record whose eventTime is no time gets the time it
+// was seen as @timestamp (the pipeline's error document, event.kind:
+// pipeline_error), and on the event clock (scan --time-source event) its
+// clock falls back to the time seen: its new_terms term is last seen when
+// it was read (not skipped as a date before 2000, nor dated by another
+// record), while a record with a good eventTime beside it goes by that.
+func eventTimeNotATime(t *testing.T) {
+	dir := t.TempDir()
+	const b = "bedrock.amazonaws.com"
+	bad := event(1, b, "PutResourcePolicy", "arn:aws:iam::1:user/bad", false)
+	bad["eventTime"] = "yesterday"
+	good := event(2, b, "PutResourcePolicy", "arn:aws:iam::1:user/good", false) // 2026-11-20T10:00:00Z
+	p := filepath.Join(dir, "times.ndjson")
+	// The good one first: the bad one must not take the event clock it set.
+	os.WriteFile(p, append(append(mustJSON(t, good), '\n'), append(mustJSON(t, bad), '\n')...), 0o600)
+	db := filepath.Join(dir, "state.db")
+	before := time.Now().UTC()
+	var out, errb bytes.Buffer
+	code := run([]string{"scan", "--rules", "../../conf/rules", "--db", db, "--time-source", "event", p}, strings.NewReader(""), &out, &errb)
+	after := time.Now().UTC()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	// seen: a time within the scan (event.ingested keeps whole seconds).
+	seen := func(what, text string) {
+		t.Helper()
+		ts, err := time.Parse(time.RFC3339Nano, text)
+		if err != nil || ts.Before(before.Truncate(time.Second)) || ts.After(after) {
+			t.Errorf("%s = %q (%v), want the time seen, between %s and %s", what, text, err, before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
+		}
+	}
+	alerts := map[string]map[string]any{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var a map[string]any
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("alert is not JSON: %v: %s", err, l)
+		}
+		if terms, _ := a["kibana.alert.new_terms"].([]any); len(terms) == 1 {
+			alerts[fmt.Sprint(terms[0])] = a
+		}
+	}
+	a, g := alerts["arn:aws:iam::1:user/bad"], alerts["arn:aws:iam::1:user/good"]
+	if a == nil || g == nil {
+		t.Fatalf("want an alert for each record:\n%s\n%s", out.String(), errb.String())
+	}
+	if a["kibana.alert.original_event.kind"] != "pipeline_error" {
+		t.Errorf("original event.kind %v, want pipeline_error", a["kibana.alert.original_event.kind"])
+	}
+	seen("@timestamp", fmt.Sprint(a["@timestamp"]))
+	seen("kibana.alert.original_time", fmt.Sprint(a["kibana.alert.original_time"]))
+	if g["kibana.alert.original_time"] != "2026-11-20T10:00:00.000Z" {
+		t.Errorf("the good record's original_time %v, want its eventTime", g["kibana.alert.original_time"])
+	}
+	// Its clock: the new_terms history keeps each term's sighting on the
+	// record's clock; the bad record's is when it was read, the good
+	// one's its eventTime.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"db", "export", "--db", db}, nil, &out, &errb); code != 0 {
+		t.Fatalf("db export: exit %d: %s", code, errb.String())
+	}
+	lastSeen := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var term struct {
+			Values   []string `json:"values"`
+			LastSeen string   `json:"last_seen"`
+		}
+		if err := json.Unmarshal([]byte(l), &term); err != nil || len(term.Values) != 1 {
+			t.Fatalf("export line %q: %v", l, err)
+		}
+		lastSeen[term.Values[0]] = term.LastSeen
+	}
+	seen("the term's last_seen", lastSeen["arn:aws:iam::1:user/bad"])
+	if got := lastSeen["arn:aws:iam::1:user/good"]; got != "2026-11-20T10:00:00Z" {
+		t.Errorf("the good record's term last_seen %q, want its eventTime", got)
+	}
 }
 
 // TestGzipBombToScan: a small .gz that inflates to a 300 MB line is
@@ -77,21 +157,21 @@ func TestGzipBombToScan(t *testing.T) {
 	good, _ := json.Marshal(event(1, "bedrock.amazonaws.com", "PutUseCaseForModelAccess", "arn:aws:iam::1:user/a", false))
 	next := filepath.Join(dir, "next.ndjson")
 	os.WriteFile(next, append(good, '\n'), 0o600)
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	alerts, stderr, code := scan(t, bomb, next)
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	if code != 1 || !strings.Contains(stderr, "bomb.json.gz:1: malformed record: line longer than") {
-		t.Errorf("exit %d: %s", code, stderr)
+	var alerts []alertOut
+	var stderr string
+	var code int
+	peak := heappeak.During(func() { alerts, stderr, code = scan(t, bomb, next) })
+	// The README's bound, 64 MB, named in the refusal with the line's place.
+	if want := fmt.Sprintf("bomb.json.gz:1: malformed record: line longer than %d bytes", 64<<20); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, want %q in: %s", code, want, stderr)
 	}
 	if len(alerts) != 1 {
 		t.Errorf("the next file was not scanned: %d alerts", len(alerts))
 	}
-	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 256<<20 {
-		t.Errorf("heap grew by %d MiB on a bomb", grew>>20)
+	if peak > heappeak.Limit {
+		t.Errorf("heap in use peaked at %d MiB on a bomb", peak>>20)
 	}
+	t.Logf("heap peak %d MiB", peak>>20)
 }
 
 func TestHugeRuleFileRefused(t *testing.T) {
@@ -99,9 +179,13 @@ func TestHugeRuleFileRefused(t *testing.T) {
 	f, _ := os.Create(p)
 	f.Truncate(100 << 20) // a 100 MB file (sparse)
 	f.Close()
-	var out, errb bytes.Buffer
-	if code := run([]string{"rules", p}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "a rule file may be at most") {
-		t.Errorf("exit %d: %s", code, errb.String())
+	// Refused (64 MB at most) with its name, from a folder too.
+	want := fmt.Sprintf("%s: file is %d bytes; a rule file may be at most %d", p, 100<<20, 64<<20)
+	for _, arg := range []string{p, filepath.Dir(p)} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"rules", arg}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), want) {
+			t.Errorf("rules %s: exit %d, want %q in: %s", arg, code, want, errb.String())
+		}
 	}
 }
 
@@ -156,15 +240,53 @@ func TestDeepTOMLRefused(t *testing.T) {
 	os.Mkdir(rules, 0o700)
 	seed, _ := os.ReadFile("../../conf/rules/bedrock_foundation_model_access_granted.toml")
 	os.WriteFile(filepath.Join(rules, "seed.toml"), seed, 0o600)
-	props := map[string]string{"rules": rules, "db": filepath.Join(dir, "state.db"), "alert_stdout": "on", "rules_watch": "0"}
+	props := map[string]string{"rules": rules, "db": filepath.Join(dir, "state.db"), "alert_file": filepath.Join(dir, "alerts.ndjson"), "rules_watch": "0"}
 	in, err := instance.Open("test", func(k string) string { return props[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
+	// What the instance alerts on, by rule_id, for records of these actions.
+	alertsOn := func(id int, actions ...string) []string {
+		t.Helper()
+		var recs []engine.Record
+		for i, a := range actions {
+			js, _ := json.Marshal(event(id+i, "bedrock.amazonaws.com", a, fmt.Sprintf("arn:aws:iam::1:user/u%d", id+i), false))
+			recs = append(recs, engine.Record{JSON: js})
+		}
+		res, err := in.Process(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range res.Alerts {
+			got = append(got, a.RuleID)
+		}
+		slices.Sort(got)
+		return got
+	}
+	if got := alertsOn(1, "PutUseCaseForModelAccess", "PutResourcePolicy"); !slices.Equal(got, []string{accessRuleID}) {
+		t.Fatalf("before the reload: alerts of %v", got)
+	}
+	// The new set: the seed rule gone, another valid rule beside the deep
+	// file. Refused whole: the seed rule still runs, the other does not.
 	os.Rename(arrays, filepath.Join(rules, "deep.toml"))
+	os.Remove(filepath.Join(rules, "seed.toml"))
+	policy, _ := os.ReadFile("../../conf/rules/bedrock_resource_policy_modified_or_deleted.toml")
+	os.WriteFile(filepath.Join(rules, "policy.toml"), policy, 0o600)
 	if err := in.Reload(); err == nil || !strings.Contains(err.Error(), "deep.toml:1:69") {
 		t.Errorf("reload: %v", err)
+	}
+	if got := alertsOn(10, "PutUseCaseForModelAccess", "PutResourcePolicy"); !slices.Equal(got, []string{accessRuleID}) {
+		t.Errorf("after the refused reload: alerts of %v, want the running rule's alone (%s)", got, accessRuleID)
+	}
+	// The deep file gone, the next reload takes the new set.
+	os.Remove(filepath.Join(rules, "deep.toml"))
+	if err := in.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := alertsOn(20, "PutUseCaseForModelAccess", "PutResourcePolicy"); !slices.Equal(got, []string{policyRuleID}) {
+		t.Errorf("after a good reload: alerts of %v, want %s", got, policyRuleID)
 	}
 }
 

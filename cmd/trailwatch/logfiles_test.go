@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,46 +111,130 @@ func mustJSON(t *testing.T, v any) []byte {
 
 // TestScanInterrupted: SIGINT during a scan without --db left its
 // temporary state file behind, and said nothing of where it stopped. The
-// batch in flight is committed, the summary written, the file removed,
-// and the exit status is the shell's for SIGINT (130).
+// batch in flight is committed (with --db, the state file holds every
+// record the summary says was read), the summary written with the line
+// reached, the file removed, and the exit status is the shell's for the
+// signal (130 for SIGINT, 143 for SIGTERM).
 func TestScanInterrupted(t *testing.T) {
 	if file := os.Getenv("TRAILWATCH_SCAN_CHILD"); file != "" {
-		os.Exit(run([]string{"scan", "--rules", "../../conf/rules", file}, strings.NewReader(""), io.Discard, os.Stderr))
-	}
-	var b bytes.Buffer
-	for i := range 150_000 {
-		b.Write(mustJSON(t, modelAccess(i)))
-		b.WriteByte('\n')
-	}
-	tmp := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestScanInterrupted$")
-	cmd.Env = append(os.Environ(), "TRAILWATCH_SCAN_CHILD="+putFile(t, "big.ndjson", b.Bytes()), "TMPDIR="+tmp)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Signalled once it reads: its state file made, a moment after.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if made, _ := os.ReadDir(tmp); len(made) > 0 {
-			break
+		args := []string{"scan", "--rules", "../../conf/rules"}
+		if db := os.Getenv("TRAILWATCH_SCAN_CHILD_DB"); db != "" {
+			args = append(args, "--db", db)
 		}
+		os.Exit(run(append(args, file), os.Stdin, io.Discard, os.Stderr))
 	}
-	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(stderr.String(), "interrupted (interrupt) in") {
-		t.Errorf("exit %d, want 130 and where it stopped:\n%s", code, stderr.String())
+	// Each record a new term of the new_terms rule (a user of its own):
+	// the state file keeps one term per record committed.
+	line := string(mustJSON(t, event(0, "bedrock.amazonaws.com", "PutResourcePolicy", "arn:aws:iam::1:user/USER", false)))
+	lines := func(from, to int) []byte {
+		var b bytes.Buffer
+		for i := from; i < to; i++ {
+			b.WriteString(strings.Replace(strings.Replace(line, "USER", strconv.Itoa(i), 1), "000000000000", fmt.Sprintf("%012d", i), 1))
+			b.WriteByte('\n')
+		}
+		return b.Bytes()
 	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
-		t.Errorf("left behind: %s", left[0].Name())
+	const records = 60_000
+	file := putFile(t, "big.ndjson", lines(0, records))
+	summary := regexp.MustCompile(`(?m)^([0-9]+) records? read, `)
+	for _, tc := range []struct {
+		name string
+		sig  os.Signal
+		db   bool // reading a pipe into a state file
+		code int
+	}{
+		{"SIGINT", os.Interrupt, false, 130},
+		{"SIGTERM", syscall.SIGTERM, false, 143},
+		{"SIGINT with --db, mid-batch", os.Interrupt, true, 130},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestScanInterrupted$")
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			db, name := filepath.Join(t.TempDir(), "state.db"), file
+			var stdin io.WriteCloser
+			if tc.db {
+				// Fewer records than a batch, the pipe left open: the
+				// signal comes while the batch is being read.
+				name = "(stdin)"
+				cmd.Env = append(cmd.Env, "TRAILWATCH_SCAN_CHILD=-", "TRAILWATCH_SCAN_CHILD_DB="+db)
+				var err error
+				if stdin, err = cmd.StdinPipe(); err != nil {
+					t.Fatal(err)
+				}
+				defer stdin.Close()
+			} else {
+				cmd.Env = append(cmd.Env, "TRAILWATCH_SCAN_CHILD="+file)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.db {
+				stdin.Write(lines(0, 1000))
+			}
+			// Signalled once it reads: its state file made, a moment after.
+			made := tmp
+			if tc.db {
+				made = filepath.Dir(db)
+			}
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if made, _ := os.ReadDir(made); len(made) > 0 {
+					break
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(tc.sig)
+			if tc.db {
+				// The rest of the batch never comes: the input ends
+				// within the grace.
+				time.Sleep(200 * time.Millisecond)
+				stdin.Close()
+			}
+			cmd.Wait()
+			want := fmt.Sprintf("interrupted (%v) in %s near line", tc.sig, name)
+			if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(stderr.String(), want) {
+				t.Errorf("exit %d, want %d and %q:\n%s", code, tc.code, want, stderr.String())
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("left behind: %s", left[0].Name())
+			}
+			m := summary.FindStringSubmatch(stderr.String())
+			if m == nil {
+				t.Fatalf("no summary:\n%s", stderr.String())
+			}
+			read, _ := strconv.Atoi(m[1])
+			if read == 0 || read == records || tc.db && read != 1000 {
+				t.Fatalf("%d records read: the signal did not come during the scan, or the batch in flight was lost:\n%s", read, stderr.String())
+			}
+			// The line reached is the last one read: each line a record,
+			// none read and left out of the commit.
+			if want := fmt.Sprintf("interrupted (%v) in %s near line %d: what was read before is committed", tc.sig, name, read); !strings.Contains(stderr.String(), want) {
+				t.Errorf("want %q:\n%s", want, stderr.String())
+			}
+			if !tc.db {
+				return
+			}
+			// What the summary says was read is committed: a term for
+			// each record, nothing waiting in the outbox.
+			var out, errb bytes.Buffer
+			if code := run([]string{"db", "stats", "--db", db}, nil, &out, &errb); code != 0 {
+				t.Fatalf("db stats: exit %d: %s", code, errb.String())
+			}
+			want = fmt.Sprintf("%d terms in 1 history, 0 alerts in the outbox", read)
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("the summary says %d records read; want %q in the state file's stats:\n%s", read, want, out.String())
+			}
+		})
 	}
 }
 
 // TestScanInterruptedWhileReadingStdin: with SIGINT caught by scan to stop
 // between batches, a scan waiting on a pipe whose writer stays open never
 // reached the next batch and ignored Ctrl-C for good. A signal unanswered
-// for a moment (or a second one) ends it as the signal would.
+// for 3 s (stopGrace) ends it as the signal would: killed by SIGINT, the
+// shell's 130.
 func TestScanInterruptedWhileReadingStdin(t *testing.T) {
 	if os.Getenv("TRAILWATCH_SIGINT_CHILD") != "" {
 		os.Exit(run([]string{"scan", "--rules", "../../conf/rules", "-"}, os.Stdin, io.Discard, os.Stderr))
@@ -158,21 +246,36 @@ func TestScanInterruptedWhileReadingStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w.Write([]byte("{\"a\":1}\n"))
 	time.Sleep(time.Second)
 	cmd.Process.Signal(os.Interrupt)
+	signalled := time.Now()
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	// The grace the README states (3 s), and room for a loaded machine.
+	const grace = 3 * time.Second
+	const bound = grace + 4*time.Second
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(bound):
 		cmd.Process.Kill()
 		<-done
-		t.Fatal("SIGINT ignored: scan still waits on stdin 10 s later")
+		t.Fatalf("SIGINT ignored: scan still waits on stdin %v later:\n%s", bound, stderr.String())
 	}
+	took := time.Since(signalled)
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("ended with %v, want killed by SIGINT (the shell's 130), as the signal would end it:\n%s", cmd.ProcessState, stderr.String())
+	}
+	if took < grace-500*time.Millisecond {
+		t.Errorf("ended %v after the signal: the read was not given its grace (%v)", took, grace)
+	}
+	t.Logf("ended %v after SIGINT", took)
 }
 
 // TestCutLineReadAsALine: a file of log files one a line (the first line

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha512"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/store"
 )
@@ -88,10 +92,10 @@ func startServe(t *testing.T, addr string, args ...string) (*syncBuf, chan int) 
 	}
 }
 
-// TestServeSecretsFromFileOrEnvironment: http_token (and
-// forward_shared_key) on the command line shows in ps; they are read from a
-// file or the environment as well, from one place only, and the command
-// line earns a warning.
+// TestServeSecretsFromFileOrEnvironment: http_token and forward_shared_key
+// on the command line show in ps; they are read from a file or the
+// environment as well, from one place only, and the command line earns a
+// warning.
 func TestServeSecretsFromFileOrEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -99,42 +103,46 @@ func TestServeSecretsFromFileOrEnvironment(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
 	str := func(s string) *string { return &s }
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "TRAILWATCH_HTTP_TOKEN" {
-				return v
+	for _, key := range []string{"http_token", "forward_shared_key"} {
+		envName := "TRAILWATCH_" + strings.ToUpper(key)      // TRAILWATCH_FORWARD_SHARED_KEY
+		flagName := "--" + strings.ReplaceAll(key, "_", "-") // --forward-shared-key
+		env := func(v string) func(string) string {
+			return func(k string) string {
+				if k == envName {
+					return v
+				}
+				return ""
 			}
-			return ""
+		}
+		cases := []struct {
+			name           string
+			flag, file     string
+			config         map[string]string
+			env            string
+			want, err, out string
+		}{
+			{"the command line, with a warning", "s3cret", "", nil, "", "s3cret", "", flagName + " on the command line shows in ps"},
+			{"a file", "", tokenFile, nil, "", "s3cret", "", ""},
+			{"a file named in the config", "", "", map[string]string{key + "_file": tokenFile}, "", "s3cret", "", ""},
+			{"the environment", "", "", nil, "s3cret", "s3cret", "", ""},
+			{"two places", "", tokenFile, nil, "other", "", key + " is given by " + key + "_file and $" + envName + ": give it in one place", ""},
+			{"the command line and the environment", "s3cret", "", nil, "other", "", key + " is given by " + flagName + " and $" + envName + ": give it in one place", ""},
+			{"an empty file", "", empty, nil, "", "", "the file is empty", ""},
+			{"no file", "", filepath.Join(dir, "none"), nil, "", "", key + "_file: stat", ""},
+			{"nowhere", "", "", nil, "", "", "", ""},
+		}
+		for _, tc := range cases {
+			var stderr bytes.Buffer
+			// Both keys' flags are there, as in cmdServe: only key's are set.
+			flags := map[string]*string{"http_token": str(""), "http_token_file": str(""), "forward_shared_key": str(""), "forward_shared_key_file": str("")}
+			flags[key], flags[key+"_file"] = str(tc.flag), str(tc.file)
+			got, err := secret(key, flags, tc.config, env(tc.env), &stderr)
+			if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) || !strings.Contains(stderr.String(), tc.out) || tc.out == "" && stderr.Len() > 0 {
+				t.Errorf("%s, %s: %q %v %q", key, tc.name, got, err, stderr.String())
+			}
 		}
 	}
-	cases := []struct {
-		name           string
-		flag, file     string
-		config         map[string]string
-		env            string
-		want, err, out string
-	}{
-		{"the command line, with a warning", "s3cret", "", nil, "", "s3cret", "", "--http-token on the command line shows in ps"},
-		{"a file", "", tokenFile, nil, "", "s3cret", "", ""},
-		{"a file named in the config", "", "", map[string]string{"http_token_file": tokenFile}, "", "s3cret", "", ""},
-		{"the environment", "", "", nil, "s3cret", "s3cret", "", ""},
-		{"two places", "", tokenFile, nil, "other", "", "http_token is given by http_token_file and $TRAILWATCH_HTTP_TOKEN: give it in one place", ""},
-		{"an empty file", "", empty, nil, "", "", "the file is empty", ""},
-		{"no file", "", filepath.Join(dir, "none"), nil, "", "", "http_token_file: stat", ""},
-		{"nowhere", "", "", nil, "", "", "", ""},
-	}
-	for _, tc := range cases {
-		var stderr bytes.Buffer
-		flags := map[string]*string{"http_token": str(tc.flag), "http_token_file": str(tc.file)}
-		got, err := secret("http_token", flags, tc.config, env(tc.env), &stderr)
-		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) || !strings.Contains(stderr.String(), tc.out) || tc.out == "" && stderr.Len() > 0 {
-			t.Errorf("%s: %q %v %q", tc.name, got, err, stderr.String())
-		}
-	}
-	// The whole command, with the token from a file.
-	addr := freePort(t)
-	stderr, done := startServe(t, addr, "--rules", "../../conf/rules", "--db", filepath.Join(dir, "state.db"), "--alert-stdout", "on", "--listen-http", addr, "--http-token-file", tokenFile, "--rules-watch", "0")
-	post := func(token string) int {
+	post := func(addr, token string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", strings.NewReader(`{"eventSource":"s3.amazonaws.com","eventName":"ListBuckets"}`))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -146,13 +154,89 @@ func TestServeSecretsFromFileOrEnvironment(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if a, b := post(""), post("s3cret"); a != 401 || b != 200 {
-		t.Errorf("without the token %d, with it %d", a, b)
+	// The whole command, with the token and the shared key from files, then
+	// from the environment: the right ones taken, wrong ones refused, none
+	// of them ever in the log, and no warning.
+	for _, from := range []string{"files", "the environment"} {
+		addr, fwd := freePort(t), freePort(t)
+		args := []string{"--rules", "../../conf/rules", "--db", filepath.Join(dir, "state-"+from+".db"), "--alert-stdout", "on", "--listen-http", addr, "--listen-forward", fwd, "--rules-watch", "0"}
+		if from == "files" {
+			keyFile := filepath.Join(dir, "shared-key")
+			os.WriteFile(keyFile, []byte("k3y-from-file\n"), 0o600)
+			args = append(args, "--http-token-file", tokenFile, "--forward-shared-key-file", keyFile)
+		} else {
+			t.Setenv("TRAILWATCH_HTTP_TOKEN", "s3cret")
+			t.Setenv("TRAILWATCH_FORWARD_SHARED_KEY", "k3y-from-env")
+		}
+		key := map[string]string{"files": "k3y-from-file", "the environment": "k3y-from-env"}[from]
+		stderr, done := startServe(t, addr, args...)
+		if a, b := post(addr, ""), post(addr, "s3cret"); a != 401 || b != 200 {
+			t.Errorf("%s: without the token %d, with it %d", from, a, b)
+		}
+		if !forwardHandshake(t, fwd, key) {
+			t.Errorf("%s: the forward shared key was refused", from)
+		}
+		if forwardHandshake(t, fwd, "wrong") || forwardHandshake(t, fwd, "") {
+			t.Errorf("%s: a wrong forward shared key was accepted", from)
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		if code := <-done; code != 0 || strings.Contains(stderr.String(), "s3cret") || strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "shows in ps") {
+			t.Errorf("%s: exit %d: %s", from, code, stderr.String())
+		}
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	if code := <-done; code != 0 || strings.Contains(stderr.String(), "s3cret") {
-		t.Errorf("exit %d: %s", code, stderr.String())
+}
+
+// forwardHandshake runs the forward protocol's handshake (HELO, PING, PONG)
+// against addr with the shared key, and tells whether the PONG accepted it.
+func forwardHandshake(t *testing.T, addr, key string) bool {
+	t.Helper()
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := msgp.NewReader(c)
+	if n, err := r.ReadArrayHeader(); err != nil || n != 2 {
+		t.Fatalf("no HELO: %d %v", n, err)
+	}
+	if s, _ := r.ReadString(); s != "HELO" {
+		t.Fatalf("got %q, want HELO", s)
+	}
+	opts := map[string]any{}
+	if err := r.ReadMapStrIntf(opts); err != nil {
+		t.Fatal(err)
+	}
+	nonce, _ := opts["nonce"].([]byte)
+	const host, salt = "client-1", "salt"
+	h := sha512.New()
+	h.Write([]byte(salt))
+	h.Write([]byte(host))
+	h.Write(nonce)
+	h.Write([]byte(key))
+	ping := msgp.AppendArrayHeader(nil, 6)
+	ping = msgp.AppendString(ping, "PING")
+	ping = msgp.AppendString(ping, host)
+	ping = msgp.AppendString(ping, salt)
+	ping = msgp.AppendString(ping, hex.EncodeToString(h.Sum(nil)))
+	ping = msgp.AppendString(ping, "")
+	ping = msgp.AppendString(ping, "")
+	c.Write(ping)
+	if n, err := r.ReadArrayHeader(); err != nil || n != 5 {
+		t.Fatalf("no PONG: %d %v", n, err)
+	}
+	r.ReadString()
+	ok, err := r.ReadBool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 type syncBuf struct {
