@@ -33,8 +33,8 @@ func cmdBackfill(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(ef.rules) == 0 || ef.db == "" || fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return usageError(stderr, fs, "backfill", lacking(len(ef.rules) == 0, "no --rules given"),
+			lacking(ef.db == "", "no --db given (the state file to record the history in)"), lacking(fs.NArg() == 0, "no file given ('-' reads stdin)"))
 	}
 	// History is recorded at each record's eventTime: another clock
 	// asked for is refused, not passed over.

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,4 +56,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "trailwatch: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// usageError names what a command's line lacks (each of missing is a
+// phrase, given only when its condition holds), then prints the usage: a
+// usage alone left the user to guess what was wrong.
+func usageError(stderr io.Writer, fs *flag.FlagSet, cmd string, missing ...string) int {
+	for _, m := range missing {
+		if m != "" {
+			fmt.Fprintf(stderr, "trailwatch %s: %s\n", cmd, m)
+		}
+	}
+	fs.Usage()
+	return 2
+}
+
+// lacking returns what when cond holds, else "".
+func lacking(cond bool, what string) string {
+	if cond {
+		return what
+	}
+	return ""
 }

@@ -29,8 +29,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return usageError(stderr, fs, "rules", "no rule file or folder given")
 	}
 	rs, err := conf.LoadRules(cloudtrail.NewSchema(), fs.Args()...)
 	var exc *conf.Exceptions

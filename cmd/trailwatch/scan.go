@@ -59,8 +59,8 @@ func cmdScan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(ef.rules) == 0 || fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return usageError(stderr, fs, "scan", lacking(len(ef.rules) == 0, "no --rules given"),
+			lacking(fs.NArg() == 0, "no file given ('-' reads stdin)"))
 	}
 	eng, st, cleanup, code := ef.open(stderr, "scan", false)
 	if code != 0 {

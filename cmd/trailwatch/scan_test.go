@@ -186,6 +186,30 @@ func TestScanUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
+	// A usage error names what the line lacks before the usage.
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"scan"}, []string{"trailwatch scan: no --rules given\n", "trailwatch scan: no file given"}},
+		{[]string{"scan", "--rules", "../../conf/rules"}, []string{"trailwatch scan: no file given ('-' reads stdin)\nUsage: trailwatch scan"}},
+		{[]string{"backfill", "--rules", "../../conf/rules", "x"}, []string{"trailwatch backfill: no --db given"}},
+		{[]string{"backfill", "--db", "x.db"}, []string{"trailwatch backfill: no --rules given\n", "trailwatch backfill: no file given"}},
+		{[]string{"rules"}, []string{"trailwatch rules: no rule file or folder given\n"}},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, strings.NewReader(""), &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errb.String(), w) {
+				t.Errorf("%v: %q not in:\n%s", tc.args, w, errb.String())
+			}
+		}
+		if strings.Contains(errb.String(), "no --db") != strings.Contains(strings.Join(tc.want, ""), "no --db") {
+			t.Errorf("%v: a lack named that is not one:\n%s", tc.args, errb.String())
+		}
+	}
 	var out, errb bytes.Buffer
 	code := run([]string{"scan", "--rules", "../../conf/rules", "/nonexistent/file.json"}, strings.NewReader(""), &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "/nonexistent/file.json") {
