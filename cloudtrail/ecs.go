@@ -68,16 +68,16 @@ type Event struct {
 	cache []cached
 	gen   uint32
 	// at is @timestamp's time when atGen is gen.
-	at     time.Time
-	atGen  uint32
+	at    time.Time
+	atGen uint32
 	// verdict is the record's Verdict when verdictGen is gen: every alert
 	// on a record asks for it.
 	verdict    Verdict
 	verdictGen uint32
-	arena  []matcher.Value     // backing store for resolved values
-	clean  map[string]*payload // cleaned payloads (requestParameters, ...)
-	geo    map[string]matcher.Value
-	geoSet bool
+	arena      []matcher.Value     // backing store for resolved values
+	clean      map[string]*payload // cleaned payloads (requestParameters, ...)
+	geo        map[string]matcher.Value
+	geoSet     bool
 	// ecsGeo: an error document's GeoIP/ASN fields (ErrorDocument), which
 	// its tree lacks.
 	ecsGeo map[string]matcher.Value
