@@ -15,6 +15,7 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/trailwatch/trailwatch/internal/fwdtest"
 	"github.com/trailwatch/trailwatch/internal/heappeak"
 	"github.com/trailwatch/trailwatch/internal/netlimit"
 )
@@ -411,10 +412,10 @@ func TestConnectionCap(t *testing.T) {
 func TestForwardRefusalTellsNothing(t *testing.T) {
 	in, _ := newInstance(t, nil)
 	addr := startForward(t, in, ForwardOptions{SharedKey: "s3cret"})
-	if ok, pong := pingPong(t, addr, "client-1", "guess"); ok || pong[0] != "shared_key mismatch" || pong[1] != "" || pong[2] != "" {
+	if ok, pong := fwdtest.PingPong(t, addr, "client-1", "guess"); ok || pong[0] != "shared_key mismatch" || pong[1] != "" || pong[2] != "" {
 		t.Errorf("refusal: %v %q", ok, pong)
 	}
-	if ok, pong := pingPong(t, addr, "client-1", "s3cret"); !ok || pong[0] != "" || len(pong[2]) != 128 {
+	if ok, pong := fwdtest.PingPong(t, addr, "client-1", "s3cret"); !ok || pong[0] != "" || len(pong[2]) != 128 {
 		t.Errorf("acceptance: %v %q", ok, pong)
 	}
 }
@@ -434,7 +435,7 @@ func TestPeerStringsQuotedInLogs(t *testing.T) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.Write(append(bad, option("c1", false)...))
 	readAck(t, r)
-	pingPong(t, startForward(t, in, ForwardOptions{SharedKey: "k"}), forged, "wrong")
+	fwdtest.PingPong(t, startForward(t, in, ForwardOptions{SharedKey: "k"}), forged, "wrong")
 	time.Sleep(50 * time.Millisecond)
 	got := logs.String()
 	quoted := `"x\n[2026/11/23 16:21:26] [error] [output:trailwatch:serve] forged\x1b[2J"`

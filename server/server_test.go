@@ -3,9 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha512"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/trailwatch/trailwatch/instance"
+	"github.com/trailwatch/trailwatch/internal/fwdtest"
 )
 
 // newInstance starts an instance over the bundled rules with a file sink.
@@ -343,64 +342,12 @@ func TestForwardModesWithAck(t *testing.T) {
 	}
 }
 
-// pingPong runs the forward handshake as a client named host with key, and
-// returns the PONG: whether it was accepted, and its reason, host name and
-// digest.
-func pingPong(t *testing.T, addr, host, key string) (bool, []string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := msgp.NewReader(c)
-	if n, err := r.ReadArrayHeader(); err != nil || n != 2 {
-		t.Fatalf("no HELO: %v", err)
-	}
-	if s, _ := r.ReadString(); s != "HELO" {
-		t.Fatalf("got %q, want HELO", s)
-	}
-	opts := map[string]any{}
-	if err := r.ReadMapStrIntf(opts); err != nil {
-		t.Fatal(err)
-	}
-	nonce := opts["nonce"].([]byte)
-	h := sha512.New()
-	h.Write([]byte("salt"))
-	h.Write([]byte(host))
-	h.Write(nonce)
-	h.Write([]byte(key))
-	ping := msgp.AppendArrayHeader(nil, 6)
-	ping = msgp.AppendString(ping, "PING")
-	ping = msgp.AppendString(ping, host)
-	ping = msgp.AppendString(ping, "salt")
-	ping = msgp.AppendString(ping, hex.EncodeToString(h.Sum(nil)))
-	ping = msgp.AppendString(ping, "")
-	ping = msgp.AppendString(ping, "")
-	c.Write(ping)
-	if n, err := r.ReadArrayHeader(); err != nil || n != 5 {
-		t.Fatalf("no PONG: %v", err)
-	}
-	r.ReadString()
-	ok, err := r.ReadBool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rest []string
-	for range 3 {
-		s, _ := r.ReadString()
-		rest = append(rest, s)
-	}
-	return ok, rest
-}
-
 func TestForwardSharedKey(t *testing.T) {
 	var logs syncBuffer
 	in, _ := newInstanceLog(t, nil, &logs)
 	addr := startForward(t, in, ForwardOptions{SharedKey: "s3cret"})
 	try := func(key string) bool {
-		ok, _ := pingPong(t, addr, "client-1", key)
+		ok, _ := fwdtest.PingPong(t, addr, "client-1", key)
 		return ok
 	}
 	if !try("s3cret") {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha512"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tinylib/msgp/msgp"
-
+	"github.com/trailwatch/trailwatch/internal/fwdtest"
 	"github.com/trailwatch/trailwatch/store"
 )
 
@@ -186,56 +183,10 @@ func TestServeSecretsFromFileOrEnvironment(t *testing.T) {
 	}
 }
 
-// forwardHandshake runs the forward protocol's handshake (HELO, PING, PONG)
-// against addr with the shared key, and tells whether the PONG accepted it.
+// forwardHandshake tells whether the forward input at addr accepts a
+// client with key.
 func forwardHandshake(t *testing.T, addr, key string) bool {
-	t.Helper()
-	var c net.Conn
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := msgp.NewReader(c)
-	if n, err := r.ReadArrayHeader(); err != nil || n != 2 {
-		t.Fatalf("no HELO: %d %v", n, err)
-	}
-	if s, _ := r.ReadString(); s != "HELO" {
-		t.Fatalf("got %q, want HELO", s)
-	}
-	opts := map[string]any{}
-	if err := r.ReadMapStrIntf(opts); err != nil {
-		t.Fatal(err)
-	}
-	nonce, _ := opts["nonce"].([]byte)
-	const host, salt = "client-1", "salt"
-	h := sha512.New()
-	h.Write([]byte(salt))
-	h.Write([]byte(host))
-	h.Write(nonce)
-	h.Write([]byte(key))
-	ping := msgp.AppendArrayHeader(nil, 6)
-	ping = msgp.AppendString(ping, "PING")
-	ping = msgp.AppendString(ping, host)
-	ping = msgp.AppendString(ping, salt)
-	ping = msgp.AppendString(ping, hex.EncodeToString(h.Sum(nil)))
-	ping = msgp.AppendString(ping, "")
-	ping = msgp.AppendString(ping, "")
-	c.Write(ping)
-	if n, err := r.ReadArrayHeader(); err != nil || n != 5 {
-		t.Fatalf("no PONG: %d %v", n, err)
-	}
-	r.ReadString()
-	ok, err := r.ReadBool()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ok, _ := fwdtest.PingPong(t, addr, "client-1", key)
 	return ok
 }
 
