@@ -31,9 +31,8 @@ func TestThresholdReplayMatchesLive(t *testing.T) {
 	ids := func(res []Result) []string {
 		var out []string
 		for _, r := range res {
-			for _, a := range r.Alerts {
-				tr := thResults(t, Result{Alerts: []*Alert{a}})[0]
-				out = append(out, a.UUID+" "+strings.Join(tr.terms, ",")+" "+strconv.FormatFloat(tr.count, 'f', -1, 64))
+			for i, tr := range thResults(t, r) {
+				out = append(out, r.Alerts[i].UUID+" "+strings.Join(tr.terms, ",")+" "+strconv.FormatFloat(tr.count, 'f', -1, 64))
 			}
 		}
 		slices.Sort(out)

@@ -74,11 +74,10 @@ func eventTimeNotATime(t *testing.T) {
 	os.WriteFile(p, append(append(mustJSON(t, good), '\n'), append(mustJSON(t, bad), '\n')...), 0o600)
 	db := filepath.Join(dir, "state.db")
 	before := time.Now().UTC()
-	var out, errb bytes.Buffer
-	code := run([]string{"scan", "--rules", "../../conf/rules", "--db", db, "--time-source", "event", p}, strings.NewReader(""), &out, &errb)
+	found, stderr, code := scan(t, "--db", db, "--time-source", "event", p)
 	after := time.Now().UTC()
 	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	// seen: a time within the scan (event.ingested keeps whole seconds).
 	seen := func(what, text string) {
@@ -88,33 +87,29 @@ func eventTimeNotATime(t *testing.T) {
 			t.Errorf("%s = %q (%v), want the time seen, between %s and %s", what, text, err, before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
 		}
 	}
-	alerts := map[string]map[string]any{}
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var a map[string]any
-		if err := json.Unmarshal([]byte(l), &a); err != nil {
-			t.Fatalf("alert is not JSON: %v: %s", err, l)
-		}
-		if terms, _ := a["kibana.alert.new_terms"].([]any); len(terms) == 1 {
-			alerts[fmt.Sprint(terms[0])] = a
+	alerts := map[string]alertOut{}
+	for _, a := range found {
+		if len(a.NewTerms) == 1 {
+			alerts[a.NewTerms[0]] = a
 		}
 	}
-	a, g := alerts["arn:aws:iam::1:user/bad"], alerts["arn:aws:iam::1:user/good"]
-	if a == nil || g == nil {
-		t.Fatalf("want an alert for each record:\n%s\n%s", out.String(), errb.String())
+	a, okBad := alerts["arn:aws:iam::1:user/bad"]
+	g, okGood := alerts["arn:aws:iam::1:user/good"]
+	if !okBad || !okGood {
+		t.Fatalf("want an alert for each record: %+v\n%s", found, stderr)
 	}
-	if a["kibana.alert.original_event.kind"] != "pipeline_error" {
-		t.Errorf("original event.kind %v, want pipeline_error", a["kibana.alert.original_event.kind"])
+	if a.OriginalKind != "pipeline_error" {
+		t.Errorf("original event.kind %q, want pipeline_error", a.OriginalKind)
 	}
-	seen("@timestamp", fmt.Sprint(a["@timestamp"]))
-	seen("kibana.alert.original_time", fmt.Sprint(a["kibana.alert.original_time"]))
-	if g["kibana.alert.original_time"] != "2026-11-20T10:00:00.000Z" {
-		t.Errorf("the good record's original_time %v, want its eventTime", g["kibana.alert.original_time"])
+	seen("@timestamp", a.Timestamp)
+	seen("kibana.alert.original_time", a.OriginalTime)
+	if g.OriginalTime != "2026-11-20T10:00:00.000Z" {
+		t.Errorf("the good record's original_time %q, want its eventTime", g.OriginalTime)
 	}
 	// Its clock: the new_terms history keeps each term's sighting on the
 	// record's clock; the bad record's is when it was read, the good
 	// one's its eventTime.
-	out.Reset()
-	errb.Reset()
+	var out, errb bytes.Buffer
 	if code := run([]string{"db", "export", "--db", db}, nil, &out, &errb); code != 0 {
 		t.Fatalf("db export: exit %d: %s", code, errb.String())
 	}

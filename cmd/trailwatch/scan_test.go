@@ -51,7 +51,11 @@ type alertOut struct {
 	RuleID   string   `json:"kibana.alert.rule.rule_id"`
 	UUID     string   `json:"kibana.alert.uuid"`
 	NewTerms []string `json:"kibana.alert.new_terms"`
-	Event    struct {
+	// The alert's times, and the kind of the event it was made from.
+	Timestamp    string `json:"@timestamp"`
+	OriginalTime string `json:"kibana.alert.original_time"`
+	OriginalKind string `json:"kibana.alert.original_event.kind"`
+	Event        struct {
 		Action string `json:"action"`
 		Kind   string `json:"kind"`
 	} `json:"event"`
